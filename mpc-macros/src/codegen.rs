@@ -1,0 +1,361 @@
+//! Assembling the generated items: the model struct, its `Model` impl (Rust printer) and its
+//! CUDA device source (CUDA printer).
+
+use crate::lower::Derived;
+use crate::print::{body, op_count, Lang, Names};
+use crate::spec::{ModelSpec, TimeKind};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::{Error, Result};
+
+/// `quadrotor_v2` → `QuadrotorV2`.
+fn camel(s: &str) -> String {
+    s.split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+fn time_name(t: TimeKind) -> &'static str {
+    match t {
+        TimeKind::Discrete => "discrete",
+        TimeKind::Euler => "continuous time, explicit Euler",
+        TimeKind::Rk4 => "continuous time, Runge-Kutta 4",
+    }
+}
+
+/// FNV-1a, 64 bit: a stable content hash for banners and caches.
+pub fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+struct Sources {
+    rust_step: String,
+    rust_linearize: String,
+    rust_hessian: String,
+    cuda: String,
+}
+
+fn sources(spec: &ModelSpec, d: &Derived) -> Sources {
+    let (nx, nu) = (spec.states.len(), spec.controls.len());
+    let n = nx + nu;
+    let states: Vec<String> = spec.states.iter().map(|s| s.to_string()).collect();
+    let controls: Vec<String> = spec.controls.iter().map(|c| c.name.to_string()).collect();
+    let params: Vec<String> = spec.params.iter().map(|p| p.name.to_string()).collect();
+    let names = Names { states: &states, controls: &controls, params: &params };
+    let g = &d.graph;
+
+    let step_t = |pre: &str| -> Vec<(String, usize)> { d.next.iter().enumerate().map(|(i, &id)| (format!("{pre}[{i}]"), id)).collect() };
+    let mat_t = |pre: &str, ids: &[usize]| -> Vec<(String, usize)> { ids.iter().enumerate().map(|(k, &id)| (format!("{pre}[{k}]"), id)).collect() };
+    // Upper triangle of H, mirrored.
+    let hess_t = |pre: &str| -> Vec<(String, usize)> {
+        let mut t = Vec::new();
+        for j in 0..n {
+            for k in j..n {
+                t.push((format!("{pre}[{}]", j * n + k), d.h[j * n + k]));
+                if k != j {
+                    t.push((format!("{pre}[{}]", k * n + j), d.h[j * n + k]));
+                }
+            }
+        }
+        t
+    };
+
+    // ---- Rust ----
+    let load_rust = {
+        let lhs: Vec<&str> = states.iter().chain(&controls).map(String::as_str).collect();
+        let rhs: Vec<String> = (0..nx).map(|i| format!("__x[{i}]")).chain((0..nu).map(|i| format!("__u[{i}]"))).collect();
+        format!("let ({},) = ({},);\n", lhs.join(", "), rhs.join(", "))
+    };
+    let rust_step = format!("{load_rust}{}", body(g, &names, Lang::Rust, &step_t("__x_next"), ""));
+    let mut lin = step_t("__x_next");
+    lin.extend(mat_t("__a", &d.a));
+    lin.extend(mat_t("__b", &d.b));
+    let rust_linearize = format!("{load_rust}{}", body(g, &names, Lang::Rust, &lin, ""));
+    let rust_hessian = format!("{load_rust}{}", body(g, &names, Lang::Rust, &hess_t("__h"), ""));
+
+    // ---- CUDA ----
+    let load_cuda: String = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("    const T {s} = x_[{i}];\n"))
+        .chain(controls.iter().enumerate().map(|(i, c)| format!("    const T {c} = u_[{i}];\n")))
+        .collect();
+    let mut lin_c = step_t("x_next_");
+    lin_c.extend(mat_t("A_", &d.a));
+    lin_c.extend(mat_t("B_", &d.b));
+    let name = spec.name.to_string();
+    let ns = format!("mpc_model_{name}");
+    let guard = format!("MPC_MODEL_{}_CUH", name.to_uppercase());
+    let param_fields: String = params.iter().map(|p| format!("    T {p};\n")).collect();
+    let param_defaults: String = spec.params.iter().map(|p| format!("    p.{} = T({:?});\n", p.name, p.default)).collect();
+    let fmt_bound = |v: f64| if v.is_finite() { format!("{v:?}") } else if v > 0.0 { "MPC_INF".into() } else { "-MPC_INF".into() };
+    let lower: Vec<String> = spec.controls.iter().map(|c| fmt_bound(c.min)).collect();
+    let upper: Vec<String> = spec.controls.iter().map(|c| fmt_bound(c.max)).collect();
+    let code = format!(
+        r#"#ifndef {guard}
+#define {guard}
+
+{prelude}
+namespace {ns} {{
+
+constexpr int NX = {nx};  // states: {states}
+constexpr int NU = {nu};  // controls: {controls}
+constexpr int NZ = {n};  // z = [x; u]
+constexpr int NP = {np};  // parameters: {params}
+constexpr double CONTROL_LOWER[NU] = {{{lower}}};
+constexpr double CONTROL_UPPER[NU] = {{{upper}}};
+
+/// Run-time parameters, in the order of the Rust model's PARAM_NAMES.
+template <typename T>
+struct Params {{
+{param_fields}}};
+
+/// The parameter defaults declared in the model.
+template <typename T>
+__host__ __device__ inline Params<T> default_params() {{
+    Params<T> p;
+{param_defaults}    return p;
+}}
+
+/// x_next = f(x, u) ({nsteps} operations).
+template <typename T>
+__device__ __forceinline__ void step(const T* __restrict__ x_, const T* __restrict__ u_, const Params<T>& p_, T* __restrict__ x_next_) {{
+{load_cuda}{step_body}}}
+
+/// x_next = f(x, u), A = df/dx (NX*NX, row-major), B = df/du (NX*NU, row-major) ({nlin} operations).
+template <typename T>
+__device__ __forceinline__ void linearize(const T* __restrict__ x_, const T* __restrict__ u_, const Params<T>& p_, T* __restrict__ x_next_, T* __restrict__ A_, T* __restrict__ B_) {{
+{load_cuda}{lin_body}}}
+
+/// H = sum_i lambda_i d2 f_i / dz2 (NZ*NZ, row-major, symmetric) ({nhess} operations).
+template <typename T>
+__device__ __forceinline__ void weighted_hessian(const T* __restrict__ x_, const T* __restrict__ u_, const T* __restrict__ lambda_, const Params<T>& p_, T* __restrict__ H_) {{
+{load_cuda}{hess_body}}}
+
+}}  // namespace {ns}
+
+#endif  // {guard}
+"#,
+        prelude = CUDA_PRELUDE,
+        np = params.len(),
+        states = states.join(", "),
+        controls = controls.join(", "),
+        params = params.join(", "),
+        lower = lower.join(", "),
+        upper = upper.join(", "),
+        nsteps = op_count(g, &d.next),
+        nlin = op_count(g, &lin_c.iter().map(|t| t.1).collect::<Vec<_>>()),
+        nhess = op_count(g, &d.h),
+        step_body = body(g, &names, Lang::Cuda, &step_t("x_next_"), "    "),
+        lin_body = body(g, &names, Lang::Cuda, &lin_c, "    "),
+        hess_body = body(g, &names, Lang::Cuda, &hess_t("H_"), "    "),
+    );
+    let banner = format!(
+        "// =============================================================================\n\
+         // GENERATED by mpc-macros #[mpc_model] from the model `{name}` ({}).\n\
+         // DO NOT EDIT: change the model and rebuild. Content hash: {:016x}.\n\
+         // Device functions templated on the real type (float or double); arrays row-major.\n\
+         // =============================================================================\n",
+        time_name(spec.time),
+        fnv1a(&code)
+    );
+    Sources { rust_step, rust_linearize, rust_hessian, cuda: banner + &code }
+}
+
+/// Math helpers the generated device code calls, overloaded for float and double.
+const CUDA_PRELUDE: &str = r#"#ifndef MPC_MATH_PRELUDE
+#define MPC_MATH_PRELUDE
+#define MPC_INF __builtin_huge_val()
+#define MPC_UNARY(name, f32, f64) \
+    __device__ __forceinline__ float name(float a) { return f32(a); } \
+    __device__ __forceinline__ double name(double a) { return f64(a); }
+MPC_UNARY(mpc_sin, sinf, sin)
+MPC_UNARY(mpc_cos, cosf, cos)
+MPC_UNARY(mpc_tan, tanf, tan)
+MPC_UNARY(mpc_asin, asinf, asin)
+MPC_UNARY(mpc_acos, acosf, acos)
+MPC_UNARY(mpc_atan, atanf, atan)
+MPC_UNARY(mpc_sinh, sinhf, sinh)
+MPC_UNARY(mpc_cosh, coshf, cosh)
+MPC_UNARY(mpc_tanh, tanhf, tanh)
+MPC_UNARY(mpc_exp, expf, exp)
+MPC_UNARY(mpc_ln, logf, log)
+MPC_UNARY(mpc_sqrt, sqrtf, sqrt)
+MPC_UNARY(mpc_abs, fabsf, fabs)
+#undef MPC_UNARY
+__device__ __forceinline__ float mpc_atan2(float a, float b) { return atan2f(a, b); }
+__device__ __forceinline__ double mpc_atan2(double a, double b) { return atan2(a, b); }
+__device__ __forceinline__ float mpc_pow(float a, float b) { return powf(a, b); }
+__device__ __forceinline__ double mpc_pow(double a, double b) { return pow(a, b); }
+__device__ __forceinline__ float mpc_hypot(float a, float b) { return hypotf(a, b); }
+__device__ __forceinline__ double mpc_hypot(double a, double b) { return hypot(a, b); }
+/// a^n by repeated squaring (n may be negative).
+template <typename T> __device__ __forceinline__ T mpc_powi(T a, int n) {
+    unsigned int m = n < 0 ? -n : n;
+    T r = T(1);
+    while (m) { if (m & 1u) r *= a; a *= a; m >>= 1; }
+    return n < 0 ? T(1) / r : r;
+}
+/// sign(a) with sign(0) = 0.
+template <typename T> __device__ __forceinline__ T mpc_sign(T a) { return a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0)); }
+/// a / b, or 0 where b == 0 (keeps derivatives of norms finite at 0).
+template <typename T> __device__ __forceinline__ T mpc_div_nz(T a, T b) { return b != T(0) ? a / b : T(0); }
+#endif  // MPC_MATH_PRELUDE
+"#;
+
+fn parse_body(src: &str) -> Result<TokenStream> {
+    src.parse::<TokenStream>().map_err(|e| Error::new(Span::call_site(), format!("internal error: generated Rust does not parse: {e}")))
+}
+
+fn lit(v: f64) -> TokenStream {
+    if v.is_finite() {
+        let l = proc_macro2::Literal::f64_suffixed(v.abs());
+        if v < 0.0 { quote!(-#l) } else { quote!(#l) }
+    } else if v > 0.0 {
+        quote!(f64::INFINITY)
+    } else {
+        quote!(f64::NEG_INFINITY)
+    }
+}
+
+/// All items generated for one model.
+pub fn generate(spec: &ModelSpec, d: &Derived) -> Result<TokenStream> {
+    let src = sources(spec, d);
+    let krate = &spec.krate;
+    let vis = &spec.vis;
+    let docs = &spec.docs;
+    let name_str = spec.name.to_string();
+    let ty = format_ident!("{}", camel(&name_str), span = spec.name.span());
+    let (nx, nu, np) = (spec.states.len(), spec.controls.len(), spec.params.len());
+    let state_names: Vec<String> = spec.states.iter().map(|s| s.to_string()).collect();
+    let control_names: Vec<String> = spec.controls.iter().map(|c| c.name.to_string()).collect();
+    let param_names: Vec<String> = spec.params.iter().map(|p| p.name.to_string()).collect();
+    let lower: Vec<TokenStream> = spec.controls.iter().map(|c| lit(c.min)).collect();
+    let upper: Vec<TokenStream> = spec.controls.iter().map(|c| lit(c.max)).collect();
+    let fields: Vec<&syn::Ident> = spec.params.iter().map(|p| &p.name).collect();
+    let defaults: Vec<TokenStream> = spec.params.iter().map(|p| lit(p.default)).collect();
+    let field_docs: Vec<String> = spec
+        .params
+        .iter()
+        .map(|p| if p.name == "dt" && spec.time != TimeKind::Discrete { format!("Integration step in seconds (default {:?}).", p.default) } else { format!("Model parameter (default {:?}).", p.default) })
+        .collect();
+    let time = match spec.time {
+        TimeKind::Discrete => quote!(#krate::TimeModel::Discrete),
+        TimeKind::Euler => quote!(#krate::TimeModel::Euler),
+        TimeKind::Rk4 => quote!(#krate::TimeModel::Rk4),
+    };
+    let is_linear = d.is_linear();
+    let cuda = &src.cuda;
+    let rust_all = format!(
+        "// GENERATED by mpc-macros #[mpc_model] from the model `{name_str}`: bodies of the Model impl.\n\
+         fn eval_step(&self, __x: &[f64], __u: &[f64], __x_next: &mut [f64]) {{\n{}}}\n\n\
+         fn eval_linearize(&self, __x: &[f64], __u: &[f64], __x_next: &mut [f64], __a: &mut [f64], __b: &mut [f64]) {{\n{}}}\n\n\
+         fn eval_weighted_hessian(&self, __x: &[f64], __u: &[f64], __lambda: &[f64], __h: &mut [f64]) {{\n{}}}\n",
+        src.rust_step, src.rust_linearize, src.rust_hessian
+    );
+    let step_body = parse_body(&src.rust_step)?;
+    let lin_body = parse_body(&src.rust_linearize)?;
+    let hess_body = parse_body(&src.rust_hessian)?;
+    let n = nx + nu;
+    let doc_sizes = format!("Generated by `#[mpc_model]`: nx = {nx} ({}), nu = {nu} ({}), {}.", state_names.join(", "), control_names.join(", "), time_name(spec.time));
+    let model_name = &name_str;
+
+    Ok(quote! {
+        #(#docs)*
+        #[doc = ""]
+        #[doc = #doc_sizes]
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        #vis struct #ty {
+            #(
+                #[doc = #field_docs]
+                pub #fields: f64,
+            )*
+        }
+
+        impl ::core::default::Default for #ty {
+            fn default() -> Self {
+                Self { #( #fields: #defaults, )* }
+            }
+        }
+
+        impl #ty {
+            /// The generated Rust bodies of the `Model` methods, as readable source (for `mpc codegen`).
+            pub const GENERATED_RUST: &'static str = #rust_all;
+        }
+
+        impl #krate::Model for #ty {
+            const NAME: &'static str = #model_name;
+            const NX: usize = #nx;
+            const NU: usize = #nu;
+            const NP: usize = #np;
+            const STATE_NAMES: &'static [&'static str] = &[#(#state_names),*];
+            const CONTROL_NAMES: &'static [&'static str] = &[#(#control_names),*];
+            const PARAM_NAMES: &'static [&'static str] = &[#(#param_names),*];
+            const CONTROL_LOWER: &'static [f64] = &[#(#lower),*];
+            const CONTROL_UPPER: &'static [f64] = &[#(#upper),*];
+            const TIME_MODEL: #krate::TimeModel = #time;
+            const CUDA_SOURCE: &'static str = #cuda;
+            const IS_LINEAR: bool = #is_linear;
+
+            fn param(&self, name: &str) -> ::core::option::Option<f64> {
+                match name {
+                    #( #param_names => ::core::option::Option::Some(self.#fields), )*
+                    _ => ::core::option::Option::None,
+                }
+            }
+
+            fn set_param(&mut self, name: &str, value: f64) -> ::core::result::Result<(), #krate::ParamError> {
+                if !value.is_finite() {
+                    return ::core::result::Result::Err(#krate::ParamError::NotFinite { model: #model_name, name: name.into(), value });
+                }
+                match name {
+                    #( #param_names => { self.#fields = value; ::core::result::Result::Ok(()) } )*
+                    _ => ::core::result::Result::Err(#krate::ParamError::Unknown {
+                        model: #model_name,
+                        name: name.into(),
+                        known: <Self as #krate::Model>::PARAM_NAMES.join(", "),
+                    }),
+                }
+            }
+
+            #[allow(unused_variables, unused_parens, clippy::all)]
+            #[inline]
+            fn eval_step(&self, __x: &[f64], __u: &[f64], __x_next: &mut [f64]) {
+                let __x = &__x[..#nx];
+                let __u = &__u[..#nu];
+                let __x_next = &mut __x_next[..#nx];
+                #step_body
+            }
+
+            #[allow(unused_variables, unused_parens, clippy::all)]
+            #[inline]
+            fn eval_linearize(&self, __x: &[f64], __u: &[f64], __x_next: &mut [f64], __a: &mut [f64], __b: &mut [f64]) {
+                let __x = &__x[..#nx];
+                let __u = &__u[..#nu];
+                let __x_next = &mut __x_next[..#nx];
+                let __a = &mut __a[..#nx * #nx];
+                let __b = &mut __b[..#nx * #nu];
+                #lin_body
+            }
+
+            #[allow(unused_variables, unused_parens, clippy::all)]
+            #[inline]
+            fn eval_weighted_hessian(&self, __x: &[f64], __u: &[f64], __lambda: &[f64], __h: &mut [f64]) {
+                let __x = &__x[..#nx];
+                let __u = &__u[..#nu];
+                let __lambda = &__lambda[..#nx];
+                let __h = &mut __h[..#n * #n];
+                #hess_body
+            }
+        }
+    })
+}

@@ -1,0 +1,292 @@
+//! Symbolic differentiation on the DAG (forward mode, memoised per variable).
+//!
+//! Conventions at non-smooth points, chosen so derivatives stay finite wherever the function
+//! is: `d sqrt(a) = da / (2 sqrt a)` taken as `0` where `a = 0` (so the derivative of a norm is 0
+//! at 0, PyTorch's convention), `d|a| = sign(a) da` with `sign(0) = 0`, `min`/`max` follow the
+//! argument they select (the first one on a tie), `hypot` and `atan2` use the same `0 at 0` rule.
+
+use crate::expr::{Binary, Graph, Id, Node, Unary, Var};
+use std::collections::HashMap;
+
+/// Derivatives of many expressions with respect to one variable, sharing work through a memo.
+pub struct Differentiator {
+    wrt: Var,
+    memo: HashMap<Id, Id>,
+}
+
+impl Differentiator {
+    /// Differentiate with respect to `wrt`.
+    pub fn new(wrt: Var) -> Self {
+        Self { wrt, memo: HashMap::new() }
+    }
+
+    /// `d e / d wrt` as a node of the same graph.
+    pub fn diff(&mut self, g: &mut Graph, e: Id) -> Id {
+        // Iterative post-order to avoid deep recursion on long expression chains.
+        let mut stack = vec![(e, false)];
+        while let Some((id, ready)) = stack.pop() {
+            if self.memo.contains_key(&id) {
+                continue;
+            }
+            let children = children(g.node(id));
+            if !ready {
+                stack.push((id, true));
+                for c in children.into_iter().flatten() {
+                    if !self.memo.contains_key(&c) {
+                        stack.push((c, false));
+                    }
+                }
+                continue;
+            }
+            let d = self.rule(g, id);
+            self.memo.insert(id, d);
+        }
+        self.memo[&e]
+    }
+
+    fn rule(&mut self, g: &mut Graph, id: Id) -> Id {
+        let d = |s: &Self, c: Id| s.memo[&c];
+        match g.node(id) {
+            Node::Const(_) => g.constant(0.0),
+            Node::Var(v) => g.constant(if v == self.wrt { 1.0 } else { 0.0 }),
+            Node::Unary(op, a) => {
+                let da = d(self, a);
+                if g.as_const(da) == Some(0.0) {
+                    return da;
+                }
+                match op {
+                    Unary::Neg => g.neg(da),
+                    Unary::Sin => {
+                        let c = g.unary(Unary::Cos, a);
+                        g.mul(c, da)
+                    }
+                    Unary::Cos => {
+                        let s = g.unary(Unary::Sin, a);
+                        let m = g.mul(s, da);
+                        g.neg(m)
+                    }
+                    Unary::Tan => {
+                        // (1 + tan²a) da
+                        let one = g.constant(1.0);
+                        let t2 = g.powi(id, 2);
+                        let f = g.add(one, t2);
+                        g.mul(f, da)
+                    }
+                    Unary::Asin | Unary::Acos => {
+                        let one = g.constant(1.0);
+                        let a2 = g.powi(a, 2);
+                        let r = g.sub(one, a2);
+                        let s = g.unary(Unary::Sqrt, r);
+                        let q = g.div(da, s);
+                        if op == Unary::Asin { q } else { g.neg(q) }
+                    }
+                    Unary::Atan => {
+                        let one = g.constant(1.0);
+                        let a2 = g.powi(a, 2);
+                        let r = g.add(one, a2);
+                        g.div(da, r)
+                    }
+                    Unary::Sinh => {
+                        let c = g.unary(Unary::Cosh, a);
+                        g.mul(c, da)
+                    }
+                    Unary::Cosh => {
+                        let s = g.unary(Unary::Sinh, a);
+                        g.mul(s, da)
+                    }
+                    Unary::Tanh => {
+                        let one = g.constant(1.0);
+                        let t2 = g.powi(id, 2);
+                        let f = g.sub(one, t2);
+                        g.mul(f, da)
+                    }
+                    Unary::Exp => g.mul(id, da),
+                    Unary::Ln => g.div(da, a),
+                    Unary::Sqrt => {
+                        let two = g.constant(2.0);
+                        let den = g.mul(two, id);
+                        g.div_nz(da, den)
+                    }
+                    Unary::Abs => {
+                        let s = g.unary(Unary::Sign, a);
+                        g.mul(s, da)
+                    }
+                    Unary::Sign => g.constant(0.0),
+                }
+            }
+            Node::Binary(op, a, b) => {
+                let (da, db) = (d(self, a), d(self, b));
+                let zero_a = g.as_const(da) == Some(0.0);
+                let zero_b = g.as_const(db) == Some(0.0);
+                if zero_a && zero_b {
+                    return g.constant(0.0);
+                }
+                match op {
+                    Binary::Add => g.add(da, db),
+                    Binary::Sub => g.sub(da, db),
+                    Binary::Mul => {
+                        let x = g.mul(da, b);
+                        let y = g.mul(a, db);
+                        g.add(x, y)
+                    }
+                    Binary::Div | Binary::DivNz => {
+                        // d(a/b) = (da - (a/b) db) / b, reusing the node a/b itself.
+                        let q = g.mul(id, db);
+                        let num = g.sub(da, q);
+                        if op == Binary::Div { g.div(num, b) } else { g.div_nz(num, b) }
+                    }
+                    Binary::Atan2 => {
+                        // atan2(y, x): (x dy - y dx) / (x² + y²)
+                        let x1 = g.mul(b, da);
+                        let x2 = g.mul(a, db);
+                        let num = g.sub(x1, x2);
+                        let a2 = g.powi(a, 2);
+                        let b2 = g.powi(b, 2);
+                        let den = g.add(a2, b2);
+                        g.div_nz(num, den)
+                    }
+                    Binary::Powf => {
+                        if zero_b {
+                            // b · a^(b-1) · da
+                            let one = g.constant(1.0);
+                            let bm1 = g.sub(b, one);
+                            let p = g.binary(Binary::Powf, a, bm1);
+                            let f = g.mul(b, p);
+                            g.mul(f, da)
+                        } else {
+                            // a^b (db ln a + b da / a)
+                            let ln = g.unary(Unary::Ln, a);
+                            let t1 = g.mul(db, ln);
+                            let q = g.div(da, a);
+                            let t2 = g.mul(b, q);
+                            let s = g.add(t1, t2);
+                            g.mul(id, s)
+                        }
+                    }
+                    Binary::Hypot => {
+                        let x1 = g.mul(a, da);
+                        let x2 = g.mul(b, db);
+                        let num = g.add(x1, x2);
+                        g.div_nz(num, id)
+                    }
+                }
+            }
+            Node::Powi(a, n) => {
+                let da = d(self, a);
+                if g.as_const(da) == Some(0.0) {
+                    return da;
+                }
+                let p = g.powi(a, n - 1);
+                let nn = g.constant(n as f64);
+                let f = g.mul(nn, p);
+                g.mul(f, da)
+            }
+            Node::IfLe(a, b, t, e) => {
+                let (dt, de) = (d(self, t), d(self, e));
+                g.if_le(a, b, dt, de)
+            }
+        }
+    }
+}
+
+/// Operands of a node.
+pub fn children(n: Node) -> [Option<Id>; 4] {
+    match n {
+        Node::Const(_) | Node::Var(_) => [None; 4],
+        Node::Unary(_, a) | Node::Powi(a, _) => [Some(a), None, None, None],
+        Node::Binary(_, a, b) => [Some(a), Some(b), None, None],
+        // The condition operands carry no derivative, but they are operands all the same.
+        Node::IfLe(a, b, t, e) => [Some(a), Some(b), Some(t), Some(e)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::Var;
+
+    /// Central finite difference of `e` along state 0 at `x0` (other vars from `vals`).
+    fn check(build: impl Fn(&mut Graph, Id, Id) -> Id, pts: &[(f64, f64)]) {
+        let mut g = Graph::new();
+        let x = g.var(Var::State(0));
+        let y = g.var(Var::State(1));
+        let e = build(&mut g, x, y);
+        let dx = Differentiator::new(Var::State(0)).diff(&mut g, e);
+        let dy = Differentiator::new(Var::State(1)).diff(&mut g, e);
+        for &(px, py) in pts {
+            let at = |px: f64, py: f64| {
+                move |v: Var| match v {
+                    Var::State(0) => px,
+                    _ => py,
+                }
+            };
+            let h = 1e-6;
+            let fd_x = (g.eval(e, &at(px + h, py)) - g.eval(e, &at(px - h, py))) / (2.0 * h);
+            let fd_y = (g.eval(e, &at(px, py + h)) - g.eval(e, &at(px, py - h))) / (2.0 * h);
+            let (ax, ay) = (g.eval(dx, &at(px, py)), g.eval(dy, &at(px, py)));
+            assert!((ax - fd_x).abs() <= 1e-7 * (1.0 + fd_x.abs()), "d/dx at ({px},{py}): {ax} vs fd {fd_x}");
+            assert!((ay - fd_y).abs() <= 1e-7 * (1.0 + fd_y.abs()), "d/dy at ({px},{py}): {ay} vs fd {fd_y}");
+        }
+    }
+
+    #[test]
+    fn every_function_matches_finite_differences() {
+        let pts = [(0.3, 0.7), (-0.4, 0.2), (0.1, -0.5)];
+        use Binary::*;
+        use Unary::*;
+        for op in [Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Tanh, Exp, Abs] {
+            check(move |g, x, y| {
+                let m = g.mul(x, y);
+                g.unary(op, m)
+            }, &pts);
+        }
+        for op in [Ln, Sqrt] {
+            check(move |g, x, y| {
+                let a = g.mul(x, x);
+                let s = g.add(a, y);
+                let one = g.constant(1.0);
+                let s = g.add(s, one);
+                g.unary(op, s)
+            }, &pts);
+        }
+        for op in [Add, Sub, Mul, Div, Atan2, Hypot, DivNz] {
+            check(move |g, x, y| {
+                let s = g.unary(Sin, x);
+                g.binary(op, s, y)
+            }, &pts);
+        }
+        check(|g, x, y| {
+            let two = g.constant(2.0);
+            let b = g.add(x, two);
+            g.binary(Powf, b, y)
+        }, &pts);
+        check(|g, x, y| {
+            let a = g.powi(x, 3);
+            let b = g.powi(y, -2);
+            g.mul(a, b)
+        }, &pts);
+        check(|g, x, y| {
+            let a = g.min(x, y);
+            let b = g.max(x, y);
+            g.mul(a, b)
+        }, &pts);
+    }
+
+    #[test]
+    fn norm_derivative_is_zero_at_zero() {
+        let mut g = Graph::new();
+        let x = g.var(Var::State(0));
+        let y = g.var(Var::State(1));
+        let x2 = g.powi(x, 2);
+        let y2 = g.powi(y, 2);
+        let s = g.add(x2, y2);
+        let n = g.unary(Unary::Sqrt, s);
+        let dn = Differentiator::new(Var::State(0)).diff(&mut g, n);
+        let ddn = Differentiator::new(Var::State(0)).diff(&mut g, dn);
+        let zero = |_: Var| 0.0;
+        assert_eq!(g.eval(dn, &zero), 0.0);
+        assert_eq!(g.eval(ddn, &zero), 0.0);
+        let at = |v: Var| if v == Var::State(0) { 3.0 } else { 4.0 };
+        assert!((g.eval(dn, &at) - 0.6).abs() < 1e-15);
+    }
+}

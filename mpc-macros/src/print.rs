@@ -1,0 +1,154 @@
+//! Two printers, Rust and CUDA C++, driven by the same DAG and the same schedule, so the CPU
+//! and GPU code cannot drift apart.
+//!
+//! A schedule lists the interior nodes an output set needs, in topological (id) order; each
+//! becomes one temporary `tN_` (user names never end in `_`). Constants and symbols are printed inline.
+
+use crate::diff::children;
+use crate::expr::{Binary, Graph, Id, Node, Unary, Var};
+
+/// Target language.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    Cuda,
+}
+
+/// Names of the symbols in one language.
+pub struct Names<'a> {
+    pub states: &'a [String],
+    pub controls: &'a [String],
+    pub params: &'a [String],
+}
+
+impl Names<'_> {
+    fn var(&self, lang: Lang, v: Var) -> String {
+        match (lang, v) {
+            (_, Var::State(i)) => self.states[i].clone(),
+            (_, Var::Control(i)) => self.controls[i].clone(),
+            (Lang::Rust, Var::Param(i)) => format!("self.{}", self.params[i]),
+            (Lang::Cuda, Var::Param(i)) => format!("p_.{}", self.params[i]),
+            (Lang::Rust, Var::Lambda(i)) => format!("__lambda[{i}]"),
+            (Lang::Cuda, Var::Lambda(i)) => format!("lambda_[{i}]"),
+        }
+    }
+}
+
+/// Interior nodes reachable from `outputs`, in topological order.
+pub fn schedule(g: &Graph, outputs: &[Id]) -> Vec<Id> {
+    let mut need = vec![false; g.len()];
+    let mut stack: Vec<Id> = outputs.to_vec();
+    while let Some(id) = stack.pop() {
+        if need[id] {
+            continue;
+        }
+        need[id] = true;
+        stack.extend(children(g.node(id)).into_iter().flatten());
+    }
+    (0..g.len()).filter(|&i| need[i] && !matches!(g.node(i), Node::Const(_) | Node::Var(_))).collect()
+}
+
+/// A constant as a literal of the language.
+fn literal(lang: Lang, v: f64) -> String {
+    let s = format!("{v:?}");
+    let body = match lang {
+        Lang::Rust => format!("{s}_f64"),
+        Lang::Cuda => format!("T({s})"),
+    };
+    if v < 0.0 { format!("({body})") } else { body }
+}
+
+/// The expression of an operand (temporary, symbol or literal).
+fn operand(g: &Graph, names: &Names, lang: Lang, id: Id) -> String {
+    match g.node(id) {
+        Node::Const(b) => literal(lang, f64::from_bits(b)),
+        Node::Var(v) => names.var(lang, v),
+        _ => format!("t{id}_"),
+    }
+}
+
+/// Right-hand side of the temporary of node `id`.
+fn rhs(g: &Graph, names: &Names, lang: Lang, id: Id) -> String {
+    let o = |i: Id| operand(g, names, lang, i);
+    let rust_fn = |f: &str, a: Id| format!("f64::{f}({})", o(a));
+    let cuda_fn = |f: &str, a: Id| format!("mpc_{f}({})", o(a));
+    match g.node(id) {
+        Node::Const(_) | Node::Var(_) => o(id),
+        Node::Unary(op, a) => {
+            let f = match op {
+                Unary::Neg => return format!("-{}", o(a)),
+                Unary::Sign => {
+                    return match lang {
+                        Lang::Rust => format!("if {a} > 0.0 {{ 1.0 }} else if {a} < 0.0 {{ -1.0 }} else {{ 0.0 }}", a = o(a)),
+                        Lang::Cuda => format!("mpc_sign({})", o(a)),
+                    }
+                }
+                Unary::Sin => "sin",
+                Unary::Cos => "cos",
+                Unary::Tan => "tan",
+                Unary::Asin => "asin",
+                Unary::Acos => "acos",
+                Unary::Atan => "atan",
+                Unary::Sinh => "sinh",
+                Unary::Cosh => "cosh",
+                Unary::Tanh => "tanh",
+                Unary::Exp => "exp",
+                Unary::Ln => "ln",
+                Unary::Sqrt => "sqrt",
+                Unary::Abs => "abs",
+            };
+            match lang {
+                Lang::Rust => rust_fn(f, a),
+                Lang::Cuda => cuda_fn(f, a),
+            }
+        }
+        Node::Binary(op, a, b) => {
+            let infix = |s: &str| format!("{} {s} {}", o(a), o(b));
+            match (op, lang) {
+                (Binary::Add, _) => infix("+"),
+                (Binary::Sub, _) => infix("-"),
+                (Binary::Mul, _) => infix("*"),
+                (Binary::Div, _) => infix("/"),
+                (Binary::DivNz, Lang::Rust) => format!("if {b} != 0.0 {{ {a} / {b} }} else {{ 0.0 }}", a = o(a), b = o(b)),
+                (Binary::DivNz, Lang::Cuda) => format!("mpc_div_nz({}, {})", o(a), o(b)),
+                (Binary::Atan2, Lang::Rust) => format!("f64::atan2({}, {})", o(a), o(b)),
+                (Binary::Powf, Lang::Rust) => format!("f64::powf({}, {})", o(a), o(b)),
+                (Binary::Hypot, Lang::Rust) => format!("f64::hypot({}, {})", o(a), o(b)),
+                (Binary::Atan2, Lang::Cuda) => format!("mpc_atan2({}, {})", o(a), o(b)),
+                (Binary::Powf, Lang::Cuda) => format!("mpc_pow({}, {})", o(a), o(b)),
+                (Binary::Hypot, Lang::Cuda) => format!("mpc_hypot({}, {})", o(a), o(b)),
+            }
+        }
+        Node::Powi(a, n) => match lang {
+            Lang::Rust => format!("f64::powi({}, {n})", o(a)),
+            Lang::Cuda => format!("mpc_powi({}, {n})", o(a)),
+        },
+        Node::IfLe(a, b, t, e) => match lang {
+            Lang::Rust => format!("if {} <= {} {{ {} }} else {{ {} }}", o(a), o(b), o(t), o(e)),
+            Lang::Cuda => format!("({} <= {} ? {} : {})", o(a), o(b), o(t), o(e)),
+        },
+    }
+}
+
+/// Statements computing `outputs` and storing them as `target[k] = value`: one line each.
+/// `indent` prefixes every line.
+pub fn body(g: &Graph, names: &Names, lang: Lang, targets: &[(String, Id)], indent: &str) -> String {
+    let ids: Vec<Id> = targets.iter().map(|t| t.1).collect();
+    let mut out = String::new();
+    for id in schedule(g, &ids) {
+        let r = rhs(g, names, lang, id);
+        match lang {
+            Lang::Rust => out.push_str(&format!("{indent}let t{id}_ = {r};\n")),
+            Lang::Cuda => out.push_str(&format!("{indent}const T t{id}_ = {r};\n")),
+        }
+    }
+    for (target, id) in targets {
+        out.push_str(&format!("{indent}{target} = {};\n", operand(g, names, lang, *id)));
+    }
+    out
+}
+
+/// Count of the interior nodes an output set needs (reported in generated banners).
+pub fn op_count(g: &Graph, outputs: &[Id]) -> usize {
+    schedule(g, outputs).len()
+}
