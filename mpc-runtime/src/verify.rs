@@ -1,0 +1,121 @@
+//! Checking a model's derivatives against central finite differences.
+//!
+//! Every generated Jacobian and weighted Hessian is tested this way (see `models/tests` and
+//! `tests/model_compiler.rs`); users can run the same check on their own models.
+
+use crate::model::Dynamics;
+
+/// Max-norm relative error `max|a - b| / max(max|b|, 1)`.
+pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Central differences of `f: R^n → R^m` at `z`; entry `[i * n + k]` is `∂f_i/∂z_k`.
+/// The step is `1e-5 · (1 + |z_k|)`.
+pub fn fd_jacobian(f: &dyn Fn(&[f64]) -> Vec<f64>, z: &[f64], m: usize) -> Vec<f64> {
+    let n = z.len();
+    let mut j = vec![0.0; m * n];
+    let mut zp = z.to_vec();
+    for k in 0..n {
+        let h = 1e-5 * (1.0 + z[k].abs());
+        zp[k] = z[k] + h;
+        let fp = f(&zp);
+        zp[k] = z[k] - h;
+        let fm = f(&zp);
+        zp[k] = z[k];
+        for i in 0..m {
+            j[i * n + k] = (fp[i] - fm[i]) / (2.0 * h);
+        }
+    }
+    j
+}
+
+/// `[A B]` (nx × (nx+nu), row-major) of a model at `(x, u)`.
+pub fn jacobian_z<D: Dynamics>(model: &D, x: &[f64], u: &[f64]) -> Vec<f64> {
+    let (nx, nu) = (model.nx(), model.nu());
+    let n = nx + nu;
+    let mut xn = vec![0.0; nx];
+    let mut a = vec![0.0; nx * nx];
+    let mut b = vec![0.0; nx * nu];
+    model.linearize(x, u, &mut xn, &mut a, &mut b);
+    let mut jac = vec![0.0; nx * n];
+    for i in 0..nx {
+        jac[i * n..i * n + nx].copy_from_slice(&a[i * nx..(i + 1) * nx]);
+        jac[i * n + nx..(i + 1) * n].copy_from_slice(&b[i * nu..(i + 1) * nu]);
+    }
+    jac
+}
+
+/// How far a model's analytic derivatives are from finite differences at one point.
+#[derive(Clone, Copy, Debug)]
+pub struct DerivativeCheck {
+    /// Relative error of `[A B]` against central differences of the step.
+    pub jacobian: f64,
+    /// Relative error of `Σ λ_i ∇²f_i` against central differences of `λᵀ[A B]`.
+    pub hessian: f64,
+    /// Largest asymmetry `|H_jk - H_kj|`.
+    pub hessian_asymmetry: f64,
+    /// Whether `linearize` returned the same next state as `step`, bit for bit.
+    pub step_consistent: bool,
+}
+
+/// Compare the analytic Jacobians and weighted Hessian of `model` at `(x, u)` and co-state
+/// `lambda` with central finite differences.
+pub fn check_derivatives<D: Dynamics>(model: &D, x: &[f64], u: &[f64], lambda: &[f64]) -> DerivativeCheck {
+    let (nx, nu) = (model.nx(), model.nu());
+    let n = nx + nu;
+    let z: Vec<f64> = x.iter().chain(u).copied().collect();
+    let step = |z: &[f64]| {
+        let mut out = vec![0.0; nx];
+        model.step(&z[..nx], &z[nx..], &mut out);
+        out
+    };
+    let mut xn = vec![0.0; nx];
+    let (mut a, mut b) = (vec![0.0; nx * nx], vec![0.0; nx * nu]);
+    model.linearize(x, u, &mut xn, &mut a, &mut b);
+    let step_consistent = xn == step(&z);
+    let jacobian = rel_err(&jacobian_z(model, x, u), &fd_jacobian(&step, &z, nx));
+    let weighted_grad = |z: &[f64]| {
+        let jac = jacobian_z(model, &z[..nx], &z[nx..]);
+        (0..n).map(|k| (0..nx).map(|i| lambda[i] * jac[i * n + k]).sum()).collect::<Vec<f64>>()
+    };
+    let mut h = vec![0.0; n * n];
+    model.weighted_hessian(x, u, lambda, &mut h);
+    let mut hessian_asymmetry = 0.0f64;
+    for j in 0..n {
+        for k in 0..n {
+            hessian_asymmetry = hessian_asymmetry.max((h[j * n + k] - h[k * n + j]).abs());
+        }
+    }
+    let hessian = rel_err(&h, &fd_jacobian(&weighted_grad, &z, n));
+    DerivativeCheck { jacobian, hessian, hessian_asymmetry, step_consistent }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LinearModel;
+
+    #[test]
+    fn linear_model_passes_and_a_wrong_jacobian_fails() {
+        let m = LinearModel::new(2, 1, vec![1.0, 0.1, 0.0, 1.0], vec![0.0, 0.1], None).unwrap();
+        let c = check_derivatives(&m, &[0.3, -0.2], &[0.5], &[1.0, 2.0]);
+        assert!(c.jacobian < 1e-9 && c.hessian < 1e-12 && c.step_consistent, "{c:?}");
+
+        /// A model whose Jacobian is off by 1e-3 in one entry: the check must see it.
+        struct Wrong(LinearModel);
+        impl Dynamics for Wrong {
+            fn nx(&self) -> usize { 2 }
+            fn nu(&self) -> usize { 1 }
+            fn step(&self, x: &[f64], u: &[f64], xn: &mut [f64]) { self.0.step(x, u, xn) }
+            fn linearize(&self, x: &[f64], u: &[f64], xn: &mut [f64], a: &mut [f64], b: &mut [f64]) {
+                self.0.linearize(x, u, xn, a, b);
+                a[1] += 1e-3;
+            }
+            fn weighted_hessian(&self, x: &[f64], u: &[f64], l: &[f64], h: &mut [f64]) { self.0.weighted_hessian(x, u, l, h) }
+        }
+        let c = check_derivatives(&Wrong(m), &[0.3, -0.2], &[0.5], &[1.0, 2.0]);
+        assert!(c.jacobian > 5e-4, "{c:?}");
+    }
+}
