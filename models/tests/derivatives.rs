@@ -6,74 +6,15 @@ use mpc_runtime::Model;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Max-norm relative error: `max|a - b| / max(max|b|, 1)`.
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
-    a.iter().zip(b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
-}
-
-/// Central differences of `f: R^n → R^m` at `z`, column k in entry `[i * n + k]`.
-fn fd_jacobian(f: &dyn Fn(&[f64]) -> Vec<f64>, z: &[f64], m: usize) -> Vec<f64> {
-    let n = z.len();
-    let mut j = vec![0.0; m * n];
-    for k in 0..n {
-        let h = 1e-5 * (1.0 + z[k].abs());
-        let mut zp = z.to_vec();
-        let mut zm = z.to_vec();
-        zp[k] += h;
-        zm[k] -= h;
-        let (fp, fm) = (f(&zp), f(&zm));
-        for i in 0..m {
-            j[i * n + k] = (fp[i] - fm[i]) / (2.0 * h);
-        }
-    }
-    j
-}
+use mpc_runtime::verify::{check_derivatives, fd_jacobian, jacobian_z, rel_err};
 
 /// Check A, B and the weighted Hessian of `model` at `(x, u)` against finite differences.
 fn check_at<M: Model>(model: &M, x: &[f64], u: &[f64], lambda: &[f64], tol: f64) {
-    let (nx, nu) = (M::NX, M::NU);
-    let n = nx + nu;
-    let z: Vec<f64> = x.iter().chain(u).copied().collect();
-    let step = |z: &[f64]| {
-        let mut out = vec![0.0; nx];
-        model.eval_step(&z[..nx], &z[nx..], &mut out);
-        out
-    };
-    let mut xn = vec![0.0; nx];
-    let mut a = vec![0.0; nx * nx];
-    let mut b = vec![0.0; nx * nu];
-    model.eval_linearize(x, u, &mut xn, &mut a, &mut b);
-    assert_eq!(xn, step(&z), "{}: linearize's x_next differs from step", M::NAME);
-    let mut jac = vec![0.0; nx * n];
-    for i in 0..nx {
-        jac[i * n..i * n + nx].copy_from_slice(&a[i * nx..(i + 1) * nx]);
-        jac[i * n + nx..(i + 1) * n].copy_from_slice(&b[i * nu..(i + 1) * nu]);
-    }
-    let fd = fd_jacobian(&step, &z, nx);
-    let e = rel_err(&jac, &fd);
-    assert!(e <= tol, "{}: Jacobian rel err {e:.2e} > {tol:.0e} at x={x:?} u={u:?}", M::NAME);
-
-    // H = ∇_z (λᵀ ∂f/∂z): differentiate the weighted gradient.
-    let weighted_grad = |z: &[f64]| {
-        let mut xn = vec![0.0; nx];
-        let mut a = vec![0.0; nx * nx];
-        let mut b = vec![0.0; nx * nu];
-        model.eval_linearize(&z[..nx], &z[nx..], &mut xn, &mut a, &mut b);
-        (0..n)
-            .map(|k| (0..nx).map(|i| lambda[i] * if k < nx { a[i * nx + k] } else { b[i * nu + k - nx] }).sum())
-            .collect::<Vec<f64>>()
-    };
-    let mut h = vec![0.0; n * n];
-    model.eval_weighted_hessian(x, u, lambda, &mut h);
-    for j in 0..n {
-        for k in 0..n {
-            assert_eq!(h[j * n + k], h[k * n + j], "{}: H not symmetric", M::NAME);
-        }
-    }
-    let fd_h = fd_jacobian(&weighted_grad, &z, n);
-    let e = rel_err(&h, &fd_h);
-    assert!(e <= tol, "{}: weighted Hessian rel err {e:.2e} > {tol:.0e} at x={x:?} u={u:?}", M::NAME);
+    let c = check_derivatives(model, x, u, lambda);
+    assert!(c.step_consistent, "{}: linearize's x_next differs from step", M::NAME);
+    assert!(c.jacobian <= tol, "{}: Jacobian rel err {:.2e} > {tol:.0e} at x={x:?} u={u:?}", M::NAME, c.jacobian);
+    assert!(c.hessian <= tol, "{}: weighted Hessian rel err {:.2e} > {tol:.0e} at x={x:?} u={u:?}", M::NAME, c.hessian);
+    assert_eq!(c.hessian_asymmetry, 0.0, "{}: H not symmetric", M::NAME);
 }
 
 fn uniform(rng: &mut StdRng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
@@ -152,11 +93,7 @@ fn quadrotor_is_finite_at_zero_body_rates() {
     };
     let z: Vec<f64> = x.iter().chain(&u).copied().collect();
     let fd = fd_jacobian(&step, &z, 10);
-    let mut jac = vec![0.0; 140];
-    for i in 0..10 {
-        jac[i * 14..i * 14 + 10].copy_from_slice(&a[i * 10..(i + 1) * 10]);
-        jac[i * 14 + 10..(i + 1) * 14].copy_from_slice(&b[i * 4..(i + 1) * 4]);
-    }
+    let jac = jacobian_z(&m, &x, &u);
     assert!(rel_err(&jac, &fd) <= 1e-7, "Jacobian at ω = 0: {:.2e}", rel_err(&jac, &fd));
     // d qx'/d wx at q = identity-like is about 0.025 · qw / |q̃|: not zero.
     assert!(b[4 * 4 + 1].abs() > 1e-3);
