@@ -204,15 +204,19 @@ pub fn parse(attr: TokenStream, func: ItemFn) -> Result<ModelSpec> {
             states.push(name.clone());
         } else if attr.path().is_ident("control") {
             let (mut min, mut max) = (f64::NEG_INFINITY, f64::INFINITY);
+            let mut bound_span = attr.span();
             for (k, v) in name_values(attr)? {
                 match k.to_string().as_str() {
-                    "min" => min = const_number(&v)?,
+                    "min" => {
+                        min = const_number(&v)?;
+                        bound_span = v.span();
+                    }
                     "max" => max = const_number(&v)?,
                     _ => return Err(Error::new(k.span(), "unknown key: a control takes `min` and `max`")),
                 }
             }
             if min.is_nan() || max.is_nan() || min > max {
-                return Err(Error::new(attr.span(), format!("control `{name}`: min = {min} is above max = {max}")));
+                return Err(Error::new(bound_span, format!("control `{name}`: min = {min} is above max = {max}")));
             }
             controls.push(Control { name: name.clone(), min, max });
         } else {
