@@ -8,6 +8,7 @@
 mod cartpole;
 mod pendulum;
 mod quadrotor;
+pub mod scenarios;
 
 pub use cartpole::Cartpole;
 pub use pendulum::Pendulum;
