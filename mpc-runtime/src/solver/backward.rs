@@ -1,0 +1,170 @@
+//! Implicit differentiation of one solved problem.
+//!
+//! With the Lagrangian
+//! `ℒ = Σ_t ½ z_tᵀ C_t z_t + c_tᵀ z_t + Σ_{t<T-1} λ_{t+1}ᵀ (f(z_t) − x_{t+1}) + λ_0ᵀ(x_init − x_0)`
+//! the co-states at the solution are `λ_{T-1} = (C_{T-1} z_{T-1} + c_{T-1})_x` and
+//! `λ_t = (C_t z_t + c_t)_x + A_tᵀ λ_{t+1}`, and the Hessian of `ℒ` in `z_t` is
+//! `Ĉ_t = C_t + Σ_i λ_{t+1,i} ∇²f_i(z_t)` (exact mode; `Ĉ_t = C_t` in Gauss-Newton mode).
+//!
+//! Differentiating the KKT conditions with the active controls fixed, the first-order change of
+//! the solution solves the equality-constrained QP `min ½ δzᵀ Ĉ δz + (δC z + δc)ᵀ δz` subject to
+//! the linearised dynamics, `δx_0 = δx_init` and `δu_active = 0`. Its adjoint is one LQR solve:
+//! `d = argmin Σ_t ½ d_tᵀ Ĉ_t d_t + g_tᵀ d_t` (same constraints, `d_x0 = 0`) with
+//! `g_t = [grad_x_t; grad_u_t]`; then `dL/dc_t = d_t`,
+//! `dL/dC_t = ½ (d_t z_tᵀ + z_t d_tᵀ)` and `dL/dx_init = ∂V_0/∂ξ`, the gradient at `ξ = 0` of
+//! that LQR's optimal value as a function of its initial state (which contains `grad_x[0]`).
+
+use super::ilqr::{add_cost_to_go, linearize_all, load_bounds, update_cost_to_go};
+use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
+use super::workspace::Workspace;
+use super::{ACTIVE_TOL, GradientMode, ProblemRef};
+use crate::model::Dynamics;
+
+/// Gradients of one problem; see the module documentation.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_one<D: Dynamics>(
+    d: &D,
+    mode: GradientMode,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    xs: &[f64],
+    us: &[f64],
+    gx: &[f64],
+    gu: &[f64],
+    grad_cm: &mut [f64],
+    grad_cv: &mut [f64],
+    grad_x0: &mut [f64],
+) {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    load_bounds(ws, p);
+    ws.x.copy_from_slice(&xs[..tt * nx]);
+    ws.u.copy_from_slice(&us[..tt * nu]);
+    linearize_all(d, ws);
+    let exact = mode == GradientMode::Exact && d.has_curvature() && tt > 1;
+    if exact {
+        // Co-states λ_t, t = T-1 down to 1 (λ_t stored at ws.lam[t]).
+        for t in (1..tt).rev() {
+            let cm = &p.cm[t * n * n..(t + 1) * n * n];
+            let cv = &p.cv[t * n..(t + 1) * n];
+            for i in 0..nx {
+                let mut s = cv[i];
+                for j in 0..nx {
+                    s += cm[i * n + j] * ws.x[t * nx + j];
+                }
+                for j in 0..nu {
+                    s += cm[i * n + nx + j] * ws.u[t * nu + j];
+                }
+                if t + 1 < tt {
+                    for k in 0..nx {
+                        s += ws.a[t * nx * nx + k * nx + i] * ws.lam[(t + 1) * nx + k];
+                    }
+                }
+                ws.lam[t * nx + i] = s;
+            }
+        }
+    }
+    // Riccati recursion of the adjoint LQR.
+    for t in (0..tt).rev() {
+        let cm = &p.cm[t * n * n..(t + 1) * n * n];
+        ws.qzz.copy_from_slice(cm);
+        if exact && t + 1 < tt {
+            d.weighted_hessian(
+                &ws.x[t * nx..(t + 1) * nx],
+                &ws.u[t * nu..(t + 1) * nu],
+                &ws.lam[(t + 1) * nx..(t + 2) * nx],
+                &mut ws.hess,
+            );
+            for i in 0..n * n {
+                ws.qzz[i] += ws.hess[i];
+            }
+        }
+        ws.qz[..nx].copy_from_slice(&gx[t * nx..(t + 1) * nx]);
+        ws.qz[nx..].copy_from_slice(&gu[t * nu..(t + 1) * nu]);
+        if t + 1 < tt {
+            add_cost_to_go(ws, nx, nu, t);
+        }
+        // Free controls: not within ACTIVE_TOL of a bound.
+        let mut m = 0;
+        for i in 0..nu {
+            let v = ws.u[t * nu + i];
+            let on = (v - ws.lo[t * nu + i]).abs() <= ACTIVE_TOL || (ws.hi[t * nu + i] - v).abs() <= ACTIVE_TOL;
+            if !on {
+                ws.idx[m] = i;
+                m += 1;
+            }
+        }
+        let kk = &mut ws.kk[t * nu * nx..(t + 1) * nu * nx];
+        let k = &mut ws.k[t * nu..(t + 1) * nu];
+        kk.fill(0.0);
+        k.fill(0.0);
+        if m > 0 {
+            let cols = nx + 1;
+            for a in 0..m {
+                let i = ws.idx[a];
+                for b in 0..m {
+                    ws.mat[a * m + b] = ws.qzz[(nx + i) * n + nx + ws.idx[b]];
+                }
+                for j in 0..nx {
+                    ws.rhs[a * cols + j] = -ws.qzz[(nx + i) * n + j];
+                }
+                ws.rhs[a * cols + nx] = -ws.qz[nx + i];
+            }
+            // Positive definite in Gauss-Newton mode and at a strict local minimum; fall back to
+            // pivoted LU otherwise.
+            // (`quu` keeps a copy for the fallback.)
+            ws.quu[..m * m].copy_from_slice(&ws.mat[..m * m]);
+            if cholesky(&mut ws.mat[..m * m], m, 1e-14) {
+                cholesky_solve_multi(&ws.mat[..m * m], m, &mut ws.rhs[..m * cols], cols);
+            } else if !lu_solve_multi(&mut ws.quu[..m * m], m, &mut ws.rhs[..m * cols], cols) {
+                // Singular reduced Hessian: the solution is not locally unique; report NaN.
+                ws.rhs[..m * cols].fill(f64::NAN);
+            }
+            for a in 0..m {
+                let i = ws.idx[a];
+                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.rhs[a * cols..a * cols + nx]);
+                k[i] = ws.rhs[a * cols + nx];
+            }
+        }
+        update_cost_to_go(ws, nx, nu, t);
+    }
+    grad_x0[..nx].copy_from_slice(&ws.pv[..nx]);
+    // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u.
+    ws.dx.fill(0.0);
+    for t in 0..tt {
+        let dz = &mut ws.dz[t * n..(t + 1) * n];
+        dz[..nx].copy_from_slice(&ws.dx);
+        for i in 0..nu {
+            let mut s = ws.k[t * nu + i];
+            for j in 0..nx {
+                s += ws.kk[t * nu * nx + i * nx + j] * ws.dx[j];
+            }
+            dz[nx + i] = s;
+        }
+        if t + 1 < tt {
+            let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
+            let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
+            for i in 0..nx {
+                let mut s = 0.0;
+                for j in 0..nx {
+                    s += a[i * nx + j] * dz[j];
+                }
+                for j in 0..nu {
+                    s += b[i * nu + j] * dz[nx + j];
+                }
+                ws.xn[i] = s;
+            }
+            ws.dx.copy_from_slice(&ws.xn);
+        }
+        // Outputs of this stage.
+        ws.z[..nx].copy_from_slice(&ws.x[t * nx..(t + 1) * nx]);
+        ws.z[nx..].copy_from_slice(&ws.u[t * nu..(t + 1) * nu]);
+        grad_cv[t * n..(t + 1) * n].copy_from_slice(dz);
+        let gcm = &mut grad_cm[t * n * n..(t + 1) * n * n];
+        for i in 0..n {
+            for j in 0..n {
+                gcm[i * n + j] = 0.5 * (dz[i] * ws.z[j] + ws.z[i] * dz[j]);
+            }
+        }
+    }
+}

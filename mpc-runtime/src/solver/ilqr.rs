@@ -1,0 +1,374 @@
+//! Control-limited iLQR for one problem (Tassa, Mansard & Todorov 2014), plus the Riccati
+//! pieces shared with the gradient pass.
+
+use super::linalg::{cholesky_solve_multi, mat_mul, quad_cost};
+use super::workspace::Workspace;
+use super::{Bound, ProblemRef, SolverOptions, Stats};
+use crate::model::Dynamics;
+
+/// Fill `ws.lo`/`ws.hi` (T×nu) from the problem's bounds.
+#[inline]
+pub(crate) fn load_bounds(ws: &mut Workspace, p: &ProblemRef<'_>) {
+    let (t, nu) = (ws.horizon, ws.nu);
+    for (dst, b, inf) in [(&mut ws.lo, p.lower, f64::NEG_INFINITY), (&mut ws.hi, p.upper, f64::INFINITY)] {
+        match b {
+            Bound::None => dst[..t * nu].fill(inf),
+            Bound::PerControl(s) => {
+                for st in 0..t {
+                    dst[st * nu..(st + 1) * nu].copy_from_slice(&s[..nu]);
+                }
+            }
+            Bound::PerStage(s) => dst[..t * nu].copy_from_slice(&s[..t * nu]),
+        }
+    }
+}
+
+/// Add the dynamics' contribution `Fᵀ P F`, `Fᵀ p` (F = [A B] of stage `t`) to `ws.qzz`,
+/// `ws.qz`, where `ws.p`, `ws.pv` hold the cost-to-go of stage `t + 1`.
+#[inline(always)]
+pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
+    let n = nx + nu;
+    let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
+    let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
+    mat_mul(&ws.p, a, nx, nx, nx, &mut ws.pa);
+    mat_mul(&ws.p, b, nx, nx, nu, &mut ws.pb);
+    let qzz = &mut ws.qzz;
+    for k in 0..nx {
+        let pa_row = &ws.pa[k * nx..(k + 1) * nx];
+        let pb_row = &ws.pb[k * nu..(k + 1) * nu];
+        for i in 0..nx {
+            let aki = a[k * nx + i];
+            for j in 0..nx {
+                qzz[i * n + j] += aki * pa_row[j];
+            }
+            for j in 0..nu {
+                qzz[i * n + nx + j] += aki * pb_row[j];
+            }
+        }
+        for i in 0..nu {
+            let bki = b[k * nu + i];
+            for j in 0..nu {
+                qzz[(nx + i) * n + nx + j] += bki * pb_row[j];
+            }
+        }
+        let pk = ws.pv[k];
+        for i in 0..nx {
+            ws.qz[i] += a[k * nx + i] * pk;
+        }
+        for i in 0..nu {
+            ws.qz[nx + i] += b[k * nu + i] * pk;
+        }
+    }
+    // Q_ux = Q_xuᵀ (the C_t part was symmetric already).
+    for i in 0..nu {
+        for j in 0..nx {
+            qzz[(nx + i) * n + j] = qzz[j * n + nx + i];
+        }
+    }
+}
+
+/// Cost-to-go update with the gains of stage `t` (`K` rows zero on clamped controls):
+/// `P = Q_xx + Kᵀ(Q_uu K + Q_ux) + Q_xu K`, `p = q_x + Kᵀ(Q_uu k + q_u) + Q_xu k`.
+#[inline(always)]
+pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
+    let n = nx + nu;
+    let kk = &ws.kk[t * nu * nx..(t + 1) * nu * nx];
+    let k = &ws.k[t * nu..(t + 1) * nu];
+    let qzz = &ws.qzz;
+    // W = Q_uu K + Q_ux, w = Q_uu k + q_u
+    for i in 0..nu {
+        for j in 0..nx {
+            let mut s = qzz[(nx + i) * n + j];
+            for l in 0..nu {
+                s += qzz[(nx + i) * n + nx + l] * kk[l * nx + j];
+            }
+            ws.w[i * nx + j] = s;
+        }
+        let mut s = ws.qz[nx + i];
+        for l in 0..nu {
+            s += qzz[(nx + i) * n + nx + l] * k[l];
+        }
+        ws.wv[i] = s;
+    }
+    for i in 0..nx {
+        for j in 0..nx {
+            let mut s = qzz[i * n + j];
+            for l in 0..nu {
+                s += kk[l * nx + i] * ws.w[l * nx + j] + qzz[i * n + nx + l] * kk[l * nx + j];
+            }
+            ws.p[i * nx + j] = s;
+        }
+        let mut s = ws.qz[i];
+        for l in 0..nu {
+            s += kk[l * nx + i] * ws.wv[l] + qzz[i * n + nx + l] * k[l];
+        }
+        ws.pv[i] = s;
+    }
+    for i in 0..nx {
+        for j in 0..i {
+            let m = 0.5 * (ws.p[i * nx + j] + ws.p[j * nx + i]);
+            ws.p[i * nx + j] = m;
+            ws.p[j * nx + i] = m;
+        }
+    }
+}
+
+/// Stage `t`'s `z = [x; u]` into `z`.
+#[inline(always)]
+fn stage_z(z: &mut [f64], x: &[f64], u: &[f64], nx: usize, nu: usize, t: usize) {
+    z[..nx].copy_from_slice(&x[t * nx..(t + 1) * nx]);
+    z[nx..nx + nu].copy_from_slice(&u[t * nu..(t + 1) * nu]);
+}
+
+/// Roll the dynamics out from `x_init` with the controls in `ws.u`, writing `ws.x`; returns the
+/// cost.
+#[inline(always)]
+fn rollout_plain<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>) -> f64 {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    ws.x[..nx].copy_from_slice(&p.x_init[..nx]);
+    let mut j = 0.0;
+    for t in 0..tt {
+        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
+        j += quad_cost(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        if t + 1 < tt {
+            let (cur, next) = ws.x.split_at_mut((t + 1) * nx);
+            d.step(&cur[t * nx..], &ws.u[t * nu..(t + 1) * nu], &mut next[..nx]);
+        }
+    }
+    j
+}
+
+/// Magnitude scale of the cost at the current iterate (`Σ ½|z|ᵀ|C||z| + |c|ᵀ|z|`).
+#[inline(always)]
+fn cost_scale(ws: &mut Workspace, p: &ProblemRef<'_>, nx: usize, nu: usize) -> f64 {
+    let n = nx + nu;
+    let mut s = 0.0;
+    for t in 0..ws.horizon {
+        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
+        let cm = &p.cm[t * n * n..(t + 1) * n * n];
+        let cv = &p.cv[t * n..(t + 1) * n];
+        for i in 0..n {
+            let zi = ws.z[i].abs();
+            let mut r = 0.0;
+            for jj in 0..n {
+                r += cm[i * n + jj].abs() * ws.z[jj].abs();
+            }
+            s += zi * (0.5 * r + cv[i].abs());
+        }
+    }
+    s
+}
+
+/// Closed-loop rollout of step size `alpha` into `ws.xt`/`ws.ut`; returns its cost.
+#[inline(always)]
+fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: f64) -> f64 {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    ws.xt[..nx].copy_from_slice(&p.x_init[..nx]);
+    let mut j = 0.0;
+    for t in 0..tt {
+        for i in 0..nx {
+            ws.dx[i] = ws.xt[t * nx + i] - ws.x[t * nx + i];
+        }
+        let kk = &ws.kk[t * nu * nx..(t + 1) * nu * nx];
+        for i in 0..nu {
+            let mut v = ws.u[t * nu + i] + alpha * ws.k[t * nu + i];
+            for jx in 0..nx {
+                v += kk[i * nx + jx] * ws.dx[jx];
+            }
+            ws.ut[t * nu + i] = v.max(ws.lo[t * nu + i]).min(ws.hi[t * nu + i]);
+        }
+        stage_z(&mut ws.z, &ws.xt, &ws.ut, nx, nu, t);
+        j += quad_cost(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        if t + 1 < tt {
+            let (cur, next) = ws.xt.split_at_mut((t + 1) * nx);
+            d.step(&cur[t * nx..], &ws.ut[t * nu..(t + 1) * nu], &mut next[..nx]);
+        }
+    }
+    j
+}
+
+/// Linearise the dynamics along `ws.x`, `ws.u` (stages 0..T-2) into `ws.a`, `ws.b`.
+#[inline(always)]
+pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    for t in 0..tt.saturating_sub(1) {
+        d.linearize(
+            &ws.x[t * nx..(t + 1) * nx],
+            &ws.u[t * nu..(t + 1) * nu],
+            &mut ws.xn,
+            &mut ws.a[t * nx * nx..(t + 1) * nx * nx],
+            &mut ws.b[t * nx * nu..(t + 1) * nx * nu],
+        );
+    }
+}
+
+/// The control-limited Riccati backward pass at the current iterate with `Q_uu + μ I`.
+/// Fills `ws.k`, `ws.kk`. Returns `false` when some `Q_uu + μ I` is not positive definite.
+#[inline(always)]
+fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64) -> bool {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    for t in (0..tt).rev() {
+        let cm = &p.cm[t * n * n..(t + 1) * n * n];
+        let cv = &p.cv[t * n..(t + 1) * n];
+        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
+        ws.qzz.copy_from_slice(cm);
+        for i in 0..n {
+            let mut s = cv[i];
+            for j in 0..n {
+                s += cm[i * n + j] * ws.z[j];
+            }
+            ws.qz[i] = s;
+        }
+        if t + 1 < tt {
+            add_cost_to_go(ws, nx, nu, t);
+        }
+        for i in 0..nu {
+            for j in 0..nu {
+                ws.quu[i * nu + j] = ws.qzz[(nx + i) * n + nx + j];
+            }
+            ws.quu[i * nu + i] += mu;
+            ws.dlo[i] = ws.lo[t * nu + i] - ws.u[t * nu + i];
+            ws.dhi[i] = ws.hi[t * nu + i] - ws.u[t * nu + i];
+        }
+        let kt = &mut ws.k[t * nu..(t + 1) * nu];
+        if ws.qp.solve(&ws.quu, &ws.qz[nx..], &ws.dlo, &ws.dhi, kt).is_err() {
+            return false;
+        }
+        // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
+        let kk = &mut ws.kk[t * nu * nx..(t + 1) * nu * nx];
+        kk.fill(0.0);
+        let m = ws.qp.free_indices().len();
+        if m > 0 {
+            for a in 0..m {
+                let i = ws.qp.free_indices()[a];
+                for j in 0..nx {
+                    ws.rhs[a * nx + j] = -ws.qzz[(nx + i) * n + j];
+                }
+            }
+            cholesky_solve_multi(ws.qp.free_cholesky(), m, &mut ws.rhs[..m * nx], nx);
+            for a in 0..m {
+                let i = ws.qp.free_indices()[a];
+                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.rhs[a * nx..(a + 1) * nx]);
+            }
+        }
+        update_cost_to_go(ws, nx, nu, t);
+    }
+    true
+}
+
+/// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu).
+pub(crate) fn solve_one<D: Dynamics>(
+    d: &D,
+    opts: &SolverOptions,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    x_out: &mut [f64],
+    u_out: &mut [f64],
+) -> Stats {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    load_bounds(ws, p);
+    match p.u_init {
+        Some(u0) => ws.u.copy_from_slice(&u0[..tt * nu]),
+        None => ws.u.fill(0.0),
+    }
+    for i in 0..tt * nu {
+        ws.u[i] = ws.u[i].max(ws.lo[i]).min(ws.hi[i]);
+    }
+    let mut cost = rollout_plain(d, ws, p);
+    ws.k.fill(0.0);
+    ws.xbest.copy_from_slice(&ws.x);
+    ws.ubest.copy_from_slice(&ws.u);
+    let mut best_cost = cost;
+    let mut mu = 0.0f64;
+    let mut iters = 0;
+    let mut converged = false;
+    'outer: while iters < opts.max_iters {
+        iters += 1;
+        linearize_all(d, ws);
+        let tol = 16.0 * f64::EPSILON * (n as f64) * cost_scale(ws, p, nx, nu).max(cost.abs());
+        loop {
+            if !riccati(d, ws, p, mu) {
+                mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
+                if mu > opts.reg_max {
+                    break 'outer;
+                }
+                continue;
+            }
+            // Line search: every step size; keep the best that lowers the cost (within
+            // rounding), preferring the earlier (larger) step when two are equal to rounding.
+            let mut chosen: Option<f64> = None;
+            let mut first_du = f64::NAN;
+            for (li, &alpha) in opts.line_search.iter().enumerate() {
+                let jt = rollout_trial(d, ws, p, alpha);
+                if li == 0 {
+                    first_du = du_norm(&ws.ut, &ws.u);
+                }
+                if !jt.is_finite() || jt > cost + tol {
+                    continue;
+                }
+                let better = match chosen {
+                    None => true,
+                    Some(jb) => jt < jb - tol,
+                };
+                if better {
+                    chosen = Some(jt);
+                    std::mem::swap(&mut ws.xt, &mut ws.xb);
+                    std::mem::swap(&mut ws.ut, &mut ws.ub);
+                }
+            }
+            match chosen {
+                Some(jb) => {
+                    let du = du_norm(&ws.ub, &ws.u);
+                    std::mem::swap(&mut ws.x, &mut ws.xb);
+                    std::mem::swap(&mut ws.u, &mut ws.ub);
+                    cost = jb;
+                    if cost < best_cost {
+                        best_cost = cost;
+                        ws.xbest.copy_from_slice(&ws.x);
+                        ws.ubest.copy_from_slice(&ws.u);
+                    }
+                    mu = if mu <= opts.reg_min { 0.0 } else { mu / opts.reg_factor };
+                    if du < opts.eps {
+                        converged = true;
+                        break 'outer;
+                    }
+                    break;
+                }
+                None => {
+                    if first_du < opts.eps {
+                        // The step is below the tolerance and no longer measurable in the cost.
+                        converged = true;
+                        break 'outer;
+                    }
+                    mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
+                    if mu > opts.reg_max {
+                        break 'outer;
+                    }
+                }
+            }
+        }
+    }
+    if converged {
+        x_out.copy_from_slice(&ws.x);
+        u_out.copy_from_slice(&ws.u);
+    } else {
+        x_out.copy_from_slice(&ws.xbest);
+        u_out.copy_from_slice(&ws.ubest);
+        cost = best_cost;
+    }
+    Stats { cost, iterations: iters, converged }
+}
+
+/// `‖a - b‖₂`.
+#[inline(always)]
+fn du_norm(a: &[f64], b: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (x, y) in a.iter().zip(b) {
+        s += (x - y) * (x - y);
+    }
+    s.sqrt()
+}

@@ -1,0 +1,242 @@
+//! Small dense linear algebra on row-major `f64` slices, written for the tiny matrices of
+//! MPC (a few to a few tens of rows). Everything is `#[inline(always)]` so that, inside a
+//! solver monomorphised for a model with compile-time sizes, the loop bounds are constants.
+//!
+//! No function here allocates: callers pass every buffer.
+
+/// `y = M x` with `M` `rows × cols`.
+#[inline(always)]
+pub fn mat_vec(m: &[f64], rows: usize, cols: usize, x: &[f64], y: &mut [f64]) {
+    for i in 0..rows {
+        let row = &m[i * cols..i * cols + cols];
+        let mut s = 0.0;
+        for j in 0..cols {
+            s += row[j] * x[j];
+        }
+        y[i] = s;
+    }
+}
+
+/// `y += Mᵀ x` with `M` `rows × cols` (so `x` has `rows` entries, `y` has `cols`).
+#[inline(always)]
+pub fn mat_t_vec_add(m: &[f64], rows: usize, cols: usize, x: &[f64], y: &mut [f64]) {
+    for i in 0..rows {
+        let xi = x[i];
+        let row = &m[i * cols..i * cols + cols];
+        for j in 0..cols {
+            y[j] += row[j] * xi;
+        }
+    }
+}
+
+/// `C = A B` with `A` `r × k`, `B` `k × c`.
+#[inline(always)]
+pub fn mat_mul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f64]) {
+    for i in 0..r {
+        let o = &mut out[i * c..i * c + c];
+        o.fill(0.0);
+        for l in 0..k {
+            let ail = a[i * k + l];
+            let brow = &b[l * c..l * c + c];
+            for j in 0..c {
+                o[j] += ail * brow[j];
+            }
+        }
+    }
+}
+
+/// Cholesky factorisation in place: on success the lower triangle of `a` (`n × n`) holds `L`
+/// with `A = L Lᵀ` (the strict upper triangle is zeroed). Returns `false` when `A` is not
+/// numerically positive definite (a pivot `≤ rel_tol · max diag`, or not finite).
+#[inline(always)]
+pub fn cholesky(a: &mut [f64], n: usize, rel_tol: f64) -> bool {
+    let mut dmax = 0.0f64;
+    for i in 0..n {
+        dmax = dmax.max(a[i * n + i].abs());
+    }
+    let floor = rel_tol * dmax;
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if !(d > floor) || !d.is_finite() {
+            return false;
+        }
+        let ljj = d.sqrt();
+        a[j * n + j] = ljj;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                s -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = s / ljj;
+        }
+        for i in 0..j {
+            a[i * n + j] = 0.0;
+        }
+    }
+    true
+}
+
+/// Solve `L Lᵀ x = b` in place (`b ← x`), `L` from [`cholesky`].
+#[inline(always)]
+pub fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= l[i * n + k] * b[k];
+        }
+        b[i] = s / l[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= l[k * n + i] * b[k];
+        }
+        b[i] = s / l[i * n + i];
+    }
+}
+
+/// Solve `L Lᵀ X = B` in place for `B` `n × m` (row-major; `B ← X`).
+#[inline(always)]
+pub fn cholesky_solve_multi(l: &[f64], n: usize, b: &mut [f64], m: usize) {
+    for i in 0..n {
+        for k in 0..i {
+            let lik = l[i * n + k];
+            for c in 0..m {
+                b[i * m + c] -= lik * b[k * m + c];
+            }
+        }
+        let d = l[i * n + i];
+        for c in 0..m {
+            b[i * m + c] /= d;
+        }
+    }
+    for i in (0..n).rev() {
+        for k in i + 1..n {
+            let lki = l[k * n + i];
+            for c in 0..m {
+                b[i * m + c] -= lki * b[k * m + c];
+            }
+        }
+        let d = l[i * n + i];
+        for c in 0..m {
+            b[i * m + c] /= d;
+        }
+    }
+}
+
+/// Solve `A X = B` by Gaussian elimination with partial pivoting, in place: `a` (`n × n`) is
+/// destroyed, `b` (`n × m`) becomes `X`. Returns `false` when `A` is singular to working
+/// precision.
+#[inline(always)]
+pub fn lu_solve_multi(a: &mut [f64], n: usize, b: &mut [f64], m: usize) -> bool {
+    let mut amax = 0.0f64;
+    for v in a[..n * n].iter() {
+        amax = amax.max(v.abs());
+    }
+    let floor = 1e-14 * amax;
+    for col in 0..n {
+        let mut piv = col;
+        let mut best = a[col * n + col].abs();
+        for r in col + 1..n {
+            let v = a[r * n + col].abs();
+            if v > best {
+                best = v;
+                piv = r;
+            }
+        }
+        if !(best > floor) || !best.is_finite() {
+            return false;
+        }
+        if piv != col {
+            for c in 0..n {
+                a.swap(col * n + c, piv * n + c);
+            }
+            for c in 0..m {
+                b.swap(col * m + c, piv * m + c);
+            }
+        }
+        let d = a[col * n + col];
+        for r in col + 1..n {
+            let f = a[r * n + col] / d;
+            if f == 0.0 {
+                continue;
+            }
+            for c in col..n {
+                a[r * n + c] -= f * a[col * n + c];
+            }
+            for c in 0..m {
+                b[r * m + c] -= f * b[col * m + c];
+            }
+        }
+    }
+    for i in (0..n).rev() {
+        let d = a[i * n + i];
+        for c in 0..m {
+            let mut s = b[i * m + c];
+            for k in i + 1..n {
+                s -= a[i * n + k] * b[k * m + c];
+            }
+            b[i * m + c] = s / d;
+        }
+    }
+    true
+}
+
+/// `½ zᵀ C z + cᵀ z` for one stage (`C` `n × n`).
+#[inline(always)]
+pub fn quad_cost(cm: &[f64], cv: &[f64], z: &[f64], n: usize) -> f64 {
+    let mut s = 0.0;
+    for i in 0..n {
+        let row = &cm[i * n..i * n + n];
+        let mut r = 0.0;
+        for j in 0..n {
+            r += row[j] * z[j];
+        }
+        s += z[i] * (0.5 * r + cv[i]);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_and_lu_solve_agree() {
+        let a = [4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0];
+        let b = [1.0, -2.0, 0.5, 3.0, 0.0, 1.0];
+        let mut l = a;
+        assert!(cholesky(&mut l, 3, 1e-14));
+        let mut x1 = b;
+        cholesky_solve_multi(&l, 3, &mut x1, 2);
+        let mut a2 = a;
+        let mut x2 = b;
+        assert!(lu_solve_multi(&mut a2, 3, &mut x2, 2));
+        for (p, q) in x1.iter().zip(&x2) {
+            assert!((p - q).abs() < 1e-14);
+        }
+        // residual
+        for c in 0..2 {
+            for i in 0..3 {
+                let s: f64 = (0..3).map(|k| a[i * 3 + k] * x1[k * 2 + c]).sum();
+                assert!((s - b[i * 2 + c]).abs() < 1e-14);
+            }
+        }
+        let mut v = [1.0, 0.5, 0.0];
+        cholesky_solve(&l, 3, &mut v);
+        for i in 0..3 {
+            assert!((v[i] - x1[i * 2]).abs() < 1e-14);
+        }
+    }
+
+    #[test]
+    fn cholesky_rejects_indefinite() {
+        let mut a = [1.0, 2.0, 2.0, 1.0];
+        assert!(!cholesky(&mut a, 2, 1e-14));
+        let mut z = [0.0; 4];
+        assert!(!cholesky(&mut z, 2, 1e-14));
+    }
+}

@@ -1,0 +1,357 @@
+//! Batched, box-constrained iLQR with implicit-differentiation gradients (CPU).
+//!
+//! A [`Solver`] is configured once (model, horizon, [`SolverOptions`]) and then solves batches
+//! of problems
+//!
+//! ```text
+//! min  Σ_{t=0}^{T-1} ½ z_tᵀ C_t z_t + c_tᵀ z_t ,   z_t = [x_t; u_t]
+//! s.t. x_0 = x_init,  x_{t+1} = f(x_t, u_t)  (t = 0..T-2),  lo_t ≤ u_t ≤ hi_t
+//! ```
+//!
+//! with the layout of the exchange format (`problem-format.md`): batch first, row-major, flat
+//! `Vec<f64>` (`x_init` B×nx, `C` B×T×n×n, `c` B×T×n, controls B×T×nu).
+//!
+//! * **Forward** ([`Solver::solve`]): control-limited iLQR (Tassa, Mansard & Todorov 2014).
+//!   Each stage's control step solves a box QP by projected Newton to full accuracy
+//!   ([`boxqp`]); feedback gains act only on the free controls; `Q_uu` is regularised (`μ I`)
+//!   only when it is not positive definite or no step size lowers the cost; every step size
+//!   of the line search is evaluated and the best that lowers the cost is kept; a problem has
+//!   converged when the norm of its whole control update is below `eps`.
+//! * **Backward** ([`Solver::backward`]): implicit differentiation of the KKT conditions at the
+//!   solution, active bounds held fixed (a control within [`ACTIVE_TOL`] of a bound is on
+//!   it): one LQR solve with the upstream gradients as the linear term gives `dL/dC`,
+//!   `dL/dc`, `dL/dx_init`. [`GradientMode::Exact`] puts the co-state–weighted second
+//!   derivatives of the dynamics into the Hessian ([`Dynamics::weighted_hessian`]);
+//!   [`GradientMode::GaussNewton`] drops them, as mpc.pytorch does.
+//!
+//! Problems are independent: the batch is spread over the rayon thread pool, each problem
+//! with its own [`Workspace`], allocated once per solver and reused.
+
+pub mod backward;
+pub mod boxqp;
+pub mod ilqr;
+pub mod linalg;
+pub mod workspace;
+
+use crate::model::Dynamics;
+use rayon::prelude::*;
+pub use workspace::Workspace;
+
+/// A control within this distance of a bound counts as on it in the backward pass.
+pub const ACTIVE_TOL: f64 = 1e-8;
+
+/// Which Hessian the implicit-differentiation KKT system holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GradientMode {
+    /// The full Hessian of the Lagrangian, `C_t + Σ_i λ_{t+1,i} ∇²f_i(z_t)`: the true
+    /// derivatives of the solution (they agree with finite differences).
+    #[default]
+    Exact,
+    /// `C_t` only (the dynamics' second derivatives dropped), as mpc.pytorch and CA-AC-MPC.
+    GaussNewton,
+}
+
+/// Solver settings, fixed when the [`Solver`] is built.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SolverOptions {
+    /// Maximum number of iLQR iterations per problem.
+    pub max_iters: usize,
+    /// Convergence tolerance on the 2-norm of one problem's whole control update.
+    pub eps: f64,
+    /// Step sizes tried by the line search (all are evaluated).
+    pub line_search: Vec<f64>,
+    /// Gradient mode of [`Solver::backward`].
+    pub gradient: GradientMode,
+    /// First non-zero `Q_uu` regularisation `μ` used when one is needed.
+    pub reg_min: f64,
+    /// Regularisation growth (and decay) factor.
+    pub reg_factor: f64,
+    /// Give up (not converged) once `μ` would exceed this.
+    pub reg_max: f64,
+}
+
+impl Default for SolverOptions {
+    fn default() -> Self {
+        Self {
+            max_iters: 50,
+            eps: 1e-7,
+            line_search: vec![1.0, 0.5, 0.25, 0.1],
+            gradient: GradientMode::Exact,
+            reg_min: 1e-6,
+            reg_factor: 10.0,
+            reg_max: 1e10,
+        }
+    }
+}
+
+/// Control bounds on one side (lower or upper).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Bound<'a> {
+    /// Unbounded (±inf).
+    #[default]
+    None,
+    /// The same `nu` bounds for every problem and stage.
+    PerControl(&'a [f64]),
+    /// One bound per problem, stage and control (B×T×nu).
+    PerStage(&'a [f64]),
+}
+
+/// A batch of problems, borrowed in the exchange format's flat layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Batch<'a> {
+    /// Number of problems `B`.
+    pub size: usize,
+    /// Initial states, B×nx.
+    pub x_init: &'a [f64],
+    /// Stage cost Hessians `C`, B×T×n×n (symmetric).
+    pub cost_hess: &'a [f64],
+    /// Stage cost linear terms `c`, B×T×n.
+    pub cost_lin: &'a [f64],
+    /// Lower control bounds.
+    pub u_lower: Bound<'a>,
+    /// Upper control bounds.
+    pub u_upper: Bound<'a>,
+    /// Warm start B×T×nu (zeros when absent); projected onto the bounds.
+    pub u_init: Option<&'a [f64]>,
+}
+
+/// One problem of a batch, as the per-problem kernels see it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ProblemRef<'a> {
+    pub x_init: &'a [f64],
+    pub cm: &'a [f64],
+    pub cv: &'a [f64],
+    pub lower: Bound<'a>,
+    pub upper: Bound<'a>,
+    pub u_init: Option<&'a [f64]>,
+}
+
+impl<'a> Batch<'a> {
+    fn problem(&self, i: usize, horizon: usize, nx: usize, nu: usize) -> ProblemRef<'a> {
+        let n = nx + nu;
+        let per = |b: Bound<'a>| match b {
+            Bound::PerStage(s) => Bound::PerStage(&s[i * horizon * nu..(i + 1) * horizon * nu]),
+            other => other,
+        };
+        ProblemRef {
+            x_init: &self.x_init[i * nx..(i + 1) * nx],
+            cm: &self.cost_hess[i * horizon * n * n..(i + 1) * horizon * n * n],
+            cv: &self.cost_lin[i * horizon * n..(i + 1) * horizon * n],
+            lower: per(self.u_lower),
+            upper: per(self.u_upper),
+            u_init: self.u_init.map(|u| &u[i * horizon * nu..(i + 1) * horizon * nu]),
+        }
+    }
+
+    /// Check the lengths of every array against `B`, `T`, `nx`, `nu`.
+    pub fn check(&self, horizon: usize, nx: usize, nu: usize) -> Result<(), String> {
+        let (b, t, n) = (self.size, horizon, nx + nu);
+        let want = |name: &str, got: usize, want: usize| {
+            if got == want { Ok(()) } else { Err(format!("{name}: expected {want} entries, got {got}")) }
+        };
+        want("x_init", self.x_init.len(), b * nx)?;
+        want("C", self.cost_hess.len(), b * t * n * n)?;
+        want("c", self.cost_lin.len(), b * t * n)?;
+        for (name, bd) in [("u_lower", self.u_lower), ("u_upper", self.u_upper)] {
+            match bd {
+                Bound::None => {}
+                Bound::PerControl(s) => want(name, s.len(), nu)?,
+                Bound::PerStage(s) => want(name, s.len(), b * t * nu)?,
+            }
+        }
+        if let Some(u) = self.u_init {
+            want("u_init", u.len(), b * t * nu)?;
+        }
+        Ok(())
+    }
+}
+
+/// Solutions of a batch (flat, batch first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Solution {
+    /// States x_0..x_{T-1}, B×T×nx.
+    pub x: Vec<f64>,
+    /// Controls u_0..u_{T-1}, B×T×nu.
+    pub u: Vec<f64>,
+    /// Objective value per problem.
+    pub cost: Vec<f64>,
+    /// iLQR iterations used per problem.
+    pub iterations: Vec<usize>,
+    /// Whether each problem met the convergence test.
+    pub converged: Vec<bool>,
+}
+
+/// Gradients of a loss with respect to the problem data (flat, batch first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gradients {
+    /// dL/dC, B×T×n×n (symmetric per stage).
+    pub cost_hess: Vec<f64>,
+    /// dL/dc, B×T×n.
+    pub cost_lin: Vec<f64>,
+    /// dL/dx_init, B×nx.
+    pub x_init: Vec<f64>,
+}
+
+/// Per-problem result of the forward solve.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Objective value.
+    pub cost: f64,
+    /// iLQR iterations used.
+    pub iterations: usize,
+    /// Whether the control update norm fell below `eps`.
+    pub converged: bool,
+}
+
+/// A configured batched iLQR solver for dynamics `D` and horizon `T`.
+pub struct Solver<D: Dynamics> {
+    model: D,
+    horizon: usize,
+    options: SolverOptions,
+    workspaces: Vec<Workspace>,
+}
+
+impl<D: Dynamics> Solver<D> {
+    /// Configure a solver. Panics when `horizon == 0`, `eps` is not positive, or the line
+    /// search is empty or holds a non-positive step.
+    pub fn new(model: D, horizon: usize, options: SolverOptions) -> Self {
+        assert!(horizon >= 1, "horizon must be at least 1");
+        assert!(options.eps > 0.0, "eps must be positive");
+        assert!(
+            !options.line_search.is_empty() && options.line_search.iter().all(|&a| a > 0.0 && a.is_finite()),
+            "line_search needs at least one positive finite step"
+        );
+        Self { model, horizon, options, workspaces: Vec::new() }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &D {
+        &self.model
+    }
+
+    /// The horizon `T`.
+    pub fn horizon(&self) -> usize {
+        self.horizon
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SolverOptions {
+        &self.options
+    }
+
+    fn ensure_workspaces(&mut self, b: usize) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        if self.workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
+            self.workspaces.clear();
+        }
+        while self.workspaces.len() < b {
+            self.workspaces.push(Workspace::new(t, nx, nu));
+        }
+    }
+
+    /// Solve a batch; allocates the result (see [`Solver::solve_into`] to reuse one).
+    pub fn solve(&mut self, batch: &Batch<'_>) -> Solution {
+        let mut sol = Solution::default();
+        self.solve_into(batch, &mut sol);
+        sol
+    }
+
+    /// Solve a batch into `sol`, resizing its vectors only when the batch size changed.
+    /// Panics when an array of `batch` has the wrong length (see [`Batch::check`]).
+    pub fn solve_into(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        if let Err(e) = batch.check(t, nx, nu) {
+            panic!("Solver::solve: {e}");
+        }
+        let bsz = batch.size;
+        self.ensure_workspaces(bsz);
+        sol.x.resize(bsz * t * nx, 0.0);
+        sol.u.resize(bsz * t * nu, 0.0);
+        sol.cost.resize(bsz, 0.0);
+        sol.iterations.resize(bsz, 0);
+        sol.converged.resize(bsz, false);
+        let model = &self.model;
+        let opts = &self.options;
+        let run = |i: usize, ws: &mut Workspace, x: &mut [f64], u: &mut [f64]| -> Stats {
+            let p = batch.problem(i, t, nx, nu);
+            ilqr::solve_one(model, opts, ws, &p, x, u)
+        };
+        if bsz == 1 {
+            let s = run(0, &mut self.workspaces[0], &mut sol.x, &mut sol.u);
+            sol.cost[0] = s.cost;
+            sol.iterations[0] = s.iterations;
+            sol.converged[0] = s.converged;
+            return;
+        }
+        self.workspaces[..bsz]
+            .par_iter_mut()
+            .zip(sol.x.par_chunks_mut(t * nx))
+            .zip(sol.u.par_chunks_mut(t * nu))
+            .zip(sol.cost.par_iter_mut())
+            .zip(sol.iterations.par_iter_mut())
+            .zip(sol.converged.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (((((ws, x), u), c), it), cv))| {
+                let s = run(i, ws, x, u);
+                *c = s.cost;
+                *it = s.iterations;
+                *cv = s.converged;
+            });
+    }
+
+    /// Gradients of a loss `L` with respect to `C`, `c`, `x_init`, given the upstream
+    /// gradients `grad_x = dL/dx*` (B×T×nx) and `grad_u = dL/du*` (B×T×nu) at the solution
+    /// `sol` of `batch` (implicit differentiation, active bounds fixed, mode from the
+    /// options).
+    pub fn backward(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64]) -> Gradients {
+        let mut g = Gradients::default();
+        self.backward_into(batch, sol, grad_x, grad_u, &mut g);
+        g
+    }
+
+    /// [`Solver::backward`] into a reusable [`Gradients`].
+    pub fn backward_into(
+        &mut self,
+        batch: &Batch<'_>,
+        sol: &Solution,
+        grad_x: &[f64],
+        grad_u: &[f64],
+        out: &mut Gradients,
+    ) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        let n = nx + nu;
+        if let Err(e) = batch.check(t, nx, nu) {
+            panic!("Solver::backward: {e}");
+        }
+        let bsz = batch.size;
+        assert_eq!(sol.x.len(), bsz * t * nx, "Solver::backward: solution x has the wrong length");
+        assert_eq!(sol.u.len(), bsz * t * nu, "Solver::backward: solution u has the wrong length");
+        assert_eq!(grad_x.len(), bsz * t * nx, "Solver::backward: grad_x: expected B×T×nx entries");
+        assert_eq!(grad_u.len(), bsz * t * nu, "Solver::backward: grad_u: expected B×T×nu entries");
+        self.ensure_workspaces(bsz);
+        out.cost_hess.resize(bsz * t * n * n, 0.0);
+        out.cost_lin.resize(bsz * t * n, 0.0);
+        out.x_init.resize(bsz * nx, 0.0);
+        let model = &self.model;
+        let mode = self.options.gradient;
+        let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64]| {
+            let p = batch.problem(i, t, nx, nu);
+            let xs = &sol.x[i * t * nx..(i + 1) * t * nx];
+            let us = &sol.u[i * t * nu..(i + 1) * t * nu];
+            let gx = &grad_x[i * t * nx..(i + 1) * t * nx];
+            let gu = &grad_u[i * t * nu..(i + 1) * t * nu];
+            backward::backward_one(model, mode, ws, &p, xs, us, gx, gu, gcm, gcv, gx0);
+        };
+        if bsz == 1 {
+            run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init);
+            return;
+        }
+        self.workspaces[..bsz]
+            .par_iter_mut()
+            .zip(out.cost_hess.par_chunks_mut(t * n * n))
+            .zip(out.cost_lin.par_chunks_mut(t * n))
+            .zip(out.x_init.par_chunks_mut(nx))
+            .enumerate()
+            .for_each(|(i, (((ws, gcm), gcv), gx0))| run(i, ws, gcm, gcv, gx0));
+    }
+}
