@@ -2,17 +2,21 @@
 //!
 //! * [`model`]: the [`Dynamics`] and [`Model`] traits that generated models implement.
 //! * [`linear`]: the run-time-sized `linear` model.
+//! * [`cuda`]: NVRTC compilation and `ptxas` reports for generated CUDA device code.
+//! * [`verify`]: finite-difference checks of a model's derivatives.
 //! * [`solver`]: the batched box-constrained iLQR solver with implicit-differentiation
 //!   gradients (CPU).
 //! * [`problem`]: the JSON exchange format (`mpc-problem/1`, `mpc-solution/1`).
 //! * [`reference`]: hand-written reference implementations of the bundled models (test
 //!   oracles, independent of `#[mpc_model]`).
 
+pub mod cuda;
 pub mod linear;
 pub mod model;
 pub mod problem;
 pub mod reference;
 pub mod solver;
+pub mod verify;
 
 pub use linear::LinearModel;
 pub use model::{Dynamics, Model, ParamError, TimeModel};
