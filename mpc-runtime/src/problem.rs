@@ -1,1 +1,583 @@
-//! placeholder
+//! The JSON exchange format (`shared/problem-format.md`): parsing and validation of
+//! `mpc-problem/1` documents, and writing of `mpc-solution/1` documents.
+//!
+//! Every validation failure is a [`ProblemError`] naming the offending key and, for arrays,
+//! the expected shape in symbols and numbers, e.g.
+//! `C: expected shape B×T×n×n = 4×10×4×4, got 4×10×4×3`.
+
+use crate::linear::LinearModel;
+use crate::solver::{Batch, Bound, GradientMode, Gradients, Solution, SolverOptions};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The `format` value of a problem document.
+pub const PROBLEM_FORMAT: &str = "mpc-problem/1";
+/// The `format` value of a solution document.
+pub const SOLUTION_FORMAT: &str = "mpc-solution/1";
+/// Relative tolerance of the symmetry check on `C` (relative to the largest entry of `C_t`).
+pub const SYMMETRY_RTOL: f64 = 1e-9;
+
+/// A malformed problem document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProblemError {
+    /// The offending key (`"C"`, `"params.A"`, `"solver.eps"`, or `""` for the document).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ProblemError {
+    /// An error about `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { key: key.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ProblemError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.key, self.message) }
+    }
+}
+
+impl std::error::Error for ProblemError {}
+
+/// Control bounds as stored in a problem.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub enum BoundData {
+    /// Key absent: unbounded.
+    #[default]
+    None,
+    /// `nu` bounds shared by every problem and stage.
+    PerControl(Vec<f64>),
+    /// B×T×nu bounds.
+    PerStage(Vec<f64>),
+}
+
+impl BoundData {
+    /// Borrow as a solver [`Bound`].
+    pub fn as_bound(&self) -> Bound<'_> {
+        match self {
+            BoundData::None => Bound::None,
+            BoundData::PerControl(v) => Bound::PerControl(v),
+            BoundData::PerStage(v) => Bound::PerStage(v),
+        }
+    }
+    /// The bound of problem `b`, stage `t`, control `i` (`default` when absent).
+    fn at(&self, b: usize, t: usize, i: usize, horizon: usize, nu: usize, default: f64) -> f64 {
+        match self {
+            BoundData::None => default,
+            BoundData::PerControl(v) => v[i],
+            BoundData::PerStage(v) => v[(b * horizon + t) * nu + i],
+        }
+    }
+}
+
+/// Model parameters of a problem.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelParams {
+    /// The `linear` model, built from `A`, `B`, `f`.
+    Linear(LinearModel),
+    /// Scalar parameters of a named model, in document order (validated by the model).
+    Named(Vec<(String, f64)>),
+}
+
+/// A validated problem document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Problem {
+    /// Model name.
+    pub model: String,
+    /// Model parameters.
+    pub params: ModelParams,
+    /// Horizon `T`.
+    pub horizon: usize,
+    /// Batch size `B`.
+    pub batch: usize,
+    /// State dimension.
+    pub nx: usize,
+    /// Control dimension.
+    pub nu: usize,
+    /// B×nx.
+    pub x_init: Vec<f64>,
+    /// `C`, B×T×n×n (symmetrised).
+    pub cost_hess: Vec<f64>,
+    /// `c`, B×T×n.
+    pub cost_lin: Vec<f64>,
+    /// Lower control bounds.
+    pub u_lower: BoundData,
+    /// Upper control bounds.
+    pub u_upper: BoundData,
+    /// Warm start, B×T×nu.
+    pub u_init: Option<Vec<f64>>,
+    /// Solver settings (defaults of the format where absent).
+    pub options: SolverOptions,
+    /// Upstream gradient dL/dx*, B×T×nx (zeros when only `grad_u` is given).
+    pub grad_x: Option<Vec<f64>>,
+    /// Upstream gradient dL/du*, B×T×nu (zeros when only `grad_x` is given).
+    pub grad_u: Option<Vec<f64>>,
+}
+
+fn fmt_dims(d: &[usize]) -> String {
+    if d.is_empty() {
+        "a scalar".to_string()
+    } else {
+        d.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("×")
+    }
+}
+
+/// Shape of a nested JSON array of numbers; `Err` describes what is wrong.
+fn shape_of(v: &Value) -> Result<Vec<usize>, String> {
+    match v {
+        Value::Number(_) => Ok(vec![]),
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Ok(vec![0]);
+            }
+            let first = shape_of(&items[0])?;
+            for (i, it) in items.iter().enumerate().skip(1) {
+                let s = shape_of(it)?;
+                if s != first {
+                    return Err(format!("a ragged array (entry {i} has shape {}, entry 0 has {})", fmt_dims(&s), fmt_dims(&first)));
+                }
+            }
+            let mut s = vec![items.len()];
+            s.extend(first);
+            Ok(s)
+        }
+        Value::Null => Err("null".into()),
+        Value::Bool(_) => Err("a boolean".into()),
+        Value::String(_) => Err("a string".into()),
+        Value::Object(_) => Err("an object".into()),
+    }
+}
+
+fn flatten_into(v: &Value, out: &mut Vec<f64>) -> Result<(), ()> {
+    match v {
+        Value::Number(n) => {
+            let x = n.as_f64().ok_or(())?;
+            if !x.is_finite() {
+                return Err(());
+            }
+            out.push(x);
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(|it| flatten_into(it, out)),
+        _ => Err(()),
+    }
+}
+
+/// Read `key` as an array of one of the `expected` shapes (symbolic name, dims); returns the
+/// index of the matching shape and the flat data.
+fn array(v: &Value, key: &str, expected: &[(&str, Vec<usize>)]) -> Result<(usize, Vec<f64>), ProblemError> {
+    let want = expected
+        .iter()
+        .map(|(sym, d)| format!("{sym} = {}", fmt_dims(d)))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let shape = shape_of(v).map_err(|e| ProblemError::new(key, format!("expected shape {want}, got {e}")))?;
+    let Some(which) = expected.iter().position(|(_, d)| *d == shape) else {
+        return Err(ProblemError::new(key, format!("expected shape {want}, got {}", fmt_dims(&shape))));
+    };
+    let mut out = Vec::with_capacity(shape.iter().product());
+    flatten_into(v, &mut out).map_err(|_| ProblemError::new(key, "every entry must be a finite number"))?;
+    Ok((which, out))
+}
+
+fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key)
+}
+
+fn require<'a>(obj: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a Value, ProblemError> {
+    obj.get(key).ok_or_else(|| ProblemError::new(key, format!("missing key (expected {what})")))
+}
+
+fn number(v: &Value, key: &str) -> Result<f64, ProblemError> {
+    match v.as_f64() {
+        Some(x) if x.is_finite() && v.is_number() => Ok(x),
+        _ => Err(ProblemError::new(key, format!("expected a finite number, got {}", short(v)))),
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 40 { format!("{}…", &s[..s.char_indices().nth(40).map(|c| c.0).unwrap_or(s.len())]) } else { s }
+}
+
+/// Shape of a dense matrix param (`rows × cols`) from its nested array.
+fn matrix_shape(v: &Value, key: &str, sym: &str) -> Result<(usize, usize), ProblemError> {
+    let s = shape_of(v).map_err(|e| ProblemError::new(key, format!("expected shape {sym}, got {e}")))?;
+    if s.len() != 2 || s[0] == 0 || s[1] == 0 {
+        return Err(ProblemError::new(key, format!("expected shape {sym} (a non-empty matrix), got {}", fmt_dims(&s))));
+    }
+    Ok((s[0], s[1]))
+}
+
+impl Problem {
+    /// Parse and validate a problem document. `model_dims` gives `(nx, nu)` of a named model
+    /// (every model but `linear`), or `Err` with a message for an unknown model.
+    pub fn parse(text: &str, model_dims: &dyn Fn(&str) -> Result<(usize, usize), String>) -> Result<Self, ProblemError> {
+        let doc: Value = serde_json::from_str(text).map_err(|e| ProblemError::new("", format!("invalid JSON: {e}")))?;
+        Self::from_value(&doc, model_dims)
+    }
+
+    /// [`Problem::parse`] on an already parsed JSON value.
+    pub fn from_value(doc: &Value, model_dims: &dyn Fn(&str) -> Result<(usize, usize), String>) -> Result<Self, ProblemError> {
+        let obj = doc.as_object().ok_or_else(|| ProblemError::new("", "the problem document must be a JSON object"))?;
+        match require(obj, "format", "\"mpc-problem/1\"")? {
+            Value::String(s) if s == PROBLEM_FORMAT => {}
+            other => return Err(ProblemError::new("format", format!("expected \"{PROBLEM_FORMAT}\", got {}", short(other)))),
+        }
+        let model = match require(obj, "model", "a model name")? {
+            Value::String(s) => s.clone(),
+            other => return Err(ProblemError::new("model", format!("expected a model name (string), got {}", short(other)))),
+        };
+        let params_obj = match get(obj, "params") {
+            None => None,
+            Some(Value::Object(m)) => Some(m),
+            Some(other) => return Err(ProblemError::new("params", format!("expected an object, got {}", short(other)))),
+        };
+        let (nx, nu, params) = if model == "linear" {
+            let p = params_obj.ok_or_else(|| ProblemError::new("params", "missing key (the linear model needs params.A and params.B)"))?;
+            for k in p.keys() {
+                if !matches!(k.as_str(), "A" | "B" | "f") {
+                    return Err(ProblemError::new(format!("params.{k}"), "unknown parameter of model `linear` (its parameters: A, B, f)"));
+                }
+            }
+            let av = p.get("A").ok_or_else(|| ProblemError::new("params.A", "missing key (expected shape nx×nx)"))?;
+            let (r, c) = matrix_shape(av, "params.A", "nx×nx")?;
+            if r != c {
+                return Err(ProblemError::new("params.A", format!("expected shape nx×nx (square), got {r}×{c}")));
+            }
+            let nx = r;
+            let bv = p.get("B").ok_or_else(|| ProblemError::new("params.B", format!("missing key (expected shape nx×nu = {nx}×nu)")))?;
+            let (br, nu) = matrix_shape(bv, "params.B", &format!("nx×nu = {nx}×nu"))?;
+            if br != nx {
+                return Err(ProblemError::new("params.B", format!("expected shape nx×nu = {nx}×nu, got {br}×{nu}")));
+            }
+            let (_, a) = array(av, "params.A", &[("nx×nx", vec![nx, nx])])?;
+            let (_, b) = array(bv, "params.B", &[("nx×nu", vec![nx, nu])])?;
+            let f = match p.get("f") {
+                None => None,
+                Some(fv) => Some(array(fv, "params.f", &[("nx", vec![nx])])?.1),
+            };
+            let lin = LinearModel::new(nx, nu, a, b, f).map_err(|e| ProblemError::new("params", e.0))?;
+            (nx, nu, ModelParams::Linear(lin))
+        } else {
+            let (nx, nu) = model_dims(&model).map_err(|e| ProblemError::new("model", e))?;
+            let mut named = Vec::new();
+            if let Some(p) = params_obj {
+                for (k, v) in p {
+                    named.push((k.clone(), number(v, &format!("params.{k}"))?));
+                }
+            }
+            (nx, nu, ModelParams::Named(named))
+        };
+        let n = nx + nu;
+        let horizon = match require(obj, "horizon", "an integer T ≥ 1")? {
+            v @ Value::Number(num) => match num.as_u64() {
+                Some(t) if t >= 1 => t as usize,
+                _ => return Err(ProblemError::new("horizon", format!("expected an integer T ≥ 1, got {}", short(v)))),
+            },
+            other => return Err(ProblemError::new("horizon", format!("expected an integer T ≥ 1, got {}", short(other)))),
+        };
+        let t = horizon;
+        // x_init fixes B.
+        let xv = require(obj, "x_init", &format!("shape B×nx = B×{nx}"))?;
+        let xs = shape_of(xv).map_err(|e| ProblemError::new("x_init", format!("expected shape B×nx = B×{nx}, got {e}")))?;
+        if xs.len() != 2 || xs[1] != nx || xs[0] == 0 {
+            return Err(ProblemError::new("x_init", format!("expected shape B×nx = B×{nx} with B ≥ 1, got {}", fmt_dims(&xs))));
+        }
+        let b = xs[0];
+        let (_, x_init) = array(xv, "x_init", &[("B×nx", vec![b, nx])])?;
+        let cm_v = require(obj, "C", &format!("shape B×T×n×n = {b}×{t}×{n}×{n}"))?;
+        let (_, mut cost_hess) = array(cm_v, "C", &[("B×T×n×n", vec![b, t, n, n])])?;
+        let cv_v = require(obj, "c", &format!("shape B×T×n = {b}×{t}×{n}"))?;
+        let (_, cost_lin) = array(cv_v, "c", &[("B×T×n", vec![b, t, n])])?;
+        // Symmetry of every C_t, then exact symmetrisation.
+        for s in 0..b * t {
+            let m = &mut cost_hess[s * n * n..(s + 1) * n * n];
+            let scale = m.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+            for i in 0..n {
+                for j in 0..i {
+                    let (p, q) = (m[i * n + j], m[j * n + i]);
+                    if (p - q).abs() > SYMMETRY_RTOL * scale {
+                        let (bi, ti) = (s / t, s % t);
+                        return Err(ProblemError::new(
+                            "C",
+                            format!(
+                                "C[{bi}][{ti}] is not symmetric: entry [{i}][{j}] = {p} but [{j}][{i}] = {q} (tolerance {SYMMETRY_RTOL:e} × max|C[{bi}][{ti}]|)"
+                            ),
+                        ));
+                    }
+                    let avg = 0.5 * (p + q);
+                    m[i * n + j] = avg;
+                    m[j * n + i] = avg;
+                }
+            }
+        }
+        let bound = |key: &str| -> Result<BoundData, ProblemError> {
+            match get(obj, key) {
+                None => Ok(BoundData::None),
+                Some(v) => {
+                    let (which, data) = array(v, key, &[("nu", vec![nu]), ("B×T×nu", vec![b, t, nu])])?;
+                    Ok(if which == 0 { BoundData::PerControl(data) } else { BoundData::PerStage(data) })
+                }
+            }
+        };
+        let u_lower = bound("u_lower")?;
+        let u_upper = bound("u_upper")?;
+        for bi in 0..b {
+            for ti in 0..t {
+                for i in 0..nu {
+                    let lo = u_lower.at(bi, ti, i, t, nu, f64::NEG_INFINITY);
+                    let hi = u_upper.at(bi, ti, i, t, nu, f64::INFINITY);
+                    if lo > hi {
+                        return Err(ProblemError::new(
+                            "u_lower",
+                            format!("lower bound above upper bound at batch {bi}, stage {ti}, control {i}: {lo} > {hi}"),
+                        ));
+                    }
+                }
+            }
+        }
+        let opt_array = |key: &str, sym: &str, dims: Vec<usize>| -> Result<Option<Vec<f64>>, ProblemError> {
+            match get(obj, key) {
+                None => Ok(None),
+                Some(v) => Ok(Some(array(v, key, &[(sym, dims)])?.1)),
+            }
+        };
+        let u_init = opt_array("u_init", "B×T×nu", vec![b, t, nu])?;
+        let mut grad_x = opt_array("grad_x", "B×T×nx", vec![b, t, nx])?;
+        let mut grad_u = opt_array("grad_u", "B×T×nu", vec![b, t, nu])?;
+        if grad_x.is_some() || grad_u.is_some() {
+            grad_x.get_or_insert_with(|| vec![0.0; b * t * nx]);
+            grad_u.get_or_insert_with(|| vec![0.0; b * t * nu]);
+        }
+        let options = parse_options(get(obj, "solver"))?;
+        Ok(Problem {
+            model,
+            params,
+            horizon,
+            batch: b,
+            nx,
+            nu,
+            x_init,
+            cost_hess,
+            cost_lin,
+            u_lower,
+            u_upper,
+            u_init,
+            options,
+            grad_x,
+            grad_u,
+        })
+    }
+
+    /// Borrow the batch for the solver.
+    pub fn as_batch(&self) -> Batch<'_> {
+        Batch {
+            size: self.batch,
+            x_init: &self.x_init,
+            cost_hess: &self.cost_hess,
+            cost_lin: &self.cost_lin,
+            u_lower: self.u_lower.as_bound(),
+            u_upper: self.u_upper.as_bound(),
+            u_init: self.u_init.as_deref(),
+        }
+    }
+
+    /// Whether the document asks for the backward pass (`grad_x` and/or `grad_u` present).
+    pub fn wants_gradients(&self) -> bool {
+        self.grad_x.is_some()
+    }
+}
+
+/// Parse the optional `solver` object.
+fn parse_options(v: Option<&Value>) -> Result<SolverOptions, ProblemError> {
+    let mut o = SolverOptions::default();
+    let Some(v) = v else { return Ok(o) };
+    let m = v.as_object().ok_or_else(|| ProblemError::new("solver", format!("expected an object, got {}", short(v))))?;
+    for (k, val) in m {
+        let key = format!("solver.{k}");
+        match k.as_str() {
+            "max_iters" => {
+                o.max_iters = val
+                    .as_u64()
+                    .ok_or_else(|| ProblemError::new(&key, format!("expected a non-negative integer, got {}", short(val))))?
+                    as usize
+            }
+            "eps" => {
+                let e = number(val, &key)?;
+                if !(e > 0.0) {
+                    return Err(ProblemError::new(&key, format!("expected a positive number, got {e}")));
+                }
+                o.eps = e;
+            }
+            "line_search" => {
+                let (_, steps) = match shape_of(val) {
+                    Ok(s) if s.len() == 1 && s[0] >= 1 => array(val, &key, &[("a non-empty list", s)])?,
+                    _ => return Err(ProblemError::new(&key, format!("expected a non-empty list of step sizes, got {}", short(val)))),
+                };
+                if let Some(a) = steps.iter().find(|a| !(**a > 0.0)) {
+                    return Err(ProblemError::new(&key, format!("step sizes must be positive, got {a}")));
+                }
+                o.line_search = steps;
+            }
+            "gradient" => {
+                o.gradient = match val.as_str() {
+                    Some("exact") => GradientMode::Exact,
+                    Some("gauss-newton") => GradientMode::GaussNewton,
+                    _ => {
+                        return Err(ProblemError::new(
+                            &key,
+                            format!("expected \"exact\" or \"gauss-newton\", got {}", short(val)),
+                        ));
+                    }
+                }
+            }
+            _ => {
+                return Err(ProblemError::new(&key, "unknown solver setting (known: max_iters, eps, line_search, gradient)"));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// A flat array as a nested JSON array of the given shape.
+fn nest(data: &[f64], shape: &[usize]) -> Value {
+    if shape.len() <= 1 {
+        return Value::Array(data.iter().map(|&v| num(v)).collect());
+    }
+    let stride: usize = shape[1..].iter().product();
+    Value::Array((0..shape[0]).map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..])).collect())
+}
+
+fn num(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)
+}
+
+/// The solution document of `problem` (with the gradients when given) as a JSON value.
+pub fn solution_value(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, backend: &str) -> Value {
+    let (b, t, nx, nu) = (problem.batch, problem.horizon, problem.nx, problem.nu);
+    let n = nx + nu;
+    let mut m = Map::new();
+    m.insert("format".into(), Value::String(SOLUTION_FORMAT.into()));
+    m.insert("x".into(), nest(&sol.x, &[b, t, nx]));
+    m.insert("u".into(), nest(&sol.u, &[b, t, nu]));
+    m.insert("cost".into(), nest(&sol.cost, &[b]));
+    m.insert("iterations".into(), Value::Array(sol.iterations.iter().map(|&i| Value::from(i as u64)).collect()));
+    m.insert("converged".into(), Value::Array(sol.converged.iter().map(|&c| Value::Bool(c)).collect()));
+    if let Some(g) = grads {
+        m.insert("grad_C".into(), nest(&g.cost_hess, &[b, t, n, n]));
+        m.insert("grad_c".into(), nest(&g.cost_lin, &[b, t, n]));
+        m.insert("grad_x_init".into(), nest(&g.x_init, &[b, nx]));
+    }
+    m.insert("backend".into(), Value::String(backend.into()));
+    Value::Object(m)
+}
+
+/// The solution document as text (compact JSON, shortest round-trip floats).
+pub fn solution_json(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, backend: &str) -> String {
+    solution_value(problem, sol, grads, backend).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(m: &str) -> Result<(usize, usize), String> {
+        match m {
+            "pendulum" => Ok((3, 1)),
+            _ => Err(format!("unknown model `{m}`")),
+        }
+    }
+
+    fn base() -> Value {
+        serde_json::json!({
+            "format": "mpc-problem/1",
+            "model": "linear",
+            "params": {"A": [[1.0, 0.1], [0.0, 1.0]], "B": [[0.0], [0.1]]},
+            "horizon": 2,
+            "x_init": [[1.0, 0.0]],
+            "C": [[[[1,0,0],[0,1,0],[0,0,1]], [[1,0,0],[0,1,0],[0,0,1]]]],
+            "c": [[[0,0,0],[0,0,0]]],
+        })
+    }
+
+    fn err(v: Value) -> ProblemError {
+        Problem::from_value(&v, &dims).unwrap_err()
+    }
+
+    #[test]
+    fn parses_minimal_linear() {
+        let p = Problem::from_value(&base(), &dims).unwrap();
+        assert_eq!((p.batch, p.horizon, p.nx, p.nu), (1, 2, 2, 1));
+        assert_eq!(p.options, SolverOptions::default());
+        assert!(!p.wants_gradients());
+    }
+
+    #[test]
+    fn names_key_and_shape() {
+        let mut v = base();
+        v["C"][0][1] = serde_json::json!([[1, 0], [0, 1]]);
+        let e = err(v);
+        assert_eq!(e.key, "C");
+        assert!(e.to_string().contains("B×T×n×n = 1×2×3×3"), "{e}");
+
+        let mut v = base();
+        v.as_object_mut().unwrap().remove("c");
+        let e = err(v);
+        assert_eq!(e.key, "c");
+        assert!(e.message.contains("missing") && e.message.contains("1×2×3"), "{e}");
+
+        let mut v = base();
+        v["C"][0][0][0][1] = serde_json::json!(0.5);
+        let e = err(v);
+        assert!(e.key == "C" && e.message.contains("not symmetric"), "{e}");
+
+        let mut v = base();
+        v["u_lower"] = serde_json::json!([1.0]);
+        v["u_upper"] = serde_json::json!([0.5]);
+        assert_eq!(err(v).key, "u_lower");
+
+        let mut v = base();
+        v["u_lower"] = serde_json::json!([[1.0]]);
+        let e = err(v);
+        assert!(e.message.contains("nu = 1 or B×T×nu = 1×2×1"), "{e}");
+
+        let mut v = base();
+        v["model"] = serde_json::json!("nope");
+        assert_eq!(err(v).key, "model");
+
+        let mut v = base();
+        v["params"]["G"] = serde_json::json!(1.0);
+        assert_eq!(err(v).key, "params.G");
+
+        let mut v = base();
+        v["x_init"] = serde_json::json!([[1.0, "a"]]);
+        assert_eq!(err(v).key, "x_init");
+
+        let mut v = base();
+        v["solver"] = serde_json::json!({"gradient": "newton"});
+        assert_eq!(err(v).key, "solver.gradient");
+
+        let e = Problem::parse("{\"format\": 1e999}", &dims).unwrap_err();
+        assert!(e.message.contains("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn solution_round_trips_shapes() {
+        let p = Problem::from_value(&base(), &dims).unwrap();
+        let sol = Solution {
+            x: vec![1.0, 0.0, 0.5, 0.25],
+            u: vec![0.1, 0.2],
+            cost: vec![3.0],
+            iterations: vec![2],
+            converged: vec![true],
+        };
+        let v = solution_value(&p, &sol, None, "cpu");
+        assert_eq!(v["x"], serde_json::json!([[[1.0, 0.0], [0.5, 0.25]]]));
+        assert_eq!(v["u"], serde_json::json!([[[0.1], [0.2]]]));
+        assert_eq!(v["backend"], "cpu");
+        assert!(v.get("grad_C").is_none());
+    }
+}

@@ -255,7 +255,7 @@ impl<const N: usize> Scalar for Jet<N> {
 }
 
 /// A reference model: sizes, named parameters and a generic step.
-pub trait RefModel: Clone + Send + Sync {
+pub trait RefModel: Clone + Default + Send + Sync {
     /// Model name as in the exchange format.
     const NAME: &'static str;
     /// State dimension.
