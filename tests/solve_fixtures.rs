@@ -1,0 +1,260 @@
+//! `mpc solve` end to end: every reference fixture in `../shared/fixtures` is solved by the
+//! binary and compared exactly as `shared/tools/compare_solutions.py` does (x, u to 1e-6
+//! absolute; cost to 1e-6 relative to max|cost_ref|; grad_C, grad_c, grad_x_init to 1e-5
+//! relative to the largest entry of the reference array; converged flags equal), and malformed
+//! documents are rejected with exit status 2, a message naming the key, and no output.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixtures_dir() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    d.is_dir().then_some(d)
+}
+
+fn tmp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mpc-solve-test-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn flat(v: &Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Array(a) => a.iter().for_each(|e| flat(e, out)),
+        other => out.push(other.clone()),
+    }
+}
+
+fn shape(v: &Value) -> Vec<usize> {
+    match v {
+        Value::Array(a) => {
+            let mut s = vec![a.len()];
+            if let Some(f) = a.first() {
+                s.extend(shape(f));
+            }
+            s
+        }
+        _ => vec![],
+    }
+}
+
+fn numbers(v: &Value, key: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    flat(v, &mut out);
+    out.iter().map(|e| e.as_f64().unwrap_or_else(|| panic!("{key}: non-number entry {e}"))).collect()
+}
+
+/// Compare one candidate with its reference; `Err` lists every violation.
+fn compare(reference: &Value, cand: &Value) -> Result<String, String> {
+    let mut bad = Vec::new();
+    let mut report = Vec::new();
+    if cand["format"] != "mpc-solution/1" {
+        return Err(format!("format is {}", cand["format"]));
+    }
+    if !cand["backend"].is_string() {
+        return Err("backend is not a string".into());
+    }
+    let mut keys: Vec<(&str, f64, bool)> = vec![("x", 1e-6, false), ("u", 1e-6, false), ("cost", 1e-6, true)];
+    for k in ["grad_C", "grad_c", "grad_x_init"] {
+        if reference.get(k).is_some() {
+            keys.push((k, 1e-5, true));
+        }
+    }
+    for (key, tol, rel) in keys {
+        let (r, c) = (&reference[key], &cand[key]);
+        if c.is_null() {
+            bad.push(format!("{key}: missing"));
+            continue;
+        }
+        if shape(r) != shape(c) {
+            bad.push(format!("{key}: shape {:?}, expected {:?}", shape(c), shape(r)));
+            continue;
+        }
+        let (rv, cv) = (numbers(r, key), numbers(c, key));
+        let diff = rv.iter().zip(&cv).map(|(a, b)| (a - b).abs()).fold(0.0f64, f64::max);
+        let scale = if rel { rv.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-8) } else { 1.0 };
+        let err = diff / scale;
+        report.push(format!("{key} {err:.1e}"));
+        if !(err <= tol) {
+            bad.push(format!("{key}: error {err:.3e} > {tol:.0e}"));
+        }
+    }
+    if reference["converged"] != cand["converged"] {
+        bad.push(format!("converged {} vs reference {}", cand["converged"], reference["converged"]));
+    }
+    match cand["iterations"].as_array() {
+        Some(a) if a.len() == reference["iterations"].as_array().unwrap().len() && a.iter().all(|v| v.is_u64()) => {}
+        _ => bad.push(format!("iterations: {}", cand["iterations"])),
+    }
+    if bad.is_empty() { Ok(report.join(", ")) } else { Err(bad.join("; ")) }
+}
+
+fn mpc() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mpc"))
+}
+
+#[test]
+fn every_fixture_is_reproduced_by_mpc_solve() {
+    let Some(dir) = fixtures_dir() else {
+        eprintln!("SKIPPED: fixtures not found at {}/../shared/fixtures", env!("CARGO_MANIFEST_DIR"));
+        return;
+    };
+    let out_dir = tmp_dir("fixtures");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".problem.json").map(String::from))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no *.problem.json in {}", dir.display());
+    let mut failures = Vec::new();
+    for name in &names {
+        let problem = dir.join(format!("{name}.problem.json"));
+        let out = out_dir.join(format!("{name}.solution.json"));
+        let _ = std::fs::remove_file(&out);
+        let st = mpc().args(["solve", "--problem"]).arg(&problem).arg("--out").arg(&out).output().unwrap();
+        if !st.status.success() {
+            failures.push(format!("{name}: exit {:?}: {}", st.status.code(), String::from_utf8_lossy(&st.stderr)));
+            continue;
+        }
+        let cand: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let reference: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.solution.json"))).unwrap()).unwrap();
+        match compare(&reference, &cand) {
+            Ok(r) => eprintln!("PASS {name}: {r}"),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    assert!(failures.is_empty(), "fixtures failed:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn stdout_when_no_out_and_comparator_rejects_a_perturbed_answer() {
+    let Some(dir) = fixtures_dir() else {
+        eprintln!("SKIPPED: fixtures not found");
+        return;
+    };
+    let st = mpc().args(["solve", "--problem"]).arg(dir.join("pendulum_exact.problem.json")).output().unwrap();
+    assert!(st.status.success());
+    let mut cand: Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(cand["backend"], "cpu");
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("pendulum_exact.solution.json")).unwrap()).unwrap();
+    compare(&reference, &cand).unwrap();
+    // The Gauss-Newton fixture's gradients differ from the exact ones: the comparison must see it.
+    let gn: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("pendulum.solution.json")).unwrap()).unwrap();
+    assert!(compare(&gn, &cand).is_err(), "exact gradients accepted against the Gauss-Newton reference");
+    // And a 2e-6 change of one control is caught.
+    let u = cand["u"][0][0][0].as_f64().unwrap();
+    cand["u"][0][0][0] = Value::from(u + 2e-6);
+    assert!(compare(&reference, &cand).is_err());
+}
+
+/// A small valid linear problem to break in various ways.
+fn small_problem() -> Value {
+    serde_json::json!({
+        "format": "mpc-problem/1",
+        "model": "linear",
+        "params": {"A": [[1.0, 0.1], [0.0, 1.0]], "B": [[0.0], [0.1]]},
+        "horizon": 3,
+        "x_init": [[1.0, 0.0], [0.5, -0.5]],
+        "C": vec![vec![vec![vec![1.0, 0.0, 0.0], vec![0.0, 1.0, 0.0], vec![0.0, 0.0, 0.1]]; 3]; 2],
+        "c": vec![vec![vec![0.0; 3]; 3]; 2],
+        "u_lower": [-1.0],
+        "u_upper": [1.0],
+        "grad_x": vec![vec![vec![1.0, 0.0]; 3]; 2],
+        "grad_u": vec![vec![vec![0.0]; 3]; 2],
+    })
+}
+
+fn run_doc(doc: &Value, tag: &str) -> (Option<i32>, String, bool) {
+    let d = tmp_dir(tag);
+    let p = d.join("p.json");
+    let out = d.join("s.json");
+    let _ = std::fs::remove_file(&out);
+    std::fs::write(&p, doc.to_string()).unwrap();
+    let st = mpc().args(["solve", "--problem"]).arg(&p).arg("--out").arg(&out).output().unwrap();
+    (st.status.code(), String::from_utf8_lossy(&st.stderr).into_owned(), out.exists())
+}
+
+#[test]
+fn malformed_documents_exit_2_name_the_key_and_write_nothing() {
+    let (code, err, wrote) = run_doc(&small_problem(), "ok");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(wrote);
+
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+        ("missing c", Box::new(|v| drop(v.as_object_mut().unwrap().remove("c"))), "c: missing key (expected shape B×T×n = 2×3×3)"),
+        (
+            "wrong C shape",
+            Box::new(|v| v["C"][1][2] = serde_json::json!([[1.0, 0.0], [0.0, 1.0]])),
+            "C: expected shape B×T×n×n = 2×3×3×3",
+        ),
+        ("non-symmetric C", Box::new(|v| v["C"][0][1][0][2] = Value::from(0.3)), "not symmetric"),
+        ("string entry", Box::new(|v| v["x_init"][0][1] = Value::from("x")), "x_init"),
+        ("lower above upper", Box::new(|v| v["u_lower"] = serde_json::json!([2.0])), "u_lower: lower bound above upper bound"),
+        ("unknown model", Box::new(|v| v["model"] = Value::from("segway")), "model: unknown model `segway`"),
+        ("unknown linear param", Box::new(|v| v["params"]["K"] = Value::from(1.0)), "params.K"),
+        ("bad grad_u", Box::new(|v| v["grad_u"] = serde_json::json!([[0.0]])), "grad_u: expected shape B×T×nu = 2×3×1"),
+        ("bad horizon", Box::new(|v| v["horizon"] = Value::from(0)), "horizon"),
+        ("bad format", Box::new(|v| v["format"] = Value::from("mpc-problem/2")), "format"),
+        ("bad gradient mode", Box::new(|v| v["solver"] = serde_json::json!({"gradient": "newton"})), "solver.gradient"),
+    ];
+    for (what, edit, want) in cases {
+        let mut doc = small_problem();
+        edit(&mut doc);
+        let (code, err, wrote) = run_doc(&doc, "bad");
+        assert_eq!(code, Some(2), "{what}: exit {code:?}, stderr {err}");
+        assert!(err.contains(want), "{what}: stderr {err:?} does not mention {want:?}");
+        assert!(!wrote, "{what}: an output file was written");
+    }
+
+    // Unknown parameter of a bundled model.
+    let mut doc = small_problem();
+    doc["model"] = Value::from("pendulum");
+    doc["params"] = serde_json::json!({"g": 10.0, "mass": 1.0});
+    doc["x_init"] = serde_json::json!([[1.0, 0.0, 0.0]]);
+    doc["C"] = serde_json::json!(vec![vec![vec![vec![0.0; 4]; 4]; 3]; 1]);
+    doc["c"] = serde_json::json!(vec![vec![vec![0.0; 4]; 3]; 1]);
+    doc.as_object_mut().unwrap().remove("grad_x");
+    doc.as_object_mut().unwrap().remove("grad_u");
+    let (code, err, wrote) = run_doc(&doc, "param");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("params.mass"), "{err}");
+    assert!(!wrote);
+
+    // Invalid JSON (a number out of f64 range).
+    let d = tmp_dir("json");
+    std::fs::write(d.join("p.json"), "{\"format\": \"mpc-problem/1\", \"horizon\": 1e999}").unwrap();
+    let st = mpc().args(["solve", "--problem"]).arg(d.join("p.json")).output().unwrap();
+    assert_eq!(st.status.code(), Some(2));
+    assert!(st.stdout.is_empty());
+}
+
+#[test]
+fn non_convergence_is_reported_not_an_error() {
+    let mut doc = small_problem();
+    doc["model"] = Value::from("pendulum");
+    doc["params"] = serde_json::json!({});
+    doc["horizon"] = Value::from(10);
+    doc["x_init"] = serde_json::json!([[2.5f64.cos(), 2.5f64.sin(), 0.3]]);
+    let mut cm = vec![vec![0.0; 4]; 4];
+    cm[0][0] = 1.0;
+    cm[1][1] = 1.0;
+    cm[2][2] = 0.1;
+    cm[3][3] = 0.001;
+    doc["C"] = serde_json::json!(vec![vec![cm; 10]; 1]);
+    doc["c"] = serde_json::json!(vec![vec![vec![-1.0, 0.0, 0.0, 0.0]; 10]; 1]);
+    doc["u_lower"] = serde_json::json!([-2.0]);
+    doc["u_upper"] = serde_json::json!([2.0]);
+    doc["solver"] = serde_json::json!({"max_iters": 1, "eps": 1e-12});
+    doc.as_object_mut().unwrap().remove("grad_x");
+    doc.as_object_mut().unwrap().remove("grad_u");
+    let d = tmp_dir("nonconv");
+    std::fs::write(d.join("p.json"), doc.to_string()).unwrap();
+    let st = mpc().args(["solve", "--problem"]).arg(d.join("p.json")).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let sol: Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(sol["converged"], serde_json::json!([false]));
+    assert_eq!(sol["iterations"], serde_json::json!([1]));
+}
