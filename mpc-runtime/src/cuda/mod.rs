@@ -63,12 +63,10 @@ namespace m = ::{ns};
 constexpr int NXA = m::NX > 0 ? m::NX : 1;
 constexpr int NUA = m::NU > 0 ? m::NU : 1;
 template <typename T>
-__device__ __forceinline__ void load_params(const T* __restrict__ src, m::Params<T>& p) {{
+__device__ __forceinline__ const m::Params<T>& params_view(const T* __restrict__ src) {{
     static_assert(m::NP == 0 || sizeof(m::Params<T>) == m::NP * sizeof(T),
                   "Params<T> must consist of exactly NP fields of type T");
-    T* dst = reinterpret_cast<T*>(&p);
-#pragma unroll
-    for (int k = 0; k < m::NP; ++k) dst[k] = src[k];
+    return *reinterpret_cast<const m::Params<T>*>(src);
 }}
 template <typename T>
 __device__ __forceinline__ void load(const T* __restrict__ src, T* dst, int n) {{
@@ -89,7 +87,7 @@ extern "C" __global__ void {step}(const {ty}* __restrict__ x, const {ty}* __rest
     namespace m = ::{ns}; namespace c = ::{helper};
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    m::Params<{ty}> p; c::load_params(params, p);
+    const m::Params<{ty}>& p = c::params_view(params);
     {ty} xl[c::NXA], ul[c::NUA];
     c::load(x + i * m::NX, xl, m::NX); c::load(u + i * m::NU, ul, m::NU);
     m::step<{ty}>(xl, ul, p, x_next + i * m::NX);
@@ -101,7 +99,7 @@ extern "C" __global__ void {lin}(const {ty}* __restrict__ x, const {ty}* __restr
     namespace m = ::{ns}; namespace c = ::{helper};
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    m::Params<{ty}> p; c::load_params(params, p);
+    const m::Params<{ty}>& p = c::params_view(params);
     {ty} xl[c::NXA], ul[c::NUA];
     c::load(x + i * m::NX, xl, m::NX); c::load(u + i * m::NU, ul, m::NU);
     m::linearize<{ty}>(xl, ul, p, x_next + i * m::NX, A + i * m::NX * m::NX, B + i * m::NX * m::NU);
@@ -112,7 +110,7 @@ extern "C" __global__ void {hes}(const {ty}* __restrict__ x, const {ty}* __restr
     namespace m = ::{ns}; namespace c = ::{helper};
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) return;
-    m::Params<{ty}> p; c::load_params(params, p);
+    const m::Params<{ty}>& p = c::params_view(params);
     {ty} xl[c::NXA], ul[c::NUA], ll[c::NXA];
     c::load(x + i * m::NX, xl, m::NX); c::load(u + i * m::NU, ul, m::NU);
     c::load(lambda + i * m::NX, ll, m::NX);
