@@ -36,7 +36,18 @@ fi
 
 if [[ ! -x "$venv/bin/python" ]]; then
     echo "setup: creating virtual environment $venv"
-    "$py" -m venv "$venv"
+    if ! "$py" -m venv "$venv"; then
+        # Debian/Ubuntu system Pythons ship venv separately.
+        if command -v apt-get >/dev/null && [[ "$(id -u)" == 0 ]]; then
+            echo "setup: python3 -m venv failed; installing python3-venv"
+            rm -rf "$venv"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+            "$py" -m venv "$venv"
+        else
+            echo "setup: ERROR: '$py -m venv' failed; install python3-venv" >&2
+            exit 1
+        fi
+    fi
 fi
 
 echo "setup: installing $want into $venv"
