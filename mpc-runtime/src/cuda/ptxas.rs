@@ -250,12 +250,10 @@ pub fn parse_ptxas_verbose(log: &str) -> Vec<KernelResources> {
                     }
                 }
             }
-        } else if let Some(rest) = l.split("Used ").nth(1) {
-            if let Some(i) = entry {
-                if rest.contains("registers") {
-                    out[i].registers = leading_number(rest);
-                }
-            }
+        } else if let (Some(rest), Some(i)) = (l.split("Used ").nth(1), entry)
+            && rest.contains("registers")
+        {
+            out[i].registers = leading_number(rest);
         }
     }
     out
