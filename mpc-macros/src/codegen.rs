@@ -107,12 +107,12 @@ fn sources(spec: &ModelSpec, d: &Derived) -> Sources {
 {prelude}
 namespace {ns} {{
 
-constexpr int NX = {nx};  // states: {states}
-constexpr int NU = {nu};  // controls: {controls}
-constexpr int NZ = {n};  // z = [x; u]
-constexpr int NP = {np};  // parameters: {params}
-constexpr double CONTROL_LOWER[NU] = {{{lower}}};
-constexpr double CONTROL_UPPER[NU] = {{{upper}}};
+[[maybe_unused]] constexpr int NX = {nx};  // states: {states}
+[[maybe_unused]] constexpr int NU = {nu};  // controls: {controls}
+[[maybe_unused]] constexpr int NZ = {n};  // z = [x; u]
+[[maybe_unused]] constexpr int NP = {np};  // parameters: {params}
+[[maybe_unused]] constexpr double CONTROL_LOWER[NU] = {{{lower}}};
+[[maybe_unused]] constexpr double CONTROL_UPPER[NU] = {{{upper}}};
 
 /// Run-time parameters, in the order of the Rust model's PARAM_NAMES.
 template <typename T>

@@ -1,7 +1,7 @@
 //! Lowering the body language (Rust expressions) into DAG nodes, and building the discrete map
 //! with its exact first and second derivatives.
 
-use crate::diff::Differentiator;
+use crate::diff::{gradient, Differentiator};
 use crate::expr::{Binary, Graph, Id, Unary, Var};
 use crate::spec::{ModelSpec, TimeKind};
 use std::collections::HashMap;
@@ -241,17 +241,13 @@ pub fn derive(spec: &ModelSpec) -> Result<Derived> {
     }
     let a = (0..nx).flat_map(|i| (0..nx).map(move |k| (i, k))).map(|(i, k)| jac[i * n + k]).collect();
     let b = (0..nx).flat_map(|i| (nx..n).map(move |k| (i, k))).map(|(i, k)| jac[i * n + k]).collect();
-    // Weighted gradient w_j = Σ_i λ_i ∂f_i/∂z_j, then H_jk = ∂w_j/∂z_k.
+    // Weighted gradient w = ∇_z (λᵀ f) by reverse mode, then H_jk = ∂w_j/∂z_k by forward mode.
     let lam: Vec<Id> = (0..nx).map(|i| g.var(Var::Lambda(i))).collect();
+    let w = gradient(&mut g, &next, &lam, &z_vars);
     let mut h = vec![0; n * n];
     for j in 0..n {
-        let mut w = g.constant(0.0);
-        for i in 0..nx {
-            let t = g.mul(lam[i], jac[i * n + j]);
-            w = g.add(w, t);
-        }
         for k in j..n {
-            let hjk = diffs[k].diff(&mut g, w);
+            let hjk = diffs[k].diff(&mut g, w[j]);
             h[j * n + k] = hjk;
             h[k * n + j] = hjk;
         }

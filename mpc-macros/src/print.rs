@@ -34,18 +34,38 @@ impl Names<'_> {
     }
 }
 
-/// Interior nodes reachable from `outputs`, in topological order.
+/// Interior nodes needed by `outputs`, in a demand-driven topological order: for each output
+/// in turn, the nodes it needs that are not computed yet (operands first). Each output can be
+/// stored as soon as its value exists, which keeps few values live at once (fewer registers on
+/// the GPU) compared with computing everything before storing anything.
 pub fn schedule(g: &Graph, outputs: &[Id]) -> Vec<Id> {
-    let mut need = vec![false; g.len()];
-    let mut stack: Vec<Id> = outputs.to_vec();
-    while let Some(id) = stack.pop() {
-        if need[id] {
-            continue;
+    let mut done = vec![false; g.len()];
+    let mut order = Vec::new();
+    for &root in outputs {
+        // Iterative post-order DFS.
+        let mut stack = vec![(root, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if done[id] {
+                continue;
+            }
+            if expanded {
+                done[id] = true;
+                if !matches!(g.node(id), Node::Const(_) | Node::Var(_)) {
+                    order.push(id);
+                }
+                continue;
+            }
+            stack.push((id, true));
+            // Push children in reverse so the first operand is computed first.
+            let kids: Vec<Id> = children(g.node(id)).into_iter().flatten().collect();
+            for &c in kids.iter().rev() {
+                if !done[c] {
+                    stack.push((c, false));
+                }
+            }
         }
-        need[id] = true;
-        stack.extend(children(g.node(id)).into_iter().flatten());
     }
-    (0..g.len()).filter(|&i| need[i] && !matches!(g.node(i), Node::Const(_) | Node::Var(_))).collect()
+    order
 }
 
 /// A constant as a literal of the language.
@@ -130,20 +150,38 @@ fn rhs(g: &Graph, names: &Names, lang: Lang, id: Id) -> String {
     }
 }
 
-/// Statements computing `outputs` and storing them as `target[k] = value`: one line each.
-/// `indent` prefixes every line.
+/// Statements computing `outputs` and storing them as `target[k] = value`, each store placed
+/// right after the last temporary it needs. `indent` prefixes every line.
 pub fn body(g: &Graph, names: &Names, lang: Lang, targets: &[(String, Id)], indent: &str) -> String {
     let ids: Vec<Id> = targets.iter().map(|t| t.1).collect();
+    let order = schedule(g, &ids);
+    // Position in the schedule after which each target's value is available.
+    let mut pos = vec![usize::MAX; g.len()];
+    for (k, &id) in order.iter().enumerate() {
+        pos[id] = k;
+    }
+    let mut stores: Vec<Vec<usize>> = vec![Vec::new(); order.len() + 1];
+    for (t, &(_, id)) in targets.iter().enumerate() {
+        let at = if pos[id] == usize::MAX { 0 } else { pos[id] + 1 };
+        stores[at].push(t);
+    }
     let mut out = String::new();
-    for id in schedule(g, &ids) {
+    let store = |out: &mut String, t: usize| {
+        let (target, id) = &targets[t];
+        out.push_str(&format!("{indent}{target} = {};\n", operand(g, names, lang, *id)));
+    };
+    for &t in &stores[0] {
+        store(&mut out, t);
+    }
+    for (k, &id) in order.iter().enumerate() {
         let r = rhs(g, names, lang, id);
         match lang {
             Lang::Rust => out.push_str(&format!("{indent}let t{id}_ = {r};\n")),
             Lang::Cuda => out.push_str(&format!("{indent}const T t{id}_ = {r};\n")),
         }
-    }
-    for (target, id) in targets {
-        out.push_str(&format!("{indent}{target} = {};\n", operand(g, names, lang, *id)));
+        for &t in &stores[k + 1] {
+            store(&mut out, t);
+        }
     }
     out
 }
