@@ -258,3 +258,54 @@ fn non_convergence_is_reported_not_an_error() {
     assert_eq!(sol["converged"], serde_json::json!([false]));
     assert_eq!(sol["iterations"], serde_json::json!([1]));
 }
+
+/// Timings of the CPU solver on the quadrotor hover task with the generated model (not a
+/// correctness test; run with `cargo test --release --test solve_fixtures -- --ignored
+/// --nocapture`).
+#[test]
+#[ignore]
+fn perf_quadrotor_hover() {
+    use mpc_models::Quadrotor;
+    use mpc_runtime::{Batch, Bound, GradientMode, Solver, SolverOptions};
+    use std::time::Instant;
+    let model = Quadrotor::default();
+    let lo = [0.0, -10.0, -10.0, -4.0];
+    let hi = [34.0, 10.0, 10.0, 4.0];
+    for (b, t, k) in [(1usize, 10usize, 5usize), (1, 10, 50), (16, 10, 5), (256, 10, 5), (256, 10, 50)] {
+        let sc = mpc_models::scenarios::quadrotor_hover(&model, b, t, 42);
+        let batch = Batch {
+            size: b,
+            x_init: &sc.x_init,
+            cost_hess: &sc.cost_c,
+            cost_lin: &sc.cost_q,
+            u_lower: Bound::PerControl(&lo),
+            u_upper: Bound::PerControl(&hi),
+            u_init: Some(&sc.u_init),
+        };
+        for mode in [GradientMode::GaussNewton, GradientMode::Exact] {
+            let opts = SolverOptions { max_iters: k, eps: 1e-300, gradient: mode, ..SolverOptions::default() };
+            let mut s = Solver::new(model.clone(), t, opts);
+            let mut sol = s.solve(&batch);
+            let gx = vec![1.0; b * t * 10];
+            let gu = vec![1.0; b * t * 4];
+            let mut g = s.backward(&batch, &sol, &gx, &gu);
+            let reps = (2000 / (b * k)).max(3);
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                s.solve_into(&batch, &mut sol);
+            }
+            let fwd = t0.elapsed().as_secs_f64() / reps as f64;
+            let t0 = Instant::now();
+            for _ in 0..reps {
+                s.backward_into(&batch, &sol, &gx, &gu, &mut g);
+            }
+            let bwd = t0.elapsed().as_secs_f64() / reps as f64;
+            eprintln!(
+                "B={b:4} T={t} iters={k:2} {mode:?}: forward {:.3} ms, backward {:.3} ms (iterations {:?})",
+                fwd * 1e3,
+                bwd * 1e3,
+                &sol.iterations[..1]
+            );
+        }
+    }
+}
