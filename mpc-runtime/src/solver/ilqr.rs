@@ -3,7 +3,7 @@
 
 use super::linalg::{cholesky_solve_multi, mat_mul, quad_cost};
 use super::workspace::Workspace;
-use super::{Bound, ProblemRef, SolverOptions, Stats};
+use super::{Bound, LineSearchRule, ProblemRef, SolverOptions, Stats};
 use crate::model::Dynamics;
 
 /// Fill `ws.lo`/`ws.hi` (T×nu) from the problem's bounds.
@@ -318,6 +318,9 @@ pub(crate) fn solve_one<D: Dynamics>(
                     chosen = Some(jt);
                     std::mem::swap(&mut ws.xt, &mut ws.xb);
                     std::mem::swap(&mut ws.ut, &mut ws.ub);
+                    if opts.line_search_rule == LineSearchRule::FirstDecrease {
+                        break;
+                    }
                 }
             }
             match chosen {

@@ -51,6 +51,17 @@ pub enum GradientMode {
     GaussNewton,
 }
 
+/// Which step the line search keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LineSearchRule {
+    /// Evaluate every step size and keep the one with the lowest cost (ties within rounding go
+    /// to the earlier step in the list).
+    #[default]
+    Best,
+    /// Keep the first step size (in list order) that lowers the cost, as mpc.pytorch does.
+    FirstDecrease,
+}
+
 /// Solver settings, fixed when the [`Solver`] is built.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SolverOptions {
@@ -60,6 +71,8 @@ pub struct SolverOptions {
     pub eps: f64,
     /// Step sizes tried by the line search (all are evaluated).
     pub line_search: Vec<f64>,
+    /// Which of the lowering step sizes is kept.
+    pub line_search_rule: LineSearchRule,
     /// Gradient mode of [`Solver::backward`].
     pub gradient: GradientMode,
     /// First non-zero `Q_uu` regularisation `μ` used when one is needed.
@@ -76,6 +89,7 @@ impl Default for SolverOptions {
             max_iters: 50,
             eps: 1e-7,
             line_search: vec![1.0, 0.5, 0.25, 0.1],
+            line_search_rule: LineSearchRule::Best,
             gradient: GradientMode::Exact,
             reg_min: 1e-6,
             reg_factor: 10.0,
