@@ -122,11 +122,6 @@ impl BoxQp {
     /// the free face of the solution.
     pub fn solve(&mut self, q: &[f64], c: &[f64], lo: &[f64], hi: &[f64], x: &mut [f64]) -> Result<usize, BoxQpError> {
         let n = self.n;
-        // Positive definiteness of the whole Q (so every face is PD, and the result is unique).
-        self.chol[..n * n].copy_from_slice(&q[..n * n]);
-        if !cholesky(&mut self.chol[..n * n], n, 1e-13) {
-            return Err(BoxQpError::NotPositiveDefinite);
-        }
         for i in 0..n {
             x[i] = x[i].max(lo[i]).min(hi[i]);
         }
@@ -146,6 +141,14 @@ impl BoxQp {
                 break;
             }
             let m = self.nfree;
+            if it == 0 && m < n {
+                // Positive definiteness of the whole Q (so every face is PD and the minimiser
+                // unique); when every variable starts free the face factor below checks it.
+                self.chol[..n * n].copy_from_slice(&q[..n * n]);
+                if !cholesky(&mut self.chol[..n * n], n, 1e-13) {
+                    return Err(BoxQpError::NotPositiveDefinite);
+                }
+            }
             if m == 0 {
                 break;
             }

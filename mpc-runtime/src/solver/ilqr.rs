@@ -1,7 +1,7 @@
 //! Control-limited iLQR for one problem (Tassa, Mansard & Todorov 2014), plus the Riccati
 //! pieces shared with the gradient pass.
 
-use super::linalg::{cholesky_solve_multi, mat_mul, quad_cost};
+use super::linalg::{cholesky_solve_multi, mat_mul, quad_cost_parts};
 use super::workspace::Workspace;
 use super::{Bound, LineSearchRule, ProblemRef, SolverOptions, Stats};
 use crate::model::Dynamics;
@@ -23,6 +23,14 @@ pub(crate) fn load_bounds(ws: &mut Workspace, p: &ProblemRef<'_>) {
     }
 }
 
+/// `y += a x` over equal-length slices (bounds-check free, vectorisable).
+#[inline(always)]
+fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
 /// Add the dynamics' contribution `Fᵀ P F`, `Fᵀ p` (F = [A B] of stage `t`) to `ws.qzz`,
 /// `ws.qz`, where `ws.p`, `ws.pv` hold the cost-to-go of stage `t + 1`.
 #[inline(always)]
@@ -30,34 +38,29 @@ pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize)
     let n = nx + nu;
     let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
     let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
-    mat_mul(&ws.p, a, nx, nx, nx, &mut ws.pa);
-    mat_mul(&ws.p, b, nx, nx, nu, &mut ws.pb);
-    let qzz = &mut ws.qzz;
+    mat_mul(&ws.p[..nx * nx], a, nx, nx, nx, &mut ws.pa[..nx * nx]);
+    mat_mul(&ws.p[..nx * nx], b, nx, nx, nu, &mut ws.pb[..nx * nu]);
+    let qzz = &mut ws.qzz[..n * n];
     for k in 0..nx {
         let pa_row = &ws.pa[k * nx..(k + 1) * nx];
         let pb_row = &ws.pb[k * nu..(k + 1) * nu];
-        for i in 0..nx {
-            let aki = a[k * nx + i];
-            for j in 0..nx {
-                qzz[i * n + j] += aki * pa_row[j];
-            }
-            for j in 0..nu {
-                qzz[i * n + nx + j] += aki * pb_row[j];
-            }
+        let a_row = &a[k * nx..(k + 1) * nx];
+        let b_row = &b[k * nu..(k + 1) * nu];
+        // Rows i < nx of [Q_xx Q_xu] += A[k][i] [PA_k PB_k].
+        for (i, &aki) in a_row.iter().enumerate() {
+            let q_row = &mut qzz[i * n..(i + 1) * n];
+            let (qx, qu) = q_row.split_at_mut(nx);
+            axpy(qx, aki, pa_row);
+            axpy(qu, aki, pb_row);
         }
-        for i in 0..nu {
-            let bki = b[k * nu + i];
-            for j in 0..nu {
-                qzz[(nx + i) * n + nx + j] += bki * pb_row[j];
-            }
+        // Q_uu += B[k][i] PB_k.
+        for (i, &bki) in b_row.iter().enumerate() {
+            axpy(&mut qzz[(nx + i) * n + nx..(nx + i + 1) * n], bki, pb_row);
         }
         let pk = ws.pv[k];
-        for i in 0..nx {
-            ws.qz[i] += a[k * nx + i] * pk;
-        }
-        for i in 0..nu {
-            ws.qz[nx + i] += b[k * nu + i] * pk;
-        }
+        let (qx, qu) = ws.qz[..n].split_at_mut(nx);
+        axpy(qx, pk, a_row);
+        axpy(qu, pk, b_row);
     }
     // Q_ux = Q_xuᵀ (the C_t part was symmetric already).
     for i in 0..nu {
@@ -74,41 +77,44 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
     let n = nx + nu;
     let kk = &ws.kk[t * nu * nx..(t + 1) * nu * nx];
     let k = &ws.k[t * nu..(t + 1) * nu];
-    let qzz = &ws.qzz;
+    let qzz = &ws.qzz[..n * n];
+    let qz = &ws.qz[..n];
+    let w = &mut ws.w[..nu * nx];
+    let wv = &mut ws.wv[..nu];
     // W = Q_uu K + Q_ux, w = Q_uu k + q_u
     for i in 0..nu {
-        for j in 0..nx {
-            let mut s = qzz[(nx + i) * n + j];
-            for l in 0..nu {
-                s += qzz[(nx + i) * n + nx + l] * kk[l * nx + j];
-            }
-            ws.w[i * nx + j] = s;
-        }
-        let mut s = ws.qz[nx + i];
+        let q_row = &qzz[(nx + i) * n..(nx + i + 1) * n];
+        let w_row = &mut w[i * nx..(i + 1) * nx];
+        w_row.copy_from_slice(&q_row[..nx]);
+        let mut s = qz[nx + i];
         for l in 0..nu {
-            s += qzz[(nx + i) * n + nx + l] * k[l];
+            let q = q_row[nx + l];
+            axpy(w_row, q, &kk[l * nx..(l + 1) * nx]);
+            s += q * k[l];
         }
-        ws.wv[i] = s;
+        wv[i] = s;
     }
+    let p = &mut ws.p[..nx * nx];
+    let pv = &mut ws.pv[..nx];
     for i in 0..nx {
-        for j in 0..nx {
-            let mut s = qzz[i * n + j];
-            for l in 0..nu {
-                s += kk[l * nx + i] * ws.w[l * nx + j] + qzz[i * n + nx + l] * kk[l * nx + j];
-            }
-            ws.p[i * nx + j] = s;
-        }
-        let mut s = ws.qz[i];
+        let q_row = &qzz[i * n..(i + 1) * n];
+        let p_row = &mut p[i * nx..(i + 1) * nx];
+        p_row.copy_from_slice(&q_row[..nx]);
+        let mut s = qz[i];
         for l in 0..nu {
-            s += kk[l * nx + i] * ws.wv[l] + qzz[i * n + nx + l] * k[l];
+            let kli = kk[l * nx + i];
+            let qil = q_row[nx + l];
+            axpy(p_row, kli, &w[l * nx..(l + 1) * nx]);
+            axpy(p_row, qil, &kk[l * nx..(l + 1) * nx]);
+            s += kli * wv[l] + qil * k[l];
         }
-        ws.pv[i] = s;
+        pv[i] = s;
     }
     for i in 0..nx {
         for j in 0..i {
-            let m = 0.5 * (ws.p[i * nx + j] + ws.p[j * nx + i]);
-            ws.p[i * nx + j] = m;
-            ws.p[j * nx + i] = m;
+            let m = 0.5 * (p[i * nx + j] + p[j * nx + i]);
+            p[i * nx + j] = m;
+            p[j * nx + i] = m;
         }
     }
 }
@@ -121,52 +127,36 @@ fn stage_z(z: &mut [f64], x: &[f64], u: &[f64], nx: usize, nu: usize, t: usize) 
 }
 
 /// Roll the dynamics out from `x_init` with the controls in `ws.u`, writing `ws.x`; returns the
-/// cost.
+/// cost and its magnitude scale `Σ_t ½|z_tᵀC_t z_t| + |c_tᵀ z_t|` (for rounding tolerances).
 #[inline(always)]
-fn rollout_plain<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>) -> f64 {
+fn rollout_plain<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>) -> (f64, f64) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     ws.x[..nx].copy_from_slice(&p.x_init[..nx]);
     let mut j = 0.0;
+    let mut sc = 0.0;
     for t in 0..tt {
         stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
-        j += quad_cost(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        let (q, l) = quad_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        j += 0.5 * q + l;
+        sc += 0.5 * q.abs() + l.abs();
         if t + 1 < tt {
             let (cur, next) = ws.x.split_at_mut((t + 1) * nx);
             d.step(&cur[t * nx..], &ws.u[t * nu..(t + 1) * nu], &mut next[..nx]);
         }
     }
-    j
+    (j, sc)
 }
 
-/// Magnitude scale of the cost at the current iterate (`Σ ½|z|ᵀ|C||z| + |c|ᵀ|z|`).
+/// Closed-loop rollout of step size `alpha` into `ws.xt`/`ws.ut`; returns its cost and scale
+/// (as [`rollout_plain`]).
 #[inline(always)]
-fn cost_scale(ws: &mut Workspace, p: &ProblemRef<'_>, nx: usize, nu: usize) -> f64 {
-    let n = nx + nu;
-    let mut s = 0.0;
-    for t in 0..ws.horizon {
-        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
-        let cm = &p.cm[t * n * n..(t + 1) * n * n];
-        let cv = &p.cv[t * n..(t + 1) * n];
-        for i in 0..n {
-            let zi = ws.z[i].abs();
-            let mut r = 0.0;
-            for jj in 0..n {
-                r += cm[i * n + jj].abs() * ws.z[jj].abs();
-            }
-            s += zi * (0.5 * r + cv[i].abs());
-        }
-    }
-    s
-}
-
-/// Closed-loop rollout of step size `alpha` into `ws.xt`/`ws.ut`; returns its cost.
-#[inline(always)]
-fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: f64) -> f64 {
+fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: f64) -> (f64, f64) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     ws.xt[..nx].copy_from_slice(&p.x_init[..nx]);
     let mut j = 0.0;
+    let mut sc = 0.0;
     for t in 0..tt {
         for i in 0..nx {
             ws.dx[i] = ws.xt[t * nx + i] - ws.x[t * nx + i];
@@ -180,13 +170,15 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alp
             ws.ut[t * nu + i] = v.max(ws.lo[t * nu + i]).min(ws.hi[t * nu + i]);
         }
         stage_z(&mut ws.z, &ws.xt, &ws.ut, nx, nu, t);
-        j += quad_cost(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        let (q, l) = quad_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        j += 0.5 * q + l;
+        sc += 0.5 * q.abs() + l.abs();
         if t + 1 < tt {
             let (cur, next) = ws.xt.split_at_mut((t + 1) * nx);
             d.step(&cur[t * nx..], &ws.ut[t * nu..(t + 1) * nu], &mut next[..nx]);
         }
     }
-    j
+    (j, sc)
 }
 
 /// Linearise the dynamics along `ws.x`, `ws.u` (stages 0..T-2) into `ws.a`, `ws.b`.
@@ -278,7 +270,7 @@ pub(crate) fn solve_one<D: Dynamics>(
     for i in 0..tt * nu {
         ws.u[i] = ws.u[i].max(ws.lo[i]).min(ws.hi[i]);
     }
-    let mut cost = rollout_plain(d, ws, p);
+    let (mut cost, mut scale) = rollout_plain(d, ws, p);
     ws.k.fill(0.0);
     ws.xbest.copy_from_slice(&ws.x);
     ws.ubest.copy_from_slice(&ws.u);
@@ -289,7 +281,8 @@ pub(crate) fn solve_one<D: Dynamics>(
     'outer: while iters < opts.max_iters {
         iters += 1;
         linearize_all(d, ws);
-        let tol = 16.0 * f64::EPSILON * (n as f64) * cost_scale(ws, p, nx, nu).max(cost.abs());
+        // Cost changes below this are rounding noise.
+        let tol = 64.0 * f64::EPSILON * (n as f64) * scale.max(cost.abs());
         loop {
             if !riccati(d, ws, p, mu) {
                 mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
@@ -300,10 +293,10 @@ pub(crate) fn solve_one<D: Dynamics>(
             }
             // Line search: every step size; keep the best that lowers the cost (within
             // rounding), preferring the earlier (larger) step when two are equal to rounding.
-            let mut chosen: Option<f64> = None;
+            let mut chosen: Option<(f64, f64)> = None;
             let mut first_du = f64::NAN;
             for (li, &alpha) in opts.line_search.iter().enumerate() {
-                let jt = rollout_trial(d, ws, p, alpha);
+                let (jt, st) = rollout_trial(d, ws, p, alpha);
                 if li == 0 {
                     first_du = du_norm(&ws.ut, &ws.u);
                 }
@@ -312,10 +305,10 @@ pub(crate) fn solve_one<D: Dynamics>(
                 }
                 let better = match chosen {
                     None => true,
-                    Some(jb) => jt < jb - tol,
+                    Some((jb, _)) => jt < jb - tol,
                 };
                 if better {
-                    chosen = Some(jt);
+                    chosen = Some((jt, st));
                     std::mem::swap(&mut ws.xt, &mut ws.xb);
                     std::mem::swap(&mut ws.ut, &mut ws.ub);
                     if opts.line_search_rule == LineSearchRule::FirstDecrease {
@@ -324,11 +317,12 @@ pub(crate) fn solve_one<D: Dynamics>(
                 }
             }
             match chosen {
-                Some(jb) => {
+                Some((jb, sb)) => {
                     let du = du_norm(&ws.ub, &ws.u);
                     std::mem::swap(&mut ws.x, &mut ws.xb);
                     std::mem::swap(&mut ws.u, &mut ws.ub);
                     cost = jb;
+                    scale = sb;
                     if cost < best_cost {
                         best_cost = cost;
                         ws.xbest.copy_from_slice(&ws.x);

@@ -35,11 +35,11 @@ pub fn mat_mul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f6
     for i in 0..r {
         let o = &mut out[i * c..i * c + c];
         o.fill(0.0);
-        for l in 0..k {
-            let ail = a[i * k + l];
+        let arow = &a[i * k..i * k + k];
+        for (l, &ail) in arow.iter().enumerate() {
             let brow = &b[l * c..l * c + c];
-            for j in 0..c {
-                o[j] += ail * brow[j];
+            for (oj, bj) in o.iter_mut().zip(brow) {
+                *oj += ail * bj;
             }
         }
     }
@@ -188,16 +188,26 @@ pub fn lu_solve_multi(a: &mut [f64], n: usize, b: &mut [f64], m: usize) -> bool 
 /// `½ zᵀ C z + cᵀ z` for one stage (`C` `n × n`).
 #[inline(always)]
 pub fn quad_cost(cm: &[f64], cv: &[f64], z: &[f64], n: usize) -> f64 {
-    let mut s = 0.0;
+    let (q, l) = quad_cost_parts(cm, cv, z, n);
+    0.5 * q + l
+}
+
+/// `(zᵀ C z, cᵀ z)` for one stage.
+#[inline(always)]
+pub fn quad_cost_parts(cm: &[f64], cv: &[f64], z: &[f64], n: usize) -> (f64, f64) {
+    let z = &z[..n];
+    let mut q = 0.0;
+    let mut l = 0.0;
     for i in 0..n {
         let row = &cm[i * n..i * n + n];
         let mut r = 0.0;
-        for j in 0..n {
-            r += row[j] * z[j];
+        for (cij, zj) in row.iter().zip(z) {
+            r += cij * zj;
         }
-        s += z[i] * (0.5 * r + cv[i]);
+        q += z[i] * r;
+        l += z[i] * cv[i];
     }
-    s
+    (q, l)
 }
 
 #[cfg(test)]
