@@ -76,7 +76,7 @@ fn compare(reference: &Value, cand: &Value) -> Result<String, String> {
         let scale = if rel { rv.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-8) } else { 1.0 };
         let err = diff / scale;
         report.push(format!("{key} {err:.1e}"));
-        if !(err <= tol) {
+        if err.is_nan() || err > tol {
             bad.push(format!("{key}: error {err:.3e} > {tol:.0e}"));
         }
     }
@@ -183,7 +183,8 @@ fn malformed_documents_exit_2_name_the_key_and_write_nothing() {
     assert_eq!(code, Some(0), "{err}");
     assert!(wrote);
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit, &str)> = vec![
         ("missing c", Box::new(|v| drop(v.as_object_mut().unwrap().remove("c"))), "c: missing key (expected shape B×T×n = 2×3×3)"),
         (
             "wrong C shape",
@@ -284,7 +285,7 @@ fn perf_quadrotor_hover() {
         };
         for mode in [GradientMode::GaussNewton, GradientMode::Exact] {
             let opts = SolverOptions { max_iters: k, eps: 1e-300, gradient: mode, ..SolverOptions::default() };
-            let mut s = Solver::new(model.clone(), t, opts);
+            let mut s = Solver::new(model, t, opts);
             let mut sol = s.solve(&batch);
             let gx = vec![1.0; b * t * 10];
             let gu = vec![1.0; b * t * 4];

@@ -81,6 +81,9 @@ pub enum ModelParams {
     Named(Vec<(String, f64)>),
 }
 
+/// `(nx, nu)` of a named model, or why the name is not known.
+pub type ModelDims<'a> = &'a dyn Fn(&str) -> Result<(usize, usize), String>;
+
 /// A validated problem document.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Problem {
@@ -214,13 +217,13 @@ fn matrix_shape(v: &Value, key: &str, sym: &str) -> Result<(usize, usize), Probl
 impl Problem {
     /// Parse and validate a problem document. `model_dims` gives `(nx, nu)` of a named model
     /// (every model but `linear`), or `Err` with a message for an unknown model.
-    pub fn parse(text: &str, model_dims: &dyn Fn(&str) -> Result<(usize, usize), String>) -> Result<Self, ProblemError> {
+    pub fn parse(text: &str, model_dims: ModelDims<'_>) -> Result<Self, ProblemError> {
         let doc: Value = serde_json::from_str(text).map_err(|e| ProblemError::new("", format!("invalid JSON: {e}")))?;
         Self::from_value(&doc, model_dims)
     }
 
     /// [`Problem::parse`] on an already parsed JSON value.
-    pub fn from_value(doc: &Value, model_dims: &dyn Fn(&str) -> Result<(usize, usize), String>) -> Result<Self, ProblemError> {
+    pub fn from_value(doc: &Value, model_dims: ModelDims<'_>) -> Result<Self, ProblemError> {
         let obj = doc.as_object().ok_or_else(|| ProblemError::new("", "the problem document must be a JSON object"))?;
         match require(obj, "format", "\"mpc-problem/1\"")? {
             Value::String(s) if s == PROBLEM_FORMAT => {}
@@ -392,6 +395,7 @@ impl Problem {
 }
 
 /// Parse the optional `solver` object.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(x > 0)` also rejects NaN
 fn parse_options(v: Option<&Value>) -> Result<SolverOptions, ProblemError> {
     let mut o = SolverOptions::default();
     let Some(v) = v else { return Ok(o) };

@@ -49,6 +49,7 @@ pub fn mat_mul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f6
 /// with `A = L Lᵀ` (the strict upper triangle is zeroed). Returns `false` when `A` is not
 /// numerically positive definite (a pivot `≤ rel_tol · max diag`, or not finite).
 #[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
 pub fn cholesky(a: &mut [f64], n: usize, rel_tol: f64) -> bool {
     let mut dmax = 0.0f64;
     for i in 0..n {
@@ -131,6 +132,7 @@ pub fn cholesky_solve_multi(l: &[f64], n: usize, b: &mut [f64], m: usize) {
 /// destroyed, `b` (`n × m`) becomes `X`. Returns `false` when `A` is singular to working
 /// precision.
 #[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(best > floor)` also catches NaN
 pub fn lu_solve_multi(a: &mut [f64], n: usize, b: &mut [f64], m: usize) -> bool {
     let mut amax = 0.0f64;
     for v in a[..n * n].iter() {
