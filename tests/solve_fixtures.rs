@@ -108,18 +108,24 @@ fn every_fixture_is_reproduced_by_mpc_solve() {
     names.sort();
     assert!(!names.is_empty(), "no *.problem.json in {}", dir.display());
     let mut failures = Vec::new();
-    for name in &names {
+    // Once with the generated models, once with the hand-written reference models.
+    for (base, extra) in names.iter().flat_map(|n| [(n, None), (n, Some("--reference-models"))]) {
+        let name = base;
         let problem = dir.join(format!("{name}.problem.json"));
         let out = out_dir.join(format!("{name}.solution.json"));
         let _ = std::fs::remove_file(&out);
-        let st = mpc().args(["solve", "--problem"]).arg(&problem).arg("--out").arg(&out).output().unwrap();
+        let mut cmd = mpc();
+        cmd.args(["solve", "--problem"]).arg(&problem).arg("--out").arg(&out);
+        cmd.args(extra);
+        let name = format!("{base}{}", extra.map(|e| format!(" ({e})")).unwrap_or_default());
+        let st = cmd.output().unwrap();
         if !st.status.success() {
             failures.push(format!("{name}: exit {:?}: {}", st.status.code(), String::from_utf8_lossy(&st.stderr)));
             continue;
         }
         let cand: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         let reference: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.solution.json"))).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{base}.solution.json"))).unwrap()).unwrap();
         match compare(&reference, &cand) {
             Ok(r) => eprintln!("PASS {name}: {r}"),
             Err(e) => failures.push(format!("{name}: {e}")),
