@@ -7,7 +7,7 @@
 //! * [`solver`]: the batched box-constrained iLQR solver with implicit-differentiation
 //!   gradients (CPU).
 //! * [`problem`]: the JSON exchange format (`mpc-problem/1`, `mpc-solution/1`).
-//! * [`reference`]: hand-written reference implementations of the bundled models (test
+//! * [`reference`](mod@reference): hand-written reference implementations of the bundled models (test
 //!   oracles, independent of `#[mpc_model]`).
 
 pub mod cuda;
