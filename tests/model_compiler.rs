@@ -151,3 +151,56 @@ fn common_subexpressions_are_shared() {
     lines.dedup();
     assert_eq!(lines.len(), n, "a right-hand side is computed twice");
 }
+
+/// The example robot through the whole pipeline: solve a lane change with the box-constrained
+/// iLQR and check the exact implicit gradient of the final lateral position with respect to
+/// the lane target against re-solves.
+#[test]
+fn bicycle_solves_and_differentiates_end_to_end() {
+    use mpc_runtime::{Batch, Bound, Solver, SolverOptions};
+    let (horizon, n) = (30, 6);
+    let w = [0.0, 2.0, 5.0, 1.0, 0.1, 1.0];
+    let build = |y_ref: f64| {
+        let z_ref = [0.0, y_ref, 0.0, 10.0, 0.0, 0.0];
+        let mut hess = vec![0.0; horizon * n * n];
+        let mut lin = vec![0.0; horizon * n];
+        for t in 0..horizon {
+            for i in 0..n {
+                hess[t * n * n + i * n + i] = w[i];
+                lin[t * n + i] = -w[i] * z_ref[i];
+            }
+        }
+        (hess, lin)
+    };
+    let x_init = [0.0, 0.0, 0.0, 8.0];
+    let opts = SolverOptions { eps: 1e-12, max_iters: 200, ..SolverOptions::default() };
+    let solve = |y_ref: f64| {
+        let (hess, lin) = build(y_ref);
+        let batch = Batch {
+            size: 1,
+            x_init: &x_init,
+            cost_hess: &hess,
+            cost_lin: &lin,
+            u_lower: Bound::PerControl(Bicycle::CONTROL_LOWER),
+            u_upper: Bound::PerControl(Bicycle::CONTROL_UPPER),
+            u_init: None,
+        };
+        let mut solver = Solver::new(Bicycle::default(), horizon, opts.clone());
+        let sol = solver.solve(&batch);
+        let mut gx = vec![0.0; horizon * 4];
+        gx[(horizon - 1) * 4 + 1] = 1.0;
+        let g = solver.backward(&batch, &sol, &gx, &vec![0.0; horizon * 2]);
+        (sol, g)
+    };
+    let (sol, g) = solve(3.5);
+    assert!(sol.converged[0], "lane change did not converge");
+    let on_bound = sol.u.iter().enumerate().filter(|(k, u)| (**u - Bicycle::CONTROL_UPPER[k % 2]).abs() < 1e-8 || (**u - Bicycle::CONTROL_LOWER[k % 2]).abs() < 1e-8).count();
+    assert!(on_bound > 0 && on_bound < sol.u.len(), "want active and inactive bounds, got {on_bound}");
+    assert!((sol.x[(horizon - 1) * 4 + 1] - 3.5).abs() < 0.05, "did not reach the lane");
+    // dL/dy_ref = Σ_t dL/dc_t,y · dc_t,y/dy_ref with c_y = -w_y y_ref.
+    let analytic: f64 = (0..horizon).map(|t| -w[1] * g.cost_lin[t * n + 1]).sum();
+    let h = 1e-5;
+    let y_at = |y_ref: f64| solve(y_ref).0.x[(horizon - 1) * 4 + 1];
+    let fd = (y_at(3.5 + h) - y_at(3.5 - h)) / (2.0 * h);
+    assert!((analytic - fd).abs() <= 1e-6 * (1.0 + fd.abs()), "dL/dy_ref: implicit {analytic}, finite differences {fd}");
+}

@@ -17,9 +17,13 @@ use std::process::ExitCode;
 /// Arguments of `mpc solve`.
 #[derive(clap::Args)]
 pub struct SolveArgs {
-    /// Problem document in the exchange format (`mpc-problem/1`).
+    /// Problem document in the exchange format (`mpc-problem/1`). Without it, the embedded
+    /// example is solved: 4 quadrotors hovering at random targets, T = 10, with gradients.
     #[arg(long, value_name = "PROBLEM.json")]
-    pub problem: PathBuf,
+    pub problem: Option<PathBuf>,
+    /// Print the embedded example problem document (a starting point for your own) and exit.
+    #[arg(long, conflicts_with = "problem")]
+    pub print_example: bool,
     /// Where to write the solution document; standard output when absent.
     #[arg(long, value_name = "SOLUTION.json")]
     pub out: Option<PathBuf>,
@@ -96,16 +100,59 @@ fn solve_problem(p: &Problem, use_reference: bool) -> Result<(Solution, Option<G
     }
 }
 
+/// The embedded example: a batch of quadrotor hover problems (the CA-AC-MPC benchmark task,
+/// `mpc_models::scenarios::quadrotor_hover`), with upstream gradients `dL/du_0 = 1` so the
+/// backward pass runs too.
+pub fn example_problem() -> serde_json::Value {
+    use serde_json::json;
+    let model = mpc_models::Quadrotor::default();
+    let (b, t, nx, nu) = (4, 10, 10, 4);
+    let n = nx + nu;
+    let s = mpc_models::scenarios::quadrotor_hover(&model, b, t, 2026);
+    let nest = |v: &[f64], dims: &[usize]| -> serde_json::Value {
+        fn rec(v: &[f64], dims: &[usize]) -> serde_json::Value {
+            if dims.len() == 1 {
+                return json!(v);
+            }
+            let stride: usize = dims[1..].iter().product();
+            serde_json::Value::Array(v.chunks(stride).map(|c| rec(c, &dims[1..])).collect())
+        }
+        rec(v, dims)
+    };
+    let grad_u: Vec<f64> = (0..b * t * nu).map(|k| if k % (t * nu) < nu { 1.0 } else { 0.0 }).collect();
+    json!({
+        "format": "mpc-problem/1",
+        "model": "quadrotor",
+        "params": { "mass": model.mass, "gravity": model.gravity, "dt": model.dt },
+        "horizon": t,
+        "x_init": nest(&s.x_init, &[b, nx]),
+        "C": nest(&s.cost_c, &[b, t, n, n]),
+        "c": nest(&s.cost_q, &[b, t, n]),
+        "u_lower": <mpc_models::Quadrotor as Model>::CONTROL_LOWER,
+        "u_upper": <mpc_models::Quadrotor as Model>::CONTROL_UPPER,
+        "u_init": nest(&s.u_init, &[b, t, nu]),
+        "solver": { "max_iters": 50, "eps": 1e-7, "gradient": "exact" },
+        "grad_x": nest(&vec![0.0; b * t * nx], &[b, t, nx]),
+        "grad_u": nest(&grad_u, &[b, t, nu]),
+    })
+}
+
 /// Run `mpc solve`.
 pub fn run(args: SolveArgs) -> ExitCode {
     let fail = |msg: String| {
         eprintln!("mpc solve: {msg}");
         ExitCode::from(2)
     };
-    let path = args.problem.display().to_string();
-    let text = match std::fs::read_to_string(&args.problem) {
-        Ok(t) => t,
-        Err(e) => return fail(format!("{path}: cannot read: {e}")),
+    if args.print_example {
+        println!("{}", serde_json::to_string_pretty(&example_problem()).expect("serialisable"));
+        return ExitCode::SUCCESS;
+    }
+    let (path, text) = match &args.problem {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(t) => (p.display().to_string(), t),
+            Err(e) => return fail(format!("{}: cannot read: {e}", p.display())),
+        },
+        None => ("<embedded example>".to_string(), example_problem().to_string()),
     };
     let problem = match Problem::parse(&text, &model_dims) {
         Ok(p) => p,
@@ -115,6 +162,16 @@ pub fn run(args: SolveArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(format!("{path}: {e}")),
     };
+    if args.problem.is_none() {
+        eprintln!("mpc solve: no --problem given, solved the embedded example (quadrotor hover, B = 4, T = 10, exact gradients of L = Σ_b Σ_i u_0,i)");
+        for b in 0..sol.cost.len() {
+            eprintln!(
+                "  problem {b}: cost {:.6}, {} iterations, converged {}, u_0 = {:.4?}",
+                sol.cost[b], sol.iterations[b], sol.converged[b], &sol.u[b * problem.horizon * 4..b * problem.horizon * 4 + 4]
+            );
+        }
+        eprintln!("  (the solution document follows on stdout; `mpc solve --print-example` shows the problem)");
+    }
     let json = solution_json(&problem, &sol, grads.as_ref(), "cpu");
     match args.out {
         Some(out) => {
