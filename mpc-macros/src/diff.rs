@@ -1,4 +1,5 @@
-//! Symbolic differentiation on the DAG (forward mode, memoised per variable).
+//! Symbolic differentiation on the DAG: forward mode (memoised per variable) and reverse mode
+//! (adjoint accumulation), both built on one table of local partial derivatives ([`chain`]).
 //!
 //! Conventions at non-smooth points, chosen so derivatives stay finite wherever the function
 //! is: `d sqrt(a) = da / (2 sqrt a)` taken as `0` where `a = 0` (so the derivative of a norm is 0
@@ -44,146 +45,31 @@ impl Differentiator {
         self.memo[&e]
     }
 
+    /// Forward rule: `d node = Σ_slot ∂node/∂operand · d operand`, with the local partials of
+    /// [`chain`] (shared with reverse mode, so both modes follow one set of rules).
     fn rule(&mut self, g: &mut Graph, id: Id) -> Id {
-        let d = |s: &Self, c: Id| s.memo[&c];
-        match g.node(id) {
+        let node = g.node(id);
+        match node {
             Node::Const(_) => g.constant(0.0),
             Node::Var(v) => g.constant(if v == self.wrt { 1.0 } else { 0.0 }),
-            Node::Unary(op, a) => {
-                let da = d(self, a);
-                if g.as_const(da) == Some(0.0) {
-                    return da;
-                }
-                match op {
-                    Unary::Neg => g.neg(da),
-                    Unary::Sin => {
-                        let c = g.unary(Unary::Cos, a);
-                        g.mul(c, da)
-                    }
-                    Unary::Cos => {
-                        let s = g.unary(Unary::Sin, a);
-                        let m = g.mul(s, da);
-                        g.neg(m)
-                    }
-                    Unary::Tan => {
-                        // (1 + tan²a) da
-                        let one = g.constant(1.0);
-                        let t2 = g.powi(id, 2);
-                        let f = g.add(one, t2);
-                        g.mul(f, da)
-                    }
-                    Unary::Asin | Unary::Acos => {
-                        let one = g.constant(1.0);
-                        let a2 = g.powi(a, 2);
-                        let r = g.sub(one, a2);
-                        let s = g.unary(Unary::Sqrt, r);
-                        let q = g.div(da, s);
-                        if op == Unary::Asin { q } else { g.neg(q) }
-                    }
-                    Unary::Atan => {
-                        let one = g.constant(1.0);
-                        let a2 = g.powi(a, 2);
-                        let r = g.add(one, a2);
-                        g.div(da, r)
-                    }
-                    Unary::Sinh => {
-                        let c = g.unary(Unary::Cosh, a);
-                        g.mul(c, da)
-                    }
-                    Unary::Cosh => {
-                        let s = g.unary(Unary::Sinh, a);
-                        g.mul(s, da)
-                    }
-                    Unary::Tanh => {
-                        let one = g.constant(1.0);
-                        let t2 = g.powi(id, 2);
-                        let f = g.sub(one, t2);
-                        g.mul(f, da)
-                    }
-                    Unary::Exp => g.mul(id, da),
-                    Unary::Ln => g.div(da, a),
-                    Unary::Sqrt => {
-                        let two = g.constant(2.0);
-                        let den = g.mul(two, id);
-                        g.div_nz(da, den)
-                    }
-                    Unary::Abs => {
-                        let s = g.unary(Unary::Sign, a);
-                        g.mul(s, da)
-                    }
-                    Unary::Sign => g.constant(0.0),
-                }
-            }
-            Node::Binary(op, a, b) => {
-                let (da, db) = (d(self, a), d(self, b));
-                let zero_a = g.as_const(da) == Some(0.0);
-                let zero_b = g.as_const(db) == Some(0.0);
-                if zero_a && zero_b {
-                    return g.constant(0.0);
-                }
-                match op {
-                    Binary::Add => g.add(da, db),
-                    Binary::Sub => g.sub(da, db),
-                    Binary::Mul => {
-                        let x = g.mul(da, b);
-                        let y = g.mul(a, db);
-                        g.add(x, y)
-                    }
-                    Binary::Div | Binary::DivNz => {
-                        // d(a/b) = (da - (a/b) db) / b, reusing the node a/b itself.
-                        let q = g.mul(id, db);
-                        let num = g.sub(da, q);
-                        if op == Binary::Div { g.div(num, b) } else { g.div_nz(num, b) }
-                    }
-                    Binary::Atan2 => {
-                        // atan2(y, x): (x dy - y dx) / (x² + y²)
-                        let x1 = g.mul(b, da);
-                        let x2 = g.mul(a, db);
-                        let num = g.sub(x1, x2);
-                        let a2 = g.powi(a, 2);
-                        let b2 = g.powi(b, 2);
-                        let den = g.add(a2, b2);
-                        g.div_nz(num, den)
-                    }
-                    Binary::Powf => {
-                        if zero_b {
-                            // b · a^(b-1) · da
-                            let one = g.constant(1.0);
-                            let bm1 = g.sub(b, one);
-                            let p = g.binary(Binary::Powf, a, bm1);
-                            let f = g.mul(b, p);
-                            g.mul(f, da)
-                        } else {
-                            // a^b (db ln a + b da / a)
-                            let ln = g.unary(Unary::Ln, a);
-                            let t1 = g.mul(db, ln);
-                            let q = g.div(da, a);
-                            let t2 = g.mul(b, q);
-                            let s = g.add(t1, t2);
-                            g.mul(id, s)
-                        }
-                    }
-                    Binary::Hypot => {
-                        let x1 = g.mul(a, da);
-                        let x2 = g.mul(b, db);
-                        let num = g.add(x1, x2);
-                        g.div_nz(num, id)
-                    }
-                }
-            }
-            Node::Powi(a, n) => {
-                let da = d(self, a);
-                if g.as_const(da) == Some(0.0) {
-                    return da;
-                }
-                let p = g.powi(a, n - 1);
-                let nn = g.constant(n as f64);
-                let f = g.mul(nn, p);
-                g.mul(f, da)
-            }
+            // A selection of derivatives is smaller than a sum of masked products.
             Node::IfLe(a, b, t, e) => {
-                let (dt, de) = (d(self, t), d(self, e));
+                let (dt, de) = (self.memo[&t], self.memo[&e]);
                 g.if_le(a, b, dt, de)
+            }
+            _ => {
+                let mut sum = g.constant(0.0);
+                for (slot, c) in children(node).into_iter().enumerate() {
+                    let Some(c) = c else { continue };
+                    let dc = self.memo[&c];
+                    if g.as_const(dc) == Some(0.0) {
+                        continue;
+                    }
+                    if let Some(term) = chain(g, id, node, slot, dc) {
+                        sum = g.add(sum, term);
+                    }
+                }
+                sum
             }
         }
     }
@@ -216,7 +102,7 @@ pub fn gradient(g: &mut Graph, outputs: &[Id], seeds: &[Id], wrt: &[Var]) -> Vec
             if matches!(g.node(c), Node::Const(_)) {
                 continue;
             }
-            let Some(contrib) = adjoint_contribution(g, id, node, slot, a) else { continue };
+            let Some(contrib) = chain(g, id, node, slot, a) else { continue };
             adj[c] = Some(match adj[c] {
                 Some(prev) => g.add(prev, contrib),
                 None => contrib,
@@ -232,8 +118,9 @@ pub fn gradient(g: &mut Graph, outputs: &[Id], seeds: &[Id], wrt: &[Var]) -> Vec
         .collect()
 }
 
-/// `a · ∂node/∂operand[slot]`, or `None` where the operand carries no derivative.
-fn adjoint_contribution(g: &mut Graph, id: Id, node: Node, slot: usize, a: Id) -> Option<Id> {
+/// `a · ∂node/∂operand[slot]` (the chain rule's local step, for both modes), or `None` where
+/// the operand carries no derivative.
+fn chain(g: &mut Graph, id: Id, node: Node, slot: usize, a: Id) -> Option<Id> {
     let one = g.constant(1.0);
     Some(match node {
         Node::Const(_) | Node::Var(_) => return None,
