@@ -18,7 +18,10 @@
 //!   `dL/dC`, `dL/dc`, `dL/dx_init`;
 //! * `--warmup` untimed forward+backward pairs, then `--reps` timed pairs (fewer when a case
 //!   exceeds `--budget-s`, never fewer than 5); wall-clock times; median, p10/p90, min/max;
-//! * the rayon pool has `--threads` threads (mpc.pytorch was measured with 2).
+//! * the rayon pool has `--threads` threads (mpc.pytorch was measured with 2);
+//! * the cores kept busy by other processes before (and, from `/proc/stat` less this
+//!   process's own CPU time, during) each case are recorded: on a shared machine they explain
+//!   outliers. `--wait-idle` waits for a quiet machine first.
 //!
 //! The ratio to mpc.pytorch uses `results-mpc-pytorch-cpu.json` (`--peer`, or found next to the
 //! repository in `shared/peer-bench/`), else the figures of that file embedded here.
@@ -247,11 +250,32 @@ fn busy_cores(sample: Duration) -> Option<f64> {
     Some(if total > 0.0 { ncpu * (1.0 - (i1 - i0) / total) } else { 0.0 })
 }
 
+/// CPU time so far, in clock ticks: (whole machine busy, whole machine total, this process).
+fn cpu_ticks() -> Option<(f64, f64, f64)> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<f64> = s.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0.0);
+    let total: f64 = v.iter().sum();
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest: Vec<&str> = me.rsplit_once(')')?.1.split_whitespace().collect();
+    let own = rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?;
+    Some((total - idle, total, own))
+}
+
+/// Cores kept busy by *other* processes between two [`cpu_ticks`] readings.
+fn others_busy(a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>) -> Option<f64> {
+    let ((b0, t0, o0), (b1, t1, o1)) = (a?, b?);
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let per_core = (t1 - t0) / ncpu;
+    (per_core > 0.0).then(|| (((b1 - b0) - (o1 - o0)) / per_core).max(0.0))
+}
+
 /// Wait at most `max_s` until fewer than `threshold` cores are busy; (busy cores, waited s).
 fn wait_idle(max_s: f64, threshold: f64) -> (Option<f64>, f64) {
     let t0 = Instant::now();
     loop {
-        let busy = busy_cores(Duration::from_millis(500));
+        let busy = busy_cores(Duration::from_secs(1));
         let waited = t0.elapsed().as_secs_f64();
         match busy {
             Some(b) if b >= threshold && waited < max_s => std::thread::sleep(Duration::from_secs(2)),
@@ -335,6 +359,7 @@ struct CaseResult {
     cost_mean: f64,
     grad_abs_max: f64,
     busy_before: Option<f64>,
+    busy_during: Option<f64>,
     waited_s: f64,
     load_before: Option<[f64; 3]>,
     load_after: Option<[f64; 3]>,
@@ -374,6 +399,7 @@ fn run_case(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize, pb: &Pro
     }
     let budget = Duration::from_secs_f64(args.budget_s.max(0.0));
     let (mut fwd, mut bwd) = (Vec::with_capacity(args.reps), Vec::with_capacity(args.reps));
+    let ticks0 = cpu_ticks();
     let start = Instant::now();
     while fwd.len() < args.reps {
         let t0 = Instant::now();
@@ -388,6 +414,7 @@ fn run_case(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize, pb: &Pro
             break;
         }
     }
+    let busy_during = others_busy(ticks0, cpu_ticks());
     let load_after = loadavg();
     pb.inc((args.reps - fwd.len()) as u64);
 
@@ -408,6 +435,7 @@ fn run_case(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize, pb: &Pro
         cost_mean: sol.cost.iter().sum::<f64>() / b as f64,
         grad_abs_max,
         busy_before,
+        busy_during,
         waited_s,
         load_before,
         load_after,
@@ -436,8 +464,8 @@ fn ms(v: f64) -> String {
 /// Markdown table of the results with the mpc.pytorch ratios.
 fn table(results: &[CaseResult], peer: &Peer) -> String {
     let mut s = String::new();
-    s.push_str("| B | T | iters | forward median ms (p10–p90) | mpc.pytorch fwd ms | fwd speed-up | backward median ms (p10–p90) | mpc.pytorch bwd ms | bwd speed-up | reps |\n");
-    s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("| B | T | iters | forward median ms (p10–p90) | mpc.pytorch fwd ms | fwd speed-up | backward median ms (p10–p90) | mpc.pytorch bwd ms | bwd speed-up | reps | others' load |\n");
+    s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let p = peer.get(r.b, r.t);
         let (pf, pfr, pb, pbr) = match p {
@@ -445,7 +473,7 @@ fn table(results: &[CaseResult], peer: &Peer) -> String {
             None => ("–".into(), "–".into(), "–".into(), "–".into()),
         };
         s.push_str(&format!(
-            "| {} | {} | {:.1} | {} ({}–{}) | {} | {} | {} ({}–{}) | {} | {} | {} |\n",
+            "| {} | {} | {:.1} | {} ({}–{}) | {} | {} | {} ({}–{}) | {} | {} | {} | {} |\n",
             r.b,
             r.t,
             r.iterations_mean,
@@ -459,7 +487,8 @@ fn table(results: &[CaseResult], peer: &Peer) -> String {
             ms(r.backward.p90),
             pb,
             pbr,
-            r.reps
+            r.reps,
+            r.busy_during.map_or("–".into(), |b| format!("{b:.2}"))
         ));
     }
     s
@@ -565,7 +594,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     let md = table(&results, &peer);
     println!("{md}");
     println!(
-        "quadrotor hover, float64, K = {} fixed, {} threads, gradient {:?}, line search {:?}; medians over timed reps after {} warm-up; peer: {}",
+        "quadrotor hover, float64, K = {} fixed, {} threads, gradient {:?}, line search {:?}; medians over timed reps after {} warm-up; others' load = cores kept busy by other processes during the timed reps; peer: {}",
         args.iters, args.threads, args.gradient, args.line_search, args.warmup, peer.source
     );
 
@@ -588,6 +617,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
                     "speedup_forward": p.map(|x| x.0 / r.forward.median),
                     "speedup_backward": p.map(|x| x.1 / r.backward.median),
                     "other_busy_cores_before": r.busy_before,
+                    "other_busy_cores_during": r.busy_during,
                     "waited_for_idle_s": r.waited_s,
                     "loadavg_before": r.load_before,
                     "loadavg_after": r.load_after,
