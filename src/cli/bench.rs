@@ -17,7 +17,9 @@
 //!   gradients `grad_x`, `grad_u ~ N(0, 1)` (the peer's loss `Σ w_x·x + Σ w_u·u`), giving
 //!   `dL/dC`, `dL/dc`, `dL/dx_init`;
 //! * `--warmup` untimed forward+backward pairs, then `--reps` timed pairs (fewer when a case
-//!   exceeds `--budget-s`, never fewer than 5); wall-clock times; median, p10/p90, min/max;
+//!   exceeds `--budget-s`, never fewer than 5), spread over `--rounds` passes through the
+//!   grid so that a slow spell of a shared machine affects every case alike; wall-clock
+//!   times; median, p10/p90, min/max over all timed pairs, and the median of each round;
 //! * the rayon pool has `--threads` threads (mpc.pytorch was measured with 2);
 //! * the cores kept busy by other processes before (and, from `/proc/stat` less this
 //!   process's own CPU time, during) each case are recorded: on a shared machine they explain
@@ -50,6 +52,10 @@ pub struct BenchArgs {
     /// Timed forward+backward repetitions per (B, T).
     #[arg(long, default_value_t = 200)]
     pub reps: usize,
+    /// The timed repetitions of every (B, T) are spread over this many rounds through the
+    /// whole grid, so that a slow spell of a shared machine hits every case alike.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
     /// Untimed forward+backward repetitions before the timed ones.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
@@ -263,14 +269,6 @@ fn cpu_ticks() -> Option<(f64, f64, f64)> {
     Some((total - idle, total, own))
 }
 
-/// Cores kept busy by *other* processes between two [`cpu_ticks`] readings.
-fn others_busy(a: Option<(f64, f64, f64)>, b: Option<(f64, f64, f64)>) -> Option<f64> {
-    let ((b0, t0, o0), (b1, t1, o1)) = (a?, b?);
-    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let per_core = (t1 - t0) / ncpu;
-    (per_core > 0.0).then(|| (((b1 - b0) - (o1 - o0)) / per_core).max(0.0))
-}
-
 /// Wait at most `max_s` until fewer than `threshold` cores are busy; (busy cores, waited s).
 fn wait_idle(max_s: f64, threshold: f64) -> (Option<f64>, f64) {
     let t0 = Instant::now();
@@ -353,6 +351,8 @@ struct CaseResult {
     reps: usize,
     forward: Stats,
     backward: Stats,
+    /// Per-round (forward, backward) medians, ms.
+    round_medians: Vec<(f64, f64)>,
     iterations_mean: f64,
     iterations_max: usize,
     converged: usize,
@@ -365,81 +365,123 @@ struct CaseResult {
     load_after: Option<[f64; 3]>,
 }
 
-/// Time one (B, T) case: build everything, warm up, then `reps` timed forward/backward pairs.
-fn run_case(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize, pb: &ProgressBar) -> Result<CaseResult, String> {
-    let model = Quadrotor::default();
-    let (nx, nu) = (Quadrotor::NX, Quadrotor::NU);
-    let sc = quadrotor_hover(&model, b, t, args.seed);
-    let batch = Batch {
-        size: b,
-        x_init: &sc.x_init,
-        cost_hess: &sc.cost_c,
-        cost_lin: &sc.cost_q,
-        u_lower: Bound::PerControl(Quadrotor::CONTROL_LOWER),
-        u_upper: Bound::PerControl(Quadrotor::CONTROL_UPPER),
-        u_init: Some(&sc.u_init),
-    };
-    let grad_x = normals(args.seed.wrapping_add(1), b * t * nx);
-    let grad_u = normals(args.seed.wrapping_add(2), b * t * nu);
-    let mut solver = Solver::new(model, t, opts.clone());
-    let mut sol = Solution::default();
-    let mut grads = Gradients::default();
+/// One (B, T) case: its data, its solver (built once) and the samples so far.
+struct Case {
+    b: usize,
+    t: usize,
+    sc: mpc_models::scenarios::QuadrotorHover,
+    grad_x: Vec<f64>,
+    grad_u: Vec<f64>,
+    solver: Solver<Quadrotor>,
+    sol: Solution,
+    grads: Gradients,
+    fwd: Vec<Duration>,
+    bwd: Vec<Duration>,
+    round_medians: Vec<(f64, f64)>,
+    busy_before: Option<f64>,
+    waited_s: f64,
+    others_ticks: f64,
+    window_ticks: f64,
+    load_before: Option<[f64; 3]>,
+    load_after: Option<[f64; 3]>,
+}
 
-    let (busy_before, waited_s) = if args.wait_idle > 0.0 {
-        let (b, w) = wait_idle(args.wait_idle, args.idle_cores);
-        (b, w)
-    } else {
-        (busy_cores(Duration::from_millis(300)), 0.0)
-    };
-    let load_before = loadavg();
-    // Warm-up (also sizes every buffer, so the timed region allocates nothing).
-    for _ in 0..args.warmup.max(1) {
-        solver.solve_into(&batch, &mut sol);
-        solver.backward_into(&batch, &sol, &grad_x, &grad_u, &mut grads);
-    }
-    let budget = Duration::from_secs_f64(args.budget_s.max(0.0));
-    let (mut fwd, mut bwd) = (Vec::with_capacity(args.reps), Vec::with_capacity(args.reps));
-    let ticks0 = cpu_ticks();
-    let start = Instant::now();
-    while fwd.len() < args.reps {
-        let t0 = Instant::now();
-        solver.solve_into(&batch, &mut sol);
-        let t1 = Instant::now();
-        solver.backward_into(&batch, &sol, &grad_x, &grad_u, &mut grads);
-        let t2 = Instant::now();
-        fwd.push(t1 - t0);
-        bwd.push(t2 - t1);
-        pb.inc(1);
-        if fwd.len() >= 5 && start.elapsed() > budget {
-            break;
+impl Case {
+    /// Build the problem data, the upstream gradients and the solver.
+    fn new(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize) -> Self {
+        let model = Quadrotor::default();
+        let sc = quadrotor_hover(&model, b, t, args.seed);
+        Case {
+            b,
+            t,
+            sc,
+            grad_x: normals(args.seed.wrapping_add(1), b * t * Quadrotor::NX),
+            grad_u: normals(args.seed.wrapping_add(2), b * t * Quadrotor::NU),
+            solver: Solver::new(model, t, opts.clone()),
+            sol: Solution::default(),
+            grads: Gradients::default(),
+            fwd: Vec::with_capacity(args.reps),
+            bwd: Vec::with_capacity(args.reps),
+            round_medians: Vec::new(),
+            busy_before: None,
+            waited_s: 0.0,
+            others_ticks: 0.0,
+            window_ticks: 0.0,
+            load_before: None,
+            load_after: None,
         }
     }
-    let busy_during = others_busy(ticks0, cpu_ticks());
-    let load_after = loadavg();
-    pb.inc((args.reps - fwd.len()) as u64);
 
-    let grad_abs_max =
-        grads.cost_hess.iter().chain(&grads.cost_lin).chain(&grads.x_init).fold(0.0f64, |m, v| if v.is_finite() { m.max(v.abs()) } else { f64::NAN });
-    if !sol.cost.iter().all(|c| c.is_finite()) || !grad_abs_max.is_finite() {
-        return Err(format!("B={b} T={t}: non-finite cost or gradient"));
+    /// `n` forward+backward pairs; timed ones are recorded (stopping early once the case
+    /// has spent `budget` in total and holds at least 5 samples).
+    fn reps(&mut self, n: usize, timed: bool, budget: Duration, pb: &ProgressBar) {
+        let batch = Batch {
+            size: self.b,
+            x_init: &self.sc.x_init,
+            cost_hess: &self.sc.cost_c,
+            cost_lin: &self.sc.cost_q,
+            u_lower: Bound::PerControl(Quadrotor::CONTROL_LOWER),
+            u_upper: Bound::PerControl(Quadrotor::CONTROL_UPPER),
+            u_init: Some(&self.sc.u_init),
+        };
+        let spent: Duration = self.fwd.iter().chain(&self.bwd).sum();
+        let ticks0 = cpu_ticks();
+        let start = Instant::now();
+        let first = self.fwd.len();
+        for _ in 0..n {
+            let t0 = Instant::now();
+            self.solver.solve_into(&batch, &mut self.sol);
+            let t1 = Instant::now();
+            self.solver.backward_into(&batch, &self.sol, &self.grad_x, &self.grad_u, &mut self.grads);
+            let t2 = Instant::now();
+            if timed {
+                self.fwd.push(t1 - t0);
+                self.bwd.push(t2 - t1);
+                pb.inc(1);
+                if self.fwd.len() >= 5 && spent + start.elapsed() > budget {
+                    break;
+                }
+            }
+        }
+        if timed && self.fwd.len() > first {
+            let (f, b) = (stats_ms(&self.fwd[first..]).median, stats_ms(&self.bwd[first..]).median);
+            self.round_medians.push((f, b));
+            if let (Some((b0, t0, o0)), Some((b1, t1, o1))) = (ticks0, cpu_ticks()) {
+                let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+                self.others_ticks += ((b1 - b0) - (o1 - o0)).max(0.0);
+                self.window_ticks += (t1 - t0) / ncpu;
+            }
+        }
     }
-    Ok(CaseResult {
-        b,
-        t,
-        reps: fwd.len(),
-        forward: stats_ms(&fwd),
-        backward: stats_ms(&bwd),
-        iterations_mean: sol.iterations.iter().sum::<usize>() as f64 / b as f64,
-        iterations_max: sol.iterations.iter().copied().max().unwrap_or(0),
-        converged: sol.converged.iter().filter(|&&c| c).count(),
-        cost_mean: sol.cost.iter().sum::<f64>() / b as f64,
-        grad_abs_max,
-        busy_before,
-        busy_during,
-        waited_s,
-        load_before,
-        load_after,
-    })
+
+    /// Order statistics and checks of the samples.
+    fn finish(&self) -> Result<CaseResult, String> {
+        let (b, t, sol, grads) = (self.b, self.t, &self.sol, &self.grads);
+        let grad_abs_max =
+            grads.cost_hess.iter().chain(&grads.cost_lin).chain(&grads.x_init).fold(0.0f64, |m, v| if v.is_finite() { m.max(v.abs()) } else { f64::NAN });
+        if !sol.cost.iter().all(|c| c.is_finite()) || !grad_abs_max.is_finite() {
+            return Err(format!("B={b} T={t}: non-finite cost or gradient"));
+        }
+        Ok(CaseResult {
+            b,
+            t,
+            reps: self.fwd.len(),
+            forward: stats_ms(&self.fwd),
+            backward: stats_ms(&self.bwd),
+            round_medians: self.round_medians.clone(),
+            iterations_mean: sol.iterations.iter().sum::<usize>() as f64 / b as f64,
+            iterations_max: sol.iterations.iter().copied().max().unwrap_or(0),
+            converged: sol.converged.iter().filter(|&&c| c).count(),
+            cost_mean: sol.cost.iter().sum::<f64>() / b as f64,
+            grad_abs_max,
+            busy_before: self.busy_before,
+            // Below ~0.5 s of samples the 10 ms ticks of /proc/stat say nothing.
+            busy_during: (self.window_ticks >= 50.0).then(|| self.others_ticks / self.window_ticks),
+            waited_s: self.waited_s,
+            load_before: self.load_before,
+            load_after: self.load_after,
+        })
+    }
 }
 
 /// `a / b` formatted as a speed-up factor.
@@ -564,16 +606,49 @@ pub fn run(args: BenchArgs) -> ExitCode {
     );
     let started = utc_now();
     let t_start = Instant::now();
+    let mut states: Vec<Case> = cases.iter().map(|&(b, t)| Case::new(&args, &opts, b, t)).collect();
+    let rounds = args.rounds.clamp(1, args.reps);
+    let budget = Duration::from_secs_f64(args.budget_s.max(0.0));
+    for round in 0..rounds {
+        let n = args.reps * (round + 1) / rounds - args.reps * round / rounds;
+        for c in &mut states {
+            pb.set_prefix(format!("B={} T={} ({}/{rounds})", c.b, c.t, round + 1));
+            if c.fwd.len() >= 5 && c.fwd.iter().chain(&c.bwd).sum::<Duration>() > budget {
+                continue;
+            }
+            if args.wait_idle > 0.0 {
+                let (busy, waited) = wait_idle(args.wait_idle, args.idle_cores);
+                if round == 0 {
+                    c.busy_before = busy;
+                }
+                c.waited_s += waited;
+            } else if round == 0 {
+                c.busy_before = busy_cores(Duration::from_millis(300));
+            }
+            if round == 0 {
+                c.load_before = loadavg();
+            }
+            pool.install(|| {
+                if round == 0 {
+                    // Warm-up (also sizes every buffer: the timed reps allocate nothing).
+                    c.reps(args.warmup.max(1), false, budget, &pb);
+                }
+                c.reps(n, true, budget, &pb);
+            });
+            c.load_after = loadavg();
+        }
+    }
     let mut results = Vec::new();
-    for &(b, t) in &cases {
-        pb.set_prefix(format!("B={b} T={t}"));
-        match pool.install(|| run_case(&args, &opts, b, t, &pb)) {
+    for c in &states {
+        match c.finish() {
             Ok(r) => {
-                let vs = peer.get(b, t).map_or(String::new(), |(f, bw)| {
+                let vs = peer.get(r.b, r.t).map_or(String::new(), |(f, bw)| {
                     format!(" (mpc.pytorch ×{:.0} / ×{:.0})", f / r.forward.median, bw / r.backward.median)
                 });
                 let msg = format!(
-                    "B={b} T={t}: forward {} ms, backward {} ms, {} reps{vs}",
+                    "B={} T={}: forward {} ms, backward {} ms, {} reps{vs}",
+                    r.b,
+                    r.t,
                     ms(r.forward.median),
                     ms(r.backward.median),
                     r.reps
@@ -618,6 +693,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
                     "speedup_backward": p.map(|x| x.1 / r.backward.median),
                     "other_busy_cores_before": r.busy_before,
                     "other_busy_cores_during": r.busy_during,
+                    "round_medians_ms": r.round_medians.iter().map(|m| json!({"forward": m.0, "backward": m.1})).collect::<Vec<_>>(),
                     "waited_for_idle_s": r.waited_s,
                     "loadavg_before": r.load_before,
                     "loadavg_after": r.load_after,
@@ -641,9 +717,10 @@ pub fn run(args: BenchArgs) -> ExitCode {
                 "seed": args.seed,
                 "warmup": args.warmup,
                 "reps_requested": args.reps,
+                "rounds": rounds,
                 "budget_s": args.budget_s,
                 "upstream_gradients": "grad_x, grad_u ~ N(0,1), fixed per case (loss sum(w_x*x)+sum(w_u*u))",
-                "timing": "wall clock (std::time::Instant) per forward solve_into and per backward_into; solver and buffers built before timing; median over reps after warm-up",
+                "timing": "wall clock (std::time::Instant) per forward solve_into and per backward_into; solver and buffers built before timing; reps spread over rounds through the grid; median over all timed reps after warm-up",
             },
             "machine": machine_info(),
             "date": started,
