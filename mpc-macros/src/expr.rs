@@ -137,8 +137,8 @@ impl Graph {
     pub fn add(&mut self, a: Id, b: Id) -> Id {
         match (self.as_const(a), self.as_const(b)) {
             (Some(x), Some(y)) => return self.constant(x + y),
-            (Some(x), _) if x == 0.0 => return b,
-            (_, Some(y)) if y == 0.0 => return a,
+            (Some(0.0), _) => return b,
+            (_, Some(0.0)) => return a,
             _ => {}
         }
         if let Node::Unary(Unary::Neg, nb) = self.nodes[b] {
@@ -155,8 +155,8 @@ impl Graph {
     pub fn sub(&mut self, a: Id, b: Id) -> Id {
         match (self.as_const(a), self.as_const(b)) {
             (Some(x), Some(y)) => return self.constant(x - y),
-            (Some(x), _) if x == 0.0 => return self.neg(b),
-            (_, Some(y)) if y == 0.0 => return a,
+            (Some(0.0), _) => return self.neg(b),
+            (_, Some(0.0)) => return a,
             _ => {}
         }
         if a == b {
@@ -172,11 +172,11 @@ impl Graph {
     pub fn mul(&mut self, a: Id, b: Id) -> Id {
         match (self.as_const(a), self.as_const(b)) {
             (Some(x), Some(y)) => return self.constant(x * y),
-            (Some(x), _) | (_, Some(x)) if x == 0.0 => return self.constant(0.0),
-            (Some(x), _) if x == 1.0 => return b,
-            (_, Some(y)) if y == 1.0 => return a,
-            (Some(x), _) if x == -1.0 => return self.neg(b),
-            (_, Some(y)) if y == -1.0 => return self.neg(a),
+            (Some(0.0), _) | (_, Some(0.0)) => return self.constant(0.0),
+            (Some(1.0), _) => return b,
+            (_, Some(1.0)) => return a,
+            (Some(-1.0), _) => return self.neg(b),
+            (_, Some(-1.0)) => return self.neg(a),
             _ => {}
         }
         match (self.nodes[a], self.nodes[b]) {
@@ -205,9 +205,9 @@ impl Graph {
     pub fn div(&mut self, a: Id, b: Id) -> Id {
         match (self.as_const(a), self.as_const(b)) {
             (Some(x), Some(y)) if y != 0.0 => return self.constant(x / y),
-            (Some(x), _) if x == 0.0 => return self.constant(0.0),
-            (_, Some(y)) if y == 1.0 => return a,
-            (_, Some(y)) if y == -1.0 => return self.neg(a),
+            (Some(0.0), _) => return self.constant(0.0),
+            (_, Some(1.0)) => return a,
+            (_, Some(-1.0)) => return self.neg(a),
             _ => {}
         }
         if let Node::Unary(Unary::Neg, na) = self.nodes[a] {
@@ -268,8 +268,8 @@ impl Graph {
                 return self.constant(r);
             }
         }
-        if op == Binary::Powf {
-            if let Some(y) = self.as_const(b) {
+        if op == Binary::Powf
+            && let Some(y) = self.as_const(b) {
                 if y == 0.0 {
                     return self.constant(1.0);
                 }
@@ -277,7 +277,6 @@ impl Graph {
                     return a;
                 }
             }
-        }
         self.intern(Node::Binary(op, a, b))
     }
 
