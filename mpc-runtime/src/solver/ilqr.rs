@@ -1,7 +1,7 @@
 //! Control-limited iLQR for one problem (Tassa, Mansard & Todorov 2014), plus the Riccati
 //! pieces shared with the gradient pass.
 
-use super::linalg::{cholesky_solve_multi, mat_mul, quad_cost_parts};
+use super::linalg::{cholesky_solve_multi, quad_cost_parts};
 use super::workspace::Workspace;
 use super::{Bound, LineSearchRule, ProblemRef, SolverOptions, Stats};
 use crate::model::Dynamics;
@@ -33,29 +33,69 @@ fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 
 /// Add the dynamics' contribution `Fᵀ P F`, `Fᵀ p` (F = [A B] of stage `t`) to `ws.qzz`,
 /// `ws.qz`, where `ws.p`, `ws.pv` hold the cost-to-go of stage `t + 1`.
+///
+/// Exact zeros of `A` and `B` are skipped (a dynamics Jacobian is typically sparse): `P A` and
+/// `P B` are formed as `(Aᵀ P)ᵀ`, `(Bᵀ P)ᵀ` (rows of `P` scaled by the non-zero entries, `P`
+/// being exactly symmetric), and `Aᵀ (P A)` row by row over the non-zeros of `A`. The products
+/// and the order of every sum are those of the dense evaluation; a skipped term is a `±0`, so
+/// the result is the same to the bit (for finite `P`).
 #[inline(always)]
 pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
     let n = nx + nu;
     let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
     let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
-    mat_mul(&ws.p[..nx * nx], a, nx, nx, nx, &mut ws.pa[..nx * nx]);
-    mat_mul(&ws.p[..nx * nx], b, nx, nx, nu, &mut ws.pb[..nx * nu]);
+    let p = &ws.p[..nx * nx];
+    // M = Aᵀ P (nx×nx), N = Bᵀ P (nu×nx), each row a sum over k ascending.
+    let m = &mut ws.atp[..nx * nx];
+    let nn = &mut ws.btp[..nu * nx];
+    m.fill(0.0);
+    nn.fill(0.0);
+    for k in 0..nx {
+        let p_row = &p[k * nx..(k + 1) * nx];
+        let a_row = &a[k * nx..(k + 1) * nx];
+        let b_row = &b[k * nu..(k + 1) * nu];
+        for (i, &aki) in a_row.iter().enumerate() {
+            if aki != 0.0 {
+                axpy(&mut m[i * nx..(i + 1) * nx], aki, p_row);
+            }
+        }
+        for (i, &bki) in b_row.iter().enumerate() {
+            if bki != 0.0 {
+                axpy(&mut nn[i * nx..(i + 1) * nx], bki, p_row);
+            }
+        }
+    }
+    // P A = Mᵀ, P B = Nᵀ.
+    let pa = &mut ws.pa[..nx * nx];
+    let pb = &mut ws.pb[..nx * nu];
+    for k in 0..nx {
+        for j in 0..nx {
+            pa[k * nx + j] = m[j * nx + k];
+        }
+        for j in 0..nu {
+            pb[k * nu + j] = nn[j * nx + k];
+        }
+    }
     let qzz = &mut ws.qzz[..n * n];
     for k in 0..nx {
-        let pa_row = &ws.pa[k * nx..(k + 1) * nx];
-        let pb_row = &ws.pb[k * nu..(k + 1) * nu];
+        let pa_row = &pa[k * nx..(k + 1) * nx];
+        let pb_row = &pb[k * nu..(k + 1) * nu];
         let a_row = &a[k * nx..(k + 1) * nx];
         let b_row = &b[k * nu..(k + 1) * nu];
         // Rows i < nx of [Q_xx Q_xu] += A[k][i] [PA_k PB_k].
         for (i, &aki) in a_row.iter().enumerate() {
-            let q_row = &mut qzz[i * n..(i + 1) * n];
-            let (qx, qu) = q_row.split_at_mut(nx);
-            axpy(qx, aki, pa_row);
-            axpy(qu, aki, pb_row);
+            if aki != 0.0 {
+                let q_row = &mut qzz[i * n..(i + 1) * n];
+                let (qx, qu) = q_row.split_at_mut(nx);
+                axpy(qx, aki, pa_row);
+                axpy(qu, aki, pb_row);
+            }
         }
         // Q_uu += B[k][i] PB_k.
         for (i, &bki) in b_row.iter().enumerate() {
-            axpy(&mut qzz[(nx + i) * n + nx..(nx + i + 1) * n], bki, pb_row);
+            if bki != 0.0 {
+                axpy(&mut qzz[(nx + i) * n + nx..(nx + i + 1) * n], bki, pb_row);
+            }
         }
         let pk = ws.pv[k];
         let (qx, qu) = ws.qz[..n].split_at_mut(nx);

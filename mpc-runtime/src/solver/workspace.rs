@@ -38,6 +38,9 @@ pub struct Workspace {
     /// P·A and P·B.
     pub(crate) pa: Vec<f64>,
     pub(crate) pb: Vec<f64>,
+    /// Aᵀ·P (nx×nx) and Bᵀ·P (nu×nx).
+    pub(crate) atp: Vec<f64>,
+    pub(crate) btp: Vec<f64>,
     /// Regularised Q_uu, and the box bounds of the control step.
     pub(crate) quu: Vec<f64>,
     pub(crate) dlo: Vec<f64>,
@@ -91,6 +94,8 @@ impl Workspace {
             qz: v(n),
             pa: v(nx * nx),
             pb: v(nx * nu),
+            atp: v(nx * nx),
+            btp: v(nu * nx),
             quu: v(nu * nu),
             dlo: v(nu),
             dhi: v(nu),
