@@ -159,6 +159,38 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
     }
 }
 
+/// Whether the `n × n` stage cost Hessian `cm` is diagonal (every off-diagonal entry exactly 0).
+#[inline(always)]
+fn is_diagonal(cm: &[f64], n: usize) -> bool {
+    (0..n).all(|i| (0..n).all(|j| i == j || cm[i * n + j] == 0.0))
+}
+
+/// Fill `ws.cdiag` (T): which stage cost Hessians of `p` are diagonal.
+#[inline(always)]
+fn load_cost_structure(ws: &mut Workspace, p: &ProblemRef<'_>, n: usize) {
+    for t in 0..ws.horizon {
+        ws.cdiag[t] = is_diagonal(&p.cm[t * n * n..(t + 1) * n * n], n);
+    }
+}
+
+/// `(zᵀ C z, cᵀ z)` of one stage, with the diagonal shortcut when `diag` and `z` is finite:
+/// then every skipped product is a `±0`, so the result is that of the dense sum to the bit.
+#[inline(always)]
+fn stage_cost_parts(cm: &[f64], cv: &[f64], z: &[f64], n: usize, diag: bool) -> (f64, f64) {
+    let z = &z[..n];
+    if diag && z.iter().all(|v| v.is_finite()) {
+        let mut q = 0.0;
+        let mut l = 0.0;
+        for i in 0..n {
+            q += z[i] * (cm[i * n + i] * z[i]);
+            l += z[i] * cv[i];
+        }
+        (q, l)
+    } else {
+        quad_cost_parts(cm, cv, z, n)
+    }
+}
+
 /// Stage `t`'s `z = [x; u]` into `z`.
 #[inline(always)]
 fn stage_z(z: &mut [f64], x: &[f64], u: &[f64], nx: usize, nu: usize, t: usize) {
@@ -177,7 +209,8 @@ fn rollout_plain<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>) -> 
     let mut sc = 0.0;
     for t in 0..tt {
         stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
-        let (q, l) = quad_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        let (q, l) =
+            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n, ws.cdiag[t]);
         j += 0.5 * q + l;
         sc += 0.5 * q.abs() + l.abs();
         if t + 1 < tt {
@@ -210,7 +243,8 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alp
             ws.ut[t * nu + i] = v.max(ws.lo[t * nu + i]).min(ws.hi[t * nu + i]);
         }
         stage_z(&mut ws.z, &ws.xt, &ws.ut, nx, nu, t);
-        let (q, l) = quad_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n);
+        let (q, l) =
+            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n, ws.cdiag[t]);
         j += 0.5 * q + l;
         sc += 0.5 * q.abs() + l.abs();
         if t + 1 < tt {
@@ -247,12 +281,19 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64) 
         let cv = &p.cv[t * n..(t + 1) * n];
         stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
         ws.qzz.copy_from_slice(cm);
-        for i in 0..n {
-            let mut s = cv[i];
-            for j in 0..n {
-                s += cm[i * n + j] * ws.z[j];
+        // q_z = C z + c (diagonal shortcut as in `stage_cost_parts`).
+        if ws.cdiag[t] && ws.z[..n].iter().all(|v| v.is_finite()) {
+            for i in 0..n {
+                ws.qz[i] = cv[i] + cm[i * n + i] * ws.z[i];
             }
-            ws.qz[i] = s;
+        } else {
+            for i in 0..n {
+                let mut s = cv[i];
+                for j in 0..n {
+                    s += cm[i * n + j] * ws.z[j];
+                }
+                ws.qz[i] = s;
+            }
         }
         if t + 1 < tt {
             add_cost_to_go(ws, nx, nu, t);
@@ -303,6 +344,7 @@ pub(crate) fn solve_one<D: Dynamics>(
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     load_bounds(ws, p);
+    load_cost_structure(ws, p, n);
     match p.u_init {
         Some(u0) => ws.u.copy_from_slice(&u0[..tt * nu]),
         None => ws.u.fill(0.0),

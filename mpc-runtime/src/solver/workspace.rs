@@ -23,6 +23,8 @@ pub struct Workspace {
     /// Absolute control bounds per stage (T×nu), ±inf when unbounded.
     pub(crate) lo: Vec<f64>,
     pub(crate) hi: Vec<f64>,
+    /// Which stage cost Hessians are diagonal (T), set once per solve.
+    pub(crate) cdiag: Vec<bool>,
     /// Dynamics Jacobians per stage (T×nx×nx, T×nx×nu); the last stage is unused.
     pub(crate) a: Vec<f64>,
     pub(crate) b: Vec<f64>,
@@ -84,6 +86,7 @@ impl Workspace {
             ubest: v(t * nu),
             lo: v(t * nu),
             hi: v(t * nu),
+            cdiag: vec![false; t],
             a: v(t * nx * nx),
             b: v(t * nx * nu),
             k: v(t * nu),
