@@ -1,0 +1,127 @@
+// Host emulation of the CUDA dialect the rendered kernels use, so that the SAME kernel source
+// compiles with a host C++17 compiler (g++/clang++) and runs on the CPU (mpc_runtime::cuda::host).
+//
+// Included before the kernel source (`-include host_compat.h`); the kernel text is unchanged.
+//
+// * Qualifiers: __global__, __device__, __host__, __forceinline__, __restrict__, __constant__,
+//   __shared__ (a block-wide static: see below).
+// * Thread indices: threadIdx/blockIdx are thread_local, blockDim/gridDim are process-wide;
+//   mpc_host::launch runs a grid block after block, and the threads of one block as real
+//   cooperating std::threads, so __syncthreads() is a real barrier across them.
+// * Bit casts: __longlong_as_double, __double_as_longlong, __int_as_float, __float_as_int.
+// * Math: the C library's sin/sinf/fmax/... (glibc's, as Rust's f64 methods use on Linux).
+//
+// Limits: __shared__ variables are plain statics (correct while one block runs at a time,
+// which mpc_host::launch guarantees); warp shuffles are not provided (no kernel uses them yet;
+// a kernel that does fails to compile here rather than run wrongly).
+#ifndef MPC_HOST_COMPAT_H
+#define MPC_HOST_COMPAT_H
+
+#ifdef __CUDACC__
+#error "host_compat.h is for host C++ compilers only"
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <condition_variable>
+#include <cstddef>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __constant__
+#define __shared__ static
+#define __forceinline__ inline __attribute__((always_inline))
+#define __restrict__ __restrict
+
+struct dim3 {
+    unsigned int x, y, z;
+    constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+
+inline thread_local dim3 threadIdx(0, 0, 0);
+inline thread_local dim3 blockIdx(0, 0, 0);
+inline dim3 blockDim(1, 1, 1);
+inline dim3 gridDim(1, 1, 1);
+
+inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v, sizeof d); return d; }
+inline long long __double_as_longlong(double d) { long long v; memcpy(&v, &d, sizeof v); return v; }
+inline float __int_as_float(int v) { float f; memcpy(&f, &v, sizeof f); return f; }
+inline int __float_as_int(float f) { int v; memcpy(&v, &f, sizeof v); return v; }
+
+namespace mpc_host {
+
+/// A reusable barrier for the threads of one emulated block (C++17 has no std::barrier).
+class Barrier {
+public:
+    explicit Barrier(unsigned n) : n_(n) {}
+    void arrive_and_wait() {
+        std::unique_lock<std::mutex> lk(m_);
+        const unsigned gen = gen_;
+        if (++count_ == n_) {
+            count_ = 0;
+            ++gen_;
+            cv_.notify_all();
+        } else {
+            cv_.wait(lk, [&] { return gen != gen_; });
+        }
+    }
+
+private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    unsigned n_, count_ = 0, gen_ = 0;
+};
+
+inline thread_local Barrier* block_barrier = nullptr;
+
+}  // namespace mpc_host
+
+/// Every thread of the block waits here until all have arrived. A thread that returned from
+/// the kernel early must not leave others waiting (same rule as on the GPU).
+inline void __syncthreads() {
+    if (mpc_host::block_barrier) mpc_host::block_barrier->arrive_and_wait();
+}
+
+namespace mpc_host {
+
+/// Runs `kernel(args...)` over a 1-D grid: blocks one after the other, the `block` threads of a
+/// block concurrently as std::threads sharing a barrier. Returns 0, or 1 when a thread threw.
+template <typename Kernel, typename... Args>
+int launch(unsigned grid, unsigned block, Kernel kernel, Args... args) {
+    gridDim = dim3(grid);
+    blockDim = dim3(block);
+    int failed = 0;
+    for (unsigned b = 0; b < grid; ++b) {
+        Barrier barrier(block);
+        std::vector<std::thread> threads;
+        std::vector<int> errs(block, 0);
+        threads.reserve(block);
+        for (unsigned t = 0; t < block; ++t) {
+            threads.emplace_back([&, t] {
+                threadIdx = dim3(t);
+                blockIdx = dim3(b);
+                block_barrier = &barrier;
+                try {
+                    kernel(args...);
+                } catch (...) {
+                    errs[t] = 1;
+                }
+                block_barrier = nullptr;
+            });
+        }
+        for (auto& th : threads) th.join();
+        for (int e : errs) failed |= e;
+    }
+    return failed;
+}
+
+}  // namespace mpc_host
+
+#endif  // MPC_HOST_COMPAT_H
