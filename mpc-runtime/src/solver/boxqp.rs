@@ -78,8 +78,7 @@ impl BoxQp {
     }
 
     #[inline(always)]
-    fn gradient(&mut self, q: &[f64], c: &[f64], x: &[f64]) {
-        let n = self.n;
+    fn gradient(&mut self, n: usize, q: &[f64], c: &[f64], x: &[f64]) {
         for i in 0..n {
             let mut s = c[i];
             for j in 0..n {
@@ -90,8 +89,7 @@ impl BoxQp {
     }
 
     #[inline(always)]
-    fn classify(&mut self, x: &[f64], lo: &[f64], hi: &[f64]) {
-        let n = self.n;
+    fn classify(&mut self, n: usize, x: &[f64], lo: &[f64], hi: &[f64]) {
         let mut m = 0;
         for i in 0..n {
             let c = (x[i] <= lo[i] && self.g[i] > 0.0) || (x[i] >= hi[i] && self.g[i] < 0.0);
@@ -106,8 +104,8 @@ impl BoxQp {
 
     /// Factor the free block of `q` into `self.chol`.
     #[inline(always)]
-    fn factor_free(&mut self, q: &[f64]) -> Result<(), BoxQpError> {
-        let (n, m) = (self.n, self.nfree);
+    fn factor_free(&mut self, n: usize, q: &[f64]) -> Result<(), BoxQpError> {
+        let m = self.nfree;
         for a in 0..m {
             for b in 0..m {
                 self.chol[a * m + b] = q[self.idx[a] * n + self.idx[b]];
@@ -121,7 +119,22 @@ impl BoxQp {
     /// iterations. Afterwards [`BoxQp::free_indices`] and [`BoxQp::free_cholesky`] describe
     /// the free face of the solution.
     pub fn solve(&mut self, q: &[f64], c: &[f64], lo: &[f64], hi: &[f64], x: &mut [f64]) -> Result<usize, BoxQpError> {
-        let n = self.n;
+        self.solve_dim(self.n, q, c, lo, hi, x)
+    }
+
+    /// [`BoxQp::solve`] with the dimension passed in (`n == self.dim()`), inlined so that a
+    /// caller with a compile-time `n` gets fixed-trip-count loops.
+    #[inline(always)]
+    pub(crate) fn solve_dim(
+        &mut self,
+        n: usize,
+        q: &[f64],
+        c: &[f64],
+        lo: &[f64],
+        hi: &[f64],
+        x: &mut [f64],
+    ) -> Result<usize, BoxQpError> {
+        assert_eq!(n, self.n, "BoxQp: dimension mismatch");
         for i in 0..n {
             x[i] = x[i].max(lo[i]).min(hi[i]);
         }
@@ -131,9 +144,9 @@ impl BoxQp {
         let mut iters = 0;
         for it in 0..MAX_ITERS {
             iters = it;
-            self.gradient(q, c, x);
+            self.gradient(n, q, c, x);
             self.prev[..n].copy_from_slice(&self.clamped[..n]);
-            self.classify(x, lo, hi);
+            self.classify(n, x, lo, hi);
             if it > 0 && last_full && self.prev[..n] == self.clamped[..n] {
                 // Exact minimiser on this face, and the multipliers of the clamped variables have
                 // the right sign: optimal. The factor in `chol` is that of this face.
@@ -152,7 +165,7 @@ impl BoxQp {
             if m == 0 {
                 break;
             }
-            self.factor_free(q)?;
+            self.factor_free(n, q)?;
             chol_current = true;
             // Newton step on the free face.
             for a in 0..m {
@@ -205,10 +218,10 @@ impl BoxQp {
         }
         // Final face: classify at the final point and factor its free block.
         if !chol_current {
-            self.gradient(q, c, x);
-            self.classify(x, lo, hi);
+            self.gradient(n, q, c, x);
+            self.classify(n, x, lo, hi);
             if self.nfree > 0 {
-                self.factor_free(q)?;
+                self.factor_free(n, q)?;
             }
         }
         Ok(iters)

@@ -307,7 +307,7 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64) 
             ws.dhi[i] = ws.hi[t * nu + i] - ws.u[t * nu + i];
         }
         let kt = &mut ws.k[t * nu..(t + 1) * nu];
-        if ws.qp.solve(&ws.quu, &ws.qz[nx..], &ws.dlo, &ws.dhi, kt).is_err() {
+        if ws.qp.solve_dim(nu, &ws.quu, &ws.qz[nx..], &ws.dlo, &ws.dhi, kt).is_err() {
             return false;
         }
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
