@@ -10,9 +10,11 @@
 //! NVRTC and `ptxas` come from NVIDIA's PyPI wheels, which `scripts/setup.sh` installs into the
 //! repository's `.venv`; a CUDA toolkit (`CUDA_PATH`, `/usr/local/cuda`) works too.
 
+pub mod host;
 mod locate;
 pub mod nvrtc;
 pub mod ptxas;
+pub mod render;
 
 pub use nvrtc::{
     NvrtcError, NvrtcLibrary, NvrtcOptions, Ptx, compile_ptx, load_nvrtc, locate_nvrtc, nvrtc_available,

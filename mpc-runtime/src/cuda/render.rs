@@ -242,7 +242,7 @@ pub fn render_solve_for(
     ctx.insert("template", SOLVE_TEMPLATE_NAME);
     ctx.insert("model", model);
     ctx.insert("kernel", &kernel);
-    ctx.insert("ns", &format!("mpc_ilqr_solve_{model}_{}", p.suffix()));
+    ctx.insert("ns", &format!("mpc_ilqr_{model}_{}_impl", p.suffix()));
     ctx.insert("model_source", cuda_source.trim_end());
     ctx.insert("real", p.c_type());
     ctx.insert("nx", &nx);
