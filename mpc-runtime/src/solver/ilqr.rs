@@ -231,16 +231,26 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alp
     let mut j = 0.0;
     let mut sc = 0.0;
     for t in 0..tt {
+        // Per-stage slices with compile-time lengths (no bounds checks in the loops).
+        let dx = &mut ws.dx[..nx];
+        let xt = &ws.xt[t * nx..(t + 1) * nx];
+        let x = &ws.x[t * nx..(t + 1) * nx];
         for i in 0..nx {
-            ws.dx[i] = ws.xt[t * nx + i] - ws.x[t * nx + i];
+            dx[i] = xt[i] - x[i];
         }
         let kk = &ws.kk[t * nu * nx..(t + 1) * nu * nx];
+        let u = &ws.u[t * nu..(t + 1) * nu];
+        let k = &ws.k[t * nu..(t + 1) * nu];
+        let lo = &ws.lo[t * nu..(t + 1) * nu];
+        let hi = &ws.hi[t * nu..(t + 1) * nu];
+        let ut = &mut ws.ut[t * nu..(t + 1) * nu];
         for i in 0..nu {
-            let mut v = ws.u[t * nu + i] + alpha * ws.k[t * nu + i];
+            let row = &kk[i * nx..(i + 1) * nx];
+            let mut v = u[i] + alpha * k[i];
             for jx in 0..nx {
-                v += kk[i * nx + jx] * ws.dx[jx];
+                v += row[jx] * dx[jx];
             }
-            ws.ut[t * nu + i] = v.max(ws.lo[t * nu + i]).min(ws.hi[t * nu + i]);
+            ut[i] = v.max(lo[i]).min(hi[i]);
         }
         stage_z(&mut ws.z, &ws.xt, &ws.ut, nx, nu, t);
         let (q, l) =
