@@ -69,7 +69,7 @@ fn compile_solve_kernel<M: Model>() -> Vec<String> {
             let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch) };
             let ptx = cuda::compile_ptx(&k.source, &nv)
                 .unwrap_or_else(|e| panic!("{} does not compile for {arch}:\n{e}", k.kernel));
-            assert_eq!(ptx.entry_points(), [k.kernel.clone()], "{arch}");
+            assert_eq!(ptx.entry_points(), std::slice::from_ref(&k.kernel), "{arch}");
             let rep = cuda::assemble(ptx.as_str(), sm).unwrap_or_else(|e| panic!("{e}"));
             let r = rep.kernel(&k.kernel).unwrap_or_else(|| panic!("{} missing:\n{}", k.kernel, rep.log));
             assert!(r.is_entry && r.registers > 0, "{r:?}\n{}", rep.log);
