@@ -252,3 +252,61 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
     eprintln!("host emulation vs CPU backend:\n{}", report.join("\n"));
     assert!(failures.is_empty(), "host emulation differs from the CPU backend:\n{}", failures.join("\n"));
 }
+
+/// Paths the fixtures do not reach, in double, against the CPU backend: K = 3 (not converged:
+/// the best iterate is returned), per-stage bounds (B×T×nu, some tight), the first-decrease
+/// line-search rule, no warm start, and a batch over several blocks of 4 threads.
+#[test]
+fn host_emulation_equals_cpu_backend_off_fixture_paths() {
+    use mpc_runtime::{Batch, Bound, LineSearchRule, SolverOptions};
+    if let Err(e) = mpc_runtime::cuda::host::locate_cxx() {
+        if in_ci() {
+            panic!("{e}");
+        }
+        eprintln!("\n!!!!! SKIPPING HOST EMULATION TEST: {e}\n");
+        return;
+    }
+    let model = Quadrotor::default();
+    let (b, t, nu) = (10, 12, Quadrotor::NU);
+    let s = mpc_models::scenarios::quadrotor_hover(&model, b, t, 7);
+    // Per-stage bounds: the model's, with the thrust cap tightened on every third stage.
+    let mut lo = Vec::with_capacity(b * t * nu);
+    let mut hi = Vec::with_capacity(b * t * nu);
+    for i in 0..b {
+        for st in 0..t {
+            for j in 0..nu {
+                lo.push(Quadrotor::CONTROL_LOWER[j]);
+                let cap = if j == 0 && (st + i) % 3 == 0 { 6.0 + 0.1 * i as f64 } else { Quadrotor::CONTROL_UPPER[j] };
+                hi.push(cap);
+            }
+        }
+    }
+    let batch = Batch {
+        size: b,
+        x_init: &s.x_init,
+        cost_hess: &s.cost_c,
+        cost_lin: &s.cost_q,
+        u_lower: Bound::PerStage(&lo),
+        u_upper: Bound::PerStage(&hi),
+        u_init: None,
+    };
+    let mut report = Vec::new();
+    for (iters, rule) in [(3, LineSearchRule::Best), (20, LineSearchRule::FirstDecrease)] {
+        let opts = SolverOptions { max_iters: iters, line_search_rule: rule, eps: 1e-9, ..SolverOptions::default() };
+        let cpu = Solver::new(model.clone(), t, opts.clone()).solve(&batch);
+        let k = render_solve::<Quadrotor>(&KernelOptions::new(t, Precision::F64).with_solver(opts)).unwrap();
+        let hk = HostKernel::build(&k).unwrap_or_else(|e| panic!("{e}"));
+        let sol = hk.solve(&model.param_values(), &batch, 4).unwrap_or_else(|e| panic!("{e}"));
+        let (ex, eu, ec) = (max_abs(&sol.x, &cpu.x), max_abs(&sol.u, &cpu.u), max_cost_rel(&sol.cost, &cpu.cost));
+        report.push(format!(
+            "K={iters} {rule:?}: max|dx| {ex:.2e} max|du| {eu:.2e} cost rel {ec:.2e} iters {:?} converged {:?}",
+            sol.iterations, sol.converged
+        ));
+        assert!(ex <= TOL_F64 && eu <= TOL_F64 && ec <= TOL_F64, "{}", report.last().unwrap());
+        assert_eq!((&sol.iterations, &sol.converged), (&cpu.iterations, &cpu.converged), "{}", report.last().unwrap());
+        if iters == 3 {
+            assert!(sol.converged.iter().any(|c| !c), "K=3 should leave some problem unconverged");
+        }
+    }
+    eprintln!("off-fixture paths:\n{}", report.join("\n"));
+}
