@@ -126,7 +126,8 @@ pub(crate) fn backward_one<D: Dynamics>(
                 k[i] = ws.rhs[a * cols + nx];
             }
         }
-        update_cost_to_go(ws, nx, nu, t);
+        // K solves the unregularised free block exactly (Cholesky or LU): the short formula.
+        update_cost_to_go(ws, nx, nu, t, true, t > 0);
     }
     grad_x0[..nx].copy_from_slice(&ws.pv[..nx]);
     // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u.

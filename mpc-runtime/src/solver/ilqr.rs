@@ -112,8 +112,15 @@ pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize)
 
 /// Cost-to-go update with the gains of stage `t` (`K` rows zero on clamped controls):
 /// `P = Q_xx + Kᵀ(Q_uu K + Q_ux) + Q_xu K`, `p = q_x + Kᵀ(Q_uu k + q_u) + Q_xu k`.
+///
+/// `exact_gain`: the free rows of `K` solve `Q_ff K_f = -Q_fx` with the unregularised `Q_uu`
+/// (the other rows being zero), so `Kᵀ(Q_uu K + Q_ux) = K_fᵀ(Q_ff K_f + Q_fx) = 0` and
+/// `P = Q_xx + Q_xu K` (up to rounding); otherwise (`Q_uu + μI` in the gains) the full formula.
+/// Only rows of `K` that are not all zero enter `P`; its lower triangle is mirrored (`P` is
+/// symmetric, and `add_cost_to_go` relies on it being so exactly). With `need_p == false`
+/// (stage 0: nobody reads `P`) only `p` is updated.
 #[inline(always)]
-pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
+pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool) {
     let n = nx + nu;
     let kk = &ws.kk[t * nu * nx..(t + 1) * nu * nx];
     let k = &ws.k[t * nu..(t + 1) * nu];
@@ -121,40 +128,62 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
     let qz = &ws.qz[..n];
     let w = &mut ws.w[..nu * nx];
     let wv = &mut ws.wv[..nu];
-    // W = Q_uu K + Q_ux, w = Q_uu k + q_u
+    // Rows of K that are not all zero (the free controls).
+    let rows = &mut ws.idx[..nu];
+    let mut m = 0;
+    for l in 0..nu {
+        if kk[l * nx..(l + 1) * nx].iter().any(|&v| v != 0.0) {
+            rows[m] = l;
+            m += 1;
+        }
+    }
+    // w = Q_uu k + q_u; W = Q_uu K + Q_ux on the non-zero rows (when needed).
     for i in 0..nu {
         let q_row = &qzz[(nx + i) * n..(nx + i + 1) * n];
-        let w_row = &mut w[i * nx..(i + 1) * nx];
-        w_row.copy_from_slice(&q_row[..nx]);
         let mut s = qz[nx + i];
         for l in 0..nu {
-            let q = q_row[nx + l];
-            axpy(w_row, q, &kk[l * nx..(l + 1) * nx]);
-            s += q * k[l];
+            s += q_row[nx + l] * k[l];
         }
         wv[i] = s;
     }
-    let p = &mut ws.p[..nx * nx];
     let pv = &mut ws.pv[..nx];
+    for i in 0..nx {
+        let q_row = &qzz[i * n..(i + 1) * n];
+        let mut s = qz[i];
+        for l in 0..nu {
+            s += kk[l * nx + i] * wv[l] + q_row[nx + l] * k[l];
+        }
+        pv[i] = s;
+    }
+    if !need_p {
+        return;
+    }
+    let rows = &ws.idx[..m];
+    if !exact_gain {
+        for &i in rows {
+            let q_row = &qzz[(nx + i) * n..(nx + i + 1) * n];
+            let w_row = &mut w[i * nx..(i + 1) * nx];
+            w_row.copy_from_slice(&q_row[..nx]);
+            for &l in rows {
+                axpy(w_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
+            }
+        }
+    }
+    let p = &mut ws.p[..nx * nx];
     for i in 0..nx {
         let q_row = &qzz[i * n..(i + 1) * n];
         let p_row = &mut p[i * nx..(i + 1) * nx];
         p_row.copy_from_slice(&q_row[..nx]);
-        let mut s = qz[i];
-        for l in 0..nu {
-            let kli = kk[l * nx + i];
-            let qil = q_row[nx + l];
-            axpy(p_row, kli, &w[l * nx..(l + 1) * nx]);
-            axpy(p_row, qil, &kk[l * nx..(l + 1) * nx]);
-            s += kli * wv[l] + qil * k[l];
+        for &l in rows {
+            if !exact_gain {
+                axpy(p_row, kk[l * nx + i], &w[l * nx..(l + 1) * nx]);
+            }
+            axpy(p_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
         }
-        pv[i] = s;
     }
     for i in 0..nx {
         for j in 0..i {
-            let m = 0.5 * (p[i * nx + j] + p[j * nx + i]);
-            p[i * nx + j] = m;
-            p[j * nx + i] = m;
+            p[j * nx + i] = p[i * nx + j];
         }
     }
 }
@@ -337,7 +366,7 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64) 
                 kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.rhs[a * nx..(a + 1) * nx]);
             }
         }
-        update_cost_to_go(ws, nx, nu, t);
+        update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0);
     }
     true
 }
