@@ -20,9 +20,53 @@ use super::workspace::Workspace;
 use super::{ACTIVE_TOL, GradientMode, ProblemRef};
 use crate::model::Dynamics;
 
-/// Gradients of one problem; see the module documentation.
+/// Gradients of one problem; see the module documentation. Runs the AVX2 build where the CPU
+/// has it (bit-identical, as for `ilqr::solve_one`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_one<D: Dynamics>(
+    d: &D,
+    mode: GradientMode,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    xs: &[f64],
+    us: &[f64],
+    gx: &[f64],
+    gu: &[f64],
+    grad_cm: &mut [f64],
+    grad_cv: &mut [f64],
+    grad_x0: &mut [f64],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if super::ilqr::has_avx2() {
+        // SAFETY: AVX2 is available on this CPU (checked just above).
+        return unsafe { backward_one_avx2(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0) };
+    }
+    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0)
+}
+
+/// [`backward_one_impl`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn backward_one_avx2<D: Dynamics>(
+    d: &D,
+    mode: GradientMode,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    xs: &[f64],
+    us: &[f64],
+    gx: &[f64],
+    gu: &[f64],
+    grad_cm: &mut [f64],
+    grad_cv: &mut [f64],
+    grad_x0: &mut [f64],
+) {
+    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_one_impl<D: Dynamics>(
     d: &D,
     mode: GradientMode,
     ws: &mut Workspace,
