@@ -100,30 +100,39 @@ pub fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
 }
 
 /// Solve `L Lᵀ X = B` in place for `B` `n × m` (row-major; `B ← X`).
+///
+/// Rows of `B` are updated as whole slices (disjoint borrows, so the column loops vectorise);
+/// every entry sees the same operations in the same order as the plain triple loop.
 #[inline(always)]
 pub fn cholesky_solve_multi(l: &[f64], n: usize, b: &mut [f64], m: usize) {
+    let b = &mut b[..n * m];
     for i in 0..n {
+        let (done, rest) = b.split_at_mut(i * m);
+        let bi = &mut rest[..m];
         for k in 0..i {
             let lik = l[i * n + k];
-            for c in 0..m {
-                b[i * m + c] -= lik * b[k * m + c];
+            for (x, y) in bi.iter_mut().zip(&done[k * m..(k + 1) * m]) {
+                *x -= lik * y;
             }
         }
         let d = l[i * n + i];
-        for c in 0..m {
-            b[i * m + c] /= d;
+        for x in bi.iter_mut() {
+            *x /= d;
         }
     }
     for i in (0..n).rev() {
+        let (head, tail) = b.split_at_mut((i + 1) * m);
+        let bi = &mut head[i * m..];
         for k in i + 1..n {
             let lki = l[k * n + i];
-            for c in 0..m {
-                b[i * m + c] -= lki * b[k * m + c];
+            let o = (k - i - 1) * m;
+            for (x, y) in bi.iter_mut().zip(&tail[o..o + m]) {
+                *x -= lki * y;
             }
         }
         let d = l[i * n + i];
-        for c in 0..m {
-            b[i * m + c] /= d;
+        for x in bi.iter_mut() {
+            *x /= d;
         }
     }
 }
