@@ -162,29 +162,3 @@ impl<M: Model> Dynamics for M {
         !M::IS_LINEAR
     }
 }
-
-/// Helpers used by the code `#[mpc_model]` generates. Not part of the stable API.
-#[doc(hidden)]
-pub mod __private {
-    /// `a / b`, or `0` when `b == 0` (the convention that keeps `d|v|` finite at `v = 0`).
-    #[inline(always)]
-    pub fn div_nz(a: f64, b: f64) -> f64 {
-        if b != 0.0 { a / b } else { 0.0 }
-    }
-    /// Sign with `sign(0) = 0`.
-    #[inline(always)]
-    pub fn sign(a: f64) -> f64 {
-        if a > 0.0 {
-            1.0
-        } else if a < 0.0 {
-            -1.0
-        } else {
-            0.0
-        }
-    }
-    /// `if a <= b { t } else { e }`.
-    #[inline(always)]
-    pub fn if_le(a: f64, b: f64, t: f64, e: f64) -> f64 {
-        if a <= b { t } else { e }
-    }
-}
