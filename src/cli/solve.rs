@@ -5,6 +5,18 @@
 //! A malformed document, an unknown model or an unknown parameter is reported on stderr with
 //! the offending key and exit status 2, and nothing is written. Non-convergence is not an
 //! error: it is reported per problem in `converged`.
+//!
+//! `--backend cpu|cuda|auto` (default `cpu`) picks where the forward solve runs:
+//! * `cuda`: the rendered solve kernel on GPU 0 (`mpc_runtime::cuda::CudaSolver`, double
+//!   precision). Without a usable CUDA driver/GPU, or for a model without CUDA code (`linear`,
+//!   `--reference-models`), it fails with exit status 2 and writes nothing.
+//! * `auto`: `cuda` when a driver and GPU are present and the model has CUDA code, else `cpu`;
+//!   the choice and its reason are printed on stderr, and a failed CUDA solve falls back to
+//!   the CPU with a note.
+//!
+//! Gradients (`grad_x`/`grad_u`) with the CUDA backend: the backward pass is **not** on the GPU;
+//! it runs on the CPU from the GPU's solution (stderr says so). The solution's `backend` field
+//! says which backend ran the forward solve.
 
 use mpc_models::ModelVisitor;
 use mpc_runtime::problem::{ModelParams, Problem, solution_json};
@@ -31,6 +43,66 @@ pub struct SolveArgs {
     /// generated ones for `pendulum`, `cartpole` and `quadrotor` (a cross-check).
     #[arg(long, hide = true)]
     pub reference_models: bool,
+    /// Where the forward solve runs: `cpu`, `cuda` (GPU 0; exit status 2 when there is none),
+    /// or `auto` (`cuda` when available, else `cpu`, with the choice printed on stderr).
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    pub backend: BackendArg,
+}
+
+/// `--backend` values of `mpc solve`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendArg {
+    /// The CPU solver.
+    Cpu,
+    /// The CUDA kernel on GPU 0 (backward pass, if asked for, on the CPU).
+    Cuda,
+    /// CUDA when a driver, a GPU and the model's CUDA code are there, else CPU.
+    Auto,
+}
+
+/// Why the CUDA backend cannot take `p` (before trying the driver): `None` when it can.
+fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
+    match &p.params {
+        ModelParams::Linear(_) => Some("the `linear` model has no CUDA kernel".into()),
+        ModelParams::Named(_) if use_reference => Some("--reference-models run on the CPU only".into()),
+        ModelParams::Named(_) => None,
+    }
+}
+
+/// Build the bundled model `M` with the problem's parameters, solve on the GPU and, when asked,
+/// differentiate on the CPU from the GPU solution.
+struct SolveCuda<'a>(&'a Problem, &'a [(String, f64)]);
+
+impl ModelVisitor for SolveCuda<'_> {
+    type Output = Result<(Solution, Option<Gradients>), String>;
+    fn visit<M: Model>(self) -> Self::Output {
+        use mpc_runtime::cuda::render::{KernelOptions, Precision};
+        let p = self.0;
+        let mut m = M::default();
+        for (k, v) in self.1 {
+            m.set_param(k, *v).map_err(|e| format!("params.{k}: {e}"))?;
+        }
+        let batch = p.as_batch();
+        let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(p.options.clone());
+        let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
+        let sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
+        let grads = match (&p.grad_x, &p.grad_u) {
+            (Some(gx), Some(gu)) => {
+                eprintln!("mpc solve: the backward pass is not implemented on CUDA; gradients computed on the CPU from the GPU solution");
+                Some(Solver::new(m, p.horizon, p.options.clone()).backward(&batch, &sol, gx, gu))
+            }
+            _ => None,
+        };
+        Ok((sol, grads))
+    }
+}
+
+fn solve_problem_cuda(p: &Problem) -> Result<(Solution, Option<Gradients>), String> {
+    match &p.params {
+        ModelParams::Named(params) => mpc_models::dispatch(&p.model, SolveCuda(p, params))
+            .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
+        ModelParams::Linear(_) => Err("the `linear` model has no CUDA kernel".into()),
+    }
 }
 
 /// Names accepted in `model`.
@@ -158,7 +230,47 @@ pub fn run(args: SolveArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(format!("{path}: {e}")),
     };
-    let (sol, grads) = match solve_problem(&problem, args.reference_models) {
+    // Which backend runs: explicit `cuda` must have a driver, a GPU and CUDA code for the model.
+    let cuda = match args.backend {
+        BackendArg::Cpu => false,
+        BackendArg::Cuda => {
+            if let Err(e) = mpc_runtime::cuda::driver_available() {
+                return fail(format!("--backend cuda: {e}"));
+            }
+            if let Some(why) = cuda_unsupported(&problem, args.reference_models) {
+                return fail(format!("--backend cuda: {why}"));
+            }
+            true
+        }
+        BackendArg::Auto => match mpc_runtime::cuda::driver_available() {
+            Err(e) => {
+                eprintln!("mpc solve: --backend auto: using cpu ({e})");
+                false
+            }
+            Ok(()) => match cuda_unsupported(&problem, args.reference_models) {
+                Some(why) => {
+                    eprintln!("mpc solve: --backend auto: using cpu ({why})");
+                    false
+                }
+                None => {
+                    eprintln!("mpc solve: --backend auto: using cuda (CUDA driver and GPU found)");
+                    true
+                }
+            },
+        },
+    };
+    let (result, backend) = if cuda {
+        match solve_problem_cuda(&problem) {
+            Err(e) if args.backend == BackendArg::Auto => {
+                eprintln!("mpc solve: --backend auto: the CUDA solve failed, falling back to cpu: {e}");
+                (solve_problem(&problem, args.reference_models), "cpu")
+            }
+            r => (r, "cuda"),
+        }
+    } else {
+        (solve_problem(&problem, args.reference_models), "cpu")
+    };
+    let (sol, grads) = match result {
         Ok(r) => r,
         Err(e) => return fail(format!("{path}: {e}")),
     };
@@ -172,7 +284,7 @@ pub fn run(args: SolveArgs) -> ExitCode {
         }
         eprintln!("  (the solution document follows on stdout; `mpc solve --print-example` shows the problem)");
     }
-    let json = solution_json(&problem, &sol, grads.as_ref(), "cpu");
+    let json = solution_json(&problem, &sol, grads.as_ref(), backend);
     match args.out {
         Some(out) => {
             if let Err(e) = std::fs::write(&out, json.as_bytes()) {

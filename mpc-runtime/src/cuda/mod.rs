@@ -10,7 +10,9 @@
 //! NVRTC and `ptxas` come from NVIDIA's PyPI wheels, which `scripts/setup.sh` installs into the
 //! repository's `.venv`; a CUDA toolkit (`CUDA_PATH`, `/usr/local/cuda`) works too.
 
+pub mod driver;
 pub mod host;
+pub mod launch;
 mod locate;
 pub mod nvrtc;
 pub mod ptxas;
@@ -20,6 +22,8 @@ pub use nvrtc::{
     NvrtcError, NvrtcLibrary, NvrtcOptions, Ptx, compile_ptx, load_nvrtc, locate_nvrtc, nvrtc_available,
     nvrtc_version,
 };
+pub use driver::{CudaUnavailable, driver_available};
+pub use launch::{CudaError, CudaSolver};
 pub use ptxas::{KernelResources, PtxasError, PtxasReport, assemble, assemble_with, locate_ptxas};
 
 use crate::model::Model;

@@ -1,0 +1,121 @@
+//! Is there a usable CUDA driver and GPU? Answered without ever letting `cudarc` panic.
+//!
+//! `cudarc` (with `dynamic-loading`) opens `libcuda` lazily on its first driver call and
+//! **panics** when the library is missing. [`driver_available`] therefore first opens the
+//! library itself by name (`libcuda.so.1`, then `libcuda.so`) with `libloading` and keeps the
+//! handle for the life of the process, so that `cudarc`'s own `dlopen` later resolves to the
+//! same object; only then does it call `cuInit` and `cuDeviceGetCount` through `cudarc`, inside
+//! [`std::panic::catch_unwind`]. The outcome is computed once per process and cached.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
+
+use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
+
+/// Names the driver library is opened by, in order (the first is the soname the NVIDIA driver
+/// installs; the second is the development symlink).
+pub const DRIVER_NAMES: [&str; 2] = ["libcuda.so.1", "libcuda.so"];
+
+/// Why the CUDA backend cannot run on this machine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CudaUnavailable {
+    /// The dynamic loader found neither `libcuda.so.1` nor `libcuda.so`.
+    #[error("no CUDA driver: libcuda.so.1 not found (is the NVIDIA driver installed? loader said: {0})")]
+    NoDriver(String),
+    /// The library loaded but `cuInit` failed (driver/kernel-module mismatch, no device node…).
+    #[error("CUDA driver found but it could not be initialised: {0}")]
+    Init(String),
+    /// The driver works but reports no device.
+    #[error("CUDA driver found but no GPU (cuDeviceGetCount = 0)")]
+    NoDevice,
+    /// `cudarc` panicked (a guard; should not happen once the library is preloaded).
+    #[error("CUDA driver found but cudarc panicked while initialising it: {0}")]
+    Panic(String),
+}
+
+struct Driver {
+    devices: i32,
+    // Never dropped: keeps libcuda mapped for the process.
+    _handle: Library,
+}
+
+static DRIVER: OnceLock<Result<Driver, CudaUnavailable>> = OnceLock::new();
+
+/// `Ok(())` when the CUDA driver library loads, initialises and reports at least one device;
+/// otherwise an `Err` whose message says what is missing. Never panics.
+pub fn driver_available() -> Result<(), CudaUnavailable> {
+    device_count().map(|_| ())
+}
+
+/// Number of CUDA devices (≥ 1) when [`driver_available`] is `Ok`.
+pub fn device_count() -> Result<usize, CudaUnavailable> {
+    match DRIVER.get_or_init(probe) {
+        Ok(d) => Ok(d.devices as usize),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+fn probe() -> Result<Driver, CudaUnavailable> {
+    let mut errors = Vec::new();
+    let mut handle = None;
+    for name in DRIVER_NAMES {
+        // SAFETY: loading the NVIDIA driver library runs only its own initialisers.
+        match unsafe { Library::open(Some(name), RTLD_NOW | RTLD_GLOBAL) } {
+            Ok(h) => {
+                handle = Some(h);
+                break;
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let Some(handle) = handle else { return Err(CudaUnavailable::NoDriver(errors.join("; "))) };
+    let devices = guard(|| {
+        cudarc::driver::result::init().map_err(|e| CudaUnavailable::Init(format!("cuInit: {e:?}")))?;
+        cudarc::driver::result::device::get_count()
+            .map_err(|e| CudaUnavailable::Init(format!("cuDeviceGetCount: {e:?}")))
+    })?;
+    if devices < 1 {
+        return Err(CudaUnavailable::NoDevice);
+    }
+    Ok(Driver { devices, _handle: handle })
+}
+
+/// Runs `f`, turning a panic into [`CudaUnavailable::Panic`].
+fn guard<T>(f: impl FnOnce() -> Result<T, CudaUnavailable>) -> Result<T, CudaUnavailable> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(CudaUnavailable::Panic(panic_message(p.as_ref()))))
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic payload".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_panics_and_is_consistent() {
+        // On a machine without a driver this is Err; with one, Ok and ≥ 1 device. Either way
+        // no panic, and a second call gives the cached answer.
+        let a = driver_available();
+        let b = driver_available();
+        assert_eq!(a, b);
+        match a {
+            Ok(()) => assert!(device_count().unwrap() >= 1),
+            Err(e) => {
+                eprintln!("no CUDA here: {e}");
+                assert!(e.to_string().contains("CUDA driver"), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn messages() {
+        assert!(CudaUnavailable::NoDriver("x".into()).to_string().starts_with("no CUDA driver: libcuda.so.1 not found"));
+        assert_eq!(CudaUnavailable::NoDevice.to_string(), "CUDA driver found but no GPU (cuDeviceGetCount = 0)");
+    }
+}

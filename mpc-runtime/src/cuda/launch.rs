@@ -1,0 +1,350 @@
+//! The CUDA backend of the forward solve: the rendered single-launch kernel
+//! (`templates/ilqr_solve.cu.tera`, one thread per problem) compiled with NVRTC for the
+//! device's compute capability, loaded through `cudarc`'s driver API and launched over a batch.
+//!
+//! **Untested on hardware.** This was written and compiled on a machine without a GPU or CUDA
+//! driver. The kernel itself is checked (NVRTC + `ptxas` compile it; the host emulation in
+//! [`super::host`] runs the same source bit-for-bit against the CPU solver); what has never run
+//! is this file: context creation, module loading, copies and the launch. `scripts/gpu-checks.sh`
+//! is the check to run on a machine with a GPU.
+//!
+//! All `unsafe` of the CUDA backend is in this file, in [`CudaSolver::launch`]; the public API
+//! ([`CudaSolver::new`], [`CudaSolver::solve`]) is safe. Every `cudarc` call runs inside
+//! [`std::panic::catch_unwind`], and [`CudaSolver::new`] first checks
+//! [`super::driver::driver_available`], so a missing driver is an error, never a panic.
+//!
+//! Argument order of the kernel (see the banner of the template and `host.rs`):
+//! `params, x_init, C, c, u_lo, u_hi, u_init, x_out, u_out, cost_out, iters_out,
+//! converged_out, batch`, all arrays row-major and batch first in the kernel's real type.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
+
+use super::driver::{CudaUnavailable, driver_available, panic_message};
+use super::nvrtc::{NvrtcError, NvrtcOptions, compile_ptx};
+use super::render::{KernelOptions, Precision, RenderError, RenderedKernel, render_solve};
+use crate::model::Model;
+use crate::solver::{Batch, Bound, Solution};
+
+/// Threads per block of the solve launch (one problem per thread; the kernel keeps a large
+/// per-thread workspace in local memory, so small blocks).
+pub const BLOCK_SIZE: u32 = 64;
+
+/// Why the CUDA solver could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    /// No driver or no GPU.
+    #[error(transparent)]
+    Unavailable(#[from] CudaUnavailable),
+    /// The kernel could not be rendered.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// NVRTC is missing or rejected the kernel.
+    #[error(transparent)]
+    Nvrtc(#[from] NvrtcError),
+    /// A CUDA driver call failed.
+    #[error("CUDA driver: {what}: {message}")]
+    Driver {
+        /// What was being done.
+        what: &'static str,
+        /// The driver's error.
+        message: String,
+    },
+    /// The batch does not fit the solver.
+    #[error("batch does not fit the CUDA solver: {0}")]
+    Batch(String),
+    /// `cudarc` panicked.
+    #[error("cudarc panicked: {0}")]
+    Panic(String),
+}
+
+fn drv<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> CudaError {
+    move |e| CudaError::Driver { what, message: format!("{e:?}") }
+}
+
+fn guard<T>(f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(CudaError::Panic(panic_message(p.as_ref()))))
+}
+
+/// PTX already compiled in this process, keyed by a hash of (source, NVRTC options, arch).
+static PTX_CACHE: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
+
+/// NVRTC-compile `source` for `opts`, or return the PTX compiled earlier for the same input.
+fn cached_ptx(source: &str, opts: &NvrtcOptions) -> Result<String, NvrtcError> {
+    let mut h = DefaultHasher::new();
+    (source, opts.to_args(), &opts.arch).hash(&mut h);
+    let key = h.finish();
+    let cache = PTX_CACHE.get_or_init(Default::default);
+    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Ok(p.clone());
+    }
+    let ptx = compile_ptx(source, opts)?.into_string();
+    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, ptx.clone());
+    Ok(ptx)
+}
+
+/// Device buffers for `capacity` problems, allocated once.
+struct Buffers<R> {
+    params: CudaSlice<R>,
+    x_init: CudaSlice<R>,
+    cost_hess: CudaSlice<R>,
+    cost_lin: CudaSlice<R>,
+    u_lo: CudaSlice<R>,
+    u_hi: CudaSlice<R>,
+    u_init: CudaSlice<R>,
+    x_out: CudaSlice<R>,
+    u_out: CudaSlice<R>,
+    cost_out: CudaSlice<R>,
+    iters_out: CudaSlice<i32>,
+    converged_out: CudaSlice<i32>,
+}
+
+enum AnyBuffers {
+    F32(Buffers<f32>),
+    F64(Buffers<f64>),
+}
+
+/// The forward solve of model `M` on the GPU, for batches of up to `capacity` problems of one
+/// horizon and one set of compile-time solver settings ([`KernelOptions`]).
+pub struct CudaSolver<M: Model> {
+    params: Vec<f64>,
+    kernel: RenderedKernel,
+    capacity: usize,
+    arch: String,
+    stream: Arc<CudaStream>,
+    func: CudaFunction,
+    bufs: AnyBuffers,
+    _ctx: Arc<CudaContext>,
+    _model: PhantomData<M>,
+}
+
+impl<M: Model> std::fmt::Debug for CudaSolver<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaSolver").field("kernel", &self.kernel.kernel).field("arch", &self.arch).finish_non_exhaustive()
+    }
+}
+
+impl<M: Model> CudaSolver<M> {
+    /// Check the driver, render the solve kernel for `model` (its parameters are uploaded on
+    /// every solve), compile it with NVRTC for device 0's compute capability, load it and
+    /// allocate the device buffers for `capacity` problems.
+    pub fn new(model: &M, capacity: usize, opts: &KernelOptions) -> Result<Self, CudaError> {
+        driver_available()?;
+        let kernel = render_solve::<M>(opts)?;
+        let capacity = capacity.max(1);
+        guard(|| {
+            let ctx = CudaContext::new(0).map_err(drv("creating the context on device 0"))?;
+            let (major, minor) = ctx.compute_capability().map_err(drv("reading the compute capability"))?;
+            let arch = format!("compute_{major}{minor}");
+            let nv = NvrtcOptions { program_name: kernel.file_name(), ..NvrtcOptions::new(arch.clone()) };
+            let ptx = cached_ptx(&kernel.source, &nv)?;
+            let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(drv("loading the module"))?;
+            let func = module.load_function(&kernel.kernel).map_err(drv("finding the kernel"))?;
+            let stream = ctx.default_stream();
+            let bufs = match kernel.precision {
+                Precision::F32 => AnyBuffers::F32(alloc(&stream, &kernel, capacity)?),
+                Precision::F64 => AnyBuffers::F64(alloc(&stream, &kernel, capacity)?),
+            };
+            Ok(CudaSolver {
+                params: model.param_values(),
+                kernel,
+                capacity,
+                arch,
+                stream,
+                func,
+                bufs,
+                _ctx: ctx,
+                _model: PhantomData,
+            })
+        })
+    }
+
+    /// The rendered kernel this solver runs.
+    pub fn kernel(&self) -> &RenderedKernel {
+        &self.kernel
+    }
+
+    /// The virtual architecture the kernel was compiled for (`compute_XY`).
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    /// Largest batch [`CudaSolver::solve`] accepts.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Solve `batch` on the GPU: copy the inputs, launch one thread per problem, copy the
+    /// results back. Inputs are converted to the kernel's precision, results back to `f64`.
+    pub fn solve(&mut self, batch: &Batch<'_>) -> Result<Solution, CudaError> {
+        let k = &self.kernel;
+        batch.check(k.horizon, k.nx, k.nu).map_err(CudaError::Batch)?;
+        if batch.size > self.capacity {
+            return Err(CudaError::Batch(format!("{} problems, capacity {}", batch.size, self.capacity)));
+        }
+        if batch.size == 0 {
+            return Ok(Solution::default());
+        }
+        let (params, kernel, stream, func) = (&self.params, &self.kernel, &self.stream, &self.func);
+        guard(|| match &mut self.bufs {
+            AnyBuffers::F32(b) => launch(stream, func, kernel, b, params, batch),
+            AnyBuffers::F64(b) => launch(stream, func, kernel, b, params, batch),
+        })
+    }
+}
+
+/// `f32` / `f64` as exchanged with the device.
+trait DeviceReal: DeviceRepr + ValidAsZeroBits + Copy + Unpin + 'static {
+    fn from_f64(v: f64) -> Self;
+    fn to_f64(self) -> f64;
+}
+
+impl DeviceReal for f32 {
+    fn from_f64(v: f64) -> Self {
+        v as f32
+    }
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+}
+
+impl DeviceReal for f64 {
+    fn from_f64(v: f64) -> Self {
+        v
+    }
+    fn to_f64(self) -> f64 {
+        self
+    }
+}
+
+fn alloc<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, cap: usize) -> Result<Buffers<R>, CudaError> {
+    let (t, nx, nu) = (k.horizon, k.nx, k.nu);
+    let n = nx + nu;
+    let z = |len: usize| s.alloc_zeros::<R>(len.max(1)).map_err(drv("allocating device memory"));
+    let zi = |len: usize| s.alloc_zeros::<i32>(len.max(1)).map_err(drv("allocating device memory"));
+    Ok(Buffers {
+        params: z(k.np)?,
+        x_init: z(cap * nx)?,
+        cost_hess: z(cap * t * n * n)?,
+        cost_lin: z(cap * t * n)?,
+        u_lo: z(cap * t * nu)?,
+        u_hi: z(cap * t * nu)?,
+        u_init: z(cap * t * nu)?,
+        x_out: z(cap * t * nx)?,
+        u_out: z(cap * t * nu)?,
+        cost_out: z(cap)?,
+        iters_out: zi(cap)?,
+        converged_out: zi(cap)?,
+    })
+}
+
+/// Per-problem, per-stage bounds (B×T×nu), `inf` where unbounded (the kernel's layout).
+pub(crate) fn expand_bound(bd: Bound<'_>, inf: f64, b: usize, t: usize, nu: usize) -> Vec<f64> {
+    let mut out = Vec::with_capacity(b * t * nu);
+    for i in 0..b {
+        for st in 0..t {
+            for j in 0..nu {
+                out.push(match bd {
+                    Bound::None => inf,
+                    Bound::PerControl(s) => s[j],
+                    Bound::PerStage(s) => s[(i * t + st) * nu + j],
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Copy in, launch, copy out. `batch` has been checked against the kernel and the capacity.
+fn launch<R: DeviceReal>(
+    s: &Arc<CudaStream>,
+    func: &CudaFunction,
+    k: &RenderedKernel,
+    d: &mut Buffers<R>,
+    params: &[f64],
+    batch: &Batch<'_>,
+) -> Result<Solution, CudaError> {
+    let (b, t, nx, nu) = (batch.size, k.horizon, k.nx, k.nu);
+    let conv = |v: &[f64]| v.iter().map(|&x| R::from_f64(x)).collect::<Vec<R>>();
+    let up = |src: &[f64], dst: &mut CudaSlice<R>| -> Result<(), CudaError> {
+        if src.is_empty() {
+            return Ok(());
+        }
+        s.memcpy_htod(&conv(src), &mut dst.slice_mut(0..src.len())).map_err(drv("copying to the device"))
+    };
+    if params.len() != k.np {
+        return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
+    }
+    up(params, &mut d.params)?;
+    up(batch.x_init, &mut d.x_init)?;
+    up(batch.cost_hess, &mut d.cost_hess)?;
+    up(batch.cost_lin, &mut d.cost_lin)?;
+    up(&expand_bound(batch.u_lower, f64::NEG_INFINITY, b, t, nu), &mut d.u_lo)?;
+    up(&expand_bound(batch.u_upper, f64::INFINITY, b, t, nu), &mut d.u_hi)?;
+    // No warm start = zeros (the kernel treats a null u_init the same way).
+    match batch.u_init {
+        Some(u) => up(u, &mut d.u_init)?,
+        None => up(&vec![0.0; b * t * nu], &mut d.u_init)?,
+    }
+
+    let n = i32::try_from(b).map_err(|_| CudaError::Batch(format!("{b} problems do not fit an int")))?;
+    let block = BLOCK_SIZE.min(b as u32);
+    let cfg = LaunchConfig { grid_dim: ((b as u32).div_ceil(block), 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
+    let mut args = s.launch_builder(func);
+    args.arg(&d.params)
+        .arg(&d.x_init)
+        .arg(&d.cost_hess)
+        .arg(&d.cost_lin)
+        .arg(&d.u_lo)
+        .arg(&d.u_hi)
+        .arg(&d.u_init)
+        .arg(&mut d.x_out)
+        .arg(&mut d.u_out)
+        .arg(&mut d.cost_out)
+        .arg(&mut d.iters_out)
+        .arg(&mut d.converged_out)
+        .arg(&n);
+    // SAFETY: the argument list matches the kernel's extern "C" signature in
+    // templates/ilqr_solve.cu.tera (12 device pointers of the kernel's real type / int, then
+    // `int batch`) for the precision the buffers were allocated in (both from the same
+    // RenderedKernel); every buffer holds at least `capacity ≥ b` problems' worth of the sizes
+    // the kernel indexes, and threads with index ≥ b return at once.
+    unsafe { args.launch(cfg) }.map_err(drv("launching the solve kernel"))?;
+    s.synchronize().map_err(drv("running the solve kernel"))?;
+
+    let down = |src: &CudaSlice<R>, len: usize| -> Result<Vec<f64>, CudaError> {
+        let mut h = vec![R::from_f64(0.0); len];
+        s.memcpy_dtoh(&src.slice(0..len), &mut h).map_err(drv("copying from the device"))?;
+        Ok(h.into_iter().map(R::to_f64).collect())
+    };
+    let down_i = |src: &CudaSlice<i32>| -> Result<Vec<i32>, CudaError> {
+        let mut h = vec![0i32; b];
+        s.memcpy_dtoh(&src.slice(0..b), &mut h).map_err(drv("copying from the device"))?;
+        Ok(h)
+    };
+    Ok(Solution {
+        x: down(&d.x_out, b * t * nx)?,
+        u: down(&d.u_out, b * t * nu)?,
+        cost: down(&d.cost_out, b)?,
+        iterations: down_i(&d.iters_out)?.into_iter().map(|v| v.max(0) as usize).collect(),
+        converged: down_i(&d.converged_out)?.into_iter().map(|v| v != 0).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_expand_to_kernel_layout() {
+        assert_eq!(expand_bound(Bound::PerControl(&[1.0, 2.0]), 0.0, 2, 1, 2), [1.0, 2.0, 1.0, 2.0]);
+        assert_eq!(expand_bound(Bound::None, f64::INFINITY, 1, 2, 1), [f64::INFINITY; 2]);
+        assert_eq!(expand_bound(Bound::PerStage(&[1.0, 2.0, 3.0, 4.0]), 0.0, 2, 2, 1), [1.0, 2.0, 3.0, 4.0]);
+    }
+}

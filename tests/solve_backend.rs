@@ -1,0 +1,74 @@
+//! `mpc solve --backend`: on a machine without a CUDA driver (this test's usual home),
+//! `--backend cuda` exits 2 with a message about the driver and writes nothing, and
+//! `--backend auto` solves on the CPU, says so on stderr and reports `backend: "cpu"`.
+//! On a machine with a GPU the cuda checks are in `scripts/gpu-checks.sh` instead.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures").join(name);
+    p.is_file().then_some(p)
+}
+
+fn out_path(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mpc-backend-test-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    let p = d.join(format!("{tag}.json"));
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+fn solve(backend: &str, problem: &Path, out: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mpc"))
+        .args(["solve", "--backend", backend, "--problem"])
+        .arg(problem)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn cuda_without_driver_exits_2_and_writes_nothing() {
+    if mpc::runtime::cuda::driver_available().is_ok() {
+        eprintln!("SKIPPED: a CUDA driver is present (run scripts/gpu-checks.sh)");
+        return;
+    }
+    let Some(p) = fixture("pendulum_exact.problem.json") else {
+        eprintln!("SKIPPED: fixtures not found");
+        return;
+    };
+    let out = out_path("cuda");
+    let st = solve("cuda", &p, &out);
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert_eq!(st.status.code(), Some(2), "{err}");
+    assert!(err.contains("no CUDA driver") || err.contains("CUDA driver found but"), "{err}");
+    assert!(st.stdout.is_empty());
+    assert!(!out.exists(), "--backend cuda wrote a solution without a GPU");
+}
+
+#[test]
+fn auto_without_driver_solves_on_cpu_and_says_so() {
+    if mpc::runtime::cuda::driver_available().is_ok() {
+        eprintln!("SKIPPED: a CUDA driver is present (run scripts/gpu-checks.sh)");
+        return;
+    }
+    let Some(p) = fixture("pendulum_exact.problem.json") else {
+        eprintln!("SKIPPED: fixtures not found");
+        return;
+    };
+    let out = out_path("auto");
+    let st = solve("auto", &p, &out);
+    let err = String::from_utf8_lossy(&st.stderr);
+    assert!(st.status.success(), "{err}");
+    assert!(err.contains("--backend auto: using cpu"), "{err}");
+    let sol: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(sol["backend"], "cpu");
+    // Same answer as the plain CPU backend.
+    let cpu = out_path("cpu");
+    assert!(solve("cpu", &p, &cpu).status.success());
+    let ref_sol: Value = serde_json::from_str(&std::fs::read_to_string(&cpu).unwrap()).unwrap();
+    assert_eq!(sol, ref_sol);
+}
