@@ -28,7 +28,6 @@ fn pendulum_problem(seed: u64, b: usize) -> (Pendulum, Prob) {
     let mut r = rng(seed);
     let t = 10;
     let (nx, nu) = (3, 1);
-    let n = 4;
     let mut x_init = Vec::new();
     for _ in 0..b {
         let th: f64 = r.random_range(0.02..0.4) * if r.random_bool(0.5) { 1.0 } else { -1.0 };
@@ -37,11 +36,7 @@ fn pendulum_problem(seed: u64, b: usize) -> (Pendulum, Prob) {
     let mut cm = Vec::new();
     let mut cv = Vec::new();
     for _ in 0..b * t {
-        let mut c = vec![0.0; n * n];
-        for (i, w) in [1.0, 1.0, 0.1, 0.001].iter().enumerate() {
-            c[i * n + i] = *w;
-        }
-        cm.extend(c);
+        cm.extend(diag_matrix(&[1.0, 1.0, 0.1, 0.001]));
         cv.extend([-1.0 + 0.1 * normal(&mut r), 0.1 * normal(&mut r), 0.05 * normal(&mut r), 1e-4 * normal(&mut r)]);
     }
     let p = Prob {
@@ -83,7 +78,6 @@ fn linear_problem(seed: u64, b: usize) -> (LinearModel, Prob) {
 fn cartpole_problem(seed: u64, b: usize) -> (Cartpole, Prob) {
     let mut r = rng(seed);
     let (t, nx, nu) = (10, 5, 1);
-    let n = 6;
     let mut x_init = Vec::new();
     for _ in 0..b {
         let th: f64 = r.random_range(-0.6..0.6);
@@ -92,11 +86,7 @@ fn cartpole_problem(seed: u64, b: usize) -> (Cartpole, Prob) {
     let mut cm = Vec::new();
     let mut cv = Vec::new();
     for _ in 0..b * t {
-        let mut c = vec![0.0; n * n];
-        for (i, w) in [0.1, 0.1, 1.0, 1.0, 0.1, 0.001].iter().enumerate() {
-            c[i * n + i] = *w;
-        }
-        cm.extend(c);
+        cm.extend(diag_matrix(&[0.1, 0.1, 1.0, 1.0, 0.1, 0.001]));
         cv.extend([0.05 * normal(&mut r), 0.0, -1.0, 0.05 * normal(&mut r), 0.0, 0.0]);
     }
     let p = Prob {

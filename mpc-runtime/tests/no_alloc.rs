@@ -36,14 +36,9 @@ static GLOBAL: Counting = Counting;
 fn repeated_solves_do_not_allocate() {
     let d = Pendulum::new(RefPendulum::default());
     let (t, nx, nu) = (10, 3, 1);
-    let n = nx + nu;
     let mut cm = Vec::new();
     for _ in 0..t {
-        let mut c = vec![0.0; n * n];
-        for (i, w) in [1.0, 1.0, 0.1, 0.001].iter().enumerate() {
-            c[i * n + i] = *w;
-        }
-        cm.extend(c);
+        cm.extend(diag_matrix(&[1.0, 1.0, 0.1, 0.001]));
     }
     let th: f64 = 0.6;
     let p = Prob {

@@ -47,6 +47,17 @@ impl Prob {
     }
 }
 
+/// A row-major `w.len() × w.len()` matrix with `w` on its diagonal.
+#[allow(dead_code)]
+pub fn diag_matrix(w: &[f64]) -> Vec<f64> {
+    let n = w.len();
+    let mut c = vec![0.0; n * n];
+    for (i, wi) in w.iter().enumerate() {
+        c[i * n + i] = *wi;
+    }
+    c
+}
+
 pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
