@@ -12,6 +12,8 @@
 # Environment: PYTHON (interpreter used to create the venv, default python3),
 #              MPC_VENV (venv location, default <repo>/.venv).
 set -euo pipefail
+# Progress messages go to stderr, so `setup.sh && mpc solve > out.json` leaves clean JSON.
+exec 1>&2
 
 # Pinned versions: 12.9 matches cudarc's `cuda-12090` bindings.
 NVRTC_PKG="nvidia-cuda-nvrtc-cu12==12.9.86"
