@@ -1,0 +1,1 @@
+//! AC-MPC trainer (work in progress).
