@@ -12,8 +12,8 @@
 #      (pendulum*, cartpole*, quadrotor*; the `linear*` fixtures have no CUDA kernel) and
 #      compares each solution with the reference solution through
 #      shared/tools/compare_solutions.py (x, u 1e-6; cost 1e-6 rel.; gradients 1e-5 rel.,
-#      the gradients being the CPU backward pass from the GPU solution), and also prints the
-#      largest |x|, |u| difference to `--backend cpu`;
+#      the gradients coming from the GPU backward kernel), and also prints the largest
+#      |x|, |u| difference to `--backend cpu`;
 #   4. `mpc bench` has no CUDA backend yet, so there is no benchmark step.
 # Exit status 0 when everything passed. Env: CARGO_TARGET_DIR (default: target), FIXTURES
 # (default: ../shared/fixtures or /work/shared/fixtures), COMPARE (the comparator).

@@ -3,7 +3,8 @@
 //
 // Included before the kernel source (`-include host_compat.h`); the kernel text is unchanged.
 //
-// * Qualifiers: __global__, __device__, __host__, __forceinline__, __restrict__, __constant__,
+// * Qualifiers: __global__, __device__, __host__, __forceinline__, __noinline__, __restrict__,
+//   __constant__,
 //   __shared__ (a block-wide static: see below).
 // * Thread indices: threadIdx/blockIdx are thread_local, blockDim/gridDim are process-wide;
 //   mpc_host::launch runs a grid block after block, and the threads of one block as real
@@ -38,6 +39,7 @@
 #define __constant__
 #define __shared__ static
 #define __forceinline__ inline __attribute__((always_inline))
+#define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
 
 struct dim3 {

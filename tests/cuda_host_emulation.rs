@@ -1,24 +1,31 @@
-//! The rendered single-launch iLQR solve kernel (`templates/ilqr_solve.cu.tera`), without a GPU:
+//! The rendered kernels without a GPU: the single-launch iLQR solve
+//! (`templates/ilqr_solve.cu.tera`) and the implicit-differentiation backward pass
+//! (`templates/ilqr_backward.cu.tera`, exact and Gauss-Newton):
 //!
-//! * NVRTC compiles it for every bundled model, `float` and `double`, `compute_80` and
-//!   `compute_90`, and `ptxas` assembles it for `sm_80`/`sm_90`; registers, stack frame and
-//!   spills are printed per kernel (run with `--nocapture`). Fails in CI (`CI` set) when the CUDA
-//!   compilers are missing, skips loudly otherwise.
+//! * NVRTC compiles it and both backward kernels for every bundled model, `float` and
+//!   `double`, `compute_80` and `compute_90`, and `ptxas` assembles them for `sm_80`/`sm_90`
+//!   with no register spills; registers and stack frame are printed per kernel (run with
+//!   `--nocapture`). Fails in CI (`CI` set) when the CUDA compilers are missing, skips loudly
+//!   otherwise.
 //! * Host emulation: the same kernel source, compiled by the host C++ compiler with
 //!   `templates/host_compat.h`, solves every fixture of `../shared/fixtures` that uses a bundled
 //!   model and must equal the CPU backend (x, u, cost) to 1e-9 in double (iterations and
-//!   convergence flags identical), and to a stated tolerance in float.
+//!   convergence flags identical), and to a stated tolerance in float; the backward kernels of
+//!   both modes, at the CPU solution, must equal the CPU `Solver::backward` (grad_C, grad_c,
+//!   grad_x_init) to 1e-9 in double relative to each array's largest entry (and end to end, at
+//!   the emulated solution), and to a stated tolerance in float. One host library per model
+//!   and precision holds all of its kernels (one compiler run each).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mpc_models::{Cartpole, ModelVisitor, Pendulum, Quadrotor};
-use mpc_runtime::cuda::host::HostKernel;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, RenderedKernel, render_solve};
+use mpc_runtime::cuda::host::{HostKernel, HostModule};
+use mpc_runtime::cuda::render::{KernelOptions, Precision, RenderedKernel, render_backward, render_solve};
 use mpc_runtime::cuda::{self, NvrtcOptions};
 use mpc_runtime::problem::{ModelParams, Problem};
-use mpc_runtime::{Model, Solution, Solver};
+use mpc_runtime::{GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
 
 /// Double precision: the emulated kernel must reproduce the CPU solver to this (absolute on x,
 /// u; relative to max(1, |cost|) on the cost).
@@ -33,6 +40,10 @@ const TOL_UNCONVERGED_XU: f64 = 1e-6;
 /// leaves u loose), cost 1.8e-7 (quadrotor). Measured maxima are printed.
 const TOL_F32_XU: f64 = 5e-3;
 const TOL_F32_COST: f64 = 1e-6;
+/// Single precision backward at the CPU solution (rounded to float): every gradient array
+/// relative to max(1, its largest |entry|). Measured with g++ 12 (x86-64): at most 4.5e-7
+/// (quadrotor grad_C); the maxima are printed.
+const TOL_F32_GRAD: f64 = 1e-5;
 
 fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
@@ -62,50 +73,75 @@ fn tools_or_skip() -> bool {
     }
 }
 
-fn compile_solve_kernel<M: Model>() -> Vec<String> {
+/// NVRTC + ptxas for the solve kernel and both backward kernels of `M` (T=10, K=5), both
+/// precisions and architectures. Returns the report lines and the kernels that spill.
+fn compile_kernels<M: Model>() -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
+    let mut spills = Vec::new();
     for precision in Precision::ALL {
         let opts = KernelOptions::new(10, precision).with_iters(5);
-        let k = render_solve::<M>(&opts).unwrap_or_else(|e| panic!("{e}"));
-        for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
-            let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch) };
-            let ptx = cuda::compile_ptx(&k.source, &nv)
-                .unwrap_or_else(|e| panic!("{} does not compile for {arch}:\n{e}", k.kernel));
-            assert_eq!(ptx.entry_points(), std::slice::from_ref(&k.kernel), "{arch}");
-            let rep = cuda::assemble(ptx.as_str(), sm).unwrap_or_else(|e| panic!("{e}"));
-            let r = rep.kernel(&k.kernel).unwrap_or_else(|| panic!("{} missing:\n{}", k.kernel, rep.log));
-            assert!(r.is_entry && r.registers > 0, "{r:?}\n{}", rep.log);
-            lines.push(format!(
-                "{:<34} {sm}: {:>3} registers, {:>6} B stack, spill stores {} B, loads {} B",
-                k.kernel, r.registers, r.stack_frame_bytes, r.spill_store_bytes, r.spill_load_bytes
-            ));
+        let bwd = |mode| {
+            let o = KernelOptions { solver: SolverOptions { gradient: mode, ..opts.solver.clone() }, ..opts.clone() };
+            render_backward::<M>(&o).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let kernels =
+            [render_solve::<M>(&opts).unwrap_or_else(|e| panic!("{e}")), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton)];
+        for k in &kernels {
+            for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
+                let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch) };
+                let ptx = cuda::compile_ptx(&k.source, &nv)
+                    .unwrap_or_else(|e| panic!("{} does not compile for {arch}:\n{e}", k.kernel));
+                assert_eq!(ptx.entry_points(), std::slice::from_ref(&k.kernel), "{arch}");
+                let rep = cuda::assemble(ptx.as_str(), sm).unwrap_or_else(|e| panic!("{e}"));
+                let r = rep.kernel(&k.kernel).unwrap_or_else(|| panic!("{} missing:\n{}", k.kernel, rep.log));
+                assert!(r.is_entry && r.registers > 0, "{r:?}\n{}", rep.log);
+                lines.push(format!(
+                    "{:<42} {sm}: {:>3} registers, {:>6} B stack, spill stores {} B, loads {} B",
+                    k.kernel, r.registers, r.stack_frame_bytes, r.spill_store_bytes, r.spill_load_bytes
+                ));
+                if r.spills() {
+                    spills.push(format!("{} {sm}", k.kernel));
+                }
+            }
         }
     }
-    lines
+    (lines, spills)
 }
 
 #[test]
-fn nvrtc_compiles_solve_kernel_for_every_model_precision_and_arch() {
+fn nvrtc_compiles_every_kernel_for_every_model_precision_and_arch() {
     if !tools_or_skip() {
         return;
     }
     let mut lines = Vec::new();
-    lines.extend(compile_solve_kernel::<Pendulum>());
-    lines.extend(compile_solve_kernel::<Cartpole>());
-    lines.extend(compile_solve_kernel::<Quadrotor>());
-    eprintln!("solve kernels (T=10, K=5):\n{}", lines.join("\n"));
+    let mut spills = Vec::new();
+    for (l, s) in [compile_kernels::<Pendulum>(), compile_kernels::<Cartpole>(), compile_kernels::<Quadrotor>()] {
+        lines.extend(l);
+        spills.extend(s);
+    }
+    eprintln!("kernels (T=10, K=5):\n{}", lines.join("\n"));
+    // The big per-stage pieces (add_cost_to_go, the line-search rollout, weighted_hessian) are
+    // `__noinline__` in the templates for exactly this: inlined, the quadrotor's double
+    // kernels need more than 255 registers and spill.
+    assert!(spills.is_empty(), "register spills: {spills:?}");
 }
 
 // --------------------------------------------------------------------------- host emulation
 
-/// One fixture solved by the CPU backend, with what the kernel needs.
+/// One fixture solved and differentiated (both gradient modes) by the CPU backend, with the
+/// kernels it needs per precision: the solve kernel and the backward kernels of both modes.
 struct Case {
     name: String,
     problem: Problem,
     params: Vec<f64>,
     cpu: Solution,
-    kernels: [RenderedKernel; 2],
+    /// CPU gradients at `cpu` for the fixture's grad_x/grad_u: [exact, Gauss-Newton].
+    cpu_grads: [Gradients; 2],
+    /// Per precision (f32, f64): [solve, backward exact, backward Gauss-Newton].
+    kernels: [[RenderedKernel; 3]; 2],
 }
+
+const MODES: [GradientMode; 2] = [GradientMode::Exact, GradientMode::GaussNewton];
 
 struct Prepare<'a>(&'a str, Problem);
 
@@ -119,13 +155,23 @@ impl ModelVisitor for Prepare<'_> {
             m.set_param(k, *v).unwrap();
         }
         let params = m.param_values();
-        let mut solver = Solver::new(m, problem.horizon, problem.options.clone());
-        let cpu = solver.solve(&problem.as_batch());
-        let render = |p| {
-            render_solve::<M>(&KernelOptions::new(problem.horizon, p).with_solver(problem.options.clone())).unwrap()
-        };
-        let kernels = [render(Precision::F32), render(Precision::F64)];
-        Case { name: name.to_string(), problem, params, cpu, kernels }
+        let batch = problem.as_batch();
+        let mut solver = Solver::new(m.clone(), problem.horizon, problem.options.clone());
+        let cpu = solver.solve(&batch);
+        let (gx, gu) = (problem.grad_x.as_ref().expect("fixture grad_x"), problem.grad_u.as_ref().expect("fixture grad_u"));
+        let cpu_grads = MODES.map(|mode| {
+            let opts = SolverOptions { gradient: mode, ..problem.options.clone() };
+            Solver::new(m.clone(), problem.horizon, opts).backward(&batch, &cpu, gx, gu)
+        });
+        let kernels = [Precision::F32, Precision::F64].map(|p| {
+            let o = KernelOptions::new(problem.horizon, p).with_solver(problem.options.clone());
+            let bwd = |mode| {
+                let o = KernelOptions { solver: SolverOptions { gradient: mode, ..o.solver.clone() }, ..o.clone() };
+                render_backward::<M>(&o).unwrap()
+            };
+            [render_solve::<M>(&o).unwrap(), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton)]
+        });
+        Case { name: name.to_string(), problem, params, cpu, cpu_grads, kernels }
     }
 }
 
@@ -162,25 +208,33 @@ fn load_cases(dir: &Path) -> Vec<Case> {
 
 fn max_abs(a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter().zip(b).map(|(x, y)| if x.is_nan() != y.is_nan() { f64::INFINITY } else { (x - y).abs() }).fold(0.0, f64::max)
 }
 
 fn max_cost_rel(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f64::max)
 }
 
-/// Build every distinct kernel once, two builds at a time.
-fn build_all(cases: &[Case]) -> HashMap<String, Arc<HostKernel>> {
-    let mut sources: Vec<&RenderedKernel> = Vec::new();
-    for c in cases {
-        for k in &c.kernels {
-            if !sources.iter().any(|s| s.source == k.source) {
-                sources.push(k);
-            }
+/// Largest difference of two gradient sets, each array relative to max(1, its largest |entry|
+/// in `want`): (grad_C, grad_c, grad_x_init). NaN or a length mismatch gives infinity.
+fn grad_err(got: &Gradients, want: &Gradients) -> [f64; 3] {
+    let rel = |a: &[f64], b: &[f64]| {
+        if a.len() != b.len() {
+            return f64::INFINITY;
         }
-    }
-    // Quadrotor (largest) first, so that the two workers finish together.
-    sources.sort_by_key(|k| std::cmp::Reverse(k.source.len()));
+        let scale = b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let e = max_abs(a, b) / scale;
+        if e.is_nan() { f64::INFINITY } else { e }
+    };
+    [rel(&got.cost_hess, &want.cost_hess), rel(&got.cost_lin, &want.cost_lin), rel(&got.x_init, &want.x_init)]
+}
+
+/// Build one host module per group of kernels (the kernels of one model and precision, say),
+/// two builds at a time; returns the modules in the order of `groups`.
+fn build_modules(groups: &[Vec<&RenderedKernel>]) -> Vec<Arc<HostModule>> {
+    // Largest first, so that the two workers finish together.
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(groups[i].iter().map(|k| k.source.len()).sum::<usize>()));
     let next = std::sync::atomic::AtomicUsize::new(0);
     let built = std::sync::Mutex::new(HashMap::new());
     std::thread::scope(|s| {
@@ -188,15 +242,50 @@ fn build_all(cases: &[Case]) -> HashMap<String, Arc<HostKernel>> {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(k) = sources.get(i) else { break };
-                    let hk = HostKernel::build(k).unwrap_or_else(|e| panic!("{e}"));
-                    eprintln!("built {} (T={}) on the host in {:.1} s", k.kernel, k.horizon, hk.compile_seconds);
-                    built.lock().unwrap().insert(k.source.clone(), Arc::new(hk));
+                    let Some(&g) = order.get(i) else { break };
+                    let hm = HostModule::build_many(&groups[g]).unwrap_or_else(|e| panic!("{e}"));
+                    let names: Vec<&str> = groups[g].iter().map(|k| k.kernel.as_str()).collect();
+                    eprintln!("built {names:?} (T={}) on the host in {:.1} s", groups[g][0].horizon, hm.compile_seconds);
+                    built.lock().unwrap().insert(g, Arc::new(hm));
                 }
             });
         }
     });
-    built.into_inner().unwrap()
+    let mut built = built.into_inner().unwrap();
+    (0..groups.len()).map(|g| built.remove(&g).unwrap()).collect()
+}
+
+/// Group the cases' kernels into modules: one per (model, precision) unless two distinct
+/// kernels share a name (different solver constants), which then go to further modules.
+/// Returns the groups and, per case and precision, the index of its module.
+fn group_kernels(cases: &[Case]) -> (Vec<Vec<&RenderedKernel>>, Vec<[usize; 2]>) {
+    let mut groups: Vec<Vec<&RenderedKernel>> = Vec::new();
+    let mut index = Vec::new();
+    for c in cases {
+        let mut per = [0usize; 2];
+        for (pi, ks) in c.kernels.iter().enumerate() {
+            let fits = |g: &Vec<&RenderedKernel>| {
+                g[0].model == ks[0].model
+                    && g[0].precision == ks[0].precision
+                    && ks.iter().all(|k| g.iter().all(|o| o.kernel != k.kernel || o.source == k.source))
+            };
+            let gi = match groups.iter().position(fits) {
+                Some(gi) => gi,
+                None => {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                }
+            };
+            for k in ks {
+                if !groups[gi].iter().any(|o| o.kernel == k.kernel) {
+                    groups[gi].push(k);
+                }
+            }
+            per[pi] = gi;
+        }
+        index.push(per);
+    }
+    (groups, index)
 }
 
 #[test]
@@ -221,22 +310,25 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
         ["pendulum", "cartpole", "quadrotor"].iter().all(|m| models.contains(m)),
         "expected fixtures of every bundled model, got {models:?}"
     );
-    let built = build_all(&cases);
+    let (groups, index) = group_kernels(&cases);
+    let modules = build_modules(&groups);
     let mut failures = Vec::new();
     let mut report = Vec::new();
-    for c in &cases {
-        for k in &c.kernels {
-            let hk = &built[&k.source];
+    let mut worst_bwd = [[0.0f64; 3]; 2];
+    for (c, per) in cases.iter().zip(&index) {
+        for (pi, precision) in [Precision::F32, Precision::F64].into_iter().enumerate() {
+            let hm = &modules[per[pi]];
             // Blocks of 3 threads: a batch of 4 runs as 2 blocks, the second partly idle.
-            let sol = hk.solve(&c.params, &c.problem.as_batch(), 3).unwrap_or_else(|e| panic!("{e}"));
+            let batch = c.problem.as_batch();
+            let sol = hm.solve(&c.params, &batch, 3).unwrap_or_else(|e| panic!("{e}"));
             let ex = max_abs(&sol.x, &c.cpu.x);
             let eu = max_abs(&sol.u, &c.cpu.u);
             let ec = max_cost_rel(&sol.cost, &c.cpu.cost);
             report.push(format!(
-                "{:<22} {}: max|dx| {ex:.2e}  max|du| {eu:.2e}  cost rel {ec:.2e}  iters {:?} (cpu {:?}) converged {:?} (cpu {:?})",
-                c.name, k.precision, sol.iterations, c.cpu.iterations, sol.converged, c.cpu.converged
+                "{:<22} {precision} solve: max|dx| {ex:.2e}  max|du| {eu:.2e}  cost rel {ec:.2e}  iters {:?} (cpu {:?}) converged {:?} (cpu {:?})",
+                c.name, sol.iterations, c.cpu.iterations, sol.converged, c.cpu.converged
             ));
-            let ok = match k.precision {
+            let ok = match precision {
                 Precision::F64 => {
                     ex <= TOL_F64
                         && eu <= TOL_F64
@@ -249,15 +341,51 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
             if !ok || ex.is_nan() || eu.is_nan() || ec.is_nan() {
                 failures.push(report.last().unwrap().clone());
             }
+            // Backward, both modes, at the CPU solution (so that a float kernel is judged on
+            // its own rounding, not on its forward solve's); in double also end to end, at the
+            // emulated solution.
+            let (gx, gu) = (c.problem.grad_x.as_ref().unwrap(), c.problem.grad_u.as_ref().unwrap());
+            for (mi, mode) in MODES.into_iter().enumerate() {
+                let g = hm.backward(mode, &c.params, &batch, &c.cpu, gx, gu, 3).unwrap_or_else(|e| panic!("{e}"));
+                let e = grad_err(&g, &c.cpu_grads[mi]);
+                let mut line = format!(
+                    "{:<22} {precision} backward {mode:?}: rel err grad_C {:.2e}  grad_c {:.2e}  grad_x_init {:.2e}",
+                    c.name, e[0], e[1], e[2]
+                );
+                let tol = match precision {
+                    Precision::F64 => TOL_F64,
+                    Precision::F32 => TOL_F32_GRAD,
+                };
+                let mut ok = e.iter().all(|&v| v <= tol);
+                for j in 0..3 {
+                    worst_bwd[pi][j] = worst_bwd[pi][j].max(e[j]);
+                }
+                if precision == Precision::F64 {
+                    let g2 = hm.backward(mode, &c.params, &batch, &sol, gx, gu, 3).unwrap_or_else(|e| panic!("{e}"));
+                    let e2 = grad_err(&g2, &c.cpu_grads[mi]);
+                    line.push_str(&format!("; end to end {:.2e} {:.2e} {:.2e}", e2[0], e2[1], e2[2]));
+                    ok = ok && e2.iter().all(|&v| v <= TOL_F64);
+                }
+                report.push(line);
+                if !ok {
+                    failures.push(report.last().unwrap().clone());
+                }
+            }
         }
     }
     eprintln!("host emulation vs CPU backend:\n{}", report.join("\n"));
+    eprintln!(
+        "largest backward errors (grad_C, grad_c, grad_x_init; relative to max(1, max|CPU entry|)): f32 {:.2e} {:.2e} {:.2e}, f64 {:.2e} {:.2e} {:.2e}",
+        worst_bwd[0][0], worst_bwd[0][1], worst_bwd[0][2], worst_bwd[1][0], worst_bwd[1][1], worst_bwd[1][2]
+    );
     assert!(failures.is_empty(), "host emulation differs from the CPU backend:\n{}", failures.join("\n"));
 }
 
 /// Paths the fixtures do not reach, in double, against the CPU backend: K = 3 (not converged:
 /// the best iterate is returned), per-stage bounds (B×T×nu, some tight), the first-decrease
-/// line-search rule, no warm start, and a batch over several blocks of 4 threads.
+/// line-search rule, no warm start, and a batch over several blocks of 4 threads; the backward
+/// kernels (both modes) at the K = 3 solution, with some bounds active and random upstream
+/// gradients.
 #[test]
 fn host_emulation_equals_cpu_backend_off_fixture_paths() {
     use mpc_runtime::{Batch, Bound, LineSearchRule, SolverOptions};
@@ -296,9 +424,47 @@ fn host_emulation_equals_cpu_backend_off_fixture_paths() {
     for (iters, rule) in [(3, LineSearchRule::Best), (20, LineSearchRule::FirstDecrease)] {
         let opts = SolverOptions { max_iters: iters, line_search_rule: rule, eps: 1e-9, ..SolverOptions::default() };
         let cpu = Solver::new(model.clone(), t, opts.clone()).solve(&batch);
-        let k = render_solve::<Quadrotor>(&KernelOptions::new(t, Precision::F64).with_solver(opts)).unwrap();
-        let hk = HostKernel::build(&k).unwrap_or_else(|e| panic!("{e}"));
+        let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone());
+        let k = render_solve::<Quadrotor>(&ko).unwrap();
+        // The K = 3 library also holds both backward kernels (one host build).
+        let bwd = |mode| {
+            render_backward::<Quadrotor>(&KernelOptions { solver: SolverOptions { gradient: mode, ..opts.clone() }, ..ko.clone() })
+                .unwrap()
+        };
+        let hk = if iters == 3 {
+            let (be, bg) = (bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton));
+            HostModule::build_many(&[&k, &be, &bg])
+        } else {
+            HostKernel::build(&k)
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
         let sol = hk.solve(&model.param_values(), &batch, 4).unwrap_or_else(|e| panic!("{e}"));
+        if iters == 3 {
+            // Backward at the CPU's (unconverged) solution with per-stage bounds, some of them
+            // active, over several blocks: equal to the CPU backward pass in both modes.
+            let active = (0..b * t * nu).filter(|&i| (cpu.u[i] - lo[i]).abs() <= 1e-8 || (hi[i] - cpu.u[i]).abs() <= 1e-8).count();
+            assert!(active > 0, "expected some active bounds");
+            let mut seed = 99u64;
+            let mut rnd = |n: usize| -> Vec<f64> {
+                (0..n)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        ((seed >> 11) as f64) / ((1u64 << 53) as f64) * 2.0 - 1.0
+                    })
+                    .collect()
+            };
+            let (gx, gu) = (rnd(b * t * Quadrotor::NX), rnd(b * t * nu));
+            for mode in MODES {
+                let want = Solver::new(model.clone(), t, SolverOptions { gradient: mode, ..opts.clone() }).backward(&batch, &cpu, &gx, &gu);
+                let got = hk.backward(mode, &model.param_values(), &batch, &cpu, &gx, &gu, 4).unwrap_or_else(|e| panic!("{e}"));
+                let e = grad_err(&got, &want);
+                report.push(format!(
+                    "K={iters} backward {mode:?} ({active} active bounds): rel err grad_C {:.2e} grad_c {:.2e} grad_x_init {:.2e}",
+                    e[0], e[1], e[2]
+                ));
+                assert!(e.iter().all(|&v| v <= TOL_F64), "{}", report.last().unwrap());
+            }
+        }
         let (ex, eu, ec) = (max_abs(&sol.x, &cpu.x), max_abs(&sol.u, &cpu.u), max_cost_rel(&sol.cost, &cpu.cost));
         report.push(format!(
             "K={iters} {rule:?}: max|dx| {ex:.2e} max|du| {eu:.2e} cost rel {ec:.2e} iters {:?} converged {:?}",

@@ -1,12 +1,14 @@
-//! Golden files of the rendered kernels: the generated device code and the rendered solve
-//! kernel of the pendulum (T = 10, K = 5, both precisions) must equal the files under
+//! Golden files of the rendered kernels: the generated device code, the rendered solve kernel
+//! (T = 10, K = 5) and the backward kernels (T = 10, exact and Gauss-Newton) of the pendulum,
+//! both precisions, must equal the files under
 //! `tests/golden/` byte for byte, so any change of the code generator or of a template shows up
 //! as a reviewable diff. After an intended change, refresh them with
 //! `MPC_UPDATE_GOLDEN=1 cargo test --test golden_kernels` and commit the new files.
 
 use mpc_models::Pendulum;
 use mpc_runtime::Model;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_solve};
+use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve};
+use mpc_runtime::{GradientMode, SolverOptions};
 use std::path::PathBuf;
 
 fn golden_dir() -> PathBuf {
@@ -45,6 +47,11 @@ fn rendered_code_matches_golden_files() {
     for precision in [Precision::F32, Precision::F64] {
         let k = render_solve::<Pendulum>(&KernelOptions::new(10, precision).with_iters(5)).expect("render");
         failures.extend(compare_or_update(&format!("pendulum_solve_T10_K5_{}.cu", precision.suffix()), &k.source));
+        for (mode, tag) in [(GradientMode::Exact, "exact"), (GradientMode::GaussNewton, "gn")] {
+            let o = KernelOptions::new(10, precision).with_solver(SolverOptions { gradient: mode, ..SolverOptions::default() });
+            let k = render_backward::<Pendulum>(&o).expect("render");
+            failures.extend(compare_or_update(&format!("pendulum_backward_T10_{}_{tag}.cu", precision.suffix()), &k.source));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -14,9 +14,11 @@
 //!   the choice and its reason are printed on stderr, and a failed CUDA solve falls back to
 //!   the CPU with a note.
 //!
-//! Gradients (`grad_x`/`grad_u`) with the CUDA backend: the backward pass is **not** on the GPU;
-//! it runs on the CPU from the GPU's solution (stderr says so). The solution's `backend` field
-//! says which backend ran the forward solve.
+//! Gradients (`grad_x`/`grad_u`) with the CUDA backend: the backward pass runs on the GPU too
+//! (`CudaSolver::backward`, the rendered `templates/ilqr_backward.cu.tera`, in the problem's
+//! gradient mode), at the GPU's solution. The solution's `backend` field says which backend
+//! ran. The CUDA path is checked against the CPU solver through its host emulation on every
+//! machine, but it has **not yet run on a GPU** (`scripts/gpu-checks.sh` is its test there).
 
 use mpc_models::ModelVisitor;
 use mpc_runtime::problem::{ModelParams, Problem, solution_json};
@@ -54,7 +56,7 @@ pub struct SolveArgs {
 pub enum BackendArg {
     /// The CPU solver.
     Cpu,
-    /// The CUDA kernel on GPU 0 (backward pass, if asked for, on the CPU).
+    /// The CUDA kernels on GPU 0 (forward solve and, if asked for, the backward pass).
     Cuda,
     /// CUDA when a driver, a GPU and the model's CUDA code are there, else CPU.
     Auto,
@@ -70,7 +72,7 @@ fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
 }
 
 /// Build the bundled model `M` with the problem's parameters, solve on the GPU and, when asked,
-/// differentiate on the CPU from the GPU solution.
+/// differentiate on the GPU at that solution.
 struct SolveCuda<'a>(&'a Problem, &'a [(String, f64)]);
 
 impl ModelVisitor for SolveCuda<'_> {
@@ -87,10 +89,7 @@ impl ModelVisitor for SolveCuda<'_> {
         let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
         let sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
         let grads = match (&p.grad_x, &p.grad_u) {
-            (Some(gx), Some(gu)) => {
-                eprintln!("mpc solve: the backward pass is not implemented on CUDA; gradients computed on the CPU from the GPU solution");
-                Some(Solver::new(m, p.horizon, p.options.clone()).backward(&batch, &sol, gx, gu))
-            }
+            (Some(gx), Some(gu)) => Some(gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?),
             _ => None,
         };
         Ok((sol, grads))

@@ -620,8 +620,10 @@ __device__ __forceinline__ void rollout_plain(Work& w, const m::Params<real>& pr
     sc_out = sc;
 }
 
-/// Closed-loop rollout of step size alpha around (x, u) into (xt, ut).
-__device__ __forceinline__ void rollout_trial(Work& w, const m::Params<real>& prm, const real* x_init, const real* cm,
+/// Closed-loop rollout of step size alpha around (x, u) into (xt, ut). Not inlined (nor is
+/// add_cost_to_go): inlined into the iteration loop, the model's step and the dense NX×NX
+/// products push the quadrotor's double kernel past 255 registers and ptxas spills.
+__device__ __noinline__ void rollout_trial(Work& w, const m::Params<real>& prm, const real* x_init, const real* cm,
                                               const real* cv, const real* x, const real* u, real* xt, real* ut,
                                               real alpha, real& j_out, real& sc_out) {
     for (int i = 0; i < NX; ++i) xt[i] = x_init[i];
@@ -646,7 +648,7 @@ __device__ __forceinline__ void rollout_trial(Work& w, const m::Params<real>& pr
 }
 
 /// Q += Fᵀ P F, q += Fᵀ p with F = [A_t B_t] (P, p: cost-to-go of stage t + 1).
-__device__ __forceinline__ void add_cost_to_go(Work& w, int t) {
+__device__ __noinline__ void add_cost_to_go(Work& w, int t) {
     const real* a = w.A + t * NX * NX;
     const real* b = w.B + t * NX * NU;
     mat_mul(w.P, a, NX, NX, NX, w.PA);

@@ -9,17 +9,31 @@
 //! Templates are embedded in the library (`include_str!`), so rendering needs no files at run
 //! time.
 //!
-//! Kernels:
+//! Kernels ([`KernelKind`]):
 //! * [`SOLVE_TEMPLATE`] (`ilqr_solve.cu.tera`): the single-launch forward solve, all iLQR
-//!   iterations of one problem per thread (see the layout notes at the top of the template).
+//!   iterations of one problem per thread (see the layout notes at the top of the template);
+//! * [`BACKWARD_TEMPLATE`] (`ilqr_backward.cu.tera`): the implicit-differentiation backward
+//!   pass, one problem per thread, exact or Gauss-Newton Hessian fixed at render time
+//!   (`opts.solver.gradient`).
+//!
+//! [`COMMON_TEMPLATE`] (`common.cu.tera`) holds device helpers (dense linear algebra, the
+//! Riccati pieces) that the newer templates `{% include %}`.
 
 use crate::model::Model;
-use crate::solver::{LineSearchRule, SolverOptions};
+use crate::solver::{ACTIVE_TOL, GradientMode, LineSearchRule, SolverOptions};
 
 /// File name of the single-launch forward-solve template under `templates/`.
 pub const SOLVE_TEMPLATE_NAME: &str = "ilqr_solve.cu.tera";
 /// The single-launch forward-solve template (tera 2 syntax).
 pub const SOLVE_TEMPLATE: &str = include_str!("../../../templates/ilqr_solve.cu.tera");
+/// File name of the backward-pass template under `templates/`.
+pub const BACKWARD_TEMPLATE_NAME: &str = "ilqr_backward.cu.tera";
+/// The implicit-differentiation backward-pass template (tera 2 syntax).
+pub const BACKWARD_TEMPLATE: &str = include_str!("../../../templates/ilqr_backward.cu.tera");
+/// File name of the shared device helpers under `templates/` (included by other templates).
+pub const COMMON_TEMPLATE_NAME: &str = "common.cu.tera";
+/// Shared device helpers (tera 2 syntax), `{% include %}`d by kernel templates.
+pub const COMMON_TEMPLATE: &str = include_str!("../../../templates/common.cu.tera");
 /// File name of the host compatibility header under `templates/`.
 pub const HOST_COMPAT_NAME: &str = "host_compat.h";
 /// The host compatibility header that lets a host C++ compiler build the rendered kernels.
@@ -166,6 +180,15 @@ pub enum RenderError {
     },
 }
 
+/// Which kernel a [`RenderedKernel`] is (and so which argument list its entry point takes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// The single-launch forward solve (`ilqr_solve.cu.tera`).
+    Solve,
+    /// The implicit-differentiation backward pass (`ilqr_backward.cu.tera`) with this Hessian.
+    Backward(GradientMode),
+}
+
 /// A rendered kernel: one complete CUDA C++ translation unit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RenderedKernel {
@@ -173,6 +196,8 @@ pub struct RenderedKernel {
     pub model: String,
     /// Template file name (under `templates/`).
     pub template: &'static str,
+    /// What the kernel computes.
+    pub kind: KernelKind,
     /// `extern "C"` name of the kernel entry point.
     pub kernel: String,
     /// Real type.
@@ -202,15 +227,69 @@ pub fn solve_kernel_name(model: &str, precision: Precision) -> String {
     format!("mpc_ilqr_solve_{model}_{}", precision.suffix())
 }
 
+/// Name of the backward kernel of `model` in `precision` and gradient `mode`:
+/// `mpc_ilqr_backward_<model>_<f32|f64>_<exact|gn>`.
+pub fn backward_kernel_name(model: &str, precision: Precision, mode: GradientMode) -> String {
+    format!("mpc_ilqr_backward_{model}_{}_{}", precision.suffix(), mode_suffix(mode))
+}
+
+fn mode_suffix(mode: GradientMode) -> &'static str {
+    match mode {
+        GradientMode::Exact => "exact",
+        GradientMode::GaussNewton => "gn",
+    }
+}
+
 /// A finite `f64` as an exact C++ floating literal (shortest round-trip form).
 fn literal(v: f64) -> String {
     debug_assert!(v.is_finite());
     format!("{v:e}")
 }
 
+/// A model as the renderer sees it: name, generated CUDA source and sizes.
+#[derive(Clone, Copy, Debug)]
+pub struct ModelCode<'a> {
+    /// Model name (a C identifier; the CUDA source has `namespace mpc_model_<name>`).
+    pub name: &'a str,
+    /// The generated device code ([`Model::CUDA_SOURCE`]).
+    pub cuda_source: &'a str,
+    /// State count.
+    pub nx: usize,
+    /// Control count.
+    pub nu: usize,
+    /// Parameter count.
+    pub np: usize,
+    /// Whether every second derivative is identically zero ([`Model::IS_LINEAR`]).
+    pub is_linear: bool,
+}
+
+impl<'a> ModelCode<'a> {
+    /// The code of model `M`.
+    pub fn of<M: Model>() -> ModelCode<'static> {
+        ModelCode { name: M::NAME, cuda_source: M::CUDA_SOURCE, nx: M::NX, nu: M::NU, np: M::NP, is_linear: M::IS_LINEAR }
+    }
+
+    fn check(&self) -> Result<(), RenderError> {
+        let model = self.name;
+        if model.is_empty() || !model.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(RenderError::Model { model: model.into(), message: "name is not a C identifier".into() });
+        }
+        if self.nu == 0 || self.nx == 0 {
+            return Err(RenderError::Model { model: model.into(), message: "the kernels need nx ≥ 1 and nu ≥ 1".into() });
+        }
+        if !self.cuda_source.contains(&format!("namespace mpc_model_{model}")) {
+            return Err(RenderError::Model {
+                model: model.into(),
+                message: format!("CUDA source lacks `namespace mpc_model_{model}`"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Render the single-launch forward-solve kernel for model `M`.
 pub fn render_solve<M: Model>(opts: &KernelOptions) -> Result<RenderedKernel, RenderError> {
-    render_solve_for(M::NAME, M::CUDA_SOURCE, M::NX, M::NU, M::NP, opts)
+    render_kernel(&ModelCode::of::<M>(), KernelKind::Solve, opts)
 }
 
 /// [`render_solve`] for a model given by name, CUDA source and sizes.
@@ -222,62 +301,85 @@ pub fn render_solve_for(
     np: usize,
     opts: &KernelOptions,
 ) -> Result<RenderedKernel, RenderError> {
+    render_kernel(&ModelCode { name: model, cuda_source, nx, nu, np, is_linear: false }, KernelKind::Solve, opts)
+}
+
+/// Render the implicit-differentiation backward kernel for model `M`, with the Hessian of
+/// `opts.solver.gradient` (only the horizon, the precision and the mode matter).
+pub fn render_backward<M: Model>(opts: &KernelOptions) -> Result<RenderedKernel, RenderError> {
+    render_kernel(&ModelCode::of::<M>(), KernelKind::Backward(opts.solver.gradient), opts)
+}
+
+/// Render the kernel `kind` for `model`. For [`KernelKind::Backward`] the mode given there is
+/// used (not `opts.solver.gradient`).
+pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptions) -> Result<RenderedKernel, RenderError> {
     opts.validate()?;
-    if model.is_empty() || !model.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(RenderError::Model { model: model.into(), message: "name is not a C identifier".into() });
-    }
-    if nu == 0 || nx == 0 {
-        return Err(RenderError::Model { model: model.into(), message: "the solve kernel needs nx ≥ 1 and nu ≥ 1".into() });
-    }
-    if !cuda_source.contains(&format!("namespace mpc_model_{model}")) {
-        return Err(RenderError::Model {
-            model: model.into(),
-            message: format!("CUDA source lacks `namespace mpc_model_{model}`"),
-        });
-    }
+    model.check()?;
     let p = opts.precision;
     let s = &opts.solver;
-    let kernel = solve_kernel_name(model, p);
+    let (template, template_src, kernel, ns) = match kind {
+        KernelKind::Solve => (
+            SOLVE_TEMPLATE_NAME,
+            SOLVE_TEMPLATE,
+            solve_kernel_name(model.name, p),
+            format!("mpc_ilqr_{}_{}_impl", model.name, p.suffix()),
+        ),
+        KernelKind::Backward(mode) => {
+            let k = backward_kernel_name(model.name, p, mode);
+            let ns = format!("{k}_impl");
+            (BACKWARD_TEMPLATE_NAME, BACKWARD_TEMPLATE, k, ns)
+        }
+    };
     let mut ctx = tera::Context::new();
-    ctx.insert("template", SOLVE_TEMPLATE_NAME);
-    ctx.insert("model", model);
+    ctx.insert("template", template);
+    ctx.insert("model", model.name);
     ctx.insert("kernel", &kernel);
-    ctx.insert("ns", &format!("mpc_ilqr_{model}_{}_impl", p.suffix()));
-    ctx.insert("model_source", cuda_source.trim_end());
+    ctx.insert("ns", &ns);
+    ctx.insert("model_source", model.cuda_source.trim_end());
     ctx.insert("real", p.c_type());
-    ctx.insert("nx", &nx);
-    ctx.insert("nu", &nu);
-    ctx.insert("np", &np);
+    ctx.insert("nx", &model.nx);
+    ctx.insert("nu", &model.nu);
+    ctx.insert("np", &model.np);
     ctx.insert("horizon", &opts.horizon);
-    ctx.insert("iters", &s.max_iters);
-    let steps: Vec<String> = s.line_search.iter().map(|&a| literal(a)).collect();
-    ctx.insert("line_search", &steps);
-    let first = s.line_search_rule == LineSearchRule::FirstDecrease;
-    ctx.insert("first_decrease", if first { "true" } else { "false" });
-    ctx.insert("rule", if first { "first decrease" } else { "best step" });
-    ctx.insert("eps", &literal(s.eps));
-    ctx.insert("reg_min", &literal(s.reg_min));
-    ctx.insert("reg_factor", &literal(s.reg_factor));
-    ctx.insert("reg_max", &literal(s.reg_max));
     ctx.insert("eps_mach", &literal(p.epsilon()));
+    match kind {
+        KernelKind::Solve => {
+            ctx.insert("iters", &s.max_iters);
+            let steps: Vec<String> = s.line_search.iter().map(|&a| literal(a)).collect();
+            ctx.insert("line_search", &steps);
+            let first = s.line_search_rule == LineSearchRule::FirstDecrease;
+            ctx.insert("first_decrease", if first { "true" } else { "false" });
+            ctx.insert("rule", if first { "first decrease" } else { "best step" });
+            ctx.insert("eps", &literal(s.eps));
+            ctx.insert("reg_min", &literal(s.reg_min));
+            ctx.insert("reg_factor", &literal(s.reg_factor));
+            ctx.insert("reg_max", &literal(s.reg_max));
+        }
+        KernelKind::Backward(mode) => {
+            let exact = mode == GradientMode::Exact;
+            ctx.insert("exact", if exact { "true" } else { "false" });
+            ctx.insert("mode_name", if exact { "exact" } else { "Gauss-Newton" });
+            ctx.insert("has_curvature", if model.is_linear { "false" } else { "true" });
+            ctx.insert("active_tol", &literal(ACTIVE_TOL));
+        }
+    }
+    let terr = |e: tera::Error| RenderError::Template { template, message: format!("{e:?}") };
     let mut tera = tera::Tera::new();
     tera.autoescape_on(Vec::<&str>::new());
-    tera.add_raw_template(SOLVE_TEMPLATE_NAME, SOLVE_TEMPLATE)
-        .map_err(|e| RenderError::Template { template: SOLVE_TEMPLATE_NAME, message: format!("{e:?}") })?;
-    let mut source = tera
-        .render(SOLVE_TEMPLATE_NAME, &ctx)
-        .map_err(|e| RenderError::Template { template: SOLVE_TEMPLATE_NAME, message: format!("{e:?}") })?;
+    tera.add_raw_templates([(COMMON_TEMPLATE_NAME, COMMON_TEMPLATE), (template, template_src)]).map_err(terr)?;
+    let mut source = tera.render(template, &ctx).map_err(terr)?;
     if !source.ends_with('\n') {
         source.push('\n');
     }
     Ok(RenderedKernel {
-        model: model.into(),
-        template: SOLVE_TEMPLATE_NAME,
+        model: model.name.into(),
+        template,
+        kind,
         kernel,
         precision: p,
-        nx,
-        nu,
-        np,
+        nx: model.nx,
+        nu: model.nu,
+        np: model.np,
         horizon: opts.horizon,
         source,
     })
@@ -307,6 +409,34 @@ mod tests {
         assert!(s.contains("typedef float real;"));
         assert!(s.contains("extern \"C\" __global__ void mpc_ilqr_solve_toy_f32("));
         assert!(!s.contains("{{") && !s.contains("{%"), "unrendered tera syntax left");
+    }
+
+    #[test]
+    fn renders_backward_kernels_per_mode() {
+        let mut opts = KernelOptions::new(4, Precision::F64);
+        let toy = ModelCode { name: "toy", cuda_source: TOY, nx: 2, nu: 1, np: 1, is_linear: false };
+        for (mode, name, exact) in [
+            (GradientMode::Exact, "mpc_ilqr_backward_toy_f64_exact", "true"),
+            (GradientMode::GaussNewton, "mpc_ilqr_backward_toy_f64_gn", "false"),
+        ] {
+            opts.solver.gradient = mode;
+            let r = render_kernel(&toy, KernelKind::Backward(mode), &opts).unwrap();
+            assert_eq!((r.kernel.as_str(), r.kind, r.template), (name, KernelKind::Backward(mode), BACKWARD_TEMPLATE_NAME));
+            let s = &r.source;
+            assert!(s.contains("from the template `templates/ilqr_backward.cu.tera`"));
+            assert!(s.contains(&format!("constexpr bool EXACT_MODE = {exact};")));
+            assert!(s.contains("constexpr bool HAS_CURVATURE = true;"));
+            assert!(s.contains("constexpr real ACTIVE_TOL = real(1e-8);"));
+            assert!(s.contains("constexpr int HORIZON = 4;"));
+            // The shared helpers are included, inside the kernel's namespace.
+            assert!(s.contains("__device__ __forceinline__ bool lu_solve_multi("));
+            assert!(s.find(&format!("namespace {name}_impl {{")).unwrap() < s.find("bool lu_solve_multi(").unwrap());
+            assert!(s.contains(&format!("extern \"C\" __global__ void {name}(")));
+            assert!(!s.contains("{{") && !s.contains("{%"), "unrendered tera syntax left");
+        }
+        let lin = ModelCode { is_linear: true, ..toy };
+        let r = render_kernel(&lin, KernelKind::Backward(GradientMode::Exact), &opts).unwrap();
+        assert!(r.source.contains("constexpr bool HAS_CURVATURE = false;"));
     }
 
     #[test]
