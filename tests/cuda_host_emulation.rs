@@ -423,7 +423,7 @@ fn host_emulation_equals_cpu_backend_off_fixture_paths() {
     let mut report = Vec::new();
     for (iters, rule) in [(3, LineSearchRule::Best), (20, LineSearchRule::FirstDecrease)] {
         let opts = SolverOptions { max_iters: iters, line_search_rule: rule, eps: 1e-9, ..SolverOptions::default() };
-        let cpu = Solver::new(model.clone(), t, opts.clone()).solve(&batch);
+        let cpu = Solver::new(model, t, opts.clone()).solve(&batch);
         let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone());
         let k = render_solve::<Quadrotor>(&ko).unwrap();
         // The K = 3 library also holds both backward kernels (one host build).
@@ -455,7 +455,7 @@ fn host_emulation_equals_cpu_backend_off_fixture_paths() {
             };
             let (gx, gu) = (rnd(b * t * Quadrotor::NX), rnd(b * t * nu));
             for mode in MODES {
-                let want = Solver::new(model.clone(), t, SolverOptions { gradient: mode, ..opts.clone() }).backward(&batch, &cpu, &gx, &gu);
+                let want = Solver::new(model, t, SolverOptions { gradient: mode, ..opts.clone() }).backward(&batch, &cpu, &gx, &gu);
                 let got = hk.backward(mode, &model.param_values(), &batch, &cpu, &gx, &gu, 4).unwrap_or_else(|e| panic!("{e}"));
                 let e = grad_err(&got, &want);
                 report.push(format!(

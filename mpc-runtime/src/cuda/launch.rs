@@ -1,7 +1,8 @@
 //! The CUDA backend: the rendered single-launch forward-solve kernel
 //! (`templates/ilqr_solve.cu.tera`) and the implicit-differentiation backward kernel
 //! (`templates/ilqr_backward.cu.tera`), one thread per problem, compiled with NVRTC for the
-//! device's compute capability, loaded through `cudarc`'s driver API and launched over a batch.
+//! device's compute capability (through the PTX cache of [`super::cache`], memory and disk),
+//! loaded through `cudarc`'s driver API and launched over a batch.
 //!
 //! **Untested on hardware.** This was written and compiled on a machine without a GPU or CUDA
 //! driver. The kernel itself is checked (NVRTC + `ptxas` compile it; the host emulation in
@@ -21,17 +22,14 @@
 //! * backward: `params, C, c, u_lo, u_hi, x, u, grad_x, grad_u, grad_C, grad_c, grad_x_init,
 //!   batch`.
 
-use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 
 use super::driver::{CudaUnavailable, driver_available, panic_message};
-use super::nvrtc::{NvrtcError, NvrtcOptions, compile_ptx};
+use super::nvrtc::{NvrtcError, NvrtcOptions};
 use super::render::{KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_solve};
 use crate::model::Model;
 use crate::solver::{Batch, Bound, Gradients, Solution};
@@ -76,21 +74,10 @@ fn guard<T>(f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(CudaError::Panic(panic_message(p.as_ref()))))
 }
 
-/// PTX already compiled in this process, keyed by a hash of (source, NVRTC options, arch).
-static PTX_CACHE: OnceLock<Mutex<HashMap<u64, String>>> = OnceLock::new();
-
-/// NVRTC-compile `source` for `opts`, or return the PTX compiled earlier for the same input.
+/// NVRTC-compile `source` for `opts`, or take the PTX from the module cache (memory, then
+/// disk: [`super::cache`]).
 fn cached_ptx(source: &str, opts: &NvrtcOptions) -> Result<String, NvrtcError> {
-    let mut h = DefaultHasher::new();
-    (source, opts.to_args(), &opts.arch).hash(&mut h);
-    let key = h.finish();
-    let cache = PTX_CACHE.get_or_init(Default::default);
-    if let Some(p) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Ok(p.clone());
-    }
-    let ptx = compile_ptx(source, opts)?.into_string();
-    cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, ptx.clone());
-    Ok(ptx)
+    super::cache::global().get_or_compile(source, opts)
 }
 
 /// Device buffers for `capacity` problems, allocated once.

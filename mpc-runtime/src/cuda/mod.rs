@@ -7,9 +7,13 @@
 //!   `extern "C"` kernels that instantiate its templates for `float` and `double`, so that the
 //!   device code is actually compiled (templates that are never instantiated are only parsed).
 //!
+//! [`cache`] keeps NVRTC's PTX in memory and under the user's cache directory, keyed by a hash
+//! of the source, the options and the NVRTC version.
+//!
 //! NVRTC and `ptxas` come from NVIDIA's PyPI wheels, which `scripts/setup.sh` installs into the
 //! repository's `.venv`; a CUDA toolkit (`CUDA_PATH`, `/usr/local/cuda`) works too.
 
+pub mod cache;
 pub mod driver;
 pub mod host;
 pub mod launch;
