@@ -2,4 +2,6 @@
 
 pub mod bench;
 pub mod codegen;
+pub mod eval;
 pub mod solve;
+pub mod train;

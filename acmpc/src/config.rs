@@ -1,0 +1,314 @@
+//! Training configuration: an embedded YAML default (`configs/default.yaml`), an optional user
+//! file merged over it, and `--set key=value` overrides with dotted keys. Unknown keys are
+//! errors that name the key.
+
+use racing::env::EnvConfig;
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+
+/// The embedded default configuration (SplitS, T = 2, K = 5, Table I PPO settings).
+pub const DEFAULT_CONFIG: &str = include_str!("../configs/default.yaml");
+
+/// Which actor the policy uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// AC-MPC: the actor predicts the MPC cost; the action mean is the MPC's first control.
+    Acmpc,
+    /// AC-MLP baseline: the actor outputs the action mean directly.
+    Mlp,
+}
+
+/// Which implicit gradient the MPC layer returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradientKind {
+    /// Dynamics curvature dropped (as mpc.pytorch and CA-AC-MPC).
+    GaussNewton,
+    /// The exact derivative of the solution.
+    Exact,
+}
+
+/// Where the MPC layer solves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// The CPU solver.
+    Cpu,
+    /// The CUDA solver (error without a GPU).
+    Cuda,
+    /// CUDA when a GPU and driver are present, else CPU.
+    Auto,
+}
+
+/// The MPC layer's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MpcConfig {
+    /// Horizon T (the actor emits 28·T numbers).
+    pub horizon: usize,
+    /// iLQR iterations K.
+    pub iters: usize,
+    /// Gradient mode of the implicit backward pass.
+    pub gradient: GradientKind,
+    /// Solver backend.
+    pub backend: BackendKind,
+}
+
+/// PPO hyper-parameters (acmpc-reference.md §5.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PpoConfig {
+    /// Environment steps to train for (all environments together).
+    pub total_steps: u64,
+    /// Steps per environment per rollout.
+    pub n_steps: usize,
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Passes over each rollout.
+    pub n_epochs: usize,
+    /// Discount.
+    pub gamma: f64,
+    /// GAE λ.
+    pub gae_lambda: f64,
+    /// PPO ratio clip.
+    pub clip_range: f64,
+    /// The update stops at the first minibatch whose approximate KL exceeds 1.5 × this.
+    pub target_kl: Option<f64>,
+    /// Value-loss coefficient.
+    pub vf_coef: f64,
+    /// Entropy coefficient.
+    pub ent_coef: f64,
+    /// Global gradient-norm clip.
+    pub max_grad_norm: f64,
+    /// Initial learning rate.
+    pub lr_init: f64,
+    /// Final learning rate.
+    pub lr_final: f64,
+    /// Fraction of training with the flat initial rate before the linear decay.
+    pub lr_decay_start: f64,
+    /// Adam ε.
+    pub adam_eps: f64,
+}
+
+/// Network sizes and initial exploration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// Hidden width of every layer.
+    pub hidden: usize,
+    /// Initial log standard deviation of the Gaussian (None: −1.2 for acmpc, −0.82 for mlp).
+    pub log_std_init: Option<f64>,
+}
+
+/// Logging, checkpoint and evaluation cadence (in environment steps).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Write a checkpoint every this many steps (and at the end).
+    pub checkpoint_every: u64,
+    /// Run a deterministic evaluation every this many steps (0: never).
+    pub eval_every: u64,
+    /// Episodes per periodic evaluation.
+    pub eval_episodes: usize,
+}
+
+/// The whole training configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Actor kind.
+    pub policy: PolicyKind,
+    /// Seed of networks, sampling and environments (env i gets seed + i).
+    pub seed: u64,
+    /// Shipped track name or YAML path.
+    pub track: String,
+    /// Parallel environments.
+    pub n_envs: usize,
+    /// Environment settings (defaults: the AC-MPC training config).
+    pub env: EnvConfig,
+    /// MPC layer.
+    pub mpc: MpcConfig,
+    /// PPO.
+    pub ppo: PpoConfig,
+    /// Networks.
+    pub net: NetConfig,
+    /// Logging cadence.
+    pub log: LogConfig,
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(pub String);
+
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Mapping(b), Value::Mapping(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
+/// Sets `a.b.c = value` (value parsed as YAML, so numbers, booleans and lists work).
+fn set_dotted(root: &mut Value, key: &str, value: &str) -> Result<(), ConfigError> {
+    let parsed: Value = serde_yaml_ng::from_str(value)
+        .map_err(|e| ConfigError(format!("--set {key}={value}: the value is not valid YAML: {e}")))?;
+    let mut node = root;
+    let parts: Vec<&str> = key.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            return Err(ConfigError(format!("--set {key}: empty key component")));
+        }
+        let map = node
+            .as_mapping_mut()
+            .ok_or_else(|| ConfigError(format!("--set {key}: `{}` is not a section", parts[..i].join("."))))?;
+        let k = Value::String(part.to_string());
+        if i + 1 == parts.len() {
+            map.insert(k, parsed);
+            return Ok(());
+        }
+        if !map.contains_key(&k) {
+            map.insert(k.clone(), Value::Mapping(Default::default()));
+        }
+        node = map.get_mut(&k).expect("inserted above");
+    }
+    Ok(())
+}
+
+impl TrainConfig {
+    /// Builds a configuration: the embedded default, then `file_text` (if any) merged over it,
+    /// then each `key=value` override in order.
+    pub fn build(file_text: Option<&str>, overrides: &[String]) -> Result<TrainConfig, ConfigError> {
+        let mut root: Value = serde_yaml_ng::from_str(DEFAULT_CONFIG).expect("embedded default config parses");
+        if let Some(text) = file_text {
+            let user: Value =
+                serde_yaml_ng::from_str(text).map_err(|e| ConfigError(format!("config file is not valid YAML: {e}")))?;
+            if !user.is_mapping() && !user.is_null() {
+                return Err(ConfigError("config file: the top level must be a mapping".into()));
+            }
+            if !user.is_null() {
+                merge(&mut root, user);
+            }
+        }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("--set `{o}`: expected key=value")))?;
+            set_dotted(&mut root, k.trim(), v.trim())?;
+        }
+        let cfg: TrainConfig = serde_path_to_error::deserialize(root).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError(format!("`{path}`: {}", e.into_inner()))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks ranges the types cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError(m.to_string()));
+        if self.n_envs == 0 {
+            return bad("n_envs must be at least 1");
+        }
+        if self.mpc.horizon == 0 || self.mpc.iters == 0 {
+            return bad("mpc.horizon and mpc.iters must be at least 1");
+        }
+        let p = &self.ppo;
+        if p.n_steps == 0 || p.batch_size == 0 || p.n_epochs == 0 {
+            return bad("ppo.n_steps, ppo.batch_size and ppo.n_epochs must be at least 1");
+        }
+        if p.batch_size > p.n_steps * self.n_envs {
+            return Err(ConfigError(format!(
+                "ppo.batch_size = {} exceeds the rollout size n_steps × n_envs = {}",
+                p.batch_size,
+                p.n_steps * self.n_envs
+            )));
+        }
+        if !(0.0..=1.0).contains(&p.gamma) || !(0.0..=1.0).contains(&p.gae_lambda) {
+            return bad("ppo.gamma and ppo.gae_lambda must lie in [0, 1]");
+        }
+        if !(p.lr_init > 0.0 && p.lr_final > 0.0 && (0.0..1.0).contains(&p.lr_decay_start)) {
+            return bad("ppo.lr_init and ppo.lr_final must be positive and ppo.lr_decay_start in [0, 1)");
+        }
+        if self.net.hidden == 0 {
+            return bad("net.hidden must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The initial log standard deviation (per-policy default of the reference configs).
+    pub fn log_std_init(&self) -> f64 {
+        self.net.log_std_init.unwrap_or(match self.policy {
+            PolicyKind::Acmpc => -1.2,
+            PolicyKind::Mlp => -0.82,
+        })
+    }
+
+    /// Learning rate at `steps` of training (§5.2: flat, then linear to `lr_final`).
+    pub fn learning_rate(&self, steps: u64) -> f64 {
+        let p = &self.ppo;
+        let elapsed = (steps as f64 / p.total_steps.max(1) as f64).clamp(0.0, 1.0);
+        let frac = if elapsed <= p.lr_decay_start {
+            1.0
+        } else {
+            (1.0 - (elapsed - p.lr_decay_start) / (1.0 - p.lr_decay_start)).clamp(0.0, 1.0)
+        };
+        p.lr_final + (p.lr_init - p.lr_final) * frac
+    }
+
+    /// YAML text of this configuration (saved next to every checkpoint).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).expect("config serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_matches_table_one() {
+        let c = TrainConfig::build(None, &[]).unwrap();
+        assert_eq!(c.policy, PolicyKind::Acmpc);
+        assert_eq!((c.mpc.horizon, c.mpc.iters), (2, 5));
+        assert_eq!((c.ppo.n_steps, c.ppo.batch_size, c.ppo.n_epochs), (256, 2048, 10));
+        assert_eq!((c.ppo.gamma, c.ppo.gae_lambda, c.ppo.clip_range), (0.99, 0.95, 0.2));
+        assert_eq!(c.track, "zurich");
+        assert_eq!(c.env.max_steps, 2500);
+        assert_eq!(c.log_std_init(), -1.2);
+        // Round trip through the saved YAML.
+        assert_eq!(TrainConfig::build(Some(&c.to_yaml()), &[]).unwrap(), c);
+    }
+
+    #[test]
+    fn overrides_and_errors_name_the_key() {
+        let c = TrainConfig::build(None, &["ppo.total_steps=1000".into(), "policy=mlp".into(), "n_envs=4".into(), "ppo.batch_size=64".into()]).unwrap();
+        assert_eq!(c.ppo.total_steps, 1000);
+        assert_eq!(c.policy, PolicyKind::Mlp);
+        assert_eq!(c.log_std_init(), -0.82);
+        let e = TrainConfig::build(None, &["ppo.clip=0.1".into()]).unwrap_err().to_string();
+        assert!(e.contains("clip"), "{e}");
+        let e = TrainConfig::build(None, &["n_envs=2".into()]).unwrap_err().to_string();
+        assert!(e.contains("batch_size"), "{e}");
+        let e = TrainConfig::build(Some("mpc: {horizon: x}"), &[]).unwrap_err().to_string();
+        assert!(e.contains("horizon"), "{e}");
+    }
+
+    #[test]
+    fn learning_rate_schedule_is_flat_then_linear() {
+        let c = TrainConfig::build(None, &["ppo.total_steps=100".into()]).unwrap();
+        assert_eq!(c.learning_rate(0), 3e-4);
+        assert_eq!(c.learning_rate(30), 3e-4);
+        assert!((c.learning_rate(65) - (3e-5 + 2.7e-4 * 0.5)).abs() < 1e-15);
+        assert!((c.learning_rate(100) - 3e-5).abs() < 1e-15);
+    }
+}

@@ -1,0 +1,95 @@
+//! Adam (PyTorch semantics, no weight decay) with global gradient-norm clipping, whose moments
+//! are plain tensors so that checkpoints can save and restore them (candle's `AdamW` keeps its
+//! state private).
+
+use candle_core::backprop::GradStore;
+use candle_core::{Tensor, Var};
+use std::collections::HashMap;
+
+/// Adam over a fixed list of named variables.
+pub struct Adam {
+    vars: Vec<(String, Var)>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    /// Steps taken.
+    pub step: u64,
+    /// Learning rate.
+    pub lr: f64,
+    /// β₁.
+    pub beta1: f64,
+    /// β₂.
+    pub beta2: f64,
+    /// ε.
+    pub eps: f64,
+}
+
+impl Adam {
+    /// Adam with zero moments.
+    pub fn new(vars: Vec<(String, Var)>, lr: f64, eps: f64) -> candle_core::Result<Self> {
+        let m = vars.iter().map(|(_, v)| v.as_tensor().zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
+        let v = m.clone();
+        Ok(Self { vars, m, v, step: 0, lr, beta1: 0.9, beta2: 0.999, eps })
+    }
+
+    /// Global 2-norm of the gradients of all variables (absent gradients count as zero).
+    pub fn grad_norm(&self, grads: &GradStore) -> candle_core::Result<f64> {
+        let mut s = 0.0;
+        for (_, var) in &self.vars {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                s += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+            }
+        }
+        Ok(s.sqrt())
+    }
+
+    /// One Adam step with the gradients scaled so that their global norm is at most
+    /// `max_norm` (PyTorch `clip_grad_norm_`). Returns the norm before clipping.
+    pub fn step_clipped(&mut self, grads: &GradStore, max_norm: f64) -> candle_core::Result<f64> {
+        let norm = self.grad_norm(grads)?;
+        if !norm.is_finite() {
+            candle_core::bail!("non-finite gradient norm ({norm}); the update is skipped");
+        }
+        let clip = if norm > max_norm { max_norm / (norm + 1e-6) } else { 1.0 };
+        self.step += 1;
+        let bc1 = 1.0 - self.beta1.powi(self.step as i32);
+        let bc2 = 1.0 - self.beta2.powi(self.step as i32);
+        for (k, (_, var)) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(var.as_tensor()) else { continue };
+            let g = (g * clip)?;
+            let m = ((&self.m[k] * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
+            let v = ((&self.v[k] * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
+            let denom = ((&v / bc2)?.sqrt()? + self.eps)?;
+            let upd = ((&m / bc1)? / denom)?;
+            var.set(&(var.as_tensor() - (upd * self.lr)?)?)?;
+            self.m[k] = m;
+            self.v[k] = v;
+        }
+        Ok(norm)
+    }
+
+    /// Moments as named tensors (`<name>.m`, `<name>.v`) for a checkpoint.
+    pub fn state(&self) -> HashMap<String, Tensor> {
+        let mut out = HashMap::new();
+        for (k, (name, _)) in self.vars.iter().enumerate() {
+            out.insert(format!("{name}.m"), self.m[k].clone());
+            out.insert(format!("{name}.v"), self.v[k].clone());
+        }
+        out
+    }
+
+    /// Restores the moments saved by [`Adam::state`].
+    pub fn load_state(&mut self, state: &HashMap<String, Tensor>, step: u64) -> Result<(), String> {
+        for (k, (name, var)) in self.vars.iter().enumerate() {
+            for (suffix, slot) in [("m", &mut self.m[k]), ("v", &mut self.v[k])] {
+                let key = format!("{name}.{suffix}");
+                let t = state.get(&key).ok_or_else(|| format!("optimizer state has no tensor `{key}`"))?;
+                if t.dims() != var.dims() {
+                    return Err(format!("optimizer tensor `{key}` has shape {:?}, expected {:?}", t.dims(), var.dims()));
+                }
+                *slot = t.clone();
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}

@@ -1,0 +1,226 @@
+//! PPO (clipped surrogate, GAE(λ), value MSE, per-minibatch advantage normalisation, global
+//! gradient clipping, early stop on approximate KL), as SB3 1.7 used by CA-AC-MPC (§5).
+
+use crate::config::PpoConfig;
+use crate::mpc_layer::NX;
+use crate::optim::Adam;
+use crate::policy::{ActorCritic, N_FEATURES, entropy, log_prob, repeat_warm_start};
+use candle_core::{Device, Tensor};
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+/// One rollout: `n_steps × n_envs` transitions, step-major (`k = step · n_envs + env`).
+#[derive(Clone, Debug, Default)]
+pub struct RolloutBuffer {
+    /// Environments.
+    pub n_envs: usize,
+    /// Steps stored so far.
+    pub len: usize,
+    /// Normalised network features, 36 per transition.
+    pub features: Vec<f32>,
+    /// Raw MPC initial states, 10 per transition.
+    pub states: Vec<f64>,
+    /// MPC warm start (first control, 4 per transition) used when the action was sampled.
+    pub warm: Vec<f64>,
+    /// Sampled (unclipped) actions, 4 per transition.
+    pub actions: Vec<f32>,
+    /// Log-probabilities of the actions when sampled.
+    pub log_probs: Vec<f32>,
+    /// Critic values when sampled.
+    pub values: Vec<f32>,
+    /// Rewards.
+    pub rewards: Vec<f32>,
+    /// Whether the episode ended with this transition.
+    pub dones: Vec<bool>,
+    /// GAE advantages (after [`RolloutBuffer::finish`]).
+    pub advantages: Vec<f32>,
+    /// Value targets (advantages + values).
+    pub returns: Vec<f32>,
+}
+
+impl RolloutBuffer {
+    /// An empty buffer for `n_envs` environments.
+    pub fn new(n_envs: usize) -> Self {
+        Self { n_envs, ..Default::default() }
+    }
+
+    /// Drops the stored transitions (keeps capacity).
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.states.clear();
+        self.warm.clear();
+        for v in [&mut self.features, &mut self.actions, &mut self.log_probs, &mut self.values, &mut self.rewards] {
+            v.clear();
+        }
+        self.dones.clear();
+        self.advantages.clear();
+        self.returns.clear();
+    }
+
+    /// Number of transitions.
+    pub fn transitions(&self) -> usize {
+        self.len * self.n_envs
+    }
+
+    /// GAE(λ): `δ = r + γ V' (1 − done) − V`, `A = δ + γ λ (1 − done) A'`, bootstrapped with
+    /// `last_values` (the critic on the observations after the last step).
+    pub fn finish(&mut self, last_values: &[f32], gamma: f64, lambda: f64) {
+        let (n, len) = (self.n_envs, self.len);
+        self.advantages = vec![0.0; n * len];
+        self.returns = vec![0.0; n * len];
+        for e in 0..n {
+            let mut adv = 0.0f64;
+            for s in (0..len).rev() {
+                let k = s * n + e;
+                let next_v = if s + 1 < len { self.values[k + n] as f64 } else { last_values[e] as f64 };
+                let live = if self.dones[k] { 0.0 } else { 1.0 };
+                let delta = self.rewards[k] as f64 + gamma * next_v * live - self.values[k] as f64;
+                adv = delta + gamma * lambda * live * adv;
+                self.advantages[k] = adv as f32;
+                self.returns[k] = (adv + self.values[k] as f64) as f32;
+            }
+        }
+    }
+}
+
+/// Averages over one PPO update.
+#[derive(Clone, Debug, Default)]
+pub struct UpdateStats {
+    /// Clipped surrogate loss.
+    pub policy_loss: f64,
+    /// Value loss (MSE).
+    pub value_loss: f64,
+    /// Approximate KL `mean((r − 1) − ln r)`.
+    pub approx_kl: f64,
+    /// Fraction of samples with `|r − 1| > clip`.
+    pub clip_fraction: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Explained variance of the values on the rollout.
+    pub explained_variance: f64,
+    /// Minibatch steps taken.
+    pub minibatches: usize,
+    /// Whether the KL early stop fired.
+    pub stopped_early: bool,
+    /// Mean std of the Gaussian after the update.
+    pub std: f64,
+    /// Wall time spent in the MPC layer (forward and backward) in s (AC-MPC only; approximate).
+    pub seconds: f64,
+}
+
+fn scalar(t: &Tensor) -> candle_core::Result<f64> {
+    t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()
+}
+
+/// Runs `n_epochs` passes of minibatch PPO over `buf`.
+pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &PpoConfig, rng: &mut impl Rng) -> candle_core::Result<UpdateStats> {
+    let started = std::time::Instant::now();
+    let total = buf.transitions();
+    let horizon = policy.horizon();
+    let mut idx: Vec<usize> = (0..total).collect();
+    let mut st = UpdateStats::default();
+    let (mut n_pg, mut sum_pg, mut sum_v, mut sum_kl, mut sum_clip, mut sum_gn) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
+    'epochs: for _ in 0..cfg.n_epochs {
+        idx.shuffle(rng);
+        for chunk in idx.chunks(cfg.batch_size) {
+            if chunk.len() < 2 {
+                continue;
+            }
+            let b = chunk.len();
+            let mut feats = Vec::with_capacity(b * N_FEATURES);
+            let mut states = Vec::with_capacity(b * NX);
+            let mut warm = Vec::with_capacity(b * 4);
+            let mut acts = Vec::with_capacity(b * 4);
+            let mut old_lp = Vec::with_capacity(b);
+            let mut adv = Vec::with_capacity(b);
+            let mut ret = Vec::with_capacity(b);
+            for &k in chunk {
+                feats.extend_from_slice(&buf.features[k * N_FEATURES..(k + 1) * N_FEATURES]);
+                states.extend_from_slice(&buf.states[k * NX..(k + 1) * NX]);
+                warm.extend_from_slice(&buf.warm[k * 4..(k + 1) * 4]);
+                acts.extend_from_slice(&buf.actions[k * 4..(k + 1) * 4]);
+                old_lp.push(buf.log_probs[k]);
+                adv.push(buf.advantages[k]);
+                ret.push(buf.returns[k]);
+            }
+            let mean_a = adv.iter().map(|&a| a as f64).sum::<f64>() / b as f64;
+            let std_a = (adv.iter().map(|&a| (a as f64 - mean_a).powi(2)).sum::<f64>() / (b as f64 - 1.0)).sqrt();
+            for a in adv.iter_mut() {
+                *a = ((*a as f64 - mean_a) / (std_a + 1e-8)) as f32;
+            }
+            let dev = Device::Cpu;
+            let features = Tensor::from_vec(feats, (b, N_FEATURES), &dev)?;
+            let actions = Tensor::from_vec(acts, (b, 4), &dev)?;
+            let old_lp = Tensor::from_vec(old_lp, b, &dev)?;
+            let adv = Tensor::from_vec(adv, b, &dev)?;
+            let ret = Tensor::from_vec(ret, b, &dev)?;
+            let u_init = repeat_warm_start(&warm, horizon);
+            let out = policy.forward(&features, &states, &u_init)?;
+            let lp = log_prob(&out.mean, policy.log_std.as_tensor(), &actions)?;
+            let log_ratio = (&lp - &old_lp)?;
+            let ratio = log_ratio.exp()?;
+            let s1 = (&ratio * &adv)?;
+            let s2 = (ratio.clamp(1.0 - cfg.clip_range, 1.0 + cfg.clip_range)? * &adv)?;
+            let pg = s1.minimum(&s2)?.mean_all()?.neg()?;
+            let vl = (&out.value - &ret)?.sqr()?.mean_all()?;
+            let mut loss = (&pg + (&vl * cfg.vf_coef)?)?;
+            if cfg.ent_coef != 0.0 {
+                loss = (loss - (entropy(policy.log_std.as_tensor())? * cfg.ent_coef)?)?;
+            }
+            let kl = scalar(&((&ratio - 1.0)? - &log_ratio)?.mean_all()?)?;
+            if let Some(t) = cfg.target_kl
+                && kl > 1.5 * t
+            {
+                st.stopped_early = true;
+                break 'epochs;
+            }
+            let clip_frac = scalar(&(&ratio - 1.0)?.abs()?.gt(cfg.clip_range)?.to_dtype(candle_core::DType::F32)?.mean_all()?)?;
+            let grads = loss.backward()?;
+            let gn = opt.step_clipped(&grads, cfg.max_grad_norm)?;
+            n_pg += 1;
+            sum_pg += scalar(&pg)?;
+            sum_v += scalar(&vl)?;
+            sum_kl += kl;
+            sum_clip += clip_frac;
+            sum_gn += gn;
+        }
+    }
+    let nn = n_pg.max(1) as f64;
+    st.policy_loss = sum_pg / nn;
+    st.value_loss = sum_v / nn;
+    st.approx_kl = sum_kl / nn;
+    st.clip_fraction = sum_clip / nn;
+    st.grad_norm = sum_gn / nn;
+    st.minibatches = n_pg;
+    let ret_mean = buf.returns.iter().map(|&r| r as f64).sum::<f64>() / total as f64;
+    let var_ret = buf.returns.iter().map(|&r| (r as f64 - ret_mean).powi(2)).sum::<f64>() / total as f64;
+    let var_res = buf.returns.iter().zip(&buf.values).map(|(&r, &v)| (r as f64 - v as f64).powi(2)).sum::<f64>() / total as f64
+        - (buf.returns.iter().zip(&buf.values).map(|(&r, &v)| r as f64 - v as f64).sum::<f64>() / total as f64).powi(2);
+    st.explained_variance = if var_ret > 0.0 { 1.0 - var_res / var_ret } else { f64::NAN };
+    st.std = policy.log_std.as_tensor().exp()?.mean_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+    st.seconds = started.elapsed().as_secs_f64();
+    Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gae_matches_a_hand_computation() {
+        let mut b = RolloutBuffer::new(1);
+        b.len = 3;
+        b.values = vec![1.0, 2.0, 3.0];
+        b.rewards = vec![1.0, 0.0, 2.0];
+        b.dones = vec![false, true, false];
+        b.finish(&[5.0], 0.9, 0.5);
+        // s=2: δ = 2 + 0.9·5 − 3 = 3.5; A = 3.5
+        // s=1: done → δ = 0 − 2 = −2; A = −2
+        // s=0: δ = 1 + 0.9·2 − 1 = 1.8; A = 1.8 + 0.45·(−2) = 0.9
+        let want = [0.9f32, -2.0, 3.5];
+        for (a, w) in b.advantages.iter().zip(want) {
+            assert!((a - w).abs() < 1e-6, "{a} vs {w}");
+        }
+        assert!((b.returns[0] - 1.9).abs() < 1e-6);
+    }
+}
