@@ -1,61 +1,293 @@
 #!/usr/bin/env bash
 # GPU checks of the CUDA backend -- the ONE command to run on a machine with an NVIDIA GPU:
 #
-#     scripts/gpu-checks.sh
+#     bash scripts/gpu-checks.sh            # everything, results under bench/results/gpu-<UTC>/
+#     QUICK=1 bash scripts/gpu-checks.sh    # correctness only (no benchmarks, no profiles)
 #
-# The CUDA launch path (mpc-runtime/src/cuda/{driver,launch}.rs, `mpc solve --backend cuda`)
-# was written on a machine without a GPU and has never run on hardware; this script is its
-# test. It
-#   1. builds the release binary (needs NVRTC: scripts/setup.sh installs it into .venv);
-#   2. checks the driver is seen (`mpc solve --backend auto` must choose cuda);
-#   3. runs `mpc solve --backend cuda` on every bundled-model fixture of shared/fixtures
-#      (pendulum*, cartpole*, quadrotor*; the `linear*` fixtures have no CUDA kernel) and
-#      compares each solution with the reference solution through
-#      shared/tools/compare_solutions.py (x, u 1e-6; cost 1e-6 rel.; gradients 1e-5 rel.,
-#      the gradients coming from the GPU backward kernel), and also prints the largest
-#      |x|, |u| difference to `--backend cpu`;
-#   4. `mpc bench` has no CUDA backend yet, so there is no benchmark step.
-# Exit status 0 when everything passed. Env: CARGO_TARGET_DIR (default: target), FIXTURES
-# (default: ../shared/fixtures or /work/shared/fixtures), COMPARE (the comparator).
-set -euo pipefail
+# The CUDA launch path (mpc-runtime/src/cuda/{driver,launch}.rs, `mpc solve|bench --backend
+# cuda`) was written on machines without a GPU and has not run on hardware; this script is its
+# test and its benchmark. Steps (each one PASS/FAIL/SKIP in the summary; the script goes on
+# after a failure and exits 1 if any step failed):
+#   1. GPU and driver (nvidia-smi), NVRTC present (scripts/setup.sh installs the wheels);
+#   2. release build of the `mpc` binary and the CUDA test binaries;
+#   3. Rust tests on the GPU: tests/cuda_gpu_fixtures.rs (CudaSolver solve + backward, both
+#      gradient modes, f64 and f32, against the CPU backend on every bundled-model fixture),
+#      tests/cuda_bench_cli.rs (`mpc bench --backend cuda` report), tests/solve_backend.rs;
+#   4. `mpc solve --backend auto` must choose cuda;
+#   5. `mpc solve --backend cuda` on every bundled-model fixture (the `linear*` ones have no
+#      kernel) against the reference solutions with shared/tools/compare_solutions.py (x, u
+#      1e-6; cost 1e-6 rel.; gradients 1e-5 rel., from the GPU backward kernel);
+#   6. largest difference of x, u, cost and the gradients between --backend cuda and cpu;
+#   7. `mpc bench --backend cuda --large`: the Table II grid (B in {1, 256}, T in {2, 10, 50},
+#      K = 5, forward and backward) plus B = 4096 and 65536, end-to-end and kernel-only
+#      times, GPU name and driver in the JSON; once per forward layout (single-launch,
+#      three-stage), which is the measurement the automatic layout choice needs;
+#   8. `mpc bench --backend cpu` on this machine's cores (same grid), for the ratio;
+#   9. mpc.pytorch 0.0.6 on the same GPU (shared/peer-bench's task, torch on cuda), when
+#      python3 can import torch (with CUDA) and mpc -- or PEER_WHEEL names the mpc-0.0.6 wheel;
+#  10. profiles of the hottest kernel (the quadrotor solve kernel at B = 256, T = 50) with
+#      nsys and ncu when they are installed, plus the backward kernel with ncu.
+# Outputs (OUTDIR, default bench/results/gpu-<UTC stamp>/): gpu-checks.log, nvidia-smi.txt,
+# cuda-table2.{json,md}, cuda-table2-three-stage.{json,md}, cpu-table2.{json,md}, mpc-pytorch-cuda.json, nsys-*/ncu-* reports,
+# SUMMARY.md (steps, GPU, driver, the headline numbers against the issue's targets).
+# Env: CARGO_TARGET_DIR (default target), FIXTURES (default ../shared/fixtures or
+# /work/shared/fixtures), COMPARE (the comparator), PEER_DIR (shared/peer-bench), PEER_WHEEL,
+# OUTDIR, QUICK, BENCH_REPS (default 100), BENCH_BUDGET_S (default 20).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-FIXTURES=${FIXTURES:-$( [ -d "$ROOT/../shared/fixtures" ] && echo "$ROOT/../shared/fixtures" || echo /work/shared/fixtures )}
-COMPARE=${COMPARE:-$( [ -f "$ROOT/../shared/tools/compare_solutions.py" ] && echo "$ROOT/../shared/tools/compare_solutions.py" || echo /work/shared/tools/compare_solutions.py )}
-
-echo "== nvidia-smi"; nvidia-smi -L || echo "(nvidia-smi not available)"
-echo "== build (release)"; cargo build --release --bin mpc
-MPC="$TARGET/release/mpc"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+TARGET=$CARGO_TARGET_DIR
+pick() { for p in "$@"; do [ -e "$p" ] && { echo "$p"; return; }; done; echo "$1"; }
+FIXTURES=${FIXTURES:-$(pick "$ROOT/../shared/fixtures" /work/shared/fixtures)}
+COMPARE=${COMPARE:-$(pick "$ROOT/../shared/tools/compare_solutions.py" /work/shared/tools/compare_solutions.py)}
+PEER_DIR=${PEER_DIR:-$(pick "$ROOT/../shared/peer-bench" /work/shared/peer-bench)}
+STAMP=$(date -u +%Y-%m-%dT%H%MZ)
+OUTDIR=${OUTDIR:-$ROOT/bench/results/gpu-$STAMP}
+BENCH_REPS=${BENCH_REPS:-100}
+BENCH_BUDGET_S=${BENCH_BUDGET_S:-20}
+mkdir -p "$OUTDIR"
+exec > >(tee -a "$OUTDIR/gpu-checks.log") 2>&1
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
+MPC="$TARGET/release/mpc"
 
-echo "== driver probe (--backend auto)"
-first=$(ls "$FIXTURES"/pendulum*.problem.json | head -1)
-"$MPC" solve --backend auto --problem "$first" --out "$WORK/auto.json" 2>"$WORK/auto.err"; cat "$WORK/auto.err"
-grep -q '"backend":"cuda"' "$WORK/auto.json" || { echo "FAIL: --backend auto did not choose cuda"; exit 1; }
+SUMMARY=()
+FAILED=0
+step() { # step NAME CMD...: run, record PASS/FAIL
+  local name=$1; shift
+  echo; echo "=== $name"
+  local t0=$SECONDS
+  if "$@"; then SUMMARY+=("| PASS | $name | $((SECONDS - t0)) s |")
+  else local rc=$?; SUMMARY+=("| FAIL (exit $rc) | $name | $((SECONDS - t0)) s |"); FAILED=1; fi
+}
+skip() { echo; echo "=== $1: SKIPPED ($2)"; SUMMARY+=("| SKIP | $1: $2 | |"); }
 
-echo "== solve --backend cuda on every bundled-model fixture"
+# ---------------------------------------------------------------------------- 1. the machine
+gpu_info() {
+  nvidia-smi -L && nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv | tee "$OUTDIR/nvidia-smi.txt"
+}
+if command -v nvidia-smi >/dev/null; then step "GPU and driver (nvidia-smi)" gpu_info
+else skip "GPU and driver (nvidia-smi)" "nvidia-smi not installed; the Rust tests probe the driver themselves"; fi
+nvrtc_check() {
+  ls "$ROOT"/.venv/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so.12 2>/dev/null \
+    || ls "${CUDA_PATH:-/usr/local/cuda}"/lib64/libnvrtc.so.12 2>/dev/null \
+    || { echo "NVRTC not found: trying scripts/setup.sh"; bash scripts/setup.sh >/dev/null; }
+}
+step "NVRTC present" nvrtc_check
+
+# ------------------------------------------------------------------------------- 2. builds
+build() { cargo build --release --bin mpc && cargo test --release --no-run --test cuda_gpu_fixtures --test cuda_bench_cli --test solve_backend; }
+step "release build" build
+[ -x "$MPC" ] || { echo "no binary at $MPC: stopping"; printf '%s\n' "${SUMMARY[@]}"; exit 1; }
+
+# ------------------------------------------------------------------------ 3. Rust GPU tests
+gpu_tests() {
+  cargo test --release --test cuda_gpu_fixtures --test cuda_bench_cli --test solve_backend -- --nocapture --test-threads 1 \
+    2>&1 | tee "$WORK/tests.log"
+  local rc=${PIPESTATUS[0]}
+  # On a GPU machine the tests must have run, not skipped.
+  if grep -q "SKIPPED: no CUDA driver" "$WORK/tests.log"; then echo "the GPU tests skipped: no driver seen"; return 1; fi
+  return "$rc"
+}
+step "GPU vs CPU backend on the fixtures (cargo test --release cuda_gpu_fixtures, cuda_bench_cli)" gpu_tests
+
+# ------------------------------------------------------------------------- 4.-6. mpc solve
+auto_probe() {
+  local first; first=$(ls "$FIXTURES"/pendulum*.problem.json | head -1)
+  "$MPC" solve --backend auto --problem "$first" --out "$WORK/auto.json" 2>"$WORK/auto.err"; cat "$WORK/auto.err"
+  grep -q '"backend":"cuda"' "$WORK/auto.json" || { echo "--backend auto did not choose cuda"; return 1; }
+}
+step "mpc solve --backend auto chooses cuda" auto_probe
+
 mkdir -p "$WORK/fx"
 for p in "$FIXTURES"/*.problem.json; do
   n=$(basename "$p" .problem.json)
   case "$n" in linear*) continue ;; esac
   cp "$p" "$WORK/fx/"; cp "$FIXTURES/$n.solution.json" "$WORK/fx/"
 done
-python3 "$COMPARE" "$WORK/fx" -- "$MPC" solve --backend cuda --problem {problem} --out {out}
+step "mpc solve --backend cuda vs the reference fixtures (compare_solutions.py)" \
+  python3 "$COMPARE" "$WORK/fx" -- "$MPC" solve --backend cuda --problem {problem} --out {out}
 
-echo "== cuda vs cpu (max abs difference of x, u, cost)"
-for p in "$WORK"/fx/*.problem.json; do
-  n=$(basename "$p" .problem.json)
-  "$MPC" solve --backend cuda --problem "$p" --out "$WORK/$n.cuda.json" 2>/dev/null
-  "$MPC" solve --backend cpu --problem "$p" --out "$WORK/$n.cpu.json"
-  python3 - "$WORK/$n.cuda.json" "$WORK/$n.cpu.json" "$n" <<'PY'
+cuda_vs_cpu() {
+  local ok=0
+  for p in "$WORK"/fx/*.problem.json; do
+    n=$(basename "$p" .problem.json)
+    "$MPC" solve --backend cuda --problem "$p" --out "$WORK/$n.cuda.json" || { ok=1; continue; }
+    "$MPC" solve --backend cpu --problem "$p" --out "$WORK/$n.cpu.json" || { ok=1; continue; }
+    python3 - "$WORK/$n.cuda.json" "$WORK/$n.cpu.json" "$n" <<'PY' || ok=1
 import json, sys
 a, b = (json.load(open(f)) for f in sys.argv[1:3])
 def flat(v): return [y for x in v for y in flat(x)] if isinstance(v, list) else [v]
-d = {k: max((abs(x - y) for x, y in zip(flat(a[k]), flat(b[k]))), default=0.0) for k in ("x", "u", "cost")}
+keys = [k for k in ("x", "u", "cost", "grad_C", "grad_c", "grad_x_init") if k in b]
+d = {k: max((abs(x - y) for x, y in zip(flat(a[k]), flat(b[k]))), default=0.0) for k in keys}
 assert a["backend"] == "cuda" and b["backend"] == "cpu", (a["backend"], b["backend"])
 print(f"{sys.argv[3]}: " + ", ".join(f"{k} {v:.2e}" for k, v in d.items()) + f"; iterations cuda {a['iterations']} cpu {b['iterations']}")
+sys.exit(0 if all(v <= 1e-6 * max(1.0, max(abs(x) for x in flat(b[k]))) for k, v in d.items()) else 1)
 PY
-done
-echo "== bench: mpc bench has no --backend cuda yet; skipped"
-echo "ALL GPU CHECKS PASSED"
+  done
+  return $ok
+}
+step "mpc solve: --backend cuda vs --backend cpu (x, u, cost, gradients)" cuda_vs_cpu
+
+if [ -n "${QUICK:-}" ]; then
+  skip "benchmarks and profiles" "QUICK is set"
+else
+# ------------------------------------------------------------------------- 7.-8. mpc bench
+  bench_cuda() {
+    "$MPC" bench --backend cuda --large --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
+      --json "$OUTDIR/cuda-table2.json" | tee "$OUTDIR/cuda-table2.md"
+  }
+  step "mpc bench --backend cuda --large (Table II grid + B = 4096, 65536), single-launch layout" bench_cuda
+  bench_cuda_staged() {
+    "$MPC" bench --backend cuda --layout three-stage --large --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
+      --json "$OUTDIR/cuda-table2-three-stage.json" | tee "$OUTDIR/cuda-table2-three-stage.md"
+  }
+  step "mpc bench --backend cuda --large, three-stage layout" bench_cuda_staged
+  bench_cpu() {
+    "$MPC" bench --backend cpu --threads "$(nproc)" --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
+      --json "$OUTDIR/cpu-table2.json" | tee "$OUTDIR/cpu-table2.md"
+  }
+  step "mpc bench --backend cpu on this machine ($(nproc) threads)" bench_cpu
+
+# ------------------------------------------------------------------- 9. mpc.pytorch on GPU
+  PEER_PY=python3
+  if [ -n "${PEER_WHEEL:-}" ]; then
+    python3 -m pip install -q --no-deps --target "$WORK/peer-site" "$PEER_WHEEL" && export PYTHONPATH="$WORK/peer-site:${PYTHONPATH:-}"
+  fi
+  if $PEER_PY -c "import torch, mpc, numpy; assert torch.cuda.is_available()" 2>/dev/null && [ -f "$PEER_DIR/peer_common.py" ]; then
+    peer_gpu() {
+      PEER_DIR="$PEER_DIR" OUT="$OUTDIR/mpc-pytorch-cuda.json" BUDGET="$BENCH_BUDGET_S" $PEER_PY - <<'PY'
+# mpc.pytorch 0.0.6 on the GPU, the protocol of shared/peer-bench/bench_mpc_pytorch.py (fixed
+# K = 5 iLQR iterations, eps = 0, line search 0.2^i for i < 5, exact analytic Jacobian, loss
+# sum(w_x x) + sum(w_u u) backward to C, c, x_init) with every tensor on cuda and
+# torch.cuda.synchronize() around each timed phase.
+import json, os, platform, statistics, sys, time
+sys.path.insert(0, os.environ["PEER_DIR"])
+import peer_common as pc
+pc.setup_torch(2)
+import numpy as np
+import torch
+from mpc import mpc as mpc_mod
+from mpc.mpc import QuadCost, GradMethods
+dev = torch.device("cuda")
+torch.set_default_device(dev)
+nx, nu = 10, 4
+dx = pc.QuadrotorDx(jacobian="exact")
+common = dict(grad_method=GradMethods.ANALYTIC, linesearch_decay=0.2, max_linesearch_iter=5,
+              verbose=-1, exit_unconverged=False, detach_unconverged=False)
+rows = []
+budget = float(os.environ.get("BUDGET", "20"))
+for B in (1, 256, 4096):
+    for T in (2, 10, 50):
+        x0, C0, c0, u_init = (t.to(dev) for t in pc.quad_hover_problem(B, T, 0))
+        lo, hi = (t.to(dev) for t in pc.quad_bounds(T, B))
+        rs = np.random.RandomState(1)
+        w_x = torch.from_numpy(rs.randn(T, B, nx)).to(dev)
+        w_u = torch.from_numpy(rs.randn(T, B, nu)).to(dev)
+        def one():
+            C = C0.clone().requires_grad_(True); c = c0.clone().requires_grad_(True)
+            x_init = x0.clone().requires_grad_(True)
+            solver = mpc_mod.MPC(nx, nu, T, u_lower=lo, u_upper=hi, u_init=u_init.clone(), lqr_iter=5, eps=0.0, **common)
+            torch.cuda.synchronize(); t0 = time.perf_counter()
+            x, u, _ = solver(x_init, QuadCost(C, c), dx)
+            torch.cuda.synchronize(); t1 = time.perf_counter()
+            ((w_x * x).sum() + (w_u * u).sum()).backward()
+            torch.cuda.synchronize(); t2 = time.perf_counter()
+            return t1 - t0, t2 - t1
+        try:
+            one()
+        except Exception as e:  # report, keep going
+            rows.append({"B": B, "T": T, "error": repr(e)}); print(f"B={B} T={T}: {e!r}", flush=True); continue
+        fwd, bwd = [], []
+        start = time.perf_counter()
+        while len(fwd) < 30 and (len(fwd) < 3 or time.perf_counter() - start < budget):
+            f, b = one(); fwd.append(f); bwd.append(b)
+        med = lambda v: 1e3 * statistics.median(v)
+        rows.append({"B": B, "T": T, "reps": len(fwd), "forward_ms": {"median": med(fwd), "min": 1e3 * min(fwd)},
+                     "backward_ms": {"median": med(bwd), "min": 1e3 * min(bwd)}})
+        print(f"B={B} T={T}: fwd {med(fwd):.2f} ms, bwd {med(bwd):.2f} ms ({len(fwd)} reps)", flush=True)
+import mpc
+doc = {"benchmark": "mpc.pytorch 0.0.6 on CUDA, CA-AC-MPC quadrotor hover (shared/peer-bench protocol)",
+       "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda,
+       "mpc_file": mpc.__file__, "python": platform.python_version(),
+       "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "rows": rows}
+json.dump(doc, open(os.environ["OUT"], "w"), indent=1)
+print("written", os.environ["OUT"])
+PY
+    }
+    step "mpc.pytorch on the same GPU" peer_gpu
+  else
+    skip "mpc.pytorch on the same GPU" "python3 cannot import torch (with CUDA) and mpc, or $PEER_DIR/peer_common.py is missing (pip install mpc==0.0.6, or PEER_WHEEL=path/to/mpc-0.0.6-py3-none-any.whl)"
+  fi
+
+# ------------------------------------------------------------------------------ 10. profiles
+  PROFILE_ARGS=(bench --backend cuda --batch 256 --horizon 50 --reps 3 --warmup 1 --rounds 1 --quiet)
+  if command -v nsys >/dev/null; then
+    step "nsys profile (B = 256, T = 50)" nsys profile --force-overwrite true -o "$OUTDIR/nsys-B256-T50" --stats=true "$MPC" "${PROFILE_ARGS[@]}"
+  else skip "nsys profile" "nsys not installed"; fi
+  if command -v ncu >/dev/null; then
+    ncu_solve() {
+      ncu --set full --kernel-name regex:mpc_ilqr_solve --launch-skip 1 --launch-count 1 -f -o "$OUTDIR/ncu-solve-B256-T50" "$MPC" "${PROFILE_ARGS[@]}" \
+        && ncu --import "$OUTDIR/ncu-solve-B256-T50.ncu-rep" --page details > "$OUTDIR/ncu-solve-B256-T50.txt"
+    }
+    ncu_backward() {
+      ncu --set full --kernel-name regex:mpc_ilqr_backward --launch-skip 1 --launch-count 1 -f -o "$OUTDIR/ncu-backward-B256-T50" "$MPC" "${PROFILE_ARGS[@]}" \
+        && ncu --import "$OUTDIR/ncu-backward-B256-T50.ncu-rep" --page details > "$OUTDIR/ncu-backward-B256-T50.txt"
+    }
+    step "ncu profile of the solve kernel (B = 256, T = 50)" ncu_solve
+    step "ncu profile of the backward kernel (B = 256, T = 50)" ncu_backward
+  else skip "ncu profiles" "ncu not installed"; fi
+fi
+
+# ------------------------------------------------------------------------------- summary
+{
+  echo "# GPU checks, $STAMP"
+  echo
+  echo "Command: \`bash scripts/gpu-checks.sh\` at $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (dirty)'), host $(hostname)."
+  echo
+  [ -f "$OUTDIR/nvidia-smi.txt" ] && { echo '```'; cat "$OUTDIR/nvidia-smi.txt"; echo '```'; echo; }
+  echo "| result | step | time |"
+  echo "| --- | --- | --- |"
+  printf '%s\n' "${SUMMARY[@]}"
+  echo
+  if [ -f "$OUTDIR/cuda-table2.json" ]; then
+    python3 - "$OUTDIR/cuda-table2.json" "$OUTDIR/cpu-table2.json" "$OUTDIR/mpc-pytorch-cuda.json" "$OUTDIR/cuda-table2-three-stage.json" <<'PY'
+import json, os, sys
+cuda = json.load(open(sys.argv[1]))
+cpu = json.load(open(sys.argv[2])) if os.path.exists(sys.argv[2]) else None
+peer = json.load(open(sys.argv[3])) if os.path.exists(sys.argv[3]) else None
+staged = json.load(open(sys.argv[4])) if os.path.exists(sys.argv[4]) else None
+def row(doc, B, T):
+    return next((r for r in (doc or {}).get("rows", []) if r["B"] == B and r["T"] == T and "forward_ms" in r), None)
+g = cuda.get("gpu") or {}
+print(f"GPU {g.get('name')} (cc {g.get('compute_capability')}), driver {g.get('driver_version')} (CUDA {g.get('driver_cuda_version')}), NVRTC {g.get('nvrtc_version')}")
+print()
+print("| B | T | cuda fwd ms (kernel) | three-stage fwd ms (kernel) | cuda bwd ms (kernel) | cpu fwd / bwd ms | mpc.pytorch cuda fwd / bwd ms | GPU vs CPU check |")
+print("|---:|---:|---:|---:|---:|---:|---:|---|")
+for r in cuda["rows"]:
+    B, T = r["B"], r["T"]
+    c, p, s3 = row(cpu, B, T), row(peer, B, T), row(staged, B, T)
+    k = lambda key: r[key]["median"] if r.get(key) else float("nan")
+    chk = r.get("check_vs_cpu") or {}
+    print(f"| {B} | {T} | {r['forward_ms']['median']:.3f} ({k('kernel_forward_ms'):.3f}) | "
+          + (f"{s3['forward_ms']['median']:.3f} ({s3['kernel_forward_ms']['median']:.3f})" if s3 else "–")
+          + f" | {r['backward_ms']['median']:.3f} ({k('kernel_backward_ms'):.3f}) | "
+          + (f"{c['forward_ms']['median']:.3f} / {c['backward_ms']['median']:.3f}" if c else "–") + " | "
+          + (f"{p['forward_ms']['median']:.2f} / {p['backward_ms']['median']:.2f}" if p else "–") + " | "
+          + (", ".join(f"{kk} {vv:.1e}" for kk, vv in chk.items()) if chk else "–") + " |")
+print()
+t = [("B=1 T=10 forward", row(cuda, 1, 10), "forward_ms", 0.1), ("B=256 T=50 forward", row(cuda, 256, 50), "forward_ms", 1.0),
+     ("B=256 T=50 backward", row(cuda, 256, 50), "backward_ms", 0.5)]
+for name, r, key, target in t:
+    if r:
+        v = r[key]["median"]
+        print(f"- {name}: {v:.3f} ms end to end (target <= {target} ms: {'met' if v <= target else 'NOT met'}), kernel {r['kernel_' + key]['median']:.3f} ms")
+big = sorted((r["B"], r["kernel_forward_ms"]["median"]) for r in cuda["rows"] if r["T"] == 50 and r.get("kernel_forward_ms"))
+if len(big) > 1:
+    print("- throughput T=50 (problems per ms of forward kernel): " + ", ".join(f"B={b}: {b / ms:.1f}" for b, ms in big))
+PY
+  fi
+} > "$OUTDIR/SUMMARY.md"
+echo; cat "$OUTDIR/SUMMARY.md"
+echo; echo "results in $OUTDIR"
+if [ "$FAILED" = 0 ]; then echo "ALL GPU CHECKS PASSED"; else echo "SOME GPU CHECKS FAILED"; exit 1; fi

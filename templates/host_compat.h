@@ -10,6 +10,7 @@
 //   mpc_host::launch runs a grid block after block, and the threads of one block as real
 //   cooperating std::threads, so __syncthreads() is a real barrier across them.
 // * Bit casts: __longlong_as_double, __double_as_longlong, __int_as_float, __float_as_int.
+// * atomicAdd on int.
 // * Math: the C library's sin/sinf/fmax/... (glibc's, as Rust's f64 methods use on Linux).
 //
 // Limits: __shared__ variables are plain statics (correct while one block runs at a time,
@@ -51,6 +52,9 @@ inline thread_local dim3 threadIdx(0, 0, 0);
 inline thread_local dim3 blockIdx(0, 0, 0);
 inline dim3 blockDim(1, 1, 1);
 inline dim3 gridDim(1, 1, 1);
+
+// Atomics (the GCC builtins; sequentially consistent).
+inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 
 inline double __longlong_as_double(long long v) { double d; memcpy(&d, &v, sizeof d); return d; }
 inline long long __double_as_longlong(double d) { long long v; memcpy(&v, &d, sizeof v); return v; }

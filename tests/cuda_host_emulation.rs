@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mpc_models::{Cartpole, ModelVisitor, Pendulum, Quadrotor};
-use mpc_runtime::cuda::host::{HostKernel, HostModule};
-use mpc_runtime::cuda::render::{KernelOptions, Precision, RenderedKernel, render_backward, render_solve};
+use mpc_runtime::cuda::host::HostModule;
+use mpc_runtime::cuda::render::{KernelOptions, Precision, RenderedKernel, render_backward, render_solve, render_stages};
 use mpc_runtime::cuda::{self, NvrtcOptions};
 use mpc_runtime::problem::{ModelParams, Problem};
 use mpc_runtime::{GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
@@ -73,7 +73,8 @@ fn tools_or_skip() -> bool {
     }
 }
 
-/// NVRTC + ptxas for the solve kernel and both backward kernels of `M` (T=10, K=5), both
+/// NVRTC + ptxas for the solve kernel, both backward kernels and the three stage kernels of
+/// `M` (T=10, K=5), both
 /// precisions and architectures. Returns the report lines and the kernels that spill.
 fn compile_kernels<M: Model>() -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
@@ -84,23 +85,30 @@ fn compile_kernels<M: Model>() -> (Vec<String>, Vec<String>) {
             let o = KernelOptions { solver: SolverOptions { gradient: mode, ..opts.solver.clone() }, ..opts.clone() };
             render_backward::<M>(&o).unwrap_or_else(|e| panic!("{e}"))
         };
+        let [s1, s2, s3] = render_stages::<M>(&opts).unwrap_or_else(|e| panic!("{e}"));
         let kernels =
-            [render_solve::<M>(&opts).unwrap_or_else(|e| panic!("{e}")), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton)];
+            [render_solve::<M>(&opts).unwrap_or_else(|e| panic!("{e}")), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton), s1, s2, s3];
         for k in &kernels {
             for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
                 let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch) };
                 let ptx = cuda::compile_ptx(&k.source, &nv)
                     .unwrap_or_else(|e| panic!("{} does not compile for {arch}:\n{e}", k.kernel));
-                assert_eq!(ptx.entry_points(), std::slice::from_ref(&k.kernel), "{arch}");
+                let mut entries = ptx.entry_points();
+                entries.sort();
+                let mut want = k.entries.clone();
+                want.sort();
+                assert_eq!(entries, want, "{arch}");
                 let rep = cuda::assemble(ptx.as_str(), sm).unwrap_or_else(|e| panic!("{e}"));
-                let r = rep.kernel(&k.kernel).unwrap_or_else(|| panic!("{} missing:\n{}", k.kernel, rep.log));
-                assert!(r.is_entry && r.registers > 0, "{r:?}\n{}", rep.log);
-                lines.push(format!(
-                    "{:<42} {sm}: {:>3} registers, {:>6} B stack, spill stores {} B, loads {} B",
-                    k.kernel, r.registers, r.stack_frame_bytes, r.spill_store_bytes, r.spill_load_bytes
-                ));
-                if r.spills() {
-                    spills.push(format!("{} {sm}", k.kernel));
+                for e in &k.entries {
+                    let r = rep.kernel(e).unwrap_or_else(|| panic!("{e} missing:\n{}", rep.log));
+                    assert!(r.is_entry && r.registers > 0, "{r:?}\n{}", rep.log);
+                    lines.push(format!(
+                        "{:<42} {sm}: {:>3} registers, {:>6} B stack, spill stores {} B, loads {} B",
+                        e, r.registers, r.stack_frame_bytes, r.spill_store_bytes, r.spill_load_bytes
+                    ));
+                    if r.spills() {
+                        spills.push(format!("{e} {sm}"));
+                    }
                 }
             }
         }
@@ -137,8 +145,9 @@ struct Case {
     cpu: Solution,
     /// CPU gradients at `cpu` for the fixture's grad_x/grad_u: [exact, Gauss-Newton].
     cpu_grads: [Gradients; 2],
-    /// Per precision (f32, f64): [solve, backward exact, backward Gauss-Newton].
-    kernels: [[RenderedKernel; 3]; 2],
+    /// Per precision (f32, f64): [solve, backward exact, backward Gauss-Newton, three-stage
+    /// stage 1, 2, 3].
+    kernels: [[RenderedKernel; 6]; 2],
 }
 
 const MODES: [GradientMode; 2] = [GradientMode::Exact, GradientMode::GaussNewton];
@@ -169,7 +178,8 @@ impl ModelVisitor for Prepare<'_> {
                 let o = KernelOptions { solver: SolverOptions { gradient: mode, ..o.solver.clone() }, ..o.clone() };
                 render_backward::<M>(&o).unwrap()
             };
-            [render_solve::<M>(&o).unwrap(), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton)]
+            let [s1, s2, s3] = render_stages::<M>(&o).unwrap();
+            [render_solve::<M>(&o).unwrap(), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton), s1, s2, s3]
         });
         Case { name: name.to_string(), problem, params, cpu, cpu_grads, kernels }
     }
@@ -341,6 +351,23 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
             if !ok || ex.is_nan() || eu.is_nan() || ec.is_nan() {
                 failures.push(report.last().unwrap().clone());
             }
+            // The three-stage layout: the same arithmetic as the single-launch kernel, so the
+            // same bits (and so the CPU tolerances above hold for it too).
+            let (staged, rounds) = hm.solve_staged(&c.params, &batch, 2).unwrap_or_else(|e| panic!("{e}"));
+            let same = staged.x.iter().zip(&sol.x).all(|(a, b)| a.to_bits() == b.to_bits())
+                && staged.u.iter().zip(&sol.u).all(|(a, b)| a.to_bits() == b.to_bits())
+                && staged.cost.iter().zip(&sol.cost).all(|(a, b)| a.to_bits() == b.to_bits())
+                && staged.iterations == sol.iterations
+                && staged.converged == sol.converged;
+            report.push(format!(
+                "{:<22} {precision} three-stage: {rounds} rounds, {} the single-launch kernel (max|dx| {:.2e} vs CPU)",
+                c.name,
+                if same { "bit-identical to" } else { "DIFFERS from" },
+                max_abs(&staged.x, &c.cpu.x)
+            ));
+            if !same {
+                failures.push(report.last().unwrap().clone());
+            }
             // Backward, both modes, at the CPU solution (so that a float kernel is judged on
             // its own rounding, not on its forward solve's); in double also end to end, at the
             // emulated solution.
@@ -385,7 +412,7 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
 /// the best iterate is returned), per-stage bounds (B×T×nu, some tight), the first-decrease
 /// line-search rule, no warm start, and a batch over several blocks of 4 threads; the backward
 /// kernels (both modes) at the K = 3 solution, with some bounds active and random upstream
-/// gradients.
+/// gradients; the three-stage layout at K = 20 (first-decrease rule).
 #[test]
 fn host_emulation_equals_cpu_backend_off_fixture_paths() {
     use mpc_runtime::{Batch, Bound, LineSearchRule, SolverOptions};
@@ -431,14 +458,28 @@ fn host_emulation_equals_cpu_backend_off_fixture_paths() {
             render_backward::<Quadrotor>(&KernelOptions { solver: SolverOptions { gradient: mode, ..opts.clone() }, ..ko.clone() })
                 .unwrap()
         };
+        // ... and the K = 20 one the three-stage kernels.
         let hk = if iters == 3 {
             let (be, bg) = (bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton));
             HostModule::build_many(&[&k, &be, &bg])
         } else {
-            HostKernel::build(&k)
+            let [s1, s2, s3] = render_stages::<Quadrotor>(&ko).unwrap();
+            HostModule::build_many(&[&k, &s1, &s2, &s3])
         }
         .unwrap_or_else(|e| panic!("{e}"));
         let sol = hk.solve(&model.param_values(), &batch, 4).unwrap_or_else(|e| panic!("{e}"));
+        if iters != 3 {
+            // Three-stage layout: bit-identical to the single-launch kernel, here with the
+            // first-decrease rule, per-stage bounds, unconverged problems and 3 problems per
+            // block (so 3 × NLS threads per line-search block).
+            let (st, rounds) = hk.solve_staged(&model.param_values(), &batch, 3).unwrap_or_else(|e| panic!("{e}"));
+            let same = st.x.iter().zip(&sol.x).all(|(a, b)| a.to_bits() == b.to_bits())
+                && st.u.iter().zip(&sol.u).all(|(a, b)| a.to_bits() == b.to_bits())
+                && st.cost.iter().zip(&sol.cost).all(|(a, b)| a.to_bits() == b.to_bits())
+                && (&st.iterations, &st.converged) == (&sol.iterations, &sol.converged);
+            report.push(format!("K={iters} {rule:?} three-stage ({rounds} rounds): bit-identical to the single-launch kernel: {same}"));
+            assert!(same, "{}", report.last().unwrap());
+        }
         if iters == 3 {
             // Backward at the CPU's (unconverged) solution with per-stage bounds, some of them
             // active, over several blocks: equal to the CPU backward pass in both modes.

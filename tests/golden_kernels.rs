@@ -1,13 +1,13 @@
 //! Golden files of the rendered kernels: the generated device code, the rendered solve kernel
 //! (T = 10, K = 5) and the backward kernels (T = 10, exact and Gauss-Newton) of the pendulum,
-//! both precisions, must equal the files under
+//! both precisions, and its three-stage kernels (double), must equal the files under
 //! `tests/golden/` byte for byte, so any change of the code generator or of a template shows up
 //! as a reviewable diff. After an intended change, refresh them with
 //! `MPC_UPDATE_GOLDEN=1 cargo test --test golden_kernels` and commit the new files.
 
 use mpc_models::Pendulum;
 use mpc_runtime::Model;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve};
+use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_stages};
 use mpc_runtime::{GradientMode, SolverOptions};
 use std::path::PathBuf;
 
@@ -52,6 +52,10 @@ fn rendered_code_matches_golden_files() {
             let k = render_backward::<Pendulum>(&o).expect("render");
             failures.extend(compare_or_update(&format!("pendulum_backward_T10_{}_{tag}.cu", precision.suffix()), &k.source));
         }
+    }
+    // The three-stage layout (double only: its text differs from float's in the type alone).
+    for k in render_stages::<Pendulum>(&KernelOptions::new(10, Precision::F64).with_iters(5)).expect("render") {
+        failures.extend(compare_or_update(&format!("pendulum_{}_T10_K5.cu", k.kernel.trim_start_matches("mpc_ilqr3_pendulum_")), &k.source));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -27,10 +27,24 @@
 //!
 //! The ratio to mpc.pytorch uses `results-mpc-pytorch-cpu.json` (`--peer`, or found next to the
 //! repository in `shared/peer-bench/`), else the figures of that file embedded here.
+//!
+//! `--backend cuda` times the same grid on GPU 0 through `mpc_runtime::cuda::CudaSolver` (the
+//! rendered single-launch solve kernel and the backward kernel, double precision): forward =
+//! one `CudaSolver::solve` (inputs converted and copied in, the kernel, results copied back),
+//! backward = one `CudaSolver::backward`, both end to end from host arrays to host arrays; the
+//! kernel-only times (host clock around the launch and its synchronisation) are recorded
+//! beside them. The kernels are compiled before the timed region. Each case's GPU solution and
+//! gradients are compared once with the CPU solver's (B ≤ 4096). The JSON records the GPU, its
+//! compute capability and the driver. Without a usable driver `--backend cuda` exits with
+//! status 2; `--backend auto` then times the CPU and says so. `--large` adds B = 4096 and
+//! 65536 to the batch sizes. The GPU path has not yet run on hardware (written on a machine
+//! without one; `scripts/gpu-checks.sh` runs it).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
+use mpc_runtime::cuda::CudaSolver;
+use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
 use mpc_runtime::{Batch, Bound, GradientMode, Gradients, LineSearchRule, Model, Solution, Solver, SolverOptions};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -65,9 +79,16 @@ pub struct BenchArgs {
     /// Threads of the rayon pool the solver runs in (mpc.pytorch was measured with 2).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    /// Backend to time.
+    /// Backend to time: `cpu`, `cuda` (GPU 0; exit status 2 when there is none) or `auto`
+    /// (`cuda` when a driver and GPU are present, else `cpu`, said on stderr).
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
+    /// Add the large batches B = 4096 and 65536 to `--batch` (meant for `--backend cuda`).
+    #[arg(long)]
+    pub large: bool,
+    /// CUDA thread layout of the forward solve.
+    #[arg(long, value_enum, default_value_t = LayoutArg::SingleLaunch)]
+    pub layout: LayoutArg,
     /// Hessian of the backward pass (mpc.pytorch uses Gauss-Newton).
     #[arg(long, value_enum, default_value_t = GradientArg::GaussNewton)]
     pub gradient: GradientArg,
@@ -103,8 +124,28 @@ pub struct BenchArgs {
 pub enum Backend {
     /// The CPU solver (`mpc_runtime::solver`).
     Cpu,
-    /// The CUDA solver (not available yet).
+    /// The CUDA kernels on GPU 0 (`mpc_runtime::cuda::CudaSolver`).
     Cuda,
+    /// CUDA when a driver and a GPU are present, else the CPU.
+    Auto,
+}
+
+/// `--layout` values (see `mpc_runtime::cuda::render::KernelLayout`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutArg {
+    /// All K iterations in one launch, one thread per problem.
+    SingleLaunch,
+    /// The paper's three stages per iteration, launched from the host.
+    ThreeStage,
+}
+
+impl LayoutArg {
+    fn layout(self) -> KernelLayout {
+        match self {
+            LayoutArg::SingleLaunch => KernelLayout::SingleLaunch,
+            LayoutArg::ThreeStage => KernelLayout::ThreeStage,
+        }
+    }
 }
 
 /// `--gradient` values.
@@ -351,6 +392,10 @@ struct CaseResult {
     reps: usize,
     forward: Stats,
     backward: Stats,
+    /// CUDA: kernel-only forward and backward times.
+    kernel: Option<(Stats, Stats)>,
+    /// CUDA: largest differences to the CPU solver (x, u, cost rel., gradients rel.), when run.
+    check: Option<[f64; 4]>,
     /// Per-round (forward, backward) medians, ms.
     round_medians: Vec<(f64, f64)>,
     iterations_mean: f64,
@@ -365,6 +410,12 @@ struct CaseResult {
     load_after: Option<[f64; 3]>,
 }
 
+/// What runs a case: the CPU solver, or the CUDA solver with its kernel-only samples.
+enum Engine {
+    Cpu(Solver<Quadrotor>),
+    Cuda { gpu: Box<CudaSolver<Quadrotor>>, fwd_kernel: Vec<Duration>, bwd_kernel: Vec<Duration>, check: Option<[f64; 4]> },
+}
+
 /// One (B, T) case: its data, its solver (built once) and the samples so far.
 struct Case {
     b: usize,
@@ -372,7 +423,8 @@ struct Case {
     sc: mpc_models::scenarios::QuadrotorHover,
     grad_x: Vec<f64>,
     grad_u: Vec<f64>,
-    solver: Solver<Quadrotor>,
+    engine: Engine,
+    opts: SolverOptions,
     sol: Solution,
     grads: Gradients,
     fwd: Vec<Duration>,
@@ -387,17 +439,27 @@ struct Case {
 }
 
 impl Case {
-    /// Build the problem data, the upstream gradients and the solver.
-    fn new(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize) -> Self {
+    /// Build the problem data, the upstream gradients and the solver (for CUDA: render,
+    /// compile and load both kernels and allocate the device buffers, all before timing).
+    fn new(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize, cuda: bool) -> Result<Self, String> {
         let model = Quadrotor::default();
         let sc = quadrotor_hover(&model, b, t, args.seed);
-        Case {
+        let engine = if cuda {
+            let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone()).with_layout(args.layout.layout());
+            let mut gpu = CudaSolver::new(&model, b, &ko).map_err(|e| format!("B={b} T={t}: CUDA solver: {e}"))?;
+            gpu.prepare_backward().map_err(|e| format!("B={b} T={t}: CUDA backward kernel: {e}"))?;
+            Engine::Cuda { gpu: Box::new(gpu), fwd_kernel: Vec::new(), bwd_kernel: Vec::new(), check: None }
+        } else {
+            Engine::Cpu(Solver::new(model, t, opts.clone()))
+        };
+        Ok(Case {
             b,
             t,
             sc,
             grad_x: normals(args.seed.wrapping_add(1), b * t * Quadrotor::NX),
             grad_u: normals(args.seed.wrapping_add(2), b * t * Quadrotor::NU),
-            solver: Solver::new(model, t, opts.clone()),
+            engine,
+            opts: opts.clone(),
             sol: Solution::default(),
             grads: Gradients::default(),
             fwd: Vec::with_capacity(args.reps),
@@ -409,12 +471,48 @@ impl Case {
             window_ticks: 0.0,
             load_before: None,
             load_after: None,
+        })
+    }
+
+    fn batch(&self) -> Batch<'_> {
+        Batch {
+            size: self.b,
+            x_init: &self.sc.x_init,
+            cost_hess: &self.sc.cost_c,
+            cost_lin: &self.sc.cost_q,
+            u_lower: Bound::PerControl(Quadrotor::CONTROL_LOWER),
+            u_upper: Bound::PerControl(Quadrotor::CONTROL_UPPER),
+            u_init: Some(&self.sc.u_init),
+        }
+    }
+
+    /// CUDA: compare the current GPU solution and gradients with the CPU solver's (B ≤ 4096):
+    /// max |dx|, max |du|, max cost difference relative to max(1, |cost|), max gradient
+    /// difference relative to max(1, max |CPU gradient|).
+    fn check_against_cpu(&mut self) {
+        if self.b > 4096 {
+            return;
+        }
+        let mut cpu = Solver::new(Quadrotor::default(), self.t, self.opts.clone());
+        let batch = self.batch();
+        let sol = cpu.solve(&batch);
+        let g = cpu.backward(&batch, &sol, &self.grad_x, &self.grad_u);
+        let max_abs = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f64, |m, d| if d.is_nan() { f64::NAN } else { m.max(d) });
+        let cost = self.sol.cost.iter().zip(&sol.cost).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0f64, f64::max);
+        let scale = g.cost_hess.iter().chain(&g.cost_lin).chain(&g.x_init).fold(1.0f64, |m, v| m.max(v.abs()));
+        let grad = max_abs(&self.grads.cost_hess, &g.cost_hess)
+            .max(max_abs(&self.grads.cost_lin, &g.cost_lin))
+            .max(max_abs(&self.grads.x_init, &g.x_init))
+            / scale;
+        let r = [max_abs(&self.sol.x, &sol.x), max_abs(&self.sol.u, &sol.u), cost, grad];
+        if let Engine::Cuda { check, .. } = &mut self.engine {
+            *check = Some(r);
         }
     }
 
     /// `n` forward+backward pairs; timed ones are recorded (stopping early once the case
     /// has spent `budget` in total and holds at least 5 samples).
-    fn reps(&mut self, n: usize, timed: bool, budget: Duration, pb: &ProgressBar) {
+    fn reps(&mut self, n: usize, timed: bool, budget: Duration, pb: &ProgressBar) -> Result<(), String> {
         let batch = Batch {
             size: self.b,
             x_init: &self.sc.x_init,
@@ -428,12 +526,32 @@ impl Case {
         let ticks0 = cpu_ticks();
         let start = Instant::now();
         let first = self.fwd.len();
+        let (b, t) = (self.b, self.t);
         for _ in 0..n {
-            let t0 = Instant::now();
-            self.solver.solve_into(&batch, &mut self.sol);
-            let t1 = Instant::now();
-            self.solver.backward_into(&batch, &self.sol, &self.grad_x, &self.grad_u, &mut self.grads);
-            let t2 = Instant::now();
+            let (t0, t1, t2);
+            match &mut self.engine {
+                Engine::Cpu(solver) => {
+                    t0 = Instant::now();
+                    solver.solve_into(&batch, &mut self.sol);
+                    t1 = Instant::now();
+                    solver.backward_into(&batch, &self.sol, &self.grad_x, &self.grad_u, &mut self.grads);
+                    t2 = Instant::now();
+                }
+                Engine::Cuda { gpu, fwd_kernel, bwd_kernel, .. } => {
+                    t0 = Instant::now();
+                    self.sol = gpu.solve(&batch).map_err(|e| format!("B={b} T={t}: CUDA solve: {e}"))?;
+                    t1 = Instant::now();
+                    let kf = gpu.last_timing().kernel;
+                    self.grads = gpu
+                        .backward(&batch, &self.sol, &self.grad_x, &self.grad_u)
+                        .map_err(|e| format!("B={b} T={t}: CUDA backward: {e}"))?;
+                    t2 = Instant::now();
+                    if timed {
+                        fwd_kernel.push(kf);
+                        bwd_kernel.push(gpu.last_timing().kernel);
+                    }
+                }
+            }
             if timed {
                 self.fwd.push(t1 - t0);
                 self.bwd.push(t2 - t1);
@@ -452,6 +570,7 @@ impl Case {
                 self.window_ticks += (t1 - t0) / ncpu;
             }
         }
+        Ok(())
     }
 
     /// Order statistics and checks of the samples.
@@ -462,12 +581,18 @@ impl Case {
         if !sol.cost.iter().all(|c| c.is_finite()) || !grad_abs_max.is_finite() {
             return Err(format!("B={b} T={t}: non-finite cost or gradient"));
         }
+        let (kernel, check) = match &self.engine {
+            Engine::Cpu(_) => (None, None),
+            Engine::Cuda { fwd_kernel, bwd_kernel, check, .. } => (Some((stats_ms(fwd_kernel), stats_ms(bwd_kernel))), *check),
+        };
         Ok(CaseResult {
             b,
             t,
             reps: self.fwd.len(),
             forward: stats_ms(&self.fwd),
             backward: stats_ms(&self.bwd),
+            kernel,
+            check,
             round_medians: self.round_medians.clone(),
             iterations_mean: sol.iterations.iter().sum::<usize>() as f64 / b as f64,
             iterations_max: sol.iterations.iter().copied().max().unwrap_or(0),
@@ -503,11 +628,15 @@ fn ms(v: f64) -> String {
     }
 }
 
-/// Markdown table of the results with the mpc.pytorch ratios.
+/// Markdown table of the results with the mpc.pytorch ratios (and, for CUDA, the kernel-only
+/// medians).
 fn table(results: &[CaseResult], peer: &Peer) -> String {
     let mut s = String::new();
-    s.push_str("| B | T | iters | forward median ms (p10–p90) | mpc.pytorch fwd ms | fwd speed-up | backward median ms (p10–p90) | mpc.pytorch bwd ms | bwd speed-up | reps | others' load |\n");
-    s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let cuda = results.iter().any(|r| r.kernel.is_some());
+    s.push_str("| B | T | iters | forward median ms (p10–p90) | mpc.pytorch fwd ms | fwd speed-up | backward median ms (p10–p90) | mpc.pytorch bwd ms | bwd speed-up | reps | others' load |");
+    s.push_str(if cuda { " kernel fwd / bwd ms |\n" } else { "\n" });
+    s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    s.push_str(if cuda { "---:|\n" } else { "\n" });
     for r in results {
         let p = peer.get(r.b, r.t);
         let (pf, pfr, pb, pbr) = match p {
@@ -532,14 +661,18 @@ fn table(results: &[CaseResult], peer: &Peer) -> String {
             r.reps,
             r.busy_during.map_or("–".into(), |b| format!("{b:.2}"))
         ));
+        if cuda {
+            s.pop();
+            match r.kernel {
+                Some((f, b)) => s.push_str(&format!(" {} / {} |\n", ms(f.median), ms(b.median))),
+                None => s.push_str(" – |\n"),
+            }
+        }
     }
     s
 }
 
 fn check_args(args: &BenchArgs) -> Result<(), String> {
-    if args.backend == Backend::Cuda {
-        return Err("--backend cuda: the CUDA solver is not available yet (use --backend cpu)".into());
-    }
     if args.batch.is_empty() || args.batch.contains(&0) {
         return Err("--batch: give batch sizes ≥ 1".into());
     }
@@ -558,11 +691,61 @@ fn check_args(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// The GPU in a form for the JSON record: the driver's view of device 0 and `nvidia-smi`'s
+/// driver version.
+fn gpu_info() -> Value {
+    let smi = command_output("nvidia-smi", &["--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"]);
+    match mpc_runtime::cuda::device_info(0) {
+        Ok(d) => json!({
+            "name": d.name,
+            "compute_capability": format!("{}.{}", d.compute_capability.0, d.compute_capability.1),
+            "multiprocessors": d.multiprocessors,
+            "memory_bytes": d.total_memory,
+            "driver_cuda_version": format!("{}.{}", d.driver_cuda_version.0, d.driver_cuda_version.1),
+            "nvidia_smi": smi,
+            "driver_version": smi.as_deref().and_then(|s| s.rsplit(',').next()).map(|v| v.trim().to_string()),
+            "nvrtc_version": mpc_runtime::cuda::nvrtc_version().ok().map(|(a, b)| format!("{a}.{b}")),
+        }),
+        Err(e) => json!({"error": e.to_string(), "nvidia_smi": smi}),
+    }
+}
+
 /// Run `mpc bench`.
-pub fn run(args: BenchArgs) -> ExitCode {
+pub fn run(mut args: BenchArgs) -> ExitCode {
     if let Err(e) = check_args(&args) {
         eprintln!("mpc bench: {e}");
         return ExitCode::from(2);
+    }
+    // Which backend runs (as `mpc solve`): explicit `cuda` must have a driver and a GPU.
+    let cuda = match args.backend {
+        Backend::Cpu => false,
+        Backend::Cuda => match mpc_runtime::cuda::driver_available() {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("mpc bench: --backend cuda: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Backend::Auto => match mpc_runtime::cuda::driver_available() {
+            Ok(()) => {
+                eprintln!("mpc bench: --backend auto: using cuda (CUDA driver and GPU found)");
+                true
+            }
+            Err(e) => {
+                eprintln!("mpc bench: --backend auto: using cpu ({e})");
+                false
+            }
+        },
+    };
+    if args.large {
+        for b in [4096, 65536] {
+            if !args.batch.contains(&b) {
+                args.batch.push(b);
+            }
+        }
+        if !cuda {
+            eprintln!("mpc bench: --large on the CPU backend: B = 65536 takes minutes per repetition here");
+        }
     }
     let peer = match load_peer(args.peer.as_deref()) {
         Ok(p) => p,
@@ -606,7 +789,17 @@ pub fn run(args: BenchArgs) -> ExitCode {
     );
     let started = utc_now();
     let t_start = Instant::now();
-    let mut states: Vec<Case> = cases.iter().map(|&(b, t)| Case::new(&args, &opts, b, t)).collect();
+    let mut states = Vec::with_capacity(cases.len());
+    for &(b, t) in &cases {
+        match Case::new(&args, &opts, b, t, cuda) {
+            Ok(c) => states.push(c),
+            Err(e) => {
+                pb.abandon();
+                eprintln!("mpc bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let rounds = args.rounds.clamp(1, args.reps);
     let budget = Duration::from_secs_f64(args.budget_s.max(0.0));
     for round in 0..rounds {
@@ -628,13 +821,21 @@ pub fn run(args: BenchArgs) -> ExitCode {
             if round == 0 {
                 c.load_before = loadavg();
             }
-            pool.install(|| {
+            let done = pool.install(|| {
                 if round == 0 {
                     // Warm-up (also sizes every buffer: the timed reps allocate nothing).
-                    c.reps(args.warmup.max(1), false, budget, &pb);
+                    c.reps(args.warmup.max(1), false, budget, &pb)?;
+                    if cuda {
+                        c.check_against_cpu();
+                    }
                 }
-                c.reps(n, true, budget, &pb);
+                c.reps(n, true, budget, &pb)
             });
+            if let Err(e) = done {
+                pb.abandon();
+                eprintln!("mpc bench: {e}");
+                return ExitCode::FAILURE;
+            }
             c.load_after = loadavg();
         }
     }
@@ -668,10 +869,27 @@ pub fn run(args: BenchArgs) -> ExitCode {
 
     let md = table(&results, &peer);
     println!("{md}");
+    let gpu = cuda.then(gpu_info);
+    let backend = if cuda { "cuda" } else { "cpu" };
     println!(
-        "quadrotor hover, float64, K = {} fixed, {} threads, gradient {:?}, line search {:?}; medians over timed reps after {} warm-up; others' load = cores kept busy by other processes during the timed reps; peer: {}",
-        args.iters, args.threads, args.gradient, args.line_search, args.warmup, peer.source
+        "quadrotor hover, float64, K = {} fixed, backend {backend}{}{}, {} threads, gradient {:?}, line search {:?}; medians over timed reps after {} warm-up; others' load = cores kept busy by other processes during the timed reps; peer: {}",
+        args.iters,
+        gpu.as_ref().and_then(|g| g["name"].as_str()).map_or(String::new(), |n| format!(" ({n})")),
+        if cuda { format!(", layout {:?}", args.layout.layout()) } else { String::new() },
+        args.threads,
+        args.gradient,
+        args.line_search,
+        args.warmup,
+        peer.source
     );
+    for r in &results {
+        if let Some(c) = r.check {
+            println!(
+                "B={} T={}: GPU vs CPU solver: max|dx| {:.1e}, max|du| {:.1e}, cost rel {:.1e}, gradients rel {:.1e}",
+                r.b, r.t, c[0], c[1], c[2], c[3]
+            );
+        }
+    }
 
     if let Some(path) = &args.json {
         let rows: Vec<Value> = results
@@ -687,6 +905,9 @@ pub fn run(args: BenchArgs) -> ExitCode {
                     "converged_before_cap": r.converged,
                     "cost_mean": r.cost_mean,
                     "grad_abs_max": r.grad_abs_max,
+                    "kernel_forward_ms": r.kernel.map(|k| k.0.to_json()),
+                    "kernel_backward_ms": r.kernel.map(|k| k.1.to_json()),
+                    "check_vs_cpu": r.check.map(|c| json!({"x_max_abs": c[0], "u_max_abs": c[1], "cost_max_rel": c[2], "grad_max_rel": c[3]})),
                     "peer_forward_ms": p.map(|x| x.0),
                     "peer_backward_ms": p.map(|x| x.1),
                     "speedup_forward": p.map(|x| x.0 / r.forward.median),
@@ -701,10 +922,12 @@ pub fn run(args: BenchArgs) -> ExitCode {
             })
             .collect();
         let doc = json!({
-            "benchmark": "mpc CPU solver on the CA-AC-MPC quadrotor, hover-to-random-target, Table II style",
+            "benchmark": format!("mpc {} solver on the CA-AC-MPC quadrotor, hover-to-random-target, Table II style", backend.to_uppercase()),
             "settings": {
                 "model": "mpc_models::Quadrotor (generated), scenarios::quadrotor_hover",
-                "backend": "cpu",
+                "backend": backend,
+                "backend_requested": format!("{:?}", args.backend).to_lowercase(),
+                "cuda_layout": cuda.then(|| format!("{:?}", args.layout.layout())),
                 "dtype": "float64",
                 "lqr_iter_fixed": args.iters,
                 "eps": opts.eps,
@@ -720,9 +943,14 @@ pub fn run(args: BenchArgs) -> ExitCode {
                 "rounds": rounds,
                 "budget_s": args.budget_s,
                 "upstream_gradients": "grad_x, grad_u ~ N(0,1), fixed per case (loss sum(w_x*x)+sum(w_u*u))",
-                "timing": "wall clock (std::time::Instant) per forward solve_into and per backward_into; solver and buffers built before timing; reps spread over rounds through the grid; median over all timed reps after warm-up",
+                "timing": if cuda {
+                    "wall clock (std::time::Instant) per CudaSolver::solve and per CudaSolver::backward, end to end from host f64 arrays to host f64 arrays (conversion, copies, kernel); kernel_*_ms: host clock around the launch and its synchronisation; kernels compiled and buffers allocated before timing; one thread per problem, 64 per block; reps spread over rounds through the grid; median over all timed reps after warm-up"
+                } else {
+                    "wall clock (std::time::Instant) per forward solve_into and per backward_into; solver and buffers built before timing; reps spread over rounds through the grid; median over all timed reps after warm-up"
+                },
             },
             "machine": machine_info(),
+            "gpu": gpu,
             "date": started,
             "command": std::env::args().collect::<Vec<_>>(),
             "peer": {"source": peer.source, "rows": peer.rows.iter().map(|r| json!({"B": r.0, "T": r.1, "forward_ms": r.2, "backward_ms": r.3})).collect::<Vec<_>>()},

@@ -372,6 +372,10 @@ constexpr real REG_MIN = real(1e-6);
 constexpr real REG_FACTOR = real(1e1);
 constexpr real REG_MAX = real(1e10);
 
+// ---- shared device helpers (templates/common.cu.tera), inside the kernel's namespace; `real`
+// ---- is the kernel's real type. Each is the CPU solver's routine (solver/linalg.rs,
+// ---- solver/ilqr.rs) operation for operation, so that double results match it.
+
 __device__ __forceinline__ float rmax(float a, float b) { return fmaxf(a, b); }
 __device__ __forceinline__ double rmax(double a, double b) { return fmax(a, b); }
 __device__ __forceinline__ float rmin(float a, float b) { return fminf(a, b); }
@@ -384,25 +388,10 @@ __device__ __forceinline__ double rsqrt_(double a) { return sqrt(a); }
 __device__ __forceinline__ bool rfinite(real a) { return a - a == real(0); }
 // Rust's `v.max(lo).min(hi)`.
 __device__ __forceinline__ real clampr(real v, real lo, real hi) { return rmin(rmax(v, lo), hi); }
-
-/// Per-thread workspace (local memory), the GPU twin of solver::Workspace + boxqp::BoxQp.
-struct Work {
-    real lo[HORIZON * NU], hi[HORIZON * NU];
-    real xs[4][HORIZON * NX];  // current, trial, best trial (rotated through pointers), best iterate
-    real us[4][HORIZON * NU];
-    real A[NDYN * NX * NX], B[NDYN * NX * NU];
-    real k[HORIZON * NU], KK[HORIZON * NU * NX];
-    real P[NX * NX], pv[NX], PA[NX * NX], PB[NX * NU];
-    real qzz[NZ * NZ], qz[NZ], quu[NU * NU], dlo[NU], dhi[NU];
-    real w[NU * NX], wv[NU], rhs[NU * NX], z[NZ], dx[NX], xn[NX];
-    // box QP
-    real g[NU], s[NU], qxt[NU], chol[NU * NU], qrhs[NU];
-    bool clamped[NU], prev[NU];
-    int idx[NU];
-    int nfree;
-};
-
-// ---------------------------------------------------------------- linear algebra (linalg.rs)
+// A quiet NaN of `real`.
+__device__ __forceinline__ real rnan() {
+    return sizeof(real) == 8 ? real(__longlong_as_double(0x7ff8000000000000LL)) : real(__int_as_float(0x7fc00000));
+}
 
 /// (zᵀ C z, cᵀ z) for an N-vector.
 template <int N>
@@ -488,6 +477,157 @@ __device__ __forceinline__ void cholesky_solve_multi(const real* l, int n, real*
     }
 }
 
+/// Solve A X = B (A n×n destroyed, B n×mc becomes X) by Gaussian elimination with partial
+/// pivoting; false when A is singular to working precision.
+__device__ __forceinline__ bool lu_solve_multi(real* a, int n, real* b, int mc) {
+    real amax = real(0);
+    for (int i = 0; i < n * n; ++i) amax = rmax(amax, rabs(a[i]));
+    const real floor_ = real(1e-14) * amax;
+    for (int col = 0; col < n; ++col) {
+        int piv = col;
+        real best = rabs(a[col * n + col]);
+        for (int r = col + 1; r < n; ++r) {
+            const real v = rabs(a[r * n + col]);
+            if (v > best) {
+                best = v;
+                piv = r;
+            }
+        }
+        if (!(best > floor_) || !rfinite(best)) return false;
+        if (piv != col) {
+            for (int c = 0; c < n; ++c) {
+                const real t = a[col * n + c];
+                a[col * n + c] = a[piv * n + c];
+                a[piv * n + c] = t;
+            }
+            for (int c = 0; c < mc; ++c) {
+                const real t = b[col * mc + c];
+                b[col * mc + c] = b[piv * mc + c];
+                b[piv * mc + c] = t;
+            }
+        }
+        const real d = a[col * n + col];
+        for (int r = col + 1; r < n; ++r) {
+            const real f = a[r * n + col] / d;
+            if (f == real(0)) continue;
+            for (int c = col; c < n; ++c) a[r * n + c] -= f * a[col * n + c];
+            for (int c = 0; c < mc; ++c) b[r * mc + c] -= f * b[col * mc + c];
+        }
+    }
+    for (int i = n - 1; i >= 0; --i) {
+        const real d = a[i * n + i];
+        for (int c = 0; c < mc; ++c) {
+            real s = b[i * mc + c];
+            for (int k = i + 1; k < n; ++k) s -= a[i * n + k] * b[k * mc + c];
+            b[i * mc + c] = s / d;
+        }
+    }
+    return true;
+}
+
+/// Q += Fᵀ P F, q += Fᵀ p with F = [A B] of one stage (P, p: cost-to-go of the next stage;
+/// P exactly symmetric). `qzz` NZ×NZ, `qz` NZ; `pa`, `pb` scratch NX×NX, NX×NU. Not inlined:
+/// its fully unrolled NX×NX products, inlined into a stage loop, push a 10-state double kernel
+/// past 255 registers and ptxas spills.
+template <int NX_, int NU_>
+__device__ __noinline__ void add_cost_to_go_to(const real* __restrict__ a, const real* __restrict__ b,
+                                                  const real* __restrict__ p, const real* __restrict__ pv,
+                                                  real* __restrict__ pa, real* __restrict__ pb, real* __restrict__ qzz,
+                                                  real* __restrict__ qz) {
+    constexpr int NZ_ = NX_ + NU_;
+    mat_mul(p, a, NX_, NX_, NX_, pa);
+    mat_mul(p, b, NX_, NX_, NU_, pb);
+    for (int k = 0; k < NX_; ++k) {
+        const real* pa_row = pa + k * NX_;
+        const real* pb_row = pb + k * NU_;
+        const real* a_row = a + k * NX_;
+        const real* b_row = b + k * NU_;
+        for (int i = 0; i < NX_; ++i) {
+            const real aki = a_row[i];
+            real* q_row = qzz + i * NZ_;
+            for (int j = 0; j < NX_; ++j) q_row[j] += aki * pa_row[j];
+            for (int j = 0; j < NU_; ++j) q_row[NX_ + j] += aki * pb_row[j];
+        }
+        for (int i = 0; i < NU_; ++i) {
+            const real bki = b_row[i];
+            real* q_row = qzz + (NX_ + i) * NZ_ + NX_;
+            for (int j = 0; j < NU_; ++j) q_row[j] += bki * pb_row[j];
+        }
+        const real pk = pv[k];
+        for (int j = 0; j < NX_; ++j) qz[j] += pk * a_row[j];
+        for (int j = 0; j < NU_; ++j) qz[NX_ + j] += pk * b_row[j];
+    }
+    for (int i = 0; i < NU_; ++i)
+        for (int j = 0; j < NX_; ++j) qzz[(NX_ + i) * NZ_ + j] = qzz[j * NZ_ + NX_ + i];
+}
+
+/// Cost-to-go with gains that solve the unregularised free block exactly (`K` rows zero on
+/// clamped controls): `P = Q_xx + Q_xu K` over the non-zero rows of K, lower triangle mirrored,
+/// `p = q_x + Kᵀ(Q_uu k + q_u) + Q_xu k` (solver/ilqr.rs `update_cost_to_go`, exact_gain).
+/// With `need_p` false only `p` is formed. `wv` (NU) and `rows` (NU) are scratch.
+template <int NX_, int NU_>
+__device__ __forceinline__ void update_cost_to_go_exact(const real* __restrict__ kk, const real* __restrict__ k,
+                                                        const real* __restrict__ qzz, const real* __restrict__ qz,
+                                                        real* __restrict__ p, real* __restrict__ pv, real* wv, int* rows,
+                                                        bool need_p) {
+    constexpr int NZ_ = NX_ + NU_;
+    int m = 0;
+    for (int l = 0; l < NU_; ++l) {
+        bool any = false;
+        for (int j = 0; j < NX_; ++j) any = any || (kk[l * NX_ + j] != real(0));
+        if (any) rows[m++] = l;
+    }
+    for (int i = 0; i < NU_; ++i) {
+        const real* q_row = qzz + (NX_ + i) * NZ_;
+        real s = qz[NX_ + i];
+        for (int l = 0; l < NU_; ++l) s += q_row[NX_ + l] * k[l];
+        wv[i] = s;
+    }
+    for (int i = 0; i < NX_; ++i) {
+        const real* q_row = qzz + i * NZ_;
+        real s = qz[i];
+        for (int l = 0; l < NU_; ++l) s += kk[l * NX_ + i] * wv[l] + q_row[NX_ + l] * k[l];
+        pv[i] = s;
+    }
+    if (!need_p) return;
+    for (int i = 0; i < NX_; ++i) {
+        const real* q_row = qzz + i * NZ_;
+        real* p_row = p + i * NX_;
+        for (int j = 0; j < NX_; ++j) p_row[j] = q_row[j];
+        for (int a = 0; a < m; ++a) {
+            const int l = rows[a];
+            const real q = q_row[NX_ + l];
+            for (int j = 0; j < NX_; ++j) p_row[j] += q * kk[l * NX_ + j];
+        }
+    }
+    for (int i = 0; i < NX_; ++i)
+        for (int j = 0; j < i; ++j) p[j * NX_ + i] = p[i * NX_ + j];
+}
+
+
+/// Per-thread workspace (local memory), the GPU twin of solver::Workspace + boxqp::BoxQp.
+struct Work {
+    real lo[HORIZON * NU], hi[HORIZON * NU];
+    real xs[4][HORIZON * NX];  // current, trial, best trial (rotated through pointers), best iterate
+    real us[4][HORIZON * NU];
+    real A[NDYN * NX * NX], B[NDYN * NX * NU];
+    real k[HORIZON * NU], KK[HORIZON * NU * NX];
+    real P[NX * NX], pv[NX], PA[NX * NX], PB[NX * NU];
+    real qzz[NZ * NZ], qz[NZ], quu[NU * NU], dlo[NU], dhi[NU];
+    real w[NU * NX], wv[NU], rhs[NU * NX], z[NZ], dx[NX], xn[NX];
+    // box QP
+    real g[NU], s[NU], qxt[NU], chol[NU * NU], qrhs[NU];
+    bool clamped[NU], prev[NU];
+    int idx[NU];
+    int nfree;
+};
+// ---- iLQR building blocks (templates/ilqr_core.cu.tera), inside the kernel's namespace, after
+// ---- common.cu.tera and the constants NX, NU, NZ, HORIZON, BOXQP_MAX_ITERS. Functions taking a
+// ---- workspace `W& w` are templates over it: a kernel's W holds the named arrays either as
+// ---- members (the single-launch kernel's local workspace) or as pointers into global memory
+// ---- (the three-stage kernels' per-problem state), with the same code for both. The CPU
+// ---- solver's routines (solver/{ilqr,boxqp}.rs), operation for operation.
+
 // ------------------------------------------------------------------ box QP (boxqp.rs), n = NU
 
 __device__ __forceinline__ real qp_objective(const real* q, const real* c, const real* x) {
@@ -496,7 +636,8 @@ __device__ __forceinline__ real qp_objective(const real* q, const real* c, const
     return real(0.5) * a + b;
 }
 
-__device__ __forceinline__ void qp_gradient(Work& w, const real* q, const real* c, const real* x) {
+template <class W>
+__device__ __forceinline__ void qp_gradient(W& w, const real* q, const real* c, const real* x) {
     for (int i = 0; i < NU; ++i) {
         real s = c[i];
         for (int j = 0; j < NU; ++j) s += q[i * NU + j] * x[j];
@@ -504,7 +645,8 @@ __device__ __forceinline__ void qp_gradient(Work& w, const real* q, const real* 
     }
 }
 
-__device__ __forceinline__ void qp_classify(Work& w, const real* x, const real* lo, const real* hi) {
+template <class W>
+__device__ __forceinline__ void qp_classify(W& w, const real* x, const real* lo, const real* hi) {
     int m = 0;
     for (int i = 0; i < NU; ++i) {
         const bool c = (x[i] <= lo[i] && w.g[i] > real(0)) || (x[i] >= hi[i] && w.g[i] < real(0));
@@ -514,7 +656,8 @@ __device__ __forceinline__ void qp_classify(Work& w, const real* x, const real* 
     w.nfree = m;
 }
 
-__device__ __forceinline__ bool qp_factor_free(Work& w, const real* q) {
+template <class W>
+__device__ __forceinline__ bool qp_factor_free(W& w, const real* q) {
     const int m = w.nfree;
     for (int a = 0; a < m; ++a)
         for (int b = 0; b < m; ++b) w.chol[a * m + b] = q[w.idx[a] * NU + w.idx[b]];
@@ -524,7 +667,8 @@ __device__ __forceinline__ bool qp_factor_free(Work& w, const real* q) {
 /// min ½ xᵀQx + cᵀx, lo ≤ x ≤ hi by projected Newton to full accuracy; x is the warm start
 /// on entry, the solution on exit. Afterwards w.idx[0..nfree) / w.chol describe the free face.
 /// False when Q is not positive definite.
-__device__ __forceinline__ bool boxqp_solve(Work& w, const real* q, const real* c, const real* lo, const real* hi,
+template <class W>
+__device__ __forceinline__ bool boxqp_solve(W& w, const real* q, const real* c, const real* lo, const real* hi,
                                             real* x) {
     for (int i = 0; i < NU; ++i) x[i] = clampr(x[i], lo[i], hi[i]);
     real f = qp_objective(q, c, x);
@@ -604,7 +748,8 @@ __device__ __forceinline__ void stage_z(real* z, const real* x, const real* u, i
 }
 
 /// Rollout from x_init with controls u into x; cost and its magnitude scale.
-__device__ __forceinline__ void rollout_plain(Work& w, const m::Params<real>& prm, const real* x_init, const real* cm,
+template <class W>
+__device__ __forceinline__ void rollout_plain(W& w, const m::Params<real>& prm, const real* x_init, const real* cm,
                                               const real* cv, real* x, const real* u, real& j_out, real& sc_out) {
     for (int i = 0; i < NX; ++i) x[i] = x_init[i];
     real j = real(0), sc = real(0);
@@ -623,7 +768,8 @@ __device__ __forceinline__ void rollout_plain(Work& w, const m::Params<real>& pr
 /// Closed-loop rollout of step size alpha around (x, u) into (xt, ut). Not inlined (nor is
 /// add_cost_to_go): inlined into the iteration loop, the model's step and the dense NX×NX
 /// products push the quadrotor's double kernel past 255 registers and ptxas spills.
-__device__ __noinline__ void rollout_trial(Work& w, const m::Params<real>& prm, const real* x_init, const real* cm,
+template <class W>
+__device__ __noinline__ void rollout_trial(W& w, const m::Params<real>& prm, const real* x_init, const real* cm,
                                               const real* cv, const real* x, const real* u, real* xt, real* ut,
                                               real alpha, real& j_out, real& sc_out) {
     for (int i = 0; i < NX; ++i) xt[i] = x_init[i];
@@ -648,7 +794,8 @@ __device__ __noinline__ void rollout_trial(Work& w, const m::Params<real>& prm, 
 }
 
 /// Q += Fᵀ P F, q += Fᵀ p with F = [A_t B_t] (P, p: cost-to-go of stage t + 1).
-__device__ __noinline__ void add_cost_to_go(Work& w, int t) {
+template <class W>
+__device__ __noinline__ void add_cost_to_go(W& w, int t) {
     const real* a = w.A + t * NX * NX;
     const real* b = w.B + t * NX * NU;
     mat_mul(w.P, a, NX, NX, NX, w.PA);
@@ -678,7 +825,8 @@ __device__ __noinline__ void add_cost_to_go(Work& w, int t) {
 }
 
 /// P = Q_xx + Kᵀ(Q_uu K + Q_ux) + Q_xu K, p = q_x + Kᵀ(Q_uu k + q_u) + Q_xu k.
-__device__ __forceinline__ void update_cost_to_go(Work& w, int t) {
+template <class W>
+__device__ __forceinline__ void update_cost_to_go(W& w, int t) {
     const real* kk = w.KK + t * NU * NX;
     const real* k = w.k + t * NU;
     for (int i = 0; i < NU; ++i) {
@@ -717,7 +865,8 @@ __device__ __forceinline__ void update_cost_to_go(Work& w, int t) {
 
 /// Control-limited Riccati pass at (x, u) with Q_uu + mu I; false when some Q_uu + mu I is not
 /// positive definite.
-__device__ __forceinline__ bool riccati(Work& w, const real* cm_all, const real* cv_all, const real* x, const real* u,
+template <class W>
+__device__ __forceinline__ bool riccati(W& w, const real* cm_all, const real* cv_all, const real* x, const real* u,
                                         real mu) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
@@ -772,6 +921,7 @@ __device__ __forceinline__ void swap_ptr(real*& a, real*& b) {
     a = b;
     b = t;
 }
+
 
 /// Solve one problem (all pointers already offset to it).
 __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, const real* __restrict__ x_init,

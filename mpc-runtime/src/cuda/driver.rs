@@ -80,6 +80,55 @@ fn probe() -> Result<Driver, CudaUnavailable> {
     Ok(Driver { devices, _handle: handle })
 }
 
+/// What the driver reports about a device (for benchmark records).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device ordinal.
+    pub ordinal: usize,
+    /// Marketing name, e.g. "NVIDIA H100 80GB HBM3".
+    pub name: String,
+    /// Compute capability (major, minor).
+    pub compute_capability: (i32, i32),
+    /// Global memory in bytes.
+    pub total_memory: usize,
+    /// Streaming multiprocessors.
+    pub multiprocessors: i32,
+    /// CUDA version the driver supports, from `cuDriverGetVersion` (e.g. 12040 → (12, 4)).
+    pub driver_cuda_version: (i32, i32),
+}
+
+/// Name, compute capability, memory and driver version of device `ordinal`; never panics.
+pub fn device_info(ordinal: usize) -> Result<DeviceInfo, CudaUnavailable> {
+    let n = device_count()?;
+    if ordinal >= n {
+        return Err(CudaUnavailable::Init(format!("device {ordinal} requested, {n} present")));
+    }
+    guard(|| {
+        let err = |what: &'static str| move |e: cudarc::driver::DriverError| CudaUnavailable::Init(format!("{what}: {e:?}"));
+        let ctx = cudarc::driver::CudaContext::new(ordinal).map_err(err("creating a context"))?;
+        let name = ctx.name().map_err(err("cuDeviceGetName"))?;
+        let compute_capability = ctx.compute_capability().map_err(err("compute capability"))?;
+        let total_memory = ctx.total_mem().map_err(err("cuDeviceTotalMem"))?;
+        let multiprocessors = ctx
+            .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+            .map_err(err("multiprocessor count"))?;
+        let mut v: std::ffi::c_int = 0;
+        // SAFETY: a plain out-parameter; the driver library is loaded and initialised (above).
+        let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
+        if r != cudarc::driver::sys::CUresult::CUDA_SUCCESS {
+            return Err(CudaUnavailable::Init(format!("cuDriverGetVersion: {r:?}")));
+        }
+        Ok(DeviceInfo {
+            ordinal,
+            name,
+            compute_capability,
+            total_memory,
+            multiprocessors,
+            driver_cuda_version: (v / 1000, (v % 1000) / 10),
+        })
+    })
+}
+
 /// Runs `f`, turning a panic into [`CudaUnavailable::Panic`].
 fn guard<T>(f: impl FnOnce() -> Result<T, CudaUnavailable>) -> Result<T, CudaUnavailable> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(CudaUnavailable::Panic(panic_message(p.as_ref()))))
@@ -109,6 +158,7 @@ mod tests {
             Err(e) => {
                 eprintln!("no CUDA here: {e}");
                 assert!(e.to_string().contains("CUDA driver"), "{e}");
+                assert_eq!(device_info(0).unwrap_err(), e, "device_info must fail the same way");
             }
         }
     }

@@ -25,12 +25,16 @@
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
 
 use super::driver::{CudaUnavailable, driver_available, panic_message};
 use super::nvrtc::{NvrtcError, NvrtcOptions};
-use super::render::{KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_solve};
+use super::render::{
+    KernelLayout, KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_solve, render_stages,
+    staged_state_len,
+};
 use crate::model::Model;
 use crate::solver::{Batch, Bound, Gradients, Solution};
 
@@ -134,11 +138,50 @@ pub struct CudaSolver<M: Model> {
     capacity: usize,
     arch: String,
     stream: Arc<CudaStream>,
-    func: CudaFunction,
+    forward: Forward,
     bufs: AnyBuffers,
     backward: Option<Backward>,
+    last_timing: LaunchTiming,
     ctx: Arc<CudaContext>,
     _model: PhantomData<M>,
+}
+
+/// The forward solve's kernels, per [`KernelLayout`].
+enum Forward {
+    /// The single-launch kernel.
+    Single(CudaFunction),
+    /// The three-stage layout: the stage kernels' entry points (init, linearize, riccati,
+    /// line_search, finish), their other translation units, and the iteration state.
+    Staged { funcs: Box<[CudaFunction; 5]>, others: Vec<RenderedKernel>, state: AnyState },
+}
+
+/// Device memory of the three-stage layout's iteration state, for `capacity` problems.
+struct StagedState<R> {
+    state: CudaSlice<R>,
+    istate: CudaSlice<i32>,
+    active: CudaSlice<i32>,
+}
+
+enum AnyState {
+    F32(StagedState<f32>),
+    F64(StagedState<f64>),
+}
+
+/// Problems per block of the three-stage layout's kernels (the line search runs NLS times
+/// as many threads per block).
+pub const STAGED_BLOCK: u32 = 64;
+
+/// Where one GPU call spent its wall-clock time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LaunchTiming {
+    /// Converting and copying the inputs to the device (until the copies completed).
+    pub upload: Duration,
+    /// The kernel launch until its completion.
+    pub kernel: Duration,
+    /// Copying the results back and converting them to `f64`.
+    pub download: Duration,
+    /// Host rounds of the three-stage layout (1 for a single launch).
+    pub rounds: usize,
 }
 
 impl<M: Model> std::fmt::Debug for CudaSolver<M> {
@@ -148,25 +191,58 @@ impl<M: Model> std::fmt::Debug for CudaSolver<M> {
 }
 
 impl<M: Model> CudaSolver<M> {
-    /// Check the driver, render the solve kernel for `model` (its parameters are uploaded on
-    /// every solve), compile it with NVRTC for device 0's compute capability, load it and
-    /// allocate the device buffers for `capacity` problems.
+    /// Check the driver, render the forward-solve kernels of `opts.layout` for `model` (its
+    /// parameters are uploaded on every solve), compile them with NVRTC for device 0's compute
+    /// capability, load them and allocate the device buffers for `capacity` problems.
     pub fn new(model: &M, capacity: usize, opts: &KernelOptions) -> Result<Self, CudaError> {
         driver_available()?;
-        let kernel = render_solve::<M>(opts)?;
+        let mut kernels: Vec<RenderedKernel> = match opts.layout {
+            KernelLayout::SingleLaunch => vec![render_solve::<M>(opts)?],
+            KernelLayout::ThreeStage => render_stages::<M>(opts)?.into(),
+        };
         let capacity = capacity.max(1);
         guard(|| {
             let ctx = CudaContext::new(0).map_err(drv("creating the context on device 0"))?;
             let (major, minor) = ctx.compute_capability().map_err(drv("reading the compute capability"))?;
             let arch = format!("compute_{major}{minor}");
-            let nv = NvrtcOptions { program_name: kernel.file_name(), ..NvrtcOptions::new(arch.clone()) };
-            let ptx = cached_ptx(&kernel.source, &nv)?;
-            let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(drv("loading the module"))?;
-            let func = module.load_function(&kernel.kernel).map_err(drv("finding the kernel"))?;
+            let mut funcs = Vec::new();
+            for k in &kernels {
+                let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch.clone()) };
+                let ptx = cached_ptx(&k.source, &nv)?;
+                let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(drv("loading the module"))?;
+                for e in &k.entries {
+                    funcs.push(module.load_function(e).map_err(drv("finding the kernel"))?);
+                }
+            }
             let stream = ctx.default_stream();
+            let kernel = kernels.remove(0);
             let bufs = match kernel.precision {
                 Precision::F32 => AnyBuffers::F32(alloc(&stream, &kernel, capacity)?),
                 Precision::F64 => AnyBuffers::F64(alloc(&stream, &kernel, capacity)?),
+            };
+            let forward = match opts.layout {
+                KernelLayout::SingleLaunch => Forward::Single(funcs.remove(0)),
+                KernelLayout::ThreeStage => {
+                    let funcs: Box<[CudaFunction; 5]> = funcs
+                        .into_boxed_slice()
+                        .try_into()
+                        .map_err(|_| CudaError::Batch("the stage kernels have 5 entry points".into()))?;
+                    let (reals, ints) = staged_state_len(kernel.nx, kernel.nu, kernel.horizon, kernel.nls);
+                    let zi = |len: usize| stream.alloc_zeros::<i32>(len.max(1)).map_err(drv("allocating device memory"));
+                    let state = match kernel.precision {
+                        Precision::F32 => AnyState::F32(StagedState {
+                            state: stream.alloc_zeros::<f32>(capacity * reals).map_err(drv("allocating device memory"))?,
+                            istate: zi(capacity * ints)?,
+                            active: zi(1)?,
+                        }),
+                        Precision::F64 => AnyState::F64(StagedState {
+                            state: stream.alloc_zeros::<f64>(capacity * reals).map_err(drv("allocating device memory"))?,
+                            istate: zi(capacity * ints)?,
+                            active: zi(1)?,
+                        }),
+                    };
+                    Forward::Staged { funcs, others: kernels, state }
+                }
             };
             Ok(CudaSolver {
                 params: model.param_values(),
@@ -175,18 +251,33 @@ impl<M: Model> CudaSolver<M> {
                 capacity,
                 arch,
                 stream,
-                func,
+                forward,
                 bufs,
                 backward: None,
+                last_timing: LaunchTiming::default(),
                 ctx,
                 _model: PhantomData,
             })
         })
     }
 
-    /// The rendered kernel this solver runs.
+    /// The rendered forward kernel this solver runs (for the three-stage layout, stage 1).
     pub fn kernel(&self) -> &RenderedKernel {
         &self.kernel
+    }
+
+    /// Every rendered forward kernel this solver runs (one, or the three stages).
+    pub fn kernels(&self) -> Vec<&RenderedKernel> {
+        let mut v = vec![&self.kernel];
+        if let Forward::Staged { others, .. } = &self.forward {
+            v.extend(others);
+        }
+        v
+    }
+
+    /// The forward-solve layout.
+    pub fn layout(&self) -> KernelLayout {
+        self.opts.layout
     }
 
     /// The virtual architecture the kernel was compiled for (`compute_XY`).
@@ -251,11 +342,13 @@ impl<M: Model> CudaSolver<M> {
         let bw = self.backward.as_mut().expect("prepared");
         let (params, stream) = (&self.params, &self.stream);
         let inputs = BackwardInputs { batch, sol, grad_x, grad_u };
-        guard(|| match (&mut self.bufs, &mut bw.bufs) {
+        let (grads, timing) = guard(|| match (&mut self.bufs, &mut bw.bufs) {
             (AnyBuffers::F32(d), AnyBackwardBuffers::F32(g)) => launch_backward(stream, &bw.func, &bw.kernel, d, g, params, &inputs),
             (AnyBuffers::F64(d), AnyBackwardBuffers::F64(g)) => launch_backward(stream, &bw.func, &bw.kernel, d, g, params, &inputs),
             _ => Err(CudaError::Batch("solve and backward kernels differ in precision".into())),
-        })
+        })?;
+        self.last_timing = timing;
+        Ok(grads)
     }
 
     /// Solve `batch` on the GPU: copy the inputs, launch one thread per problem, copy the
@@ -269,11 +362,26 @@ impl<M: Model> CudaSolver<M> {
         if batch.size == 0 {
             return Ok(Solution::default());
         }
-        let (params, kernel, stream, func) = (&self.params, &self.kernel, &self.stream, &self.func);
-        guard(|| match &mut self.bufs {
-            AnyBuffers::F32(b) => launch(stream, func, kernel, b, params, batch),
-            AnyBuffers::F64(b) => launch(stream, func, kernel, b, params, batch),
-        })
+        let (params, kernel, stream) = (&self.params, &self.kernel, &self.stream);
+        let (sol, timing) = guard(|| match (&mut self.forward, &mut self.bufs) {
+            (Forward::Single(func), AnyBuffers::F32(b)) => launch(stream, func, kernel, b, params, batch),
+            (Forward::Single(func), AnyBuffers::F64(b)) => launch(stream, func, kernel, b, params, batch),
+            (Forward::Staged { funcs, state: AnyState::F32(st), .. }, AnyBuffers::F32(b)) => {
+                launch_staged(stream, funcs, kernel, b, st, params, batch)
+            }
+            (Forward::Staged { funcs, state: AnyState::F64(st), .. }, AnyBuffers::F64(b)) => {
+                launch_staged(stream, funcs, kernel, b, st, params, batch)
+            }
+            _ => Err(CudaError::Batch("state and buffers differ in precision".into())),
+        })?;
+        self.last_timing = timing;
+        Ok(sol)
+    }
+
+    /// How the last [`CudaSolver::solve`] or [`CudaSolver::backward`] spent its time (host
+    /// clocks around synchronisations: copies in, the kernel, copies out).
+    pub fn last_timing(&self) -> LaunchTiming {
+        self.last_timing
     }
 }
 
@@ -337,6 +445,50 @@ fn alloc_backward<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, cap: u
     })
 }
 
+/// Launch shapes and state sizes of the three-stage layout for `b` problems, `block`
+/// problems per block (shared by the GPU and the host emulation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StagedPlan {
+    /// Iteration state per problem: reals, ints.
+    pub reals: usize,
+    pub ints: usize,
+    /// Most rounds a solve can take (a guard against a kernel bug).
+    pub max_rounds: usize,
+    /// (grid, block) of the one-thread-per-problem kernels (init, riccati, finish).
+    pub per_problem: (u32, u32),
+    /// (grid, block) of the linearisation, one thread per (problem, dynamics stage).
+    pub per_stage: (u32, u32),
+    /// (grid, block) of the line search, one thread per (problem, step), `block × NLS` per block.
+    pub per_step: (u32, u32),
+}
+
+impl StagedPlan {
+    pub fn new(k: &RenderedKernel, b: usize, block: u32) -> Result<Self, String> {
+        let (reals, ints) = super::render::staged_state_len(k.nx, k.nu, k.horizon, k.nls);
+        let ndyn = k.horizon.saturating_sub(1).max(1);
+        let nls = k.nls.max(1);
+        let grid = |threads: usize, blk: usize| -> Result<(u32, u32), String> {
+            let g = threads.div_ceil(blk);
+            let g = u32::try_from(g).map_err(|_| format!("{threads} threads do not fit a grid"))?;
+            Ok((g, blk as u32))
+        };
+        if i32::try_from(b.saturating_mul(ndyn.max(nls))).is_err() {
+            return Err(format!("{b} problems are too many for the three-stage kernels' int indices"));
+        }
+        let block = block as usize;
+        // The line search needs whole problems per block: block × NLS threads, at most 1024.
+        let ls_block = (block.min(1024 / nls).max(1)) * nls;
+        Ok(StagedPlan {
+            reals,
+            ints,
+            max_rounds: k.max_rounds,
+            per_problem: grid(b, block)?,
+            per_stage: grid(b * ndyn, block)?,
+            per_step: grid(b * nls, ls_block)?,
+        })
+    }
+}
+
 /// Per-problem, per-stage bounds (B×T×nu), `inf` where unbounded (the kernel's layout).
 pub(crate) fn expand_bound(bd: Bound<'_>, inf: f64, b: usize, t: usize, nu: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(b * t * nu);
@@ -388,13 +540,14 @@ fn launch_backward<R: DeviceReal>(
     g: &mut BackwardBuffers<R>,
     params: &[f64],
     inp: &BackwardInputs<'_, '_>,
-) -> Result<Gradients, CudaError> {
+) -> Result<(Gradients, LaunchTiming), CudaError> {
     let batch = inp.batch;
     let (b, t, nx, nu) = (batch.size, k.horizon, k.nx, k.nu);
     let n = nx + nu;
     if params.len() != k.np {
         return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
     }
+    let t0 = Instant::now();
     upload(s, params, &mut d.params)?;
     upload(s, batch.cost_hess, &mut d.cost_hess)?;
     upload(s, batch.cost_lin, &mut d.cost_lin)?;
@@ -404,6 +557,8 @@ fn launch_backward<R: DeviceReal>(
     upload(s, &inp.sol.u, &mut g.u)?;
     upload(s, inp.grad_x, &mut g.grad_x)?;
     upload(s, inp.grad_u, &mut g.grad_u)?;
+    s.synchronize().map_err(drv("copying to the device"))?;
+    let t1 = Instant::now();
     let nb = i32::try_from(b).map_err(|_| CudaError::Batch(format!("{b} problems do not fit an int")))?;
     let block = BLOCK_SIZE.min(b as u32);
     let cfg = LaunchConfig { grid_dim: ((b as u32).div_ceil(block), 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
@@ -428,11 +583,14 @@ fn launch_backward<R: DeviceReal>(
     // worth of the sizes the kernel indexes, and threads with index ≥ b return at once.
     unsafe { args.launch(cfg) }.map_err(drv("launching the backward kernel"))?;
     s.synchronize().map_err(drv("running the backward kernel"))?;
-    Ok(Gradients {
+    let t2 = Instant::now();
+    let grads = Gradients {
         cost_hess: download(s, &g.grad_cost_hess, b * t * n * n)?,
         cost_lin: download(s, &g.grad_cost_lin, b * t * n)?,
         x_init: download(s, &g.grad_x_init, b * nx)?,
-    })
+    };
+    let t3 = Instant::now();
+    Ok((grads, LaunchTiming { upload: t1 - t0, kernel: t2 - t1, download: t3 - t2, rounds: 1 }))
 }
 
 /// Copy in, launch, copy out. `batch` has been checked against the kernel and the capacity.
@@ -443,29 +601,14 @@ fn launch<R: DeviceReal>(
     d: &mut Buffers<R>,
     params: &[f64],
     batch: &Batch<'_>,
-) -> Result<Solution, CudaError> {
-    let (b, t, nx, nu) = (batch.size, k.horizon, k.nx, k.nu);
-    let conv = |v: &[f64]| v.iter().map(|&x| R::from_f64(x)).collect::<Vec<R>>();
-    let up = |src: &[f64], dst: &mut CudaSlice<R>| -> Result<(), CudaError> {
-        if src.is_empty() {
-            return Ok(());
-        }
-        s.memcpy_htod(&conv(src), &mut dst.slice_mut(0..src.len())).map_err(drv("copying to the device"))
-    };
+) -> Result<(Solution, LaunchTiming), CudaError> {
+    let b = batch.size;
     if params.len() != k.np {
         return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
     }
-    up(params, &mut d.params)?;
-    up(batch.x_init, &mut d.x_init)?;
-    up(batch.cost_hess, &mut d.cost_hess)?;
-    up(batch.cost_lin, &mut d.cost_lin)?;
-    up(&expand_bound(batch.u_lower, f64::NEG_INFINITY, b, t, nu), &mut d.u_lo)?;
-    up(&expand_bound(batch.u_upper, f64::INFINITY, b, t, nu), &mut d.u_hi)?;
-    // No warm start = zeros (the kernel treats a null u_init the same way).
-    match batch.u_init {
-        Some(u) => up(u, &mut d.u_init)?,
-        None => up(&vec![0.0; b * t * nu], &mut d.u_init)?,
-    }
+    let t0 = Instant::now();
+    upload_solve_inputs(s, k, d, params, batch)?;
+    let t1 = Instant::now();
 
     let n = i32::try_from(b).map_err(|_| CudaError::Batch(format!("{b} problems do not fit an int")))?;
     let block = BLOCK_SIZE.min(b as u32);
@@ -491,24 +634,125 @@ fn launch<R: DeviceReal>(
     // the kernel indexes, and threads with index ≥ b return at once.
     unsafe { args.launch(cfg) }.map_err(drv("launching the solve kernel"))?;
     s.synchronize().map_err(drv("running the solve kernel"))?;
+    let t2 = Instant::now();
 
-    let down = |src: &CudaSlice<R>, len: usize| -> Result<Vec<f64>, CudaError> {
-        let mut h = vec![R::from_f64(0.0); len];
-        s.memcpy_dtoh(&src.slice(0..len), &mut h).map_err(drv("copying from the device"))?;
-        Ok(h.into_iter().map(R::to_f64).collect())
-    };
+    let sol = download_solution(s, k, d, b)?;
+    let t3 = Instant::now();
+    Ok((sol, LaunchTiming { upload: t1 - t0, kernel: t2 - t1, download: t3 - t2, rounds: 1 }))
+}
+
+/// Convert and copy a solve's inputs to the device and wait for the copies.
+fn upload_solve_inputs<R: DeviceReal>(
+    s: &Arc<CudaStream>,
+    k: &RenderedKernel,
+    d: &mut Buffers<R>,
+    params: &[f64],
+    batch: &Batch<'_>,
+) -> Result<(), CudaError> {
+    let (b, t, nu) = (batch.size, k.horizon, k.nu);
+    upload(s, params, &mut d.params)?;
+    upload(s, batch.x_init, &mut d.x_init)?;
+    upload(s, batch.cost_hess, &mut d.cost_hess)?;
+    upload(s, batch.cost_lin, &mut d.cost_lin)?;
+    upload(s, &expand_bound(batch.u_lower, f64::NEG_INFINITY, b, t, nu), &mut d.u_lo)?;
+    upload(s, &expand_bound(batch.u_upper, f64::INFINITY, b, t, nu), &mut d.u_hi)?;
+    // No warm start = zeros (the kernels treat a null u_init the same way).
+    match batch.u_init {
+        Some(u) => upload(s, u, &mut d.u_init)?,
+        None => upload(s, &vec![0.0; b * t * nu], &mut d.u_init)?,
+    }
+    s.synchronize().map_err(drv("copying to the device"))
+}
+
+/// Copy a solve's results back.
+fn download_solution<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, d: &Buffers<R>, b: usize) -> Result<Solution, CudaError> {
+    let (t, nx, nu) = (k.horizon, k.nx, k.nu);
     let down_i = |src: &CudaSlice<i32>| -> Result<Vec<i32>, CudaError> {
         let mut h = vec![0i32; b];
         s.memcpy_dtoh(&src.slice(0..b), &mut h).map_err(drv("copying from the device"))?;
         Ok(h)
     };
     Ok(Solution {
-        x: down(&d.x_out, b * t * nx)?,
-        u: down(&d.u_out, b * t * nu)?,
-        cost: down(&d.cost_out, b)?,
+        x: download(s, &d.x_out, b * t * nx)?,
+        u: download(s, &d.u_out, b * t * nu)?,
+        cost: download(s, &d.cost_out, b)?,
         iterations: down_i(&d.iters_out)?.into_iter().map(|v| v.max(0) as usize).collect(),
         converged: down_i(&d.converged_out)?.into_iter().map(|v| v != 0).collect(),
     })
+}
+
+/// The three-stage layout: copy in; init; rounds of linearise, Riccati, line search until the
+/// line search counts no active problem; finish; copy out.
+fn launch_staged<R: DeviceReal>(
+    s: &Arc<CudaStream>,
+    funcs: &[CudaFunction; 5],
+    k: &RenderedKernel,
+    d: &mut Buffers<R>,
+    st: &mut StagedState<R>,
+    params: &[f64],
+    batch: &Batch<'_>,
+) -> Result<(Solution, LaunchTiming), CudaError> {
+    let b = batch.size;
+    if params.len() != k.np {
+        return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
+    }
+    let plan = StagedPlan::new(k, b, STAGED_BLOCK).map_err(CudaError::Batch)?;
+    let nb = i32::try_from(b).map_err(|_| CudaError::Batch(format!("{b} problems do not fit an int")))?;
+    let t0 = Instant::now();
+    upload_solve_inputs(s, k, d, params, batch)?;
+    let t1 = Instant::now();
+    let cfg = |(g, blk): (u32, u32)| LaunchConfig { grid_dim: (g, 1, 1), block_dim: (blk, 1, 1), shared_mem_bytes: 0 };
+    let run = |f: &CudaFunction, shape: (u32, u32), what: &'static str, d: &mut Buffers<R>, st: &mut StagedState<R>| {
+        let mut args = s.launch_builder(f);
+        args.arg(&d.params)
+            .arg(&d.x_init)
+            .arg(&d.cost_hess)
+            .arg(&d.cost_lin)
+            .arg(&d.u_lo)
+            .arg(&d.u_hi)
+            .arg(&d.u_init)
+            .arg(&mut st.state)
+            .arg(&mut st.istate)
+            .arg(&mut d.x_out)
+            .arg(&mut d.u_out)
+            .arg(&mut d.cost_out)
+            .arg(&mut d.iters_out)
+            .arg(&mut d.converged_out)
+            .arg(&mut st.active)
+            .arg(&nb);
+        // SAFETY: every entry point of the stage kernels has this argument list (7 const input
+        // pointers of the kernel's real type, the state (real) and istate (int), 3 real and 2
+        // int output pointers, the int counter, `int batch`; templates/ilqr_stage*.cu.tera),
+        // for the precision the buffers were allocated in; the state holds capacity ≥ b
+        // problems' blocks of the layout's size (checked against the template by its
+        // static_assert), and the launch shapes come from StagedPlan (whole problems per
+        // line-search block); threads past the batch do nothing but the block barrier.
+        unsafe { args.launch(cfg(shape)) }.map(|_| ()).map_err(drv(what))
+    };
+    run(&funcs[0], plan.per_problem, "launching the init kernel", d, st)?;
+    let mut rounds = 0;
+    loop {
+        if rounds == plan.max_rounds {
+            return Err(CudaError::Driver { what: "running the three-stage solve", message: format!("still active after {rounds} rounds") });
+        }
+        rounds += 1;
+        run(&funcs[1], plan.per_stage, "launching the linearisation kernel", d, st)?;
+        run(&funcs[2], plan.per_problem, "launching the Riccati kernel", d, st)?;
+        s.memcpy_htod(&[0i32], &mut st.active).map_err(drv("zeroing the active counter"))?;
+        run(&funcs[3], plan.per_step, "launching the line-search kernel", d, st)?;
+        let mut active = [0i32];
+        s.memcpy_dtoh(&st.active, &mut active).map_err(drv("reading the active counter"))?;
+        s.synchronize().map_err(drv("running the three-stage kernels"))?;
+        if active[0] == 0 {
+            break;
+        }
+    }
+    run(&funcs[4], plan.per_problem, "launching the finish kernel", d, st)?;
+    s.synchronize().map_err(drv("running the finish kernel"))?;
+    let t2 = Instant::now();
+    let sol = download_solution(s, k, d, b)?;
+    let t3 = Instant::now();
+    Ok((sol, LaunchTiming { upload: t1 - t0, kernel: t2 - t1, download: t3 - t2, rounds }))
 }
 
 #[cfg(test)]

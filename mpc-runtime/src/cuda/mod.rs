@@ -26,8 +26,8 @@ pub use nvrtc::{
     NvrtcError, NvrtcLibrary, NvrtcOptions, Ptx, compile_ptx, load_nvrtc, locate_nvrtc, nvrtc_available,
     nvrtc_version,
 };
-pub use driver::{CudaUnavailable, driver_available};
-pub use launch::{CudaError, CudaSolver};
+pub use driver::{CudaUnavailable, DeviceInfo, device_info, driver_available};
+pub use launch::{CudaError, CudaSolver, LaunchTiming};
 pub use ptxas::{KernelResources, PtxasError, PtxasReport, assemble, assemble_with, locate_ptxas};
 
 use crate::model::Model;

@@ -17,7 +17,8 @@
 //!   (`opts.solver.gradient`).
 //!
 //! [`COMMON_TEMPLATE`] (`common.cu.tera`) holds device helpers (dense linear algebra, the
-//! Riccati pieces) that the newer templates `{% include %}`.
+//! Riccati pieces) and [`CORE_TEMPLATE`] (`ilqr_core.cu.tera`) the iLQR building blocks (box QP,
+//! rollouts, Riccati pass) that the kernel templates `{% include %}`.
 
 use crate::model::Model;
 use crate::solver::{ACTIVE_TOL, GradientMode, LineSearchRule, SolverOptions};
@@ -34,6 +35,20 @@ pub const BACKWARD_TEMPLATE: &str = include_str!("../../../templates/ilqr_backwa
 pub const COMMON_TEMPLATE_NAME: &str = "common.cu.tera";
 /// Shared device helpers (tera 2 syntax), `{% include %}`d by kernel templates.
 pub const COMMON_TEMPLATE: &str = include_str!("../../../templates/common.cu.tera");
+/// File name of the iLQR building blocks under `templates/` (included by the solve kernels).
+pub const CORE_TEMPLATE_NAME: &str = "ilqr_core.cu.tera";
+/// The iLQR building blocks (box QP, rollouts, Riccati pass), templates over the workspace type.
+pub const CORE_TEMPLATE: &str = include_str!("../../../templates/ilqr_core.cu.tera");
+/// File names and texts of the three-stage layout's templates (stage 1, 2, 3) under `templates/`.
+pub const STAGE_TEMPLATES: [(&str, &str); 3] = [
+    ("ilqr_stage1_rollout.cu.tera", include_str!("../../../templates/ilqr_stage1_rollout.cu.tera")),
+    ("ilqr_stage2_riccati.cu.tera", include_str!("../../../templates/ilqr_stage2_riccati.cu.tera")),
+    ("ilqr_stage3_line_search.cu.tera", include_str!("../../../templates/ilqr_stage3_line_search.cu.tera")),
+];
+/// File name of the three-stage layout's shared part (constants, state layout) under `templates/`.
+pub const STAGED_TEMPLATE_NAME: &str = "ilqr_staged.cu.tera";
+/// The three-stage layout's shared part (tera 2 syntax).
+pub const STAGED_TEMPLATE: &str = include_str!("../../../templates/ilqr_staged.cu.tera");
 /// File name of the host compatibility header under `templates/`.
 pub const HOST_COMPAT_NAME: &str = "host_compat.h";
 /// The host compatibility header that lets a host C++ compiler build the rendered kernels.
@@ -114,12 +129,103 @@ pub struct KernelOptions {
     /// `line_search_rule`, `reg_min`, `reg_factor`, `reg_max`. (`gradient` is not used by the
     /// forward kernel.)
     pub solver: SolverOptions,
+    /// Thread layout of the forward solve.
+    pub layout: KernelLayout,
+}
+
+/// How the forward solve is laid out on the GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum KernelLayout {
+    /// One launch runs all K iterations, one thread per problem (`ilqr_solve.cu.tera`).
+    #[default]
+    SingleLaunch,
+    /// The CA-AC-MPC paper's three stages per iteration, launched from the host about K times
+    /// (`ilqr_stage{1,2,3}_*.cu.tera`): linearisation over (problem, stage) threads, the
+    /// Riccati pass per problem, the line search over (problem, step) threads.
+    ThreeStage,
+}
+
+impl std::str::FromStr for KernelLayout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "single" | "single-launch" => Ok(KernelLayout::SingleLaunch),
+            "three-stage" | "staged" => Ok(KernelLayout::ThreeStage),
+            other => Err(format!("unknown kernel layout `{other}` (single-launch or three-stage)")),
+        }
+    }
+}
+
+/// One of the three-stage layout's kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Stage 1: the initial rollout (`_init`) and the linearisation (`_linearize`).
+    Rollout,
+    /// Stage 2: the Riccati pass with the per-stage box QP (`_riccati`).
+    Riccati,
+    /// Stage 3: the parallel line search (`_line_search`) and the results (`_finish`).
+    LineSearch,
+}
+
+impl Stage {
+    /// The three stages in order.
+    pub const ALL: [Stage; 3] = [Stage::Rollout, Stage::Riccati, Stage::LineSearch];
+
+    fn index(self) -> usize {
+        match self {
+            Stage::Rollout => 0,
+            Stage::Riccati => 1,
+            Stage::LineSearch => 2,
+        }
+    }
+
+    /// Entry-point suffixes of this stage's translation unit.
+    pub fn entry_suffixes(self) -> &'static [&'static str] {
+        match self {
+            Stage::Rollout => &["init", "linearize"],
+            Stage::Riccati => &["riccati"],
+            Stage::LineSearch => &["line_search", "finish"],
+        }
+    }
+}
+
+/// Per-problem iteration state of the three-stage layout: `(reals, ints)` per problem (the
+/// layout is in `templates/ilqr_staged.cu.tera`, which checks this count at compile time).
+pub fn staged_state_len(nx: usize, nu: usize, horizon: usize, line_search_steps: usize) -> (usize, usize) {
+    let (t, nls) = (horizon, line_search_steps);
+    let ndyn = if t > 1 { t - 1 } else { 1 };
+    let reals = 2 * t * nx + 2 * t * nu + ndyn * nx * nx + ndyn * nx * nu + t * nu + t * nu * nx + nls * t * (nx + nu) + 2 * nls + 6;
+    (reals, 3)
+}
+
+/// Upper bound on the rounds of the three-stage layout: every round either ends an iteration
+/// (at most K) or raises mu (at most the steps from 0 past `reg_max` per iteration), plus one.
+fn max_rounds(s: &SolverOptions) -> usize {
+    let mut bumps = 0usize;
+    let mut mu = 0.0f64;
+    while mu <= s.reg_max && bumps < 10_000 {
+        mu = if mu == 0.0 { s.reg_min } else { mu * s.reg_factor };
+        bumps += 1;
+    }
+    s.max_iters.saturating_mul(bumps + 2).saturating_add(1)
+}
+
+/// Base name of the three-stage kernels of `model` in `precision`: `mpc_ilqr3_<model>_<f32|f64>`
+/// (entry points `<base>_init`, `_linearize`, `_riccati`, `_line_search`, `_finish`).
+pub fn staged_base_name(model: &str, precision: Precision) -> String {
+    format!("mpc_ilqr3_{model}_{}", precision.suffix())
 }
 
 impl KernelOptions {
     /// Options for horizon `horizon`, precision `precision` and the default [`SolverOptions`].
     pub fn new(horizon: usize, precision: Precision) -> Self {
-        KernelOptions { horizon, precision, solver: SolverOptions::default() }
+        KernelOptions { horizon, precision, solver: SolverOptions::default(), layout: KernelLayout::default() }
+    }
+
+    /// With this forward-solve layout.
+    pub fn with_layout(mut self, layout: KernelLayout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// With `max_iters = iters`.
@@ -187,6 +293,8 @@ pub enum KernelKind {
     Solve,
     /// The implicit-differentiation backward pass (`ilqr_backward.cu.tera`) with this Hessian.
     Backward(GradientMode),
+    /// One stage of the three-stage forward solve (`ilqr_stage{1,2,3}_*.cu.tera`).
+    Stage(Stage),
 }
 
 /// A rendered kernel: one complete CUDA C++ translation unit.
@@ -198,8 +306,17 @@ pub struct RenderedKernel {
     pub template: &'static str,
     /// What the kernel computes.
     pub kind: KernelKind,
-    /// `extern "C"` name of the kernel entry point.
+    /// Name of the kernel: its entry point, or for a stage of the three-stage layout the name
+    /// of its translation unit (its entry points are in `entries`).
     pub kernel: String,
+    /// The `extern "C"` entry points the source defines.
+    pub entries: Vec<String>,
+    /// Line-search steps (solve kernels; 0 for the backward kernel).
+    pub nls: usize,
+    /// Three-stage layout: the most host rounds (linearise, Riccati, line search) a solve can
+    /// take: K iterations, each with at most every regularisation step from 0 past `reg_max`
+    /// (0 for other kernels).
+    pub max_rounds: usize,
     /// Real type.
     pub precision: Precision,
     /// State, control and parameter counts.
@@ -310,6 +427,16 @@ pub fn render_backward<M: Model>(opts: &KernelOptions) -> Result<RenderedKernel,
     render_kernel(&ModelCode::of::<M>(), KernelKind::Backward(opts.solver.gradient), opts)
 }
 
+/// Render the three stage kernels of the three-stage layout for model `M` (stage 1, 2, 3).
+pub fn render_stages<M: Model>(opts: &KernelOptions) -> Result<[RenderedKernel; 3], RenderError> {
+    let m = ModelCode::of::<M>();
+    Ok([
+        render_kernel(&m, KernelKind::Stage(Stage::Rollout), opts)?,
+        render_kernel(&m, KernelKind::Stage(Stage::Riccati), opts)?,
+        render_kernel(&m, KernelKind::Stage(Stage::LineSearch), opts)?,
+    ])
+}
+
 /// Render the kernel `kind` for `model`. For [`KernelKind::Backward`] the mode given there is
 /// used (not `opts.solver.gradient`).
 pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptions) -> Result<RenderedKernel, RenderError> {
@@ -329,6 +456,18 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             let ns = format!("{k}_impl");
             (BACKWARD_TEMPLATE_NAME, BACKWARD_TEMPLATE, k, ns)
         }
+        KernelKind::Stage(stage) => {
+            let (name, src) = STAGE_TEMPLATES[stage.index()];
+            let k = format!("{}_stage{}", staged_base_name(model.name, p), stage.index() + 1);
+            let ns = format!("{k}_impl");
+            (name, src, k, ns)
+        }
+    };
+    let entries: Vec<String> = match kind {
+        KernelKind::Stage(stage) => {
+            stage.entry_suffixes().iter().map(|x| format!("{}_{x}", staged_base_name(model.name, p))).collect()
+        }
+        _ => vec![kernel.clone()],
     };
     let mut ctx = tera::Context::new();
     ctx.insert("template", template);
@@ -342,8 +481,9 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
     ctx.insert("np", &model.np);
     ctx.insert("horizon", &opts.horizon);
     ctx.insert("eps_mach", &literal(p.epsilon()));
+    ctx.insert("entries", &entries);
     match kind {
-        KernelKind::Solve => {
+        KernelKind::Solve | KernelKind::Stage(_) => {
             ctx.insert("iters", &s.max_iters);
             let steps: Vec<String> = s.line_search.iter().map(|&a| literal(a)).collect();
             ctx.insert("line_search", &steps);
@@ -354,6 +494,12 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             ctx.insert("reg_min", &literal(s.reg_min));
             ctx.insert("reg_factor", &literal(s.reg_factor));
             ctx.insert("reg_max", &literal(s.reg_max));
+            if let KernelKind::Stage(_) = kind {
+                let (reals, ints) = staged_state_len(model.nx, model.nu, opts.horizon, s.line_search.len());
+                ctx.insert("base", &staged_base_name(model.name, p));
+                ctx.insert("state_reals", &reals);
+                ctx.insert("state_ints", &ints);
+            }
         }
         KernelKind::Backward(mode) => {
             let exact = mode == GradientMode::Exact;
@@ -366,7 +512,13 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
     let terr = |e: tera::Error| RenderError::Template { template, message: format!("{e:?}") };
     let mut tera = tera::Tera::new();
     tera.autoescape_on(Vec::<&str>::new());
-    tera.add_raw_templates([(COMMON_TEMPLATE_NAME, COMMON_TEMPLATE), (template, template_src)]).map_err(terr)?;
+    tera.add_raw_templates([
+        (COMMON_TEMPLATE_NAME, COMMON_TEMPLATE),
+        (CORE_TEMPLATE_NAME, CORE_TEMPLATE),
+        (STAGED_TEMPLATE_NAME, STAGED_TEMPLATE),
+        (template, template_src),
+    ])
+    .map_err(terr)?;
     let mut source = tera.render(template, &ctx).map_err(terr)?;
     if !source.ends_with('\n') {
         source.push('\n');
@@ -376,6 +528,9 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
         template,
         kind,
         kernel,
+        entries,
+        nls: if matches!(kind, KernelKind::Backward(_)) { 0 } else { s.line_search.len() },
+        max_rounds: if matches!(kind, KernelKind::Stage(_)) { max_rounds(s) } else { 0 },
         precision: p,
         nx: model.nx,
         nu: model.nu,
@@ -437,6 +592,38 @@ mod tests {
         let lin = ModelCode { is_linear: true, ..toy };
         let r = render_kernel(&lin, KernelKind::Backward(GradientMode::Exact), &opts).unwrap();
         assert!(r.source.contains("constexpr bool HAS_CURVATURE = false;"));
+    }
+
+    #[test]
+    fn renders_stage_kernels_with_their_entry_points() {
+        let toy = ModelCode { name: "toy", cuda_source: TOY, nx: 2, nu: 1, np: 1, is_linear: false };
+        let mut opts = KernelOptions::new(6, Precision::F32).with_iters(7).with_layout(KernelLayout::ThreeStage);
+        opts.solver.line_search = vec![1.0, 0.5, 0.25];
+        let (reals, ints) = staged_state_len(2, 1, 6, 3);
+        // x, u, best x, best u, A, B, k, K, trials, trial costs and scales, 6 scalars.
+        assert_eq!(reals, 12 + 6 + 12 + 6 + 5 * 4 + 5 * 2 + 6 + 12 + 3 * 6 * 3 + 6 + 6);
+        assert_eq!(ints, 3);
+        let want: [&[&str]; 3] = [
+            &["mpc_ilqr3_toy_f32_init", "mpc_ilqr3_toy_f32_linearize"],
+            &["mpc_ilqr3_toy_f32_riccati"],
+            &["mpc_ilqr3_toy_f32_line_search", "mpc_ilqr3_toy_f32_finish"],
+        ];
+        for (stage, entries) in Stage::ALL.into_iter().zip(want) {
+            let r = render_kernel(&toy, KernelKind::Stage(stage), &opts).unwrap();
+            assert_eq!(r.entries, entries);
+            assert_eq!((r.nls, r.kind), (3, KernelKind::Stage(stage)));
+            assert!(r.max_rounds > 7, "{}", r.max_rounds);
+            let s = &r.source;
+            assert!(s.contains(&format!("static_assert(st::REALS == {reals}LL && st::INTS == 3,")));
+            for e in entries {
+                assert!(s.contains(&format!("extern \"C\" __global__ void {e}(")), "{e}");
+            }
+            assert!(s.contains("constexpr int NLS = 3;") && s.contains("constexpr int MAX_ITERS = 7;"));
+            assert!(!s.contains("{{") && !s.contains("{%"), "unrendered tera syntax left");
+        }
+        // K iterations, each with every regularisation step from 0 past reg_max (1e-6 · 10^16
+        // > 1e10: 18 steps), plus one.
+        assert_eq!(max_rounds(&SolverOptions { max_iters: 5, ..SolverOptions::default() }), 5 * (18 + 2) + 1);
     }
 
     #[test]

@@ -1,0 +1,139 @@
+//! The CUDA backend on a real GPU against the CPU backend, on every bundled-model fixture of
+//! `../shared/fixtures`: `CudaSolver::solve` (single-launch and three-stage layouts) and
+//! `CudaSolver::backward` (both gradient modes), double and single precision. Skipped (with a note) where there is no CUDA driver, which is
+//! every CI machine; `scripts/gpu-checks.sh` runs it on a GPU machine.
+//!
+//! Tolerances: the GPU kernels are compiled with FMA contraction (`--fmad=true`), so they round
+//! differently from the CPU solver; on these converged problems (eps 1e-11) double agrees to
+//! well below the fixtures' own 1e-6. Single precision uses the host emulation's tolerances.
+
+use std::path::{Path, PathBuf};
+
+use mpc_models::ModelVisitor;
+use mpc_runtime::cuda::CudaSolver;
+use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
+use mpc_runtime::problem::{ModelParams, Problem};
+use mpc_runtime::{GradientMode, Gradients, Model, Solver, SolverOptions};
+
+/// Double: x, u absolute; cost relative to max(1, |cost|); gradients relative to max(1, the
+/// array's largest |entry|).
+const TOL_F64: f64 = 1e-8;
+/// Single: as the host emulation's (tests/cuda_host_emulation.rs).
+const TOL_F32_XU: f64 = 5e-3;
+const TOL_F32_COST: f64 = 1e-6;
+const TOL_F32_GRAD: f64 = 1e-5;
+
+fn fixtures_dir() -> Option<PathBuf> {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    d.is_dir().then_some(d)
+}
+
+fn max_abs(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| if x.is_nan() != y.is_nan() { f64::INFINITY } else { (x - y).abs() }).fold(0.0, f64::max)
+}
+
+fn grad_err(got: &Gradients, want: &Gradients) -> f64 {
+    let rel = |a: &[f64], b: &[f64]| max_abs(a, b) / b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+    rel(&got.cost_hess, &want.cost_hess).max(rel(&got.cost_lin, &want.cost_lin)).max(rel(&got.x_init, &want.x_init))
+}
+
+struct Run<'a>(&'a str, &'a Problem);
+
+impl ModelVisitor for Run<'_> {
+    type Output = Vec<String>;
+    fn visit<M: Model>(self) -> Vec<String> {
+        let Run(name, p) = self;
+        let mut m = M::default();
+        let ModelParams::Named(ps) = &p.params else { unreachable!() };
+        for (k, v) in ps {
+            m.set_param(k, *v).unwrap();
+        }
+        let batch = p.as_batch();
+        let cpu = Solver::new(m.clone(), p.horizon, p.options.clone()).solve(&batch);
+        let (gx, gu) = (p.grad_x.as_ref().unwrap(), p.grad_u.as_ref().unwrap());
+        let mut failures = Vec::new();
+        let runs = [
+            (Precision::F64, GradientMode::Exact, KernelLayout::SingleLaunch),
+            (Precision::F64, GradientMode::GaussNewton, KernelLayout::ThreeStage),
+            (Precision::F32, GradientMode::Exact, KernelLayout::ThreeStage),
+            (Precision::F32, GradientMode::GaussNewton, KernelLayout::SingleLaunch),
+        ];
+        for (precision, mode, layout) in runs {
+            let opts = SolverOptions { gradient: mode, ..p.options.clone() };
+            let want = Solver::new(m.clone(), p.horizon, opts.clone()).backward(&batch, &cpu, gx, gu);
+            let ko = KernelOptions::new(p.horizon, precision).with_solver(opts).with_layout(layout);
+            let mut gpu = CudaSolver::new(&m, batch.size, &ko).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let sol = gpu.solve(&batch).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let rounds = gpu.last_timing().rounds;
+            let (ex, eu) = (max_abs(&sol.x, &cpu.x), max_abs(&sol.u, &cpu.u));
+            let ec = sol.cost.iter().zip(&cpu.cost).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+            // Backward at the CPU solution (judges the backward kernel alone) and, in double,
+            // at the GPU's own solution (end to end).
+            let g = gpu.backward(&batch, &cpu, gx, gu).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let eg = grad_err(&g, &want);
+            let g2 = gpu.backward(&batch, &sol, gx, gu).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let eg2 = grad_err(&g2, &want);
+            let t = gpu.last_timing();
+            let line = format!(
+                "{name:<22} {precision} {mode:?} {layout:?} ({rounds} rounds): dx {ex:.1e} du {eu:.1e} cost {ec:.1e} grad {eg:.1e} (end to end {eg2:.1e}); iters {:?} (cpu {:?}); last backward: up {:?} kernel {:?} down {:?}",
+                sol.iterations, cpu.iterations, t.upload, t.kernel, t.download
+            );
+            eprintln!("{line}");
+            let ok = match precision {
+                Precision::F64 => {
+                    ex <= TOL_F64 && eu <= TOL_F64 && ec <= TOL_F64 && eg <= TOL_F64 && eg2 <= 1e-6 && sol.converged == cpu.converged
+                }
+                Precision::F32 => ex <= TOL_F32_XU && eu <= TOL_F32_XU && ec <= TOL_F32_COST && eg <= TOL_F32_GRAD,
+            };
+            if !ok || !eg.is_finite() {
+                failures.push(line);
+            }
+        }
+        failures
+    }
+}
+
+#[test]
+fn gpu_equals_cpu_backend_on_fixtures() {
+    if let Err(e) = mpc_runtime::cuda::driver_available() {
+        eprintln!("SKIPPED: no CUDA driver/GPU ({e}); scripts/gpu-checks.sh runs this on a GPU machine");
+        return;
+    }
+    let Some(dir) = fixtures_dir() else {
+        eprintln!("SKIPPED: fixtures not found");
+        return;
+    };
+    match mpc_runtime::cuda::device_info(0) {
+        Ok(d) => eprintln!("GPU: {} (sm_{}{}), driver CUDA {}.{}", d.name, d.compute_capability.0, d.compute_capability.1, d.driver_cuda_version.0, d.driver_cuda_version.1),
+        Err(e) => panic!("driver present but device_info failed: {e}"),
+    }
+    let dims = |name: &str| -> Result<(usize, usize), String> {
+        struct Dims;
+        impl ModelVisitor for Dims {
+            type Output = (usize, usize);
+            fn visit<M: Model>(self) -> (usize, usize) {
+                (M::NX, M::NU)
+            }
+        }
+        mpc_models::dispatch(name, Dims).ok_or_else(|| format!("unknown model {name}"))
+    };
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".problem.json").map(String::from))
+        .collect();
+    names.sort();
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for name in names {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.problem.json"))).unwrap();
+        let p = Problem::parse(&text, &dims).unwrap();
+        if !mpc_models::BUNDLED.contains(&p.model.as_str()) {
+            continue;
+        }
+        failures.extend(mpc_models::dispatch(&p.model.clone(), Run(&name, &p)).unwrap());
+        ran += 1;
+    }
+    assert!(ran >= 6, "expected the bundled-model fixtures, ran {ran}");
+    assert!(failures.is_empty(), "GPU differs from the CPU backend:\n{}", failures.join("\n"));
+}
