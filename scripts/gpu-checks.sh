@@ -21,14 +21,15 @@
 #   7. `mpc bench --backend cuda --large`: the Table II grid (B in {1, 256}, T in {2, 10, 50},
 #      K = 5, forward and backward) plus B = 4096 and 65536, end-to-end and kernel-only
 #      times, GPU name and driver in the JSON; once per forward layout (single-launch,
-#      three-stage), which is the measurement the automatic layout choice needs;
+#      three-stage, warp per problem), which is the measurement the automatic layout choice
+#      (KernelLayout::auto, so far an unmeasured rule) needs;
 #   8. `mpc bench --backend cpu` on this machine's cores (same grid), for the ratio;
 #   9. mpc.pytorch 0.0.6 on the same GPU (shared/peer-bench's task, torch on cuda), when
 #      python3 can import torch (with CUDA) and mpc -- or PEER_WHEEL names the mpc-0.0.6 wheel;
 #  10. profiles of the hottest kernel (the quadrotor solve kernel at B = 256, T = 50) with
 #      nsys and ncu when they are installed, plus the backward kernel with ncu.
 # Outputs (OUTDIR, default bench/results/gpu-<UTC stamp>/): gpu-checks.log, nvidia-smi.txt,
-# cuda-table2.{json,md}, cuda-table2-three-stage.{json,md}, cpu-table2.{json,md}, mpc-pytorch-cuda.json, nsys-*/ncu-* reports,
+# cuda-table2.{json,md}, cuda-table2-{three-stage,warp}.{json,md}, cpu-table2.{json,md}, mpc-pytorch-cuda.json, nsys-*/ncu-* reports,
 # SUMMARY.md (steps, GPU, driver, the headline numbers against the issue's targets).
 # Env: CARGO_TARGET_DIR (default target), FIXTURES (default ../shared/fixtures or
 # /work/shared/fixtures), COMPARE (the comparator), PEER_DIR (shared/peer-bench), PEER_WHEEL,
@@ -143,6 +144,11 @@ else
       --json "$OUTDIR/cuda-table2-three-stage.json" | tee "$OUTDIR/cuda-table2-three-stage.md"
   }
   step "mpc bench --backend cuda --large, three-stage layout" bench_cuda_staged
+  bench_cuda_warp() {
+    "$MPC" bench --backend cuda --layout warp --large --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
+      --json "$OUTDIR/cuda-table2-warp.json" | tee "$OUTDIR/cuda-table2-warp.md"
+  }
+  step "mpc bench --backend cuda --large, warp-per-problem layout" bench_cuda_warp
   bench_cpu() {
     "$MPC" bench --backend cpu --threads "$(nproc)" --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
       --json "$OUTDIR/cpu-table2.json" | tee "$OUTDIR/cpu-table2.md"
@@ -251,26 +257,28 @@ fi
   printf '%s\n' "${SUMMARY[@]}"
   echo
   if [ -f "$OUTDIR/cuda-table2.json" ]; then
-    python3 - "$OUTDIR/cuda-table2.json" "$OUTDIR/cpu-table2.json" "$OUTDIR/mpc-pytorch-cuda.json" "$OUTDIR/cuda-table2-three-stage.json" <<'PY'
+    python3 - "$OUTDIR/cuda-table2.json" "$OUTDIR/cpu-table2.json" "$OUTDIR/mpc-pytorch-cuda.json" "$OUTDIR/cuda-table2-three-stage.json" "$OUTDIR/cuda-table2-warp.json" <<'PY'
 import json, os, sys
 cuda = json.load(open(sys.argv[1]))
 cpu = json.load(open(sys.argv[2])) if os.path.exists(sys.argv[2]) else None
 peer = json.load(open(sys.argv[3])) if os.path.exists(sys.argv[3]) else None
 staged = json.load(open(sys.argv[4])) if os.path.exists(sys.argv[4]) else None
+warp = json.load(open(sys.argv[5])) if os.path.exists(sys.argv[5]) else None
 def row(doc, B, T):
     return next((r for r in (doc or {}).get("rows", []) if r["B"] == B and r["T"] == T and "forward_ms" in r), None)
 g = cuda.get("gpu") or {}
 print(f"GPU {g.get('name')} (cc {g.get('compute_capability')}), driver {g.get('driver_version')} (CUDA {g.get('driver_cuda_version')}), NVRTC {g.get('nvrtc_version')}")
 print()
-print("| B | T | cuda fwd ms (kernel) | three-stage fwd ms (kernel) | cuda bwd ms (kernel) | cpu fwd / bwd ms | mpc.pytorch cuda fwd / bwd ms | GPU vs CPU check |")
-print("|---:|---:|---:|---:|---:|---:|---:|---|")
+print("| B | T | single-launch fwd ms (kernel) | three-stage fwd ms (kernel) | warp fwd ms (kernel) | bwd ms (kernel) | cpu fwd / bwd ms | mpc.pytorch cuda fwd / bwd ms | GPU vs CPU check |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 for r in cuda["rows"]:
     B, T = r["B"], r["T"]
-    c, p, s3 = row(cpu, B, T), row(peer, B, T), row(staged, B, T)
+    c, p, s3, w = row(cpu, B, T), row(peer, B, T), row(staged, B, T), row(warp, B, T)
     k = lambda key: r[key]["median"] if r.get(key) else float("nan")
     chk = r.get("check_vs_cpu") or {}
     print(f"| {B} | {T} | {r['forward_ms']['median']:.3f} ({k('kernel_forward_ms'):.3f}) | "
-          + (f"{s3['forward_ms']['median']:.3f} ({s3['kernel_forward_ms']['median']:.3f})" if s3 else "–")
+          + (f"{s3['forward_ms']['median']:.3f} ({s3['kernel_forward_ms']['median']:.3f})" if s3 else "–") + " | "
+          + (f"{w['forward_ms']['median']:.3f} ({w['kernel_forward_ms']['median']:.3f})" if w else "–")
           + f" | {r['backward_ms']['median']:.3f} ({k('kernel_backward_ms'):.3f}) | "
           + (f"{c['forward_ms']['median']:.3f} / {c['backward_ms']['median']:.3f}" if c else "–") + " | "
           + (f"{p['forward_ms']['median']:.2f} / {p['backward_ms']['median']:.2f}" if p else "–") + " | "
@@ -282,6 +290,15 @@ for name, r, key, target in t:
     if r:
         v = r[key]["median"]
         print(f"- {name}: {v:.3f} ms end to end (target <= {target} ms: {'met' if v <= target else 'NOT met'}), kernel {r['kernel_' + key]['median']:.3f} ms")
+# Which forward layout is fastest per (B, T): the data that should set KernelLayout::auto.
+lay = {"single-launch": cuda, "three-stage": staged, "warp": warp}
+best = []
+for r in cuda["rows"]:
+    cand = [(row(d, r["B"], r["T"])["kernel_forward_ms"]["median"], n) for n, d in lay.items() if d and row(d, r["B"], r["T"]) and row(d, r["B"], r["T"]).get("kernel_forward_ms")]
+    if cand:
+        best.append(f"B={r['B']} T={r['T']}: {min(cand)[1]}")
+if best:
+    print("- fastest forward layout (kernel time): " + "; ".join(best))
 big = sorted((r["B"], r["kernel_forward_ms"]["median"]) for r in cuda["rows"] if r["T"] == 50 and r.get("kernel_forward_ms"))
 if len(big) > 1:
     print("- throughput T=50 (problems per ms of forward kernel): " + ", ".join(f"B={b}: {b / ms:.1f}" for b, ms in big))

@@ -13,9 +13,12 @@
 // * atomicAdd on int.
 // * Math: the C library's sin/sinf/fmax/... (glibc's, as Rust's f64 methods use on Linux).
 //
+// * Warps: the threads of a block form warps of 32 (threadIdx.x / 32), each with its own
+//   barrier behind __syncwarp() and exchange slots behind __shfl_sync() (full-mask use only,
+//   every lane calling, as the kernels do).
+//
 // Limits: __shared__ variables are plain statics (correct while one block runs at a time,
-// which mpc_host::launch guarantees); warp shuffles are not provided (no kernel uses them yet;
-// a kernel that does fails to compile here rather than run wrongly).
+// which mpc_host::launch guarantees); shuffles move values of up to 8 bytes.
 #ifndef MPC_HOST_COMPAT_H
 #define MPC_HOST_COMPAT_H
 
@@ -30,8 +33,10 @@
 #include <condition_variable>
 #include <cstddef>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #define __global__
@@ -87,12 +92,44 @@ private:
 
 inline thread_local Barrier* block_barrier = nullptr;
 
+/// One emulated warp: a barrier over its lanes and an exchange slot per lane for shuffles.
+struct Warp {
+    explicit Warp(unsigned lanes) : barrier(lanes) {}
+    Barrier barrier;
+    unsigned char slots[32][8];
+};
+
+inline thread_local Warp* warp = nullptr;
+inline thread_local unsigned lane_id = 0;
+
 }  // namespace mpc_host
 
 /// Every thread of the block waits here until all have arrived. A thread that returned from
 /// the kernel early must not leave others waiting (same rule as on the GPU).
 inline void __syncthreads() {
     if (mpc_host::block_barrier) mpc_host::block_barrier->arrive_and_wait();
+}
+
+/// The lanes of the calling thread's warp wait for each other (the kernels call it with the
+/// full mask, from every lane).
+inline void __syncwarp(unsigned = 0xffffffffu) {
+    if (mpc_host::warp) mpc_host::warp->barrier.arrive_and_wait();
+}
+
+/// `v` of lane `src` (within segments of `width` lanes) of the calling thread's warp; every
+/// lane of the warp must call it (full mask), as on the GPU.
+template <typename T>
+inline T __shfl_sync(unsigned, T v, int src, int width = 32) {
+    static_assert(sizeof(T) <= 8 && std::is_trivially_copyable<T>::value, "shuffles move up to 8 bytes");
+    mpc_host::Warp* w = mpc_host::warp;
+    if (!w) return v;
+    memcpy(w->slots[mpc_host::lane_id], &v, sizeof(T));
+    w->barrier.arrive_and_wait();
+    const unsigned base = mpc_host::lane_id - mpc_host::lane_id % (unsigned)width;
+    T out;
+    memcpy(&out, w->slots[base + (unsigned)src % (unsigned)width], sizeof(T));
+    w->barrier.arrive_and_wait();  // nobody overwrites a slot before everyone has read
+    return out;
 }
 
 namespace mpc_host {
@@ -106,6 +143,8 @@ int launch(unsigned grid, unsigned block, Kernel kernel, Args... args) {
     int failed = 0;
     for (unsigned b = 0; b < grid; ++b) {
         Barrier barrier(block);
+        std::vector<std::unique_ptr<Warp>> warps;
+        for (unsigned w = 0; w * 32 < block; ++w) warps.emplace_back(new Warp(block - w * 32 < 32 ? block - w * 32 : 32));
         std::vector<std::thread> threads;
         std::vector<int> errs(block, 0);
         threads.reserve(block);
@@ -114,12 +153,15 @@ int launch(unsigned grid, unsigned block, Kernel kernel, Args... args) {
                 threadIdx = dim3(t);
                 blockIdx = dim3(b);
                 block_barrier = &barrier;
+                warp = warps[t / 32].get();
+                lane_id = t % 32;
                 try {
                     kernel(args...);
                 } catch (...) {
                     errs[t] = 1;
                 }
                 block_barrier = nullptr;
+                warp = nullptr;
             });
         }
         for (auto& th : threads) th.join();

@@ -1,5 +1,6 @@
 //! The CUDA backend on a real GPU against the CPU backend, on every bundled-model fixture of
-//! `../shared/fixtures`: `CudaSolver::solve` (single-launch and three-stage layouts) and
+//! `../shared/fixtures`: `CudaSolver::solve` (single-launch, three-stage and warp-per-problem
+//! layouts) and
 //! `CudaSolver::backward` (both gradient modes), double and single precision. Skipped (with a note) where there is no CUDA driver, which is
 //! every CI machine; `scripts/gpu-checks.sh` runs it on a GPU machine.
 //!
@@ -58,6 +59,8 @@ impl ModelVisitor for Run<'_> {
             (Precision::F64, GradientMode::GaussNewton, KernelLayout::ThreeStage),
             (Precision::F32, GradientMode::Exact, KernelLayout::ThreeStage),
             (Precision::F32, GradientMode::GaussNewton, KernelLayout::SingleLaunch),
+            (Precision::F64, GradientMode::Exact, KernelLayout::WarpPerProblem),
+            (Precision::F32, GradientMode::GaussNewton, KernelLayout::WarpPerProblem),
         ];
         for (precision, mode, layout) in runs {
             let opts = SolverOptions { gradient: mode, ..p.options.clone() };

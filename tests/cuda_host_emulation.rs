@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use mpc_models::{Cartpole, ModelVisitor, Pendulum, Quadrotor};
 use mpc_runtime::cuda::host::HostModule;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, RenderedKernel, render_backward, render_solve, render_stages};
+use mpc_runtime::cuda::render::{
+    KernelOptions, Precision, RenderedKernel, render_backward, render_solve, render_solve_warp, render_stages,
+};
 use mpc_runtime::cuda::{self, NvrtcOptions};
 use mpc_runtime::problem::{ModelParams, Problem};
 use mpc_runtime::{GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
@@ -73,9 +75,8 @@ fn tools_or_skip() -> bool {
     }
 }
 
-/// NVRTC + ptxas for the solve kernel, both backward kernels and the three stage kernels of
-/// `M` (T=10, K=5), both
-/// precisions and architectures. Returns the report lines and the kernels that spill.
+/// NVRTC + ptxas for the solve kernel, both backward kernels, the three stage kernels and the
+/// warp-per-problem kernel of `M` (T=10, K=5), both precisions and architectures. Returns the report lines and the kernels that spill.
 fn compile_kernels<M: Model>() -> (Vec<String>, Vec<String>) {
     let mut lines = Vec::new();
     let mut spills = Vec::new();
@@ -86,8 +87,15 @@ fn compile_kernels<M: Model>() -> (Vec<String>, Vec<String>) {
             render_backward::<M>(&o).unwrap_or_else(|e| panic!("{e}"))
         };
         let [s1, s2, s3] = render_stages::<M>(&opts).unwrap_or_else(|e| panic!("{e}"));
-        let kernels =
-            [render_solve::<M>(&opts).unwrap_or_else(|e| panic!("{e}")), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton), s1, s2, s3];
+        let kernels = [
+            render_solve::<M>(&opts).unwrap_or_else(|e| panic!("{e}")),
+            bwd(GradientMode::Exact),
+            bwd(GradientMode::GaussNewton),
+            s1,
+            s2,
+            s3,
+            render_solve_warp::<M>(&opts).unwrap_or_else(|e| panic!("{e}")),
+        ];
         for k in &kernels {
             for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
                 let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch) };
@@ -146,8 +154,8 @@ struct Case {
     /// CPU gradients at `cpu` for the fixture's grad_x/grad_u: [exact, Gauss-Newton].
     cpu_grads: [Gradients; 2],
     /// Per precision (f32, f64): [solve, backward exact, backward Gauss-Newton, three-stage
-    /// stage 1, 2, 3].
-    kernels: [[RenderedKernel; 6]; 2],
+    /// stage 1, 2, 3, warp-per-problem solve].
+    kernels: [[RenderedKernel; 7]; 2],
 }
 
 const MODES: [GradientMode; 2] = [GradientMode::Exact, GradientMode::GaussNewton];
@@ -179,7 +187,15 @@ impl ModelVisitor for Prepare<'_> {
                 render_backward::<M>(&o).unwrap()
             };
             let [s1, s2, s3] = render_stages::<M>(&o).unwrap();
-            [render_solve::<M>(&o).unwrap(), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton), s1, s2, s3]
+            [
+                render_solve::<M>(&o).unwrap(),
+                bwd(GradientMode::Exact),
+                bwd(GradientMode::GaussNewton),
+                s1,
+                s2,
+                s3,
+                render_solve_warp::<M>(&o).unwrap(),
+            ]
         });
         Case { name: name.to_string(), problem, params, cpu, cpu_grads, kernels }
     }
@@ -237,6 +253,66 @@ fn grad_err(got: &Gradients, want: &Gradients) -> [f64; 3] {
         if e.is_nan() { f64::INFINITY } else { e }
     };
     [rel(&got.cost_hess, &want.cost_hess), rel(&got.cost_lin, &want.cost_lin), rel(&got.x_init, &want.x_init)]
+}
+
+/// Some problems of a batch, as a batch of their own.
+struct SubBatch {
+    x_init: Vec<f64>,
+    cost_hess: Vec<f64>,
+    cost_lin: Vec<f64>,
+    lower: Option<Vec<f64>>,
+    upper: Option<Vec<f64>>,
+    lower_pc: Option<Vec<f64>>,
+    upper_pc: Option<Vec<f64>>,
+    u_init: Option<Vec<f64>>,
+    size: usize,
+}
+
+impl SubBatch {
+    fn new(b: &mpc_runtime::Batch<'_>, pick: &[usize], t: usize, nx: usize, nu: usize) -> Self {
+        use mpc_runtime::Bound;
+        let n = nx + nu;
+        let take = |v: &[f64], per: usize| pick.iter().flat_map(|&i| v[i * per..(i + 1) * per].iter().copied()).collect::<Vec<f64>>();
+        let stage = |bd: Bound<'_>| match bd {
+            Bound::PerStage(v) => Some(take(v, t * nu)),
+            _ => None,
+        };
+        let control = |bd: Bound<'_>| match bd {
+            Bound::PerControl(v) => Some(v.to_vec()),
+            _ => None,
+        };
+        SubBatch {
+            x_init: take(b.x_init, nx),
+            cost_hess: take(b.cost_hess, t * n * n),
+            cost_lin: take(b.cost_lin, t * n),
+            lower: stage(b.u_lower),
+            upper: stage(b.u_upper),
+            lower_pc: control(b.u_lower),
+            upper_pc: control(b.u_upper),
+            u_init: b.u_init.map(|u| take(u, t * nu)),
+            size: pick.len(),
+        }
+    }
+
+    fn batch(&self) -> mpc_runtime::Batch<'_> {
+        use mpc_runtime::Bound;
+        fn bound<'a>(st: &'a Option<Vec<f64>>, pc: &'a Option<Vec<f64>>) -> Bound<'a> {
+            match (st, pc) {
+                (Some(v), _) => Bound::PerStage(v),
+                (None, Some(v)) => Bound::PerControl(v),
+                (None, None) => Bound::None,
+            }
+        }
+        mpc_runtime::Batch {
+            size: self.size,
+            x_init: &self.x_init,
+            cost_hess: &self.cost_hess,
+            cost_lin: &self.cost_lin,
+            u_lower: bound(&self.lower, &self.lower_pc),
+            u_upper: bound(&self.upper, &self.upper_pc),
+            u_init: self.u_init.as_deref(),
+        }
+    }
 }
 
 /// Build one host module per group of kernels (the kernels of one model and precision, say),
@@ -368,6 +444,36 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
             if !same {
                 failures.push(report.last().unwrap().clone());
             }
+            // The warp-per-problem layout: every element computed by one lane in the
+            // single-launch kernel's order, so again the same bits. Double: every problem, 2
+            // warps per block. Float solves run all 500 iterations on most problems and 32
+            // emulated lanes synchronise a few dozen times per iteration, so float checks the
+            // problems the single-launch kernel finishes within 50 iterations.
+            let pick: Vec<usize> = (0..batch.size)
+                .filter(|&i| precision == Precision::F64 || sol.iterations[i] <= 50)
+                .collect();
+            if !pick.is_empty() {
+                let (nx, nu, t) = (c.problem.nx, c.problem.nu, c.problem.horizon);
+                let sub = SubBatch::new(&batch, &pick, t, nx, nu);
+                let warp = hm.solve_warp(&c.params, &sub.batch(), 2).unwrap_or_else(|e| panic!("{e}"));
+                let mut same = true;
+                for (j, &i) in pick.iter().enumerate() {
+                    let eq = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+                    same &= eq(&warp.x[j * t * nx..(j + 1) * t * nx], &sol.x[i * t * nx..(i + 1) * t * nx])
+                        && eq(&warp.u[j * t * nu..(j + 1) * t * nu], &sol.u[i * t * nu..(i + 1) * t * nu])
+                        && warp.cost[j].to_bits() == sol.cost[i].to_bits()
+                        && warp.iterations[j] == sol.iterations[i]
+                        && warp.converged[j] == sol.converged[i];
+                }
+                report.push(format!(
+                    "{:<22} {precision} warp per problem: problems {pick:?} {} the single-launch kernel",
+                    c.name,
+                    if same { "bit-identical to" } else { "DIFFER from" }
+                ));
+                if !same {
+                    failures.push(report.last().unwrap().clone());
+                }
+            }
             // Backward, both modes, at the CPU solution (so that a float kernel is judged on
             // its own rounding, not on its forward solve's); in double also end to end, at the
             // emulated solution.
@@ -412,7 +518,7 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
 /// the best iterate is returned), per-stage bounds (B×T×nu, some tight), the first-decrease
 /// line-search rule, no warm start, and a batch over several blocks of 4 threads; the backward
 /// kernels (both modes) at the K = 3 solution, with some bounds active and random upstream
-/// gradients; the three-stage layout at K = 20 (first-decrease rule).
+/// gradients; the three-stage and warp-per-problem layouts at K = 20 (first-decrease rule).
 #[test]
 fn host_emulation_equals_cpu_backend_off_fixture_paths() {
     use mpc_runtime::{Batch, Bound, LineSearchRule, SolverOptions};
@@ -464,7 +570,8 @@ fn host_emulation_equals_cpu_backend_off_fixture_paths() {
             HostModule::build_many(&[&k, &be, &bg])
         } else {
             let [s1, s2, s3] = render_stages::<Quadrotor>(&ko).unwrap();
-            HostModule::build_many(&[&k, &s1, &s2, &s3])
+            let wk = render_solve_warp::<Quadrotor>(&ko).unwrap();
+            HostModule::build_many(&[&k, &s1, &s2, &s3, &wk])
         }
         .unwrap_or_else(|e| panic!("{e}"));
         let sol = hk.solve(&model.param_values(), &batch, 4).unwrap_or_else(|e| panic!("{e}"));
@@ -478,6 +585,14 @@ fn host_emulation_equals_cpu_backend_off_fixture_paths() {
                 && st.cost.iter().zip(&sol.cost).all(|(a, b)| a.to_bits() == b.to_bits())
                 && (&st.iterations, &st.converged) == (&sol.iterations, &sol.converged);
             report.push(format!("K={iters} {rule:?} three-stage ({rounds} rounds): bit-identical to the single-launch kernel: {same}"));
+            assert!(same, "{}", report.last().unwrap());
+            // Warp per problem, 3 warps per block (the last block partly idle).
+            let w = hk.solve_warp(&model.param_values(), &batch, 3).unwrap_or_else(|e| panic!("{e}"));
+            let same = w.x.iter().zip(&sol.x).all(|(a, b)| a.to_bits() == b.to_bits())
+                && w.u.iter().zip(&sol.u).all(|(a, b)| a.to_bits() == b.to_bits())
+                && w.cost.iter().zip(&sol.cost).all(|(a, b)| a.to_bits() == b.to_bits())
+                && (&w.iterations, &w.converged) == (&sol.iterations, &sol.converged);
+            report.push(format!("K={iters} {rule:?} warp per problem: bit-identical to the single-launch kernel: {same}"));
             assert!(same, "{}", report.last().unwrap());
         }
         if iters == 3 {

@@ -1,13 +1,13 @@
 //! Golden files of the rendered kernels: the generated device code, the rendered solve kernel
 //! (T = 10, K = 5) and the backward kernels (T = 10, exact and Gauss-Newton) of the pendulum,
-//! both precisions, and its three-stage kernels (double), must equal the files under
+//! both precisions, and its three-stage and warp-per-problem kernels (double), must equal the files under
 //! `tests/golden/` byte for byte, so any change of the code generator or of a template shows up
 //! as a reviewable diff. After an intended change, refresh them with
 //! `MPC_UPDATE_GOLDEN=1 cargo test --test golden_kernels` and commit the new files.
 
 use mpc_models::Pendulum;
 use mpc_runtime::Model;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_stages};
+use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
 use mpc_runtime::{GradientMode, SolverOptions};
 use std::path::PathBuf;
 
@@ -57,5 +57,7 @@ fn rendered_code_matches_golden_files() {
     for k in render_stages::<Pendulum>(&KernelOptions::new(10, Precision::F64).with_iters(5)).expect("render") {
         failures.extend(compare_or_update(&format!("pendulum_{}_T10_K5.cu", k.kernel.trim_start_matches("mpc_ilqr3_pendulum_")), &k.source));
     }
+    let w = render_solve_warp::<Pendulum>(&KernelOptions::new(10, Precision::F64).with_iters(5)).expect("render");
+    failures.extend(compare_or_update("pendulum_solve_warp_T10_K5_f64.cu", &w.source));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -137,13 +137,20 @@ pub enum LayoutArg {
     SingleLaunch,
     /// The paper's three stages per iteration, launched from the host.
     ThreeStage,
+    /// All K iterations in one launch, one warp per problem.
+    Warp,
+    /// Per batch size, the rule of `KernelLayout::auto` (warp per problem for small batches).
+    Auto,
 }
 
 impl LayoutArg {
-    fn layout(self) -> KernelLayout {
+    /// The layout for a batch of `b` problems on a GPU with `sms` multiprocessors.
+    fn layout(self, b: usize, sms: usize) -> KernelLayout {
         match self {
             LayoutArg::SingleLaunch => KernelLayout::SingleLaunch,
             LayoutArg::ThreeStage => KernelLayout::ThreeStage,
+            LayoutArg::Warp => KernelLayout::WarpPerProblem,
+            LayoutArg::Auto => KernelLayout::auto(b, sms),
         }
     }
 }
@@ -396,6 +403,8 @@ struct CaseResult {
     kernel: Option<(Stats, Stats)>,
     /// CUDA: largest differences to the CPU solver (x, u, cost rel., gradients rel.), when run.
     check: Option<[f64; 4]>,
+    /// CUDA: the forward layout that ran.
+    layout: Option<String>,
     /// Per-round (forward, backward) medians, ms.
     round_medians: Vec<(f64, f64)>,
     iterations_mean: f64,
@@ -445,7 +454,8 @@ impl Case {
         let model = Quadrotor::default();
         let sc = quadrotor_hover(&model, b, t, args.seed);
         let engine = if cuda {
-            let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone()).with_layout(args.layout.layout());
+            let sms = mpc_runtime::cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
+            let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone()).with_layout(args.layout.layout(b, sms));
             let mut gpu = CudaSolver::new(&model, b, &ko).map_err(|e| format!("B={b} T={t}: CUDA solver: {e}"))?;
             gpu.prepare_backward().map_err(|e| format!("B={b} T={t}: CUDA backward kernel: {e}"))?;
             Engine::Cuda { gpu: Box::new(gpu), fwd_kernel: Vec::new(), bwd_kernel: Vec::new(), check: None }
@@ -581,9 +591,11 @@ impl Case {
         if !sol.cost.iter().all(|c| c.is_finite()) || !grad_abs_max.is_finite() {
             return Err(format!("B={b} T={t}: non-finite cost or gradient"));
         }
-        let (kernel, check) = match &self.engine {
-            Engine::Cpu(_) => (None, None),
-            Engine::Cuda { fwd_kernel, bwd_kernel, check, .. } => (Some((stats_ms(fwd_kernel), stats_ms(bwd_kernel))), *check),
+        let (kernel, check, layout) = match &self.engine {
+            Engine::Cpu(_) => (None, None, None),
+            Engine::Cuda { gpu, fwd_kernel, bwd_kernel, check } => {
+                (Some((stats_ms(fwd_kernel), stats_ms(bwd_kernel))), *check, Some(format!("{:?}", gpu.layout())))
+            }
         };
         Ok(CaseResult {
             b,
@@ -593,6 +605,7 @@ impl Case {
             backward: stats_ms(&self.bwd),
             kernel,
             check,
+            layout,
             round_medians: self.round_medians.clone(),
             iterations_mean: sol.iterations.iter().sum::<usize>() as f64 / b as f64,
             iterations_max: sol.iterations.iter().copied().max().unwrap_or(0),
@@ -875,7 +888,7 @@ pub fn run(mut args: BenchArgs) -> ExitCode {
         "quadrotor hover, float64, K = {} fixed, backend {backend}{}{}, {} threads, gradient {:?}, line search {:?}; medians over timed reps after {} warm-up; others' load = cores kept busy by other processes during the timed reps; peer: {}",
         args.iters,
         gpu.as_ref().and_then(|g| g["name"].as_str()).map_or(String::new(), |n| format!(" ({n})")),
-        if cuda { format!(", layout {:?}", args.layout.layout()) } else { String::new() },
+        if cuda { format!(", layout {:?}", args.layout) } else { String::new() },
         args.threads,
         args.gradient,
         args.line_search,
@@ -905,6 +918,7 @@ pub fn run(mut args: BenchArgs) -> ExitCode {
                     "converged_before_cap": r.converged,
                     "cost_mean": r.cost_mean,
                     "grad_abs_max": r.grad_abs_max,
+                    "cuda_layout": r.layout,
                     "kernel_forward_ms": r.kernel.map(|k| k.0.to_json()),
                     "kernel_backward_ms": r.kernel.map(|k| k.1.to_json()),
                     "check_vs_cpu": r.check.map(|c| json!({"x_max_abs": c[0], "u_max_abs": c[1], "cost_max_rel": c[2], "grad_max_rel": c[3]})),
@@ -927,7 +941,7 @@ pub fn run(mut args: BenchArgs) -> ExitCode {
                 "model": "mpc_models::Quadrotor (generated), scenarios::quadrotor_hover",
                 "backend": backend,
                 "backend_requested": format!("{:?}", args.backend).to_lowercase(),
-                "cuda_layout": cuda.then(|| format!("{:?}", args.layout.layout())),
+                "cuda_layout": cuda.then(|| format!("{:?}", args.layout)),
                 "dtype": "float64",
                 "lqr_iter_fixed": args.iters,
                 "eps": opts.eps,

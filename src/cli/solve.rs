@@ -8,7 +8,8 @@
 //!
 //! `--backend cpu|cuda|auto` (default `cpu`) picks where the forward solve runs:
 //! * `cuda`: the rendered solve kernel on GPU 0 (`mpc_runtime::cuda::CudaSolver`, double
-//!   precision). Without a usable CUDA driver/GPU, or for a model without CUDA code (`linear`,
+//!   precision; thread layout by `KernelLayout::auto`: a warp per problem for batches below
+//!   128 problems per multiprocessor, a thread per problem above). Without a usable CUDA driver/GPU, or for a model without CUDA code (`linear`,
 //!   `--reference-models`), it fails with exit status 2 and writes nothing.
 //! * `auto`: `cuda` when a driver and GPU are present and the model has CUDA code, else `cpu`;
 //!   the choice and its reason are printed on stderr, and a failed CUDA solve falls back to
@@ -78,14 +79,18 @@ struct SolveCuda<'a>(&'a Problem, &'a [(String, f64)]);
 impl ModelVisitor for SolveCuda<'_> {
     type Output = Result<(Solution, Option<Gradients>), String>;
     fn visit<M: Model>(self) -> Self::Output {
-        use mpc_runtime::cuda::render::{KernelOptions, Precision};
+        use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
         let p = self.0;
         let mut m = M::default();
         for (k, v) in self.1 {
             m.set_param(k, *v).map_err(|e| format!("params.{k}: {e}"))?;
         }
         let batch = p.as_batch();
-        let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(p.options.clone());
+        // Layout by the (unmeasured) rule of KernelLayout::auto: a warp per problem for small
+        // batches, a thread per problem once the batch fills the GPU.
+        let sms = mpc_runtime::cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
+        let layout = KernelLayout::auto(batch.size, sms);
+        let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(p.options.clone()).with_layout(layout);
         let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
         let sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
         let grads = match (&p.grad_x, &p.grad_u) {

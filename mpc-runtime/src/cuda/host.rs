@@ -138,6 +138,26 @@ type BackwardFn<R> = unsafe extern "C" fn(
     batch: i32,
 ) -> i32;
 
+type WarpFn<R> = unsafe extern "C" fn(
+    grid: u32,
+    block: u32,
+    params: *const R,
+    x_init: *const R,
+    c_hess: *const R,
+    c_lin: *const R,
+    u_lo: *const R,
+    u_hi: *const R,
+    u_init: *const R,
+    state: *mut R,
+    istate: *mut i32,
+    x_out: *mut R,
+    u_out: *mut R,
+    cost_out: *mut R,
+    iters_out: *mut i32,
+    converged_out: *mut i32,
+    batch: i32,
+) -> i32;
+
 type StagedFn<R> = unsafe extern "C" fn(
     grid: u32,
     block: u32,
@@ -173,6 +193,13 @@ fn kernel_params(kind: KernelKind, r: &str) -> Vec<String> {
         KernelKind::Backward(_) => {
             v.extend(c(9));
             v.extend(m(3));
+        }
+        KernelKind::SolveWarp => {
+            v.extend(c(7));
+            v.push(format!("{r}*"));
+            v.push("int*".into());
+            v.extend(m(3));
+            v.extend(["int*".into(), "int*".into()]);
         }
         KernelKind::Stage(_) => {
             v.extend(c(7));
@@ -340,6 +367,17 @@ impl HostModule {
         }
     }
 
+    /// Solve `batch` with the module's warp-per-problem kernel ([`KernelKind::SolveWarp`]):
+    /// `warps` problems per block, each warp's 32 lanes running as cooperating threads
+    /// (barriers behind `__syncwarp`, exchange slots behind `__shfl_sync`).
+    pub fn solve_warp(&self, params: &[f64], batch: &Batch<'_>, warps: u32) -> Result<Solution, HostError> {
+        let k = self.find(KernelKind::SolveWarp)?;
+        match k.precision {
+            Precision::F32 => self.solve_warp_as::<f32>(k, params, batch, warps),
+            Precision::F64 => self.solve_warp_as::<f64>(k, params, batch, warps),
+        }
+    }
+
     /// Solve `batch` with the three-stage layout: the module's three stage kernels
     /// ([`KernelKind::Stage`]) driven from the host as `CudaSolver` drives them on the GPU
     /// (init; rounds of linearise, Riccati, line search until no problem is active; finish).
@@ -378,6 +416,72 @@ impl HostModule {
             Precision::F32 => self.backward_as::<f32>(k, params, batch, sol, grad_x, grad_u, block),
             Precision::F64 => self.backward_as::<f64>(k, params, batch, sol, grad_x, grad_u, block),
         }
+    }
+
+    fn solve_warp_as<R: HostReal>(&self, k: &RenderedKernel, params: &[f64], batch: &Batch<'_>, warps: u32) -> Result<Solution, HostError> {
+        let (t, nx, nu) = (k.horizon, k.nx, k.nu);
+        self.check(k, params, batch)?;
+        let b = batch.size;
+        if b == 0 {
+            return Ok(Solution::default());
+        }
+        let warps = warps.clamp(1, 32);
+        let (reals, ints) = super::render::warp_state_len(nx, nu, t, k.nls);
+        let p = conv::<R>(params);
+        let x0 = conv::<R>(batch.x_init);
+        let cm = conv::<R>(batch.cost_hess);
+        let cv = conv::<R>(batch.cost_lin);
+        let lo = conv::<R>(&expand_bound(batch.u_lower, f64::NEG_INFINITY, b, t, nu));
+        let hi = conv::<R>(&expand_bound(batch.u_upper, f64::INFINITY, b, t, nu));
+        let ui = batch.u_init.map(conv::<R>);
+        let mut state = vec![R::from_f64(0.0); b * reals];
+        let mut istate = vec![0i32; b * ints];
+        let mut xo = vec![R::from_f64(0.0); b * t * nx];
+        let mut uo = vec![R::from_f64(0.0); b * t * nu];
+        let mut co = vec![R::from_f64(0.0); b];
+        let mut it = vec![0i32; b];
+        let mut cvg = vec![0i32; b];
+        let grid = b.div_ceil(warps as usize) as u32;
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the entry point has the signature of `WarpFn<R>` for this kernel's precision
+        // (generated from the RenderedKernel of kind SolveWarp), the arrays have the sizes the
+        // kernel indexes for `b` problems (state: b × the workspace's reals, checked against the
+        // template at compile time), blocks hold whole warps, and u_init may be null.
+        let rc = unsafe {
+            let f = self
+                .lib
+                .get::<WarpFn<R>>(entry_name(&k.kernel).as_bytes())
+                .map_err(|e| HostError::Load { kernel: k.kernel.clone(), message: e.to_string() })?;
+            f(
+                grid,
+                32 * warps,
+                if p.is_empty() { std::ptr::null() } else { p.as_ptr() },
+                x0.as_ptr(),
+                cm.as_ptr(),
+                cv.as_ptr(),
+                lo.as_ptr(),
+                hi.as_ptr(),
+                ui.as_ref().map_or(std::ptr::null(), |v| v.as_ptr()),
+                state.as_mut_ptr(),
+                istate.as_mut_ptr(),
+                xo.as_mut_ptr(),
+                uo.as_mut_ptr(),
+                co.as_mut_ptr(),
+                it.as_mut_ptr(),
+                cvg.as_mut_ptr(),
+                b as i32,
+            )
+        };
+        if rc != 0 {
+            return Err(HostError::Launch(k.kernel.clone()));
+        }
+        Ok(Solution {
+            x: back(&xo),
+            u: back(&uo),
+            cost: back(&co),
+            iterations: it.iter().map(|&v| v.max(0) as usize).collect(),
+            converged: cvg.iter().map(|&v| v != 0).collect(),
+        })
     }
 
     fn solve_staged_as<R: HostReal>(

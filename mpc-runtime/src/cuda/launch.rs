@@ -32,8 +32,8 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRep
 use super::driver::{CudaUnavailable, driver_available, panic_message};
 use super::nvrtc::{NvrtcError, NvrtcOptions};
 use super::render::{
-    KernelLayout, KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_solve, render_stages,
-    staged_state_len,
+    KernelLayout, KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_solve, render_solve_warp,
+    render_stages, staged_state_len, warp_state_len,
 };
 use crate::model::Model;
 use crate::solver::{Batch, Bound, Gradients, Solution};
@@ -153,9 +153,12 @@ enum Forward {
     /// The three-stage layout: the stage kernels' entry points (init, linearize, riccati,
     /// line_search, finish), their other translation units, and the iteration state.
     Staged { funcs: Box<[CudaFunction; 5]>, others: Vec<RenderedKernel>, state: AnyState },
+    /// The warp-per-problem kernel and its workspace (`active` unused).
+    Warp { func: CudaFunction, state: AnyState },
 }
 
-/// Device memory of the three-stage layout's iteration state, for `capacity` problems.
+/// Device memory of a layout's per-problem state in global memory (the three-stage layout's
+/// iteration state, the warp layout's workspace), for `capacity` problems.
 struct StagedState<R> {
     state: CudaSlice<R>,
     istate: CudaSlice<i32>,
@@ -166,6 +169,9 @@ enum AnyState {
     F32(StagedState<f32>),
     F64(StagedState<f64>),
 }
+
+/// Warps (problems) per block of the warp-per-problem layout.
+pub const WARPS_PER_BLOCK: u32 = 4;
 
 /// Problems per block of the three-stage layout's kernels (the line search runs NLS times
 /// as many threads per block).
@@ -199,6 +205,7 @@ impl<M: Model> CudaSolver<M> {
         let mut kernels: Vec<RenderedKernel> = match opts.layout {
             KernelLayout::SingleLaunch => vec![render_solve::<M>(opts)?],
             KernelLayout::ThreeStage => render_stages::<M>(opts)?.into(),
+            KernelLayout::WarpPerProblem => vec![render_solve_warp::<M>(opts)?],
         };
         let capacity = capacity.max(1);
         guard(|| {
@@ -220,27 +227,33 @@ impl<M: Model> CudaSolver<M> {
                 Precision::F32 => AnyBuffers::F32(alloc(&stream, &kernel, capacity)?),
                 Precision::F64 => AnyBuffers::F64(alloc(&stream, &kernel, capacity)?),
             };
+            let zi = |len: usize| stream.alloc_zeros::<i32>(len.max(1)).map_err(drv("allocating device memory"));
+            let state_of = |(reals, ints): (usize, usize)| -> Result<AnyState, CudaError> {
+                Ok(match kernel.precision {
+                    Precision::F32 => AnyState::F32(StagedState {
+                        state: stream.alloc_zeros::<f32>(capacity * reals).map_err(drv("allocating device memory"))?,
+                        istate: zi(capacity * ints)?,
+                        active: zi(1)?,
+                    }),
+                    Precision::F64 => AnyState::F64(StagedState {
+                        state: stream.alloc_zeros::<f64>(capacity * reals).map_err(drv("allocating device memory"))?,
+                        istate: zi(capacity * ints)?,
+                        active: zi(1)?,
+                    }),
+                })
+            };
             let forward = match opts.layout {
                 KernelLayout::SingleLaunch => Forward::Single(funcs.remove(0)),
+                KernelLayout::WarpPerProblem => Forward::Warp {
+                    func: funcs.remove(0),
+                    state: state_of(warp_state_len(kernel.nx, kernel.nu, kernel.horizon, kernel.nls))?,
+                },
                 KernelLayout::ThreeStage => {
                     let funcs: Box<[CudaFunction; 5]> = funcs
                         .into_boxed_slice()
                         .try_into()
                         .map_err(|_| CudaError::Batch("the stage kernels have 5 entry points".into()))?;
-                    let (reals, ints) = staged_state_len(kernel.nx, kernel.nu, kernel.horizon, kernel.nls);
-                    let zi = |len: usize| stream.alloc_zeros::<i32>(len.max(1)).map_err(drv("allocating device memory"));
-                    let state = match kernel.precision {
-                        Precision::F32 => AnyState::F32(StagedState {
-                            state: stream.alloc_zeros::<f32>(capacity * reals).map_err(drv("allocating device memory"))?,
-                            istate: zi(capacity * ints)?,
-                            active: zi(1)?,
-                        }),
-                        Precision::F64 => AnyState::F64(StagedState {
-                            state: stream.alloc_zeros::<f64>(capacity * reals).map_err(drv("allocating device memory"))?,
-                            istate: zi(capacity * ints)?,
-                            active: zi(1)?,
-                        }),
-                    };
+                    let state = state_of(staged_state_len(kernel.nx, kernel.nu, kernel.horizon, kernel.nls))?;
                     Forward::Staged { funcs, others: kernels, state }
                 }
             };
@@ -371,6 +384,12 @@ impl<M: Model> CudaSolver<M> {
             }
             (Forward::Staged { funcs, state: AnyState::F64(st), .. }, AnyBuffers::F64(b)) => {
                 launch_staged(stream, funcs, kernel, b, st, params, batch)
+            }
+            (Forward::Warp { func, state: AnyState::F32(st) }, AnyBuffers::F32(b)) => {
+                launch_warp(stream, func, kernel, b, st, params, batch)
+            }
+            (Forward::Warp { func, state: AnyState::F64(st) }, AnyBuffers::F64(b)) => {
+                launch_warp(stream, func, kernel, b, st, params, batch)
             }
             _ => Err(CudaError::Batch("state and buffers differ in precision".into())),
         })?;
@@ -679,6 +698,57 @@ fn download_solution<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, d: 
         iterations: down_i(&d.iters_out)?.into_iter().map(|v| v.max(0) as usize).collect(),
         converged: down_i(&d.converged_out)?.into_iter().map(|v| v != 0).collect(),
     })
+}
+
+/// The warp-per-problem layout: copy in, launch (WARPS_PER_BLOCK warps of 32 lanes per block,
+/// one problem per warp), copy out.
+fn launch_warp<R: DeviceReal>(
+    s: &Arc<CudaStream>,
+    func: &CudaFunction,
+    k: &RenderedKernel,
+    d: &mut Buffers<R>,
+    st: &mut StagedState<R>,
+    params: &[f64],
+    batch: &Batch<'_>,
+) -> Result<(Solution, LaunchTiming), CudaError> {
+    let b = batch.size;
+    if params.len() != k.np {
+        return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
+    }
+    let nb = i32::try_from(b).map_err(|_| CudaError::Batch(format!("{b} problems do not fit an int")))?;
+    let t0 = Instant::now();
+    upload_solve_inputs(s, k, d, params, batch)?;
+    let t1 = Instant::now();
+    let warps = WARPS_PER_BLOCK.min(b as u32).max(1);
+    let cfg = LaunchConfig { grid_dim: ((b as u32).div_ceil(warps), 1, 1), block_dim: (32 * warps, 1, 1), shared_mem_bytes: 0 };
+    let mut args = s.launch_builder(func);
+    args.arg(&d.params)
+        .arg(&d.x_init)
+        .arg(&d.cost_hess)
+        .arg(&d.cost_lin)
+        .arg(&d.u_lo)
+        .arg(&d.u_hi)
+        .arg(&d.u_init)
+        .arg(&mut st.state)
+        .arg(&mut st.istate)
+        .arg(&mut d.x_out)
+        .arg(&mut d.u_out)
+        .arg(&mut d.cost_out)
+        .arg(&mut d.iters_out)
+        .arg(&mut d.converged_out)
+        .arg(&nb);
+    // SAFETY: the argument list matches the kernel's extern "C" signature in
+    // templates/ilqr_solve_warp.cu.tera (7 const input pointers of the kernel's real type, the
+    // workspace (real) and its ints, 3 real and 2 int output pointers, `int batch`) for the
+    // precision the buffers were allocated in; the workspace holds capacity ≥ b problems'
+    // blocks of the layout's size (checked against the template by its static_assert); blocks
+    // hold whole warps, and warps past the batch return as a whole.
+    unsafe { args.launch(cfg) }.map_err(drv("launching the warp solve kernel"))?;
+    s.synchronize().map_err(drv("running the warp solve kernel"))?;
+    let t2 = Instant::now();
+    let sol = download_solution(s, k, d, b)?;
+    let t3 = Instant::now();
+    Ok((sol, LaunchTiming { upload: t1 - t0, kernel: t2 - t1, download: t3 - t2, rounds: 1 }))
 }
 
 /// The three-stage layout: copy in; init; rounds of linearise, Riccati, line search until the

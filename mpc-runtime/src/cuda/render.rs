@@ -12,6 +12,9 @@
 //! Kernels ([`KernelKind`]):
 //! * [`SOLVE_TEMPLATE`] (`ilqr_solve.cu.tera`): the single-launch forward solve, all iLQR
 //!   iterations of one problem per thread (see the layout notes at the top of the template);
+//! * [`WARP_TEMPLATE`] (`ilqr_solve_warp.cu.tera`): the same single-launch solve with one
+//!   warp per problem (lanes over matrix rows, stages, line-search steps);
+//! * [`STAGE_TEMPLATES`] (`ilqr_stage{1,2,3}_*.cu.tera`): the three-stage layout;
 //! * [`BACKWARD_TEMPLATE`] (`ilqr_backward.cu.tera`): the implicit-differentiation backward
 //!   pass, one problem per thread, exact or Gauss-Newton Hessian fixed at render time
 //!   (`opts.solver.gradient`).
@@ -39,6 +42,10 @@ pub const COMMON_TEMPLATE: &str = include_str!("../../../templates/common.cu.ter
 pub const CORE_TEMPLATE_NAME: &str = "ilqr_core.cu.tera";
 /// The iLQR building blocks (box QP, rollouts, Riccati pass), templates over the workspace type.
 pub const CORE_TEMPLATE: &str = include_str!("../../../templates/ilqr_core.cu.tera");
+/// File name of the warp-per-problem solve template under `templates/`.
+pub const WARP_TEMPLATE_NAME: &str = "ilqr_solve_warp.cu.tera";
+/// The warp-per-problem single-launch solve template (tera 2 syntax).
+pub const WARP_TEMPLATE: &str = include_str!("../../../templates/ilqr_solve_warp.cu.tera");
 /// File names and texts of the three-stage layout's templates (stage 1, 2, 3) under `templates/`.
 pub const STAGE_TEMPLATES: [(&str, &str); 3] = [
     ("ilqr_stage1_rollout.cu.tera", include_str!("../../../templates/ilqr_stage1_rollout.cu.tera")),
@@ -143,6 +150,26 @@ pub enum KernelLayout {
     /// (`ilqr_stage{1,2,3}_*.cu.tera`): linearisation over (problem, stage) threads, the
     /// Riccati pass per problem, the line search over (problem, step) threads.
     ThreeStage,
+    /// One launch runs all K iterations, one warp per problem, lanes over matrix rows, stages
+    /// and line-search steps (`ilqr_solve_warp.cu.tera`).
+    WarpPerProblem,
+}
+
+impl KernelLayout {
+    /// Every layout.
+    pub const ALL: [KernelLayout; 3] = [KernelLayout::SingleLaunch, KernelLayout::ThreeStage, KernelLayout::WarpPerProblem];
+
+    /// The layout [`KernelLayout::auto`] picks for a batch of `batch` problems on a GPU with
+    /// `multiprocessors` SMs: a warp per problem while the batch leaves most of the GPU idle
+    /// with one thread per problem (fewer problems than 4 warps' worth of threads per SM,
+    /// `batch < 128 × SMs`), otherwise one thread per problem. This is the rule the layouts'
+    /// design suggests (a lone problem gets 32 lanes instead of one thread; a full GPU gains
+    /// nothing from lanes that wait at warp barriers); it has **not been measured** (no GPU
+    /// was available: `scripts/gpu-checks.sh` times both layouts on the Table II grid and the
+    /// large batches, which is what should set the threshold).
+    pub fn auto(batch: usize, multiprocessors: usize) -> KernelLayout {
+        if batch < 128 * multiprocessors.max(1) { KernelLayout::WarpPerProblem } else { KernelLayout::SingleLaunch }
+    }
 }
 
 impl std::str::FromStr for KernelLayout {
@@ -151,7 +178,8 @@ impl std::str::FromStr for KernelLayout {
         match s {
             "single" | "single-launch" => Ok(KernelLayout::SingleLaunch),
             "three-stage" | "staged" => Ok(KernelLayout::ThreeStage),
-            other => Err(format!("unknown kernel layout `{other}` (single-launch or three-stage)")),
+            "warp" | "warp-per-problem" => Ok(KernelLayout::WarpPerProblem),
+            other => Err(format!("unknown kernel layout `{other}` (single-launch, three-stage or warp)")),
         }
     }
 }
@@ -196,6 +224,21 @@ pub fn staged_state_len(nx: usize, nu: usize, horizon: usize, line_search_steps:
     let ndyn = if t > 1 { t - 1 } else { 1 };
     let reals = 2 * t * nx + 2 * t * nu + ndyn * nx * nx + ndyn * nx * nu + t * nu + t * nu * nx + nls * t * (nx + nu) + 2 * nls + 6;
     (reals, 3)
+}
+
+/// Workspace of the warp-per-problem kernel in global memory: `(reals, ints)` per problem (the
+/// layout is in `templates/ilqr_solve_warp.cu.tera`, which checks this count at compile time).
+pub fn warp_state_len(nx: usize, nu: usize, horizon: usize, line_search_steps: usize) -> (usize, usize) {
+    let (t, nls, nz) = (horizon, line_search_steps, nx + nu);
+    let ndyn = if t > 1 { t - 1 } else { 1 };
+    let reals = 2 * t * nx + 2 * t * nu + ndyn * nx * nx + ndyn * nx * nu + t * nu + t * nu * nx + nls * t * (nx + nu)
+        + 2 * nx * nx + nx + nx * nu + nz * nz + nz + nu * nx + nu + nu * nu;
+    (reals, nu + 1)
+}
+
+/// Name of the warp-per-problem solve kernel: `mpc_ilqr_solve_warp_<model>_<f32|f64>`.
+pub fn warp_kernel_name(model: &str, precision: Precision) -> String {
+    format!("mpc_ilqr_solve_warp_{model}_{}", precision.suffix())
 }
 
 /// Upper bound on the rounds of the three-stage layout: every round either ends an iteration
@@ -295,6 +338,8 @@ pub enum KernelKind {
     Backward(GradientMode),
     /// One stage of the three-stage forward solve (`ilqr_stage{1,2,3}_*.cu.tera`).
     Stage(Stage),
+    /// The warp-per-problem single-launch solve (`ilqr_solve_warp.cu.tera`).
+    SolveWarp,
 }
 
 /// A rendered kernel: one complete CUDA C++ translation unit.
@@ -427,6 +472,11 @@ pub fn render_backward<M: Model>(opts: &KernelOptions) -> Result<RenderedKernel,
     render_kernel(&ModelCode::of::<M>(), KernelKind::Backward(opts.solver.gradient), opts)
 }
 
+/// Render the warp-per-problem single-launch solve kernel for model `M`.
+pub fn render_solve_warp<M: Model>(opts: &KernelOptions) -> Result<RenderedKernel, RenderError> {
+    render_kernel(&ModelCode::of::<M>(), KernelKind::SolveWarp, opts)
+}
+
 /// Render the three stage kernels of the three-stage layout for model `M` (stage 1, 2, 3).
 pub fn render_stages<M: Model>(opts: &KernelOptions) -> Result<[RenderedKernel; 3], RenderError> {
     let m = ModelCode::of::<M>();
@@ -456,6 +506,11 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             let ns = format!("{k}_impl");
             (BACKWARD_TEMPLATE_NAME, BACKWARD_TEMPLATE, k, ns)
         }
+        KernelKind::SolveWarp => {
+            let k = warp_kernel_name(model.name, p);
+            let ns = format!("{k}_impl");
+            (WARP_TEMPLATE_NAME, WARP_TEMPLATE, k, ns)
+        }
         KernelKind::Stage(stage) => {
             let (name, src) = STAGE_TEMPLATES[stage.index()];
             let k = format!("{}_stage{}", staged_base_name(model.name, p), stage.index() + 1);
@@ -483,7 +538,7 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
     ctx.insert("eps_mach", &literal(p.epsilon()));
     ctx.insert("entries", &entries);
     match kind {
-        KernelKind::Solve | KernelKind::Stage(_) => {
+        KernelKind::Solve | KernelKind::Stage(_) | KernelKind::SolveWarp => {
             ctx.insert("iters", &s.max_iters);
             let steps: Vec<String> = s.line_search.iter().map(|&a| literal(a)).collect();
             ctx.insert("line_search", &steps);
@@ -494,11 +549,14 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             ctx.insert("reg_min", &literal(s.reg_min));
             ctx.insert("reg_factor", &literal(s.reg_factor));
             ctx.insert("reg_max", &literal(s.reg_max));
-            if let KernelKind::Stage(_) = kind {
+            if matches!(kind, KernelKind::Stage(_) | KernelKind::SolveWarp) {
                 let (reals, ints) = staged_state_len(model.nx, model.nu, opts.horizon, s.line_search.len());
                 ctx.insert("base", &staged_base_name(model.name, p));
                 ctx.insert("state_reals", &reals);
                 ctx.insert("state_ints", &ints);
+                let (reals, ints) = warp_state_len(model.nx, model.nu, opts.horizon, s.line_search.len());
+                ctx.insert("warp_reals", &reals);
+                ctx.insert("warp_ints", &ints);
             }
         }
         KernelKind::Backward(mode) => {
@@ -624,6 +682,26 @@ mod tests {
         // K iterations, each with every regularisation step from 0 past reg_max (1e-6 · 10^16
         // > 1e10: 18 steps), plus one.
         assert_eq!(max_rounds(&SolverOptions { max_iters: 5, ..SolverOptions::default() }), 5 * (18 + 2) + 1);
+    }
+
+    #[test]
+    fn warp_kernel_renders_and_auto_rule_switches_on_the_batch() {
+        let toy = ModelCode { name: "toy", cuda_source: TOY, nx: 2, nu: 1, np: 1, is_linear: false };
+        let opts = KernelOptions::new(5, Precision::F64).with_layout(KernelLayout::WarpPerProblem);
+        let r = render_kernel(&toy, KernelKind::SolveWarp, &opts).unwrap();
+        assert_eq!((r.kernel.as_str(), r.entries.len()), ("mpc_ilqr_solve_warp_toy_f64", 1));
+        let (reals, ints) = warp_state_len(2, 1, 5, 4);
+        assert!(r.source.contains(&format!("static_assert(ws::REALS == {reals}LL && ws::INTS == {ints},")));
+        assert!(r.source.contains("__syncwarp(FULL)") && r.source.contains("__shfl_sync(FULL, jt, l)"));
+        assert!(!r.source.contains("{{") && !r.source.contains("{%"), "unrendered tera syntax left");
+        assert_eq!(KernelLayout::auto(1, 132), KernelLayout::WarpPerProblem);
+        assert_eq!(KernelLayout::auto(256, 132), KernelLayout::WarpPerProblem);
+        assert_eq!(KernelLayout::auto(128 * 132, 132), KernelLayout::SingleLaunch);
+        assert_eq!(KernelLayout::auto(65536, 132), KernelLayout::SingleLaunch);
+        for (text, l) in [("single-launch", KernelLayout::SingleLaunch), ("three-stage", KernelLayout::ThreeStage), ("warp", KernelLayout::WarpPerProblem)] {
+            assert_eq!(text.parse::<KernelLayout>().unwrap(), l);
+        }
+        assert!("tiles".parse::<KernelLayout>().is_err());
     }
 
     #[test]
