@@ -2,7 +2,7 @@
 //! inference time per step, trajectory plots and a JSON summary (`mpc eval`).
 
 use crate::checkpoint::{self, Checkpoint, CheckpointError};
-use crate::config::{PolicyKind, TrainConfig};
+use crate::config::{BackendKind, PolicyKind, TrainConfig};
 use crate::mpc_layer::{HOVER_THRUST, MpcLayer};
 use crate::normalize::ObsNormalizer;
 use crate::policy::{ActorCritic, FEATURES, N_FEATURES};
@@ -22,20 +22,45 @@ pub struct Agent {
     pub config: TrainConfig,
 }
 
-/// Builds the (untrained) policy a configuration describes.
-pub fn build_policy(config: &TrainConfig) -> candle_core::Result<ActorCritic> {
-    let mpc = match config.policy {
-        PolicyKind::Acmpc => Some(MpcLayer::new(config.mpc.horizon, config.mpc.iters, crate::trainer::gradient_mode(config))),
-        PolicyKind::Mlp => None,
+/// The MPC layer `config.mpc` asks for: `cpu`; `cuda` (an error without a usable GPU);
+/// `auto` (CUDA when a driver and GPU are present and the kernels build, else CPU). The
+/// choice and its reason are returned for the log. `capacity` is the largest batch solved.
+pub fn build_mpc(config: &TrainConfig, capacity: usize) -> Result<(MpcLayer, String), String> {
+    let (t, k, g) = (config.mpc.horizon, config.mpc.iters, crate::trainer::gradient_mode(config));
+    match config.mpc.backend {
+        BackendKind::Cpu => Ok((MpcLayer::new(t, k, g), "MPC layer on the CPU (mpc.backend = cpu)".into())),
+        BackendKind::Cuda => MpcLayer::new_cuda(t, k, g, capacity)
+            .map(|m| (m, "MPC layer on GPU 0 (mpc.backend = cuda)".into()))
+            .map_err(|e| format!("mpc.backend = cuda: {e}")),
+        BackendKind::Auto => match mpc_runtime::cuda::driver_available() {
+            Err(e) => Ok((MpcLayer::new(t, k, g), format!("MPC layer on the CPU (auto: {e})"))),
+            Ok(()) => match MpcLayer::new_cuda(t, k, g, capacity) {
+                Ok(m) => Ok((m, "MPC layer on GPU 0 (auto: a CUDA driver and GPU are present)".into())),
+                Err(e) => Ok((MpcLayer::new(t, k, g), format!("MPC layer on the CPU (auto: the CUDA solver failed: {e})"))),
+            },
+        },
+    }
+}
+
+/// Builds the (untrained) policy a configuration describes, with an MPC layer for batches of
+/// up to `capacity` problems; returns the backend note of [`build_mpc`].
+pub fn build_policy(config: &TrainConfig, capacity: usize) -> Result<(ActorCritic, String), String> {
+    let (mpc, note) = match config.policy {
+        PolicyKind::Acmpc => {
+            let (m, note) = build_mpc(config, capacity)?;
+            (Some(m), note)
+        }
+        PolicyKind::Mlp => (None, "AC-MLP policy: no MPC layer".to_string()),
     };
-    ActorCritic::new(config.policy, config.net.hidden, mpc, config.log_std_init(), config.seed)
+    let p = ActorCritic::new(config.policy, config.net.hidden, mpc, config.log_std_init(), config.seed).map_err(|e| e.to_string())?;
+    Ok((p, note))
 }
 
 impl Agent {
     /// Loads a checkpoint (a checkpoint directory, or a run directory with `checkpoints/latest`).
     pub fn load(path: &Path) -> Result<Agent, String> {
         let ck: Checkpoint = checkpoint::load(path).map_err(|e: CheckpointError| e.to_string())?;
-        let policy = build_policy(&ck.config).map_err(|e| e.to_string())?;
+        let (policy, _) = build_policy(&ck.config, 1)?;
         policy.params.load(&ck.model).map_err(|e| format!("{}: {e}", ck.dir.display()))?;
         Ok(Agent { policy, normalizer: ck.normalizer, config: ck.config })
     }

@@ -12,7 +12,9 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use mpc_models::Quadrotor;
-use mpc_runtime::solver::{Batch, Bound, GradientMode, Solution, Solver, SolverOptions};
+use mpc_runtime::cuda::CudaSolver;
+use mpc_runtime::cuda::render::{KernelOptions, Precision};
+use mpc_runtime::solver::{Batch, Bound, Gradients, GradientMode, Solution, Solver, SolverOptions};
 use std::sync::{Arc, Mutex};
 
 /// State dimension of the quadrotor.
@@ -30,19 +32,66 @@ pub const U_UPPER: [f64; NU] = [34.0, 10.0, 10.0, 4.0];
 /// Hover thrust `m·g` (N): the warm start of a fresh solve.
 pub const HOVER_THRUST: f64 = 0.752 * 9.8066;
 
-/// A batched, differentiable quadrotor MPC of fixed horizon on the CPU solver.
+/// Where the layer solves: the CPU solver, or the CUDA solver (double precision, the same
+/// algorithm; its forward and backward kernels are host-emulated against the CPU solver in the
+/// test suite, but this path has not run on a GPU yet).
+enum Engine {
+    Cpu(Solver<Quadrotor>),
+    Cuda(Box<CudaSolver<Quadrotor>>),
+}
+
+impl Engine {
+    fn solve(&mut self, batch: &Batch<'_>) -> candle_core::Result<Solution> {
+        match self {
+            Engine::Cpu(s) => Ok(s.solve(batch)),
+            Engine::Cuda(s) => s.solve(batch).map_err(|e| candle_core::Error::Msg(format!("CUDA MPC solve: {e}"))),
+        }
+    }
+
+    fn backward(&mut self, batch: &Batch<'_>, sol: &Solution, gx: &[f64], gu: &[f64]) -> candle_core::Result<Gradients> {
+        match self {
+            Engine::Cpu(s) => Ok(s.backward(batch, sol, gx, gu)),
+            Engine::Cuda(s) => s.backward(batch, sol, gx, gu).map_err(|e| candle_core::Error::Msg(format!("CUDA MPC backward: {e}"))),
+        }
+    }
+}
+
+/// A batched, differentiable quadrotor MPC of fixed horizon.
 #[derive(Clone)]
 pub struct MpcLayer {
-    solver: Arc<Mutex<Solver<Quadrotor>>>,
+    solver: Arc<Mutex<Engine>>,
     horizon: usize,
+    on_gpu: bool,
+}
+
+fn options(iters: usize, gradient: GradientMode) -> SolverOptions {
+    SolverOptions { max_iters: iters, eps: 1e-6, gradient, ..SolverOptions::default() }
+}
+
+fn model() -> Quadrotor {
+    Quadrotor { dt: 0.02, ..Quadrotor::default() }
 }
 
 impl MpcLayer {
-    /// An MPC of horizon `horizon` with `iters` iLQR iterations, the quadrotor at dt = 0.02 s.
+    /// An MPC of horizon `horizon` with `iters` iLQR iterations on the CPU solver, the
+    /// quadrotor at dt = 0.02 s.
     pub fn new(horizon: usize, iters: usize, gradient: GradientMode) -> Self {
-        let model = Quadrotor { dt: 0.02, ..Quadrotor::default() };
-        let options = SolverOptions { max_iters: iters, eps: 1e-6, gradient, ..SolverOptions::default() };
-        Self { solver: Arc::new(Mutex::new(Solver::new(model, horizon, options))), horizon }
+        let solver = Solver::new(model(), horizon, options(iters, gradient));
+        Self { solver: Arc::new(Mutex::new(Engine::Cpu(solver))), horizon, on_gpu: false }
+    }
+
+    /// The same MPC on GPU 0 for batches of up to `capacity` problems (double precision).
+    /// Errors (no driver, no GPU, NVRTC failure) are returned, never panics.
+    pub fn new_cuda(horizon: usize, iters: usize, gradient: GradientMode, capacity: usize) -> Result<Self, String> {
+        let mut opts = KernelOptions::new(horizon, Precision::F64);
+        opts.solver = options(iters, gradient);
+        let s = CudaSolver::new(&model(), capacity, &opts).map_err(|e| e.to_string())?;
+        Ok(Self { solver: Arc::new(Mutex::new(Engine::Cuda(Box::new(s)))), horizon, on_gpu: true })
+    }
+
+    /// Whether this layer solves on the GPU.
+    pub fn on_gpu(&self) -> bool {
+        self.on_gpu
     }
 
     /// Horizon T.
@@ -78,7 +127,7 @@ impl MpcLayer {
     }
 
     /// Solves without building a graph (rollouts, evaluation): the full solution.
-    pub fn solve(&self, cost: &[f64], x0: &[f64], u_init: &[f64]) -> Solution {
+    pub fn solve(&self, cost: &[f64], x0: &[f64], u_init: &[f64]) -> candle_core::Result<Solution> {
         let b = x0.len() / NX;
         let (cm, cv) = dense_cost(cost, b, self.horizon);
         let batch = batch(b, x0, &cm, &cv, u_init);
@@ -119,7 +168,7 @@ struct Saved {
 }
 
 struct MpcOp {
-    solver: Arc<Mutex<Solver<Quadrotor>>>,
+    solver: Arc<Mutex<Engine>>,
     horizon: usize,
     x0: Vec<f64>,
     u_init: Vec<f64>,
@@ -149,7 +198,7 @@ impl CustomOp1 for MpcOp {
         }
         let b = self.x0.len() / NX;
         let (cm, cv) = dense_cost(&cost, b, self.horizon);
-        let solution = self.solver.lock().expect("solver lock").solve(&batch(b, &self.x0, &cm, &cv, &self.u_init));
+        let solution = self.solver.lock().expect("solver lock").solve(&batch(b, &self.x0, &cm, &cv, &self.u_init))?;
         let mut u0 = Vec::with_capacity(b * NU);
         for i in 0..b {
             let off = i * self.horizon * NU;
@@ -174,7 +223,7 @@ impl CustomOp1 for MpcOp {
             grad_u[i * t * NU..i * t * NU + NU].copy_from_slice(&g0[i * NU..(i + 1) * NU]);
         }
         let bt = batch(b, &self.x0, &saved.cm, &saved.cv, &self.u_init);
-        let g = self.solver.lock().expect("solver lock").backward(&bt, &saved.solution, &grad_x, &grad_u);
+        let g = self.solver.lock().expect("solver lock").backward(&bt, &saved.solution, &grad_x, &grad_u)?;
         let mut out = vec![0.0; b * t * COST_PER_STAGE];
         for k in 0..b * t {
             let dst = &mut out[k * COST_PER_STAGE..(k + 1) * COST_PER_STAGE];

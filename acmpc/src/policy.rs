@@ -448,7 +448,7 @@ impl ActorCritic {
         let (mean, control) = match &self.actor {
             Actor::Mpc { mpc, .. } => {
                 let cost: Vec<f64> = self.cost(&f)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
-                let sol = mpc.solve(&cost, states, &repeat_warm_start(warm, mpc.horizon()));
+                let sol = mpc.solve(&cost, states, &repeat_warm_start(warm, mpc.horizon()))?;
                 let t = mpc.horizon();
                 let mut mean = Vec::with_capacity(b);
                 let mut control = Vec::with_capacity(b);

@@ -106,7 +106,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
     let track = Track::resolve(&cfg.track)?;
     let ckpt_root = opts.out.join("checkpoints");
     std::fs::create_dir_all(&opts.out)?;
-    let policy = build_policy(cfg)?;
+    let (policy, note) = build_policy(cfg, cfg.n_envs.max(cfg.ppo.batch_size)).map_err(anyhow::Error::msg)?;
+    eprintln!("mpc train: {note}");
     let mut opt = Adam::new(policy.params.vars.clone(), cfg.ppo.lr_init, cfg.ppo.adam_eps)?;
     let mut normalizer = ObsNormalizer::new(OBS_DIM);
     let mut state = TrainState::default();

@@ -1,5 +1,7 @@
-//! A seeded smoke training run: a few PPO updates of small AC-MPC and AC-MLP policies measurably
-//! improve the mean episode return; checkpoints resume; evaluation writes its summary and plots.
+//! A seeded smoke training run: 30 PPO updates (30 720 steps) of small AC-MPC and AC-MLP policies
+//! on the `straight` track measurably improve the mean episode return (seen: −15.5 → +4.9 and
+//! −15.6 → +2.4; asserted: at least +5); checkpoints resume and extend; evaluation writes its
+//! summary and plots.
 
 use acmpc::config::TrainConfig;
 use acmpc::trainer::{RunOptions, train};
@@ -17,12 +19,13 @@ fn small(policy: &str, steps: u64) -> TrainConfig {
             format!("policy={policy}"),
             "track=straight".into(),
             "n_envs=16".into(),
-            "env.max_steps=200".into(),
+            "env.max_steps=100".into(),
             format!("ppo.total_steps={steps}"),
             "ppo.n_steps=64".into(),
             "ppo.batch_size=256".into(),
-            "ppo.n_epochs=4".into(),
-            "net.hidden=32".into(),
+            "net.hidden=64".into(),
+            "ppo.lr_init=1e-3".into(),
+            "ppo.lr_final=1e-3".into(),
             "log.checkpoint_every=1024".into(),
             "log.eval_every=0".into(),
             "seed=1".into(),
@@ -40,17 +43,17 @@ fn mean_return_by_update(dir: &std::path::Path) -> Vec<f64> {
 #[test]
 fn ac_mpc_smoke_training_improves_return_and_resumes() {
     let dir = tmp("mpc");
-    let cfg = small("acmpc", 16 * 64 * 12);
+    let cfg = small("acmpc", 16 * 64 * 30);
     let s = train(&cfg, &RunOptions { out: dir.clone(), resume: false, progress: false }).unwrap();
     let r = mean_return_by_update(&dir);
     eprintln!("AC-MPC returns by update: {r:?}; summary {s:?}");
-    assert_eq!(s.steps, 16 * 64 * 12);
+    assert_eq!(s.steps, 16 * 64 * 30);
     let first = r.iter().cloned().find(|v| v.is_finite()).unwrap();
     let last = *r.last().unwrap();
-    assert!(last > first + 1.0, "mean return did not improve: first {first}, last {last}");
+    assert!(last > first + 5.0, "mean return did not improve: first {first}, last {last}");
     let ck = acmpc::checkpoint::load(&dir.join("checkpoints")).unwrap();
-    assert_eq!(ck.state.steps, 16 * 64 * 12);
-    assert_eq!(ck.state.updates, 12);
+    assert_eq!(ck.state.steps, 16 * 64 * 30);
+    assert_eq!(ck.state.updates, 30);
     // Resuming with another configuration is refused, naming the reason.
     let mut other = cfg.clone();
     other.ppo.clip_range = 0.1;
@@ -58,13 +61,13 @@ fn ac_mpc_smoke_training_improves_return_and_resumes() {
     assert!(err.contains("configuration differs"), "{err}");
     // Extending the run (larger total_steps) resumes from the checkpoint: two more updates.
     let mut more = cfg.clone();
-    more.ppo.total_steps = 16 * 64 * 14;
+    more.ppo.total_steps = 16 * 64 * 32;
     let s2 = train(&more, &RunOptions { out: dir.clone(), resume: true, progress: false }).unwrap();
-    assert_eq!(s2.steps, 16 * 64 * 14);
+    assert_eq!(s2.steps, 16 * 64 * 32);
     let ck = acmpc::checkpoint::load(&dir.join("checkpoints")).unwrap();
-    assert_eq!(ck.state.updates, 14);
+    assert_eq!(ck.state.updates, 32);
     assert!(ck.state.wall_seconds > s.wall_seconds);
-    assert_eq!(mean_return_by_update(&dir).len(), 14, "the resumed run appends to train.csv");
+    assert_eq!(mean_return_by_update(&dir).len(), 32, "the resumed run appends to train.csv");
     // Evaluation of the checkpoint writes the summary and the plots.
     let agent = acmpc::evaluate::Agent::load(&dir).unwrap();
     let track = racing::track::Track::resolve("straight").unwrap();
@@ -81,12 +84,12 @@ fn ac_mpc_smoke_training_improves_return_and_resumes() {
 #[test]
 fn ac_mlp_smoke_training_improves_return() {
     let dir = tmp("mlp");
-    let cfg = small("mlp", 16 * 64 * 12);
+    let cfg = small("mlp", 16 * 64 * 30);
     train(&cfg, &RunOptions { out: dir.clone(), resume: false, progress: false }).unwrap();
     let r = mean_return_by_update(&dir);
     eprintln!("AC-MLP returns by update: {r:?}");
     let first = r.iter().cloned().find(|v| v.is_finite()).unwrap();
     let last = *r.last().unwrap();
-    assert!(last > first + 1.0, "mean return did not improve: first {first}, last {last}");
+    assert!(last > first + 5.0, "mean return did not improve: first {first}, last {last}");
     std::fs::remove_dir_all(&dir).ok();
 }
