@@ -61,7 +61,9 @@ fn tiny_grid_writes_valid_json() {
 
 #[test]
 fn bad_options_exit_2() {
-    for args in [&["bench", "--batch", "0"][..], &["bench", "--backend", "cuda"], &["bench", "--iters", "0"]] {
+    // (`--backend cuda` without a driver is covered by tests/cuda_bench_cli.rs; on a GPU machine
+    // it is a valid benchmark, not a bad option.)
+    for args in [&["bench", "--batch", "0"][..], &["bench", "--iters", "0"]] {
         let out = Command::new(env!("CARGO_BIN_EXE_mpc")).args(args).output().expect("run mpc bench");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }

@@ -41,6 +41,19 @@ fn kernel_to_stdout_and_files() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let cu = std::fs::read_to_string(dir.join("mpc_ilqr_solve_pendulum_f64_T5.cu")).unwrap();
     assert!(cu.contains("typedef double real;"));
+    // Every kernel the GPU backend can launch: solve, warp solve, three stages, backward ×2.
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".cu"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.iter().filter(|n| n.contains("backward")).count(), 2, "{names:?}");
+    if nvrtc {
+        let ptx_count = std::fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "ptx")).count();
+        assert_eq!(ptx_count, 7);
+    }
     if nvrtc {
         let ptx = std::fs::read_to_string(dir.join("mpc_ilqr_solve_pendulum_f64_T5.ptx")).unwrap();
         assert!(ptx.contains(".entry mpc_ilqr_solve_pendulum_f64"));

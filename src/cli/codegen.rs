@@ -4,17 +4,20 @@
 //! * `mpc codegen --model M [--lang cuda|rust] [--out DIR]`: the model's generated device
 //!   functions (CUDA) or Rust bodies.
 //! * `mpc codegen --model M --horizon T [--iters K] [--precision f32|f64] [--ptx] [--arch A]
-//!   [--out DIR]`: the single-launch iLQR solve kernel rendered from
-//!   `templates/ilqr_solve.cu.tera` with the model's device code spliced in and T, K, the
-//!   precision and the default solver settings as compile-time constants; with `--ptx` also
-//!   compiled to PTX by NVRTC. With `--out` the files `<kernel>_T<T>.cu` (and `.ptx`) are
-//!   written there; without it the `.cu` (or, with `--ptx`, the PTX) goes to standard output.
+//!   [--out DIR]`: the CUDA kernels rendered from `templates/` with the model's device code
+//!   spliced in and T, K, the precision and the default solver settings as compile-time
+//!   constants; with `--ptx` also compiled to PTX by NVRTC. With `--out` every kernel the GPU
+//!   backend can launch is written there as `<kernel>_T<T>.cu` (and `.ptx`): the single-launch
+//!   solve, the warp-per-problem solve, the three stages of the paper's layout, and the
+//!   backward pass in both gradient modes. Without `--out` the single-launch solve kernel's
+//!   `.cu` (or, with `--ptx`, its PTX) goes to standard output.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mpc_models::ModelVisitor;
 use mpc_runtime::Model;
+use mpc_runtime::solver::GradientMode;
 use mpc_runtime::cuda::render::{self, KernelOptions, Precision, RenderError, RenderedKernel};
 use mpc_runtime::cuda::{NvrtcOptions, compile_ptx};
 
@@ -124,9 +127,16 @@ pub fn run(args: CodegenArgs) -> ExitCode {
 struct Render(KernelOptions);
 
 impl ModelVisitor for Render {
-    type Output = Result<RenderedKernel, RenderError>;
+    type Output = Result<Vec<RenderedKernel>, RenderError>;
     fn visit<M: Model>(self) -> Self::Output {
-        render::render_solve::<M>(&self.0)
+        let mut out = vec![render::render_solve::<M>(&self.0)?, render::render_solve_warp::<M>(&self.0)?];
+        out.extend(render::render_stages::<M>(&self.0)?);
+        for mode in [GradientMode::Exact, GradientMode::GaussNewton] {
+            let mut o = self.0.clone();
+            o.solver.gradient = mode;
+            out.push(render::render_backward::<M>(&o)?);
+        }
+        Ok(out)
     }
 }
 
@@ -135,7 +145,7 @@ fn run_kernel(args: &CodegenArgs, horizon: usize) -> ExitCode {
     if let Some(k) = args.iters {
         opts.solver.max_iters = k as usize;
     }
-    let kernel = match mpc_models::dispatch(&args.model, Render(opts)) {
+    let kernels = match mpc_models::dispatch(&args.model, Render(opts)) {
         None => return unknown_model(&args.model),
         Some(Err(e)) => {
             eprintln!("mpc codegen: {e}");
@@ -143,35 +153,42 @@ fn run_kernel(args: &CodegenArgs, horizon: usize) -> ExitCode {
         }
         Some(Ok(k)) => k,
     };
-    let ptx = if args.ptx {
+    let ptx_of = |kernel: &RenderedKernel| {
         let nv = NvrtcOptions { program_name: kernel.file_name(), ..NvrtcOptions::new(args.arch.as_str()) };
-        match compile_ptx(&kernel.source, &nv) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                eprintln!("mpc codegen: NVRTC: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        None
+        compile_ptx(&kernel.source, &nv).map_err(|e| {
+            eprintln!("mpc codegen: NVRTC ({}): {e}", kernel.file_name());
+            ExitCode::FAILURE
+        })
     };
     match &args.out {
         None => {
-            match &ptx {
-                Some(p) => print!("{}", p.as_str()),
-                None => print!("{}", kernel.source),
+            let kernel = &kernels[0];
+            if args.ptx {
+                match ptx_of(kernel) {
+                    Ok(p) => print!("{}", p.as_str()),
+                    Err(c) => return c,
+                }
+            } else {
+                print!("{}", kernel.source);
             }
             ExitCode::SUCCESS
         }
         Some(dir) => {
-            let cu = dir.join(kernel.file_name());
-            if let Err(c) = write(&cu, &kernel.source) {
-                return c;
-            }
-            if let Some(p) = &ptx
-                && let Err(c) = write(&cu.with_extension("ptx"), p.as_str())
-            {
-                return c;
+            for kernel in &kernels {
+                let cu = dir.join(kernel.file_name());
+                if let Err(c) = write(&cu, &kernel.source) {
+                    return c;
+                }
+                if args.ptx {
+                    match ptx_of(kernel) {
+                        Ok(p) => {
+                            if let Err(c) = write(&cu.with_extension("ptx"), p.as_str()) {
+                                return c;
+                            }
+                        }
+                        Err(c) => return c,
+                    }
+                }
             }
             ExitCode::SUCCESS
         }
