@@ -125,6 +125,23 @@ impl CsvLog {
     }
 }
 
+/// Drops the rows whose first column (the update number) exceeds `last`: a run resumed from an
+/// earlier checkpoint re-does those updates and must not log them twice.
+pub fn truncate_after(path: &Path, last: u64) -> std::io::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        let keep = i == 0 || line.split(',').next().and_then(|c| c.parse::<f64>().ok()).is_none_or(|u| u <= last as f64);
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let tmp = path.with_extension("csv.tmp");
+    std::fs::write(&tmp, out)?;
+    std::fs::rename(tmp, path)
+}
+
 /// Reads a CSV written by [`CsvLog`] back as columns (empty cells are NaN).
 pub fn read_csv(path: &Path) -> std::io::Result<(Vec<String>, Vec<Vec<f64>>)> {
     let text = std::fs::read_to_string(path)?;

@@ -129,6 +129,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         eprintln!("resuming from {} at {} steps", ck.dir.display(), state.steps);
     }
     std::fs::write(opts.out.join("config.yaml"), cfg.to_yaml())?;
+    if opts.resume {
+        crate::logging::truncate_after(&opts.out.join("train.csv"), state.updates)?;
+    }
     let mut csv = CsvLog::open(&opts.out.join("train.csv"), CSV_COLUMNS)?;
     let mut tb = TensorBoardWriter::create(&opts.out.join("tb"))?;
 
