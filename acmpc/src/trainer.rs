@@ -2,7 +2,7 @@
 //! (CSV + TensorBoard), periodic deterministic evaluation, atomic checkpoints and `--resume`.
 
 use crate::checkpoint::{self, TrainState};
-use crate::config::{GradientKind, PolicyKind, TrainConfig};
+use crate::config::{GradientKind, TrainConfig};
 use crate::evaluate::{Agent, build_policy, run_episode};
 use crate::logging::{CsvLog, TensorBoardWriter};
 use crate::mpc_layer::{HOVER_THRUST, NX};
@@ -332,9 +332,4 @@ pub fn plot_run(out: &Path) -> anyhow::Result<PathBuf> {
     let p = out.join("training.png");
     racing::plot::curves_png(&p, "training", &series).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(p)
-}
-
-/// Is the configured policy the MPC one?
-pub fn uses_mpc(cfg: &TrainConfig) -> bool {
-    cfg.policy == PolicyKind::Acmpc
 }
