@@ -55,6 +55,10 @@ pub struct MpcConfig {
     pub backend: BackendKind,
 }
 
+fn default_true() -> bool {
+    true
+}
+
 /// PPO hyper-parameters (acmpc-reference.md §5.1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,6 +79,12 @@ pub struct PpoConfig {
     pub clip_range: f64,
     /// The update stops at the first minibatch whose approximate KL exceeds 1.5 × this.
     pub target_kl: Option<f64>,
+    /// After the KL stop, keep training the critic alone on the remaining minibatches (true), or
+    /// end the whole update as SB3 does (false). With the MPC actor one Adam step can move the
+    /// policy past the KL limit; under SB3's rule 30 updates in a row then took a single
+    /// minibatch step, starving the critic as well (results/README.md).
+    #[serde(default = "default_true")]
+    pub critic_after_kl_stop: bool,
     /// Value-loss coefficient.
     pub vf_coef: f64,
     /// Entropy coefficient.

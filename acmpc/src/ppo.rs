@@ -100,6 +100,10 @@ pub struct UpdateStats {
     pub explained_variance: f64,
     /// Minibatch steps taken.
     pub minibatches: usize,
+    /// Critic-only minibatch steps after the KL stop (`critic_after_kl_stop`).
+    pub critic_only_minibatches: usize,
+    /// Mean value loss over those steps.
+    pub value_loss_critic_only: f64,
     /// Whether the KL early stop fired.
     pub stopped_early: bool,
     /// Mean std of the Gaussian after the update.
@@ -120,6 +124,7 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
     let mut idx: Vec<usize> = (0..total).collect();
     let mut st = UpdateStats::default();
     let (mut n_pg, mut sum_pg, mut sum_v, mut sum_kl, mut sum_clip, mut sum_gn) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut actor_stopped, mut n_v, mut sum_v_only) = (false, 0usize, 0.0);
     'epochs: for _ in 0..cfg.n_epochs {
         idx.shuffle(rng);
         for chunk in idx.chunks(cfg.batch_size) {
@@ -154,6 +159,15 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
             let old_lp = Tensor::from_vec(old_lp, b, &dev)?;
             let adv = Tensor::from_vec(adv, b, &dev)?;
             let ret = Tensor::from_vec(ret, b, &dev)?;
+            if actor_stopped {
+                // Critic-only step: the actor (and the MPC) is not evaluated at all.
+                let vl = (policy.value(&features)? - &ret)?.sqr()?.mean_all()?;
+                let grads = (&vl * cfg.vf_coef)?.backward()?;
+                opt.step_clipped(&grads, cfg.max_grad_norm)?;
+                n_v += 1;
+                sum_v_only += scalar(&vl)?;
+                continue;
+            }
             let u_init = repeat_warm_start(&warm, horizon);
             let out = policy.forward(&features, &states, &u_init)?;
             let lp = log_prob(&out.mean, policy.log_std.as_tensor(), &actions)?;
@@ -172,7 +186,11 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
                 && kl > 1.5 * t
             {
                 st.stopped_early = true;
-                break 'epochs;
+                if !cfg.critic_after_kl_stop {
+                    break 'epochs;
+                }
+                actor_stopped = true;
+                continue;
             }
             let clip_frac = scalar(&(&ratio - 1.0)?.abs()?.gt(cfg.clip_range)?.to_dtype(candle_core::DType::F32)?.mean_all()?)?;
             let grads = loss.backward()?;
@@ -192,6 +210,10 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
     st.clip_fraction = sum_clip / nn;
     st.grad_norm = sum_gn / nn;
     st.minibatches = n_pg;
+    st.critic_only_minibatches = n_v;
+    if n_v > 0 {
+        st.value_loss_critic_only = sum_v_only / n_v as f64;
+    }
     let ret_mean = buf.returns.iter().map(|&r| r as f64).sum::<f64>() / total as f64;
     let var_ret = buf.returns.iter().map(|&r| (r as f64 - ret_mean).powi(2)).sum::<f64>() / total as f64;
     let var_res = buf.returns.iter().zip(&buf.values).map(|(&r, &v)| (r as f64 - v as f64).powi(2)).sum::<f64>() / total as f64
@@ -205,6 +227,76 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{PolicyKind, TrainConfig};
+    use rand::SeedableRng;
+
+    /// Random transitions whose log-probabilities are those of `policy` (so the first
+    /// minibatch's KL is rounding-level).
+    fn random_buffer(policy: &ActorCritic, n_envs: usize, len: usize, seed: u64) -> RolloutBuffer {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut b = RolloutBuffer::new(n_envs);
+        let t = n_envs * len;
+        b.len = len;
+        b.features = (0..t * N_FEATURES).map(|_| rng.random_range(-1.0..1.0)).collect();
+        b.states = vec![0.0; t * NX];
+        b.warm = vec![0.0; t * 4];
+        b.actions = (0..t * 4).map(|_| rng.random_range(-0.5..0.5)).collect();
+        let acting = policy.act(&b.features, &b.states, &b.warm).unwrap();
+        let s = policy.std().unwrap();
+        b.log_probs = (0..t)
+            .map(|k| {
+                (0..4)
+                    .map(|i| {
+                        let d = (b.actions[k * 4 + i] as f64 - acting.mean[k][i]) / s[i];
+                        -0.5 * d * d - s[i].ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+                    })
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        b.values = vec![0.0; t];
+        b.rewards = (0..t).map(|_| rng.random_range(-1.0..1.0)).collect();
+        b.dones = vec![false; t];
+        b.finish(&vec![0.0; n_envs], 0.99, 0.95);
+        b
+    }
+
+    /// A target KL so small that the stop fires right after the first actor step: SB3's rule
+    /// ends the update there; `critic_after_kl_stop` trains the critic alone on every remaining
+    /// minibatch and leaves the actor exactly where the first step put it.
+    #[test]
+    fn kl_stop_freezes_the_actor_and_keeps_training_the_critic() {
+        let cfg = TrainConfig::build(None, &["policy=mlp".into()]).unwrap();
+        assert_eq!(cfg.policy, PolicyKind::Mlp);
+        let mut ppo = cfg.ppo.clone();
+        ppo.batch_size = 128; // 4 minibatches × 10 epochs
+        ppo.target_kl = Some(1e-6); // above the f32 rounding floor of the KL (~1e-8)
+        let run = |critic_after: bool| {
+            let policy = ActorCritic::new(PolicyKind::Mlp, 32, None, -0.82, 7).unwrap();
+            let buf = random_buffer(&policy, 16, 32, 3); // 512 transitions
+            let mut opt = Adam::new(policy.params.vars.clone(), 1e-2, 1e-5).unwrap();
+            let mut p = ppo.clone();
+            p.critic_after_kl_stop = critic_after;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+            let st = update(&policy, &mut opt, &buf, &p, &mut rng).unwrap();
+            let params = policy.params.tensors();
+            let flat = |prefix: &str| -> Vec<f32> {
+                let mut names: Vec<_> = params.keys().filter(|k| k.starts_with(prefix)).cloned().collect();
+                names.sort();
+                names.iter().flat_map(|k| params[k].flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect()
+            };
+            (st, flat("actor"), flat("critic"))
+        };
+        let (sb3, actor_sb3, critic_sb3) = run(false);
+        let (ours, actor_ours, critic_ours) = run(true);
+        assert!(sb3.stopped_early && ours.stopped_early);
+        assert_eq!((sb3.minibatches, sb3.critic_only_minibatches), (1, 0));
+        // The stop is detected on minibatch 2 (not stepped); the other 38 train the critic.
+        assert_eq!((ours.minibatches, ours.critic_only_minibatches), (1, 38));
+        assert!(!actor_ours.is_empty() && actor_ours == actor_sb3, "the actor must not move after the KL stop");
+        let moved = critic_ours.iter().zip(&critic_sb3).filter(|(a, b)| a != b).count();
+        assert!(moved > critic_ours.len() / 2, "critic-only steps changed {moved} of {} critic numbers", critic_ours.len());
+        assert!(ours.value_loss_critic_only.is_finite() && ours.value_loss_critic_only < sb3.value_loss, "{} vs {}", ours.value_loss_critic_only, sb3.value_loss);
+    }
 
     #[test]
     fn gae_matches_a_hand_computation() {

@@ -72,7 +72,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "update", "steps", "wall_s", "steps_per_s", "lr", "ep_return_mean100", "ep_length_mean100", "ep_gates_mean100",
     "ep_laps_mean100", "lap_time_mean100", "crash_fraction100", "episodes", "policy_loss", "value_loss", "approx_kl",
     "clip_fraction", "grad_norm", "explained_variance", "std", "rollout_s", "update_s", "rss_mib", "eval_return",
-    "eval_gates", "eval_lap_time",
+    "eval_gates", "eval_lap_time", "policy_minibatches", "critic_only_minibatches",
 ];
 
 #[derive(Default)]
@@ -267,7 +267,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
             window.mean(|e| Some(e.0)), window.mean(|e| Some(e.1)), window.mean(|e| Some(e.2)), window.mean(|e| Some(e.3)),
             window.mean(|e| e.4), window.mean(|e| Some(if e.5 { 1.0 } else { 0.0 })), state.episodes as f64,
             st.policy_loss, st.value_loss, st.approx_kl, st.clip_fraction, st.grad_norm, st.explained_variance, st.std,
-            rollout_s, update_s, rss, eval_ret, eval_gates, eval_lap,
+            rollout_s, update_s, rss, eval_ret, eval_gates, eval_lap, st.minibatches as f64, st.critic_only_minibatches as f64,
         ];
         csv.row(&row)?;
         let tags: Vec<(&str, f64)> = CSV_COLUMNS.iter().zip(row.iter()).skip(3).map(|(k, v)| (*k, *v)).collect();
@@ -283,8 +283,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         ));
         if !opts.progress {
             eprintln!(
-                "update {} steps {} sps {:.0} ret {:.2} gates {:.2} kl {:.4} ev {:.2} std {:.3} roll {:.1}s upd {:.1}s rss {:.0}MiB",
+                "update {} steps {} sps {:.0} ret {:.2} gates {:.2} kl {:.4} mb {}+{} ev {:.2} std {:.3} roll {:.1}s upd {:.1}s rss {:.0}MiB",
                 state.updates, state.steps, sps, window.mean(|e| Some(e.0)), window.mean(|e| Some(e.2)), st.approx_kl,
+                st.minibatches, st.critic_only_minibatches,
                 st.explained_variance, st.std, rollout_s, update_s, rss
             );
         }
