@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
+pub mod gelu;
 pub mod logging;
 pub mod mpc_layer;
 pub mod normalize;

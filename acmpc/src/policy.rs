@@ -57,7 +57,7 @@ impl Dense {
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let y = x.matmul(&self.weight.as_tensor().t()?)?.broadcast_add(self.bias.as_tensor())?;
         match self.act {
-            Activation::Gelu => y.gelu_erf(),
+            Activation::Gelu => crate::gelu::gelu_erf(&y),
             Activation::Relu => y.relu(),
             Activation::Identity => Ok(y),
         }

@@ -77,7 +77,7 @@ fn actor_gradient_matches_finite_differences() {
         for _ in 0..6 {
             let k = rng.random_range(0..base.len());
             let h = 1e-6;
-            let mut eval = |delta: f64| {
+            let eval = |delta: f64| {
                 let mut v = base.clone();
                 v[k] += delta;
                 var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap()).unwrap();
