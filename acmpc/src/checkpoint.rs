@@ -30,6 +30,13 @@ pub struct TrainState {
     pub adam_steps: u64,
     /// Best periodic-evaluation return so far.
     pub best_eval_return: Option<f64>,
+    /// Current multiplier of the actor network's learning rate (`ppo.adaptive_actor_lr`).
+    #[serde(default = "one")]
+    pub actor_lr_scale: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Errors reading or writing checkpoints.

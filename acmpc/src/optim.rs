@@ -9,6 +9,8 @@ use std::collections::HashMap;
 /// Adam over a fixed list of named variables.
 pub struct Adam {
     vars: Vec<(String, Var)>,
+    /// Per-variable multiplier of the learning rate (1 unless set by [`Adam::scale_lr`]).
+    lr_scale: Vec<f64>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     /// Steps taken.
@@ -28,7 +30,21 @@ impl Adam {
     pub fn new(vars: Vec<(String, Var)>, lr: f64, eps: f64) -> candle_core::Result<Self> {
         let m = vars.iter().map(|(_, v)| v.as_tensor().zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
         let v = m.clone();
-        Ok(Self { vars, m, v, step: 0, lr, beta1: 0.9, beta2: 0.999, eps })
+        let lr_scale = vec![1.0; vars.len()];
+        Ok(Self { vars, lr_scale, m, v, step: 0, lr, beta1: 0.9, beta2: 0.999, eps })
+    }
+
+    /// Multiplies the learning rate of every variable whose name starts with `prefix` by
+    /// `factor` (a parameter group, as PyTorch's `param_groups`). Returns how many matched.
+    pub fn scale_lr(&mut self, prefix: &str, factor: f64) -> usize {
+        let mut n = 0;
+        for (k, (name, _)) in self.vars.iter().enumerate() {
+            if name.starts_with(prefix) {
+                self.lr_scale[k] = factor;
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Global 2-norm of the gradients of all variables (absent gradients count as zero).
@@ -60,7 +76,7 @@ impl Adam {
             let v = ((&self.v[k] * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
             let denom = ((&v / bc2)?.sqrt()? + self.eps)?;
             let upd = ((&m / bc1)? / denom)?;
-            var.set(&(var.as_tensor() - (upd * self.lr)?)?)?;
+            var.set(&(var.as_tensor() - (upd * (self.lr * self.lr_scale[k]))?)?)?;
             self.m[k] = m;
             self.v[k] = v;
         }

@@ -112,6 +112,21 @@ pub struct UpdateStats {
     pub seconds: f64,
 }
 
+/// The adaptive actor learning-rate rule (`ppo.adaptive_actor_lr`): after an update whose
+/// KL stop fired the multiplier halves (down to 1e-3); after an update whose mean KL stayed
+/// under `target_kl / 2` it grows by 1.25, up to 1 (Table I's rate). Without a target KL the
+/// multiplier is left as it is.
+pub fn adapt_actor_lr_scale(scale: f64, st: &UpdateStats, target_kl: Option<f64>) -> f64 {
+    let Some(t) = target_kl else { return scale };
+    if st.stopped_early {
+        (scale * 0.5).max(1e-3)
+    } else if st.approx_kl < 0.5 * t {
+        (scale * 1.25).min(1.0)
+    } else {
+        scale
+    }
+}
+
 fn scalar(t: &Tensor) -> candle_core::Result<f64> {
     t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()
 }
@@ -258,6 +273,19 @@ mod tests {
         b.dones = vec![false; t];
         b.finish(&vec![0.0; n_envs], 0.99, 0.95);
         b
+    }
+
+    #[test]
+    fn actor_rate_halves_after_a_kl_stop_and_recovers_to_table_one() {
+        let stop = UpdateStats { stopped_early: true, approx_kl: 0.01, ..Default::default() };
+        let quiet = UpdateStats { approx_kl: 0.01, ..Default::default() };
+        let busy = UpdateStats { approx_kl: 0.02, ..Default::default() };
+        assert_eq!(adapt_actor_lr_scale(1.0, &stop, Some(0.03)), 0.5);
+        assert_eq!(adapt_actor_lr_scale(0.5, &busy, Some(0.03)), 0.5);
+        assert_eq!(adapt_actor_lr_scale(0.5, &quiet, Some(0.03)), 0.625);
+        assert_eq!(adapt_actor_lr_scale(0.9, &quiet, Some(0.03)), 1.0);
+        assert_eq!(adapt_actor_lr_scale(1.5e-3, &stop, Some(0.03)), 1e-3);
+        assert_eq!(adapt_actor_lr_scale(0.5, &stop, None), 0.5);
     }
 
     /// A target KL so small that the stop fires right after the first actor step: SB3's rule

@@ -72,7 +72,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "update", "steps", "wall_s", "steps_per_s", "lr", "ep_return_mean100", "ep_length_mean100", "ep_gates_mean100",
     "ep_laps_mean100", "lap_time_mean100", "crash_fraction100", "episodes", "policy_loss", "value_loss", "approx_kl",
     "clip_fraction", "grad_norm", "explained_variance", "std", "rollout_s", "update_s", "rss_mib", "eval_return",
-    "eval_gates", "eval_lap_time", "policy_minibatches", "critic_only_minibatches",
+    "eval_gates", "eval_lap_time", "policy_minibatches", "critic_only_minibatches", "actor_lr",
 ];
 
 #[derive(Default)]
@@ -110,7 +110,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
     eprintln!("mpc train: {note}");
     let mut opt = Adam::new(policy.params.vars.clone(), cfg.ppo.lr_init, cfg.ppo.adam_eps)?;
     let mut normalizer = ObsNormalizer::new(OBS_DIM);
-    let mut state = TrainState::default();
+    let mut state = TrainState { actor_lr_scale: cfg.ppo.actor_lr_scale, ..TrainState::default() };
     if opts.resume {
         let ck = checkpoint::load(&ckpt_root).map_err(|e| anyhow::anyhow!("--resume: {e}"))?;
         // A run may be extended (a larger `ppo.total_steps`); everything else must match.
@@ -169,6 +169,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
     while state.steps < cfg.ppo.total_steps {
         let lr = cfg.learning_rate(state.steps);
         opt.lr = lr;
+        opt.scale_lr("actor.", state.actor_lr_scale);
         buf.clear();
         let t_roll = Instant::now();
         let mut first_rollout_returns = Vec::new();
@@ -230,6 +231,10 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         let t_upd = Instant::now();
         let st = ppo::update(&policy, &mut opt, &buf, &cfg.ppo, &mut rng)?;
         let update_s = t_upd.elapsed().as_secs_f64();
+        let actor_lr = lr * state.actor_lr_scale;
+        if cfg.ppo.adaptive_actor_lr {
+            state.actor_lr_scale = ppo::adapt_actor_lr_scale(state.actor_lr_scale, &st, cfg.ppo.target_kl);
+        }
         state.updates += 1;
         state.adam_steps = opt.step;
         state.wall_seconds = wall_before + started.elapsed().as_secs_f64();
@@ -268,6 +273,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
             window.mean(|e| e.4), window.mean(|e| Some(if e.5 { 1.0 } else { 0.0 })), state.episodes as f64,
             st.policy_loss, st.value_loss, st.approx_kl, st.clip_fraction, st.grad_norm, st.explained_variance, st.std,
             rollout_s, update_s, rss, eval_ret, eval_gates, eval_lap, st.minibatches as f64, st.critic_only_minibatches as f64,
+            actor_lr,
         ];
         csv.row(&row)?;
         let tags: Vec<(&str, f64)> = CSV_COLUMNS.iter().zip(row.iter()).skip(3).map(|(k, v)| (*k, *v)).collect();
@@ -283,9 +289,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         ));
         if !opts.progress {
             eprintln!(
-                "update {} steps {} sps {:.0} ret {:.2} gates {:.2} kl {:.4} mb {}+{} ev {:.2} std {:.3} roll {:.1}s upd {:.1}s rss {:.0}MiB",
+                "update {} steps {} sps {:.0} ret {:.2} gates {:.2} kl {:.4} mb {}+{} actor lr {:.1e} ev {:.2} std {:.3} roll {:.1}s upd {:.1}s rss {:.0}MiB",
                 state.updates, state.steps, sps, window.mean(|e| Some(e.0)), window.mean(|e| Some(e.2)), st.approx_kl,
-                st.minibatches, st.critic_only_minibatches,
+                st.minibatches, st.critic_only_minibatches, actor_lr,
                 st.explained_variance, st.std, rollout_s, update_s, rss
             );
         }
