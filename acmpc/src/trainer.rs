@@ -326,9 +326,11 @@ pub fn plot_run(out: &Path) -> anyhow::Result<PathBuf> {
     for (name, title, ylabel) in [
         ("ep_return_mean100", "episode return (mean of last 100)", "return"),
         ("ep_gates_mean100", "gates passed per episode", "gates"),
+        ("ep_length_mean100", "episode length (mean of last 100; 2500 = timeout)", "steps"),
         ("lap_time_mean100", "lap time (mean of last 100 episodes with a lap)", "s"),
         ("eval_return", "deterministic evaluation return", "return"),
         ("approx_kl", "approximate KL", "KL"),
+        ("actor_lr", "actor learning rate", "lr"),
         ("rss_mib", "resident memory", "MiB"),
     ] {
         if let Some(c) = col(name) {

@@ -4,7 +4,8 @@
 //! 64 environments, Table I PPO settings) into `runs/acmpc`. `--config FILE` merges a YAML file
 //! over the default, `--set key=value` (repeatable, dotted keys) overrides single values;
 //! unknown keys are errors naming the key. `--resume` continues from the run's latest
-//! checkpoint. Logs: `train.csv`, TensorBoard events in `tb/`, `training.png` at the end.
+//! checkpoint. Logs: `train.csv`, TensorBoard events in `tb/`, `training.png` at the end
+//! (`--plot-only` redraws it from `train.csv`).
 
 use acmpc::config::TrainConfig;
 use acmpc::trainer::{RunOptions, plot_run, train};
@@ -32,10 +33,26 @@ pub struct TrainArgs {
     /// One log line per update on stderr instead of the progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Only redraw `training.png` from the run directory's `train.csv` (e.g. for a run that was
+    /// stopped before the end) and exit.
+    #[arg(long)]
+    pub plot_only: bool,
 }
 
 /// Runs `mpc train`.
 pub fn run(args: TrainArgs) -> ExitCode {
+    if args.plot_only {
+        return match plot_run(&args.out) {
+            Ok(p) => {
+                eprintln!("mpc train: curves {}", p.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("mpc train: {}: {e:#}", args.out.display());
+                ExitCode::from(2)
+            }
+        };
+    }
     let text = match &args.config {
         Some(p) => match std::fs::read_to_string(p) {
             Ok(t) => Some(t),
