@@ -202,6 +202,7 @@ pub fn evaluate(agent: &Agent, ckpt: &Path, track: &Track, laps: u32, episodes: 
         loop_track_on_finish: true,
         max_laps_per_episode: Some(laps),
         max_steps,
+        random_gate_start_prob: 0.0,
         ..agent.config.env.clone()
     };
     let mut reports = Vec::new();

@@ -84,7 +84,9 @@ impl EpisodeWindow {
     fn push(&mut self, s: &racing::env::EpisodeStats) {
         use racing::env::Event;
         let crash = matches!(s.end, Some(Event::Ground) | Some(Event::Miss));
-        let lap = s.lap_times.iter().skip(1).cloned().fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
+        // Best flying lap, else the standing-start lap (after a gate spawn every timed lap flies).
+        let standing = usize::from(!s.partial_first_lap);
+        let lap = s.lap_times.iter().skip(standing).cloned().fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
             .or(s.lap_times.first().cloned());
         self.items.push_back((s.ret, s.length as f64, s.gates_passed as f64, s.laps as f64, lap, crash));
         while self.items.len() > 100 {
@@ -98,7 +100,13 @@ impl EpisodeWindow {
 }
 
 fn eval_env_config(cfg: &TrainConfig) -> EnvConfig {
-    EnvConfig { max_steps: 3000, loop_track_on_finish: true, max_laps_per_episode: Some(2), ..cfg.env.clone() }
+    EnvConfig {
+        max_steps: 3000,
+        loop_track_on_finish: true,
+        max_laps_per_episode: Some(2),
+        random_gate_start_prob: 0.0,
+        ..cfg.env.clone()
+    }
 }
 
 /// Trains a policy as `cfg` says, writing into `opts.out`.

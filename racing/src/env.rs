@@ -34,9 +34,10 @@
 //! plane crossing in that step, `t = 1`). Lap 1 runs from the spawn (`t = 0`, standing start)
 //! to the first crossing of the *last* gate; lap `k > 1` is the time between consecutive
 //! crossings of the last gate (flying laps). With a random spawn in front of gate `k > 0`, lap 1
-//! is therefore a partial lap, as the reference's lap counter also counts it.
-//! [`EpisodeStats::lap_times`] lists them in order; [`RacingEnv::gate_crossings`] has every
-//! crossing.
+//! is a partial lap: the lap counter counts it (as the reference's does), but it is not a lap
+//! time, so [`EpisodeStats::lap_times`] leaves it out and sets
+//! [`EpisodeStats::partial_first_lap`]. `lap_times` lists the complete laps in order;
+//! [`RacingEnv::gate_crossings`] has every crossing.
 //!
 //! # Deviations from the reference (none changes rewards or `done`)
 //! * The step counter also advances on the ground-crash step (the reference returns before
@@ -177,8 +178,11 @@ pub struct EpisodeStats {
     pub gates_passed: u32,
     /// Number of completed laps.
     pub laps: u32,
-    /// Lap times in s, in order (see the module docs for the definition).
+    /// Lap times in s of the complete laps, in order (see the module docs for the definition).
     pub lap_times: Vec<f64>,
+    /// The episode started in front of a gate other than the first, so its first counted lap
+    /// was partial and is not in `lap_times`.
+    pub partial_first_lap: bool,
     /// The event of the terminal step; `None` while the episode runs.
     pub end: Option<Event>,
     /// Largest speed `‖v‖` (m/s) of any state of the episode.
@@ -276,6 +280,12 @@ impl RacingEnv {
             x[3..7].copy_from_slice(&yaw_quaternion(s[3]));
             return (x, 0);
         }
+        self.spawn_at_gate(k, noise)
+    }
+
+    /// Spawn in front of gate `k` (§2.8 without a start pose), target `k`.
+    fn spawn_at_gate(&self, k: usize, noise: [f64; 3]) -> ([f64; NX], usize) {
+        let mut x = [0.0; NX];
         let Some(gate) = self.track.gates.get(k) else {
             // No gates (reference: origin at 1 m, identity attitude).
             x[2] = 1.0;
@@ -304,9 +314,14 @@ impl RacingEnv {
     /// `use_yaml_start_pos`; otherwise a gate `k` drawn uniformly (gate 0 with wind), yaw of
     /// that gate, zero velocity, `p = c_k − spawn_distance·n_k + (U[0,1)³ − 0.5)·init_pos_cube`,
     /// raised to `min_gate_z` and pushed back behind the plane by `spawn_plane_margin`.
+    /// With [`EnvConfig::random_gate_start_prob`] `> 0` the start pose is skipped with that
+    /// probability (one uniform draw per reset, only when the probability is positive, so the
+    /// reference's random stream is unchanged at 0).
     pub fn reset(&mut self, rng: &mut impl rand::Rng) {
         let n = self.track.gates.len();
-        let (state, target) = if self.yaml_start().is_some() || n == 0 {
+        let p = self.config.random_gate_start_prob;
+        let use_start = self.yaml_start().is_some() && !(p > 0.0 && rng.random::<f64>() < p);
+        let (state, target) = if use_start || n == 0 {
             self.spawn(0, [0.0; 3])
         } else {
             let wind_track = self.config.wind.is_some() || self.track.id == "straight_wind";
@@ -317,7 +332,7 @@ impl RacingEnv {
                 (rng.random::<f64>() - 0.5) * cube,
                 (rng.random::<f64>() - 0.5) * cube,
             ];
-            self.spawn(k, noise)
+            self.spawn_at_gate(k, noise)
         };
         self.reset_to(state, target);
     }
@@ -333,7 +348,11 @@ impl RacingEnv {
         self.laps = 0;
         self.last_lap_end = 0.0;
         self.crossings.clear();
-        self.stats = EpisodeStats { max_speed: norm([state[7], state[8], state[9]]), ..EpisodeStats::default() };
+        self.stats = EpisodeStats {
+            max_speed: norm([state[7], state[8], state[9]]),
+            partial_first_lap: self.target > 0,
+            ..EpisodeStats::default()
+        };
     }
 
     /// Replaces the dynamic state in the middle of an episode (a teleport for scripted tests):
@@ -422,7 +441,9 @@ impl RacingEnv {
                     // §2.9: the last gate completes a lap.
                     self.laps += 1;
                     self.stats.laps = self.laps;
-                    self.stats.lap_times.push(time - self.last_lap_end);
+                    if !(self.laps == 1 && self.stats.partial_first_lap) {
+                        self.stats.lap_times.push(time - self.last_lap_end);
+                    }
                     self.last_lap_end = time;
                     let limit_reached = cfg.max_laps_per_episode.is_some_and(|m| self.laps >= m);
                     if cfg.loop_track_on_finish && !limit_reached {

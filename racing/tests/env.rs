@@ -453,6 +453,63 @@ fn random_spawn_is_behind_the_gate_plane() {
 }
 
 #[test]
+fn random_gate_starts_mix_the_start_pose_with_gate_spawns() {
+    let track = Track::builtin("zurich").unwrap();
+    let config = EnvConfig { random_gate_start_prob: 0.5, ..EnvConfig::default() };
+    assert!(config.validate().is_ok());
+    let mut env = env_on(track.clone(), config.clone());
+    let mut rng = StdRng::seed_from_u64(11);
+    let (mut at_start, mut per_gate) = (0, vec![0; track.gates.len()]);
+    for _ in 0..2000 {
+        env.reset(&mut rng);
+        let s = env.state();
+        if (s[0] + 5.0).abs() < 1e-12 && (s[1] - 5.0).abs() < 1e-12 && (s[2] - 1.0).abs() < 1e-12 {
+            assert_eq!(env.target_gate(), 0);
+            assert!(!env.stats().partial_first_lap);
+            at_start += 1;
+        } else {
+            let k = env.target_gate();
+            per_gate[k] += 1;
+            assert_eq!(env.stats().partial_first_lap, k > 0);
+            let g = &track.gates[k];
+            let d: f64 = (0..3).map(|i| (s[i] - g.center[i]) * g.normal()[i]).sum();
+            assert!(d <= -config.spawn_plane_margin + 1e-12, "gate {k}: plane distance {d}");
+        }
+    }
+    // 1000 ± 3σ (σ ≈ 22) at the start pose; each gate 1000/7 ≈ 143 ± 3σ (σ ≈ 11).
+    assert!((934..=1066).contains(&at_start), "start pose {at_start} of 2000");
+    assert!(per_gate.iter().all(|&c| (105..=181).contains(&c)), "per gate {per_gate:?}");
+    // The reference's distribution is untouched at probability 0 (no extra random draw) ...
+    let mut a = env_on(track.clone(), EnvConfig::default());
+    let mut r = StdRng::seed_from_u64(5);
+    a.reset(&mut r);
+    assert_eq!(r.random::<u64>(), StdRng::seed_from_u64(5).random::<u64>());
+    // ... and a probability outside [0, 1] is a named error.
+    let bad = EnvConfig { random_gate_start_prob: 1.5, ..EnvConfig::default() };
+    assert!(bad.validate().unwrap_err().to_string().contains("random_gate_start_prob"));
+}
+
+#[test]
+fn a_partial_first_lap_is_counted_but_not_timed() {
+    // Spawned in front of gate 1 of 2: the first completion of the last gate is a lap for the
+    // counter, but only the second (gate 0 → gate 1 again) is a lap time.
+    let config = EnvConfig { max_laps_per_episode: Some(2), ..EnvConfig::default() };
+    let mut env = env_on(straight_track(&[1.0, 2.0], 1.0), config);
+    env.reset_to(level([1.5, 0.0, 1.0], [5.0, 0.0, 0.0]), 1);
+    assert!(env.stats().partial_first_lap);
+    let (_, out) = fly_until(&mut env, Event::LapFinished, 100);
+    assert!(!out.done);
+    assert_eq!(env.laps(), 1);
+    assert!(env.stats().lap_times.is_empty(), "{:?}", env.stats().lap_times);
+    // Teleport back before gate 0 and fly the full lap.
+    env.set_state(level([0.5, 0.0, 1.0], [5.0, 0.0, 0.0]));
+    let (_, out) = fly_until(&mut env, Event::RaceFinished, 100);
+    assert!(out.done);
+    assert_eq!(env.laps(), 2);
+    assert_eq!(env.stats().lap_times.len(), 1);
+}
+
+#[test]
 fn wind_pushes_inside_the_box_before_gate_zero() {
     let track = Track::builtin("straight_wind").unwrap();
     let config = EnvConfig { wind: Some(WindConfig::default()), ..EnvConfig::default() };

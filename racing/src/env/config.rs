@@ -48,6 +48,12 @@ pub struct EnvConfig {
     pub min_gate_z: f64,
     /// Spawn at the track's `start_pos` when it has one (deterministic start, §2.8).
     pub use_yaml_start_pos: bool,
+    /// Training aid, not in the reference (0 = the reference): with this probability a reset
+    /// of a track with a start pose ignores it and spawns in front of a uniformly drawn gate,
+    /// exactly as the no-start-pose distribution of §2.8. Every gate then gets practised from
+    /// the first update on instead of only after all the gates before it are mastered.
+    /// Evaluation always uses the start pose.
+    pub random_gate_start_prob: f64,
     /// Optional box wind before gate 0 (§2.10, the `straight_wind` track); `None` = no wind.
     pub wind: Option<WindConfig>,
 }
@@ -71,6 +77,7 @@ impl Default for EnvConfig {
             spawn_plane_margin: 0.3,
             min_gate_z: 0.5,
             use_yaml_start_pos: true,
+            random_gate_start_prob: 0.0,
             wind: None,
         }
     }
@@ -120,6 +127,9 @@ impl EnvConfig {
             if !(v.is_finite() && v >= 0.0) {
                 return err(key, &format!("must be a finite number ≥ 0, got {v}"));
             }
+        }
+        if !(0.0..=1.0).contains(&self.random_gate_start_prob) {
+            return err("random_gate_start_prob", &format!("must be a probability in [0, 1], got {}", self.random_gate_start_prob));
         }
         if self.max_laps_per_episode == Some(0) {
             return err("max_laps_per_episode", "must be at least 1 when set");
