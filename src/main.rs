@@ -6,9 +6,10 @@ use std::process::ExitCode;
 mod cli;
 
 /// mimalloc keeps freed pages for reuse: training allocates and frees many large tensors per
-/// minibatch, and with the system allocator ~15% of the time went to page faults.
+/// minibatch, and with the system allocator ~15% of the time went to page faults. The counting
+/// wrapper lets `mpc train` log the live heap next to RSS (a leak check RSS alone cannot make).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: acmpc::heap::CountingAlloc<mimalloc::MiMalloc> = acmpc::heap::CountingAlloc(mimalloc::MiMalloc);
 
 /// Code-generating differentiable MPC compiler.
 #[derive(Parser)]

@@ -12,12 +12,13 @@
 //! * [`normalize`]: running observation normalisation.
 //! * [`trainer`]: the loop, logs, checkpoints, resume; [`checkpoint`]: atomic checkpoints.
 //! * [`evaluate`]: deterministic episodes, lap times, plots, JSON summary.
-//! * [`logging`]: CSV and TensorBoard event files.
+//! * [`logging`]: CSV and TensorBoard event files; [`heap`]: live-heap accounting (leak checks).
 
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
 pub mod gelu;
+pub mod heap;
 pub mod logging;
 pub mod mpc_layer;
 pub mod normalize;

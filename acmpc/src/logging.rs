@@ -98,12 +98,32 @@ pub struct CsvLog {
 }
 
 impl CsvLog {
-    /// Opens `path` for appending (a resumed run continues the same file).
+    /// Opens `path` for appending (a resumed run continues the same file). A file written by an
+    /// older version whose header is a prefix of `columns` gets the new header (its old rows
+    /// then read the new columns as empty); any other header is an error naming both.
     pub fn open(path: &Path, columns: &[&str]) -> std::io::Result<Self> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
         let fresh = std::fs::metadata(path).map(|m| m.len() == 0).unwrap_or(true);
+        if !fresh {
+            let text = std::fs::read_to_string(path)?;
+            let (head, rest) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            let old: Vec<&str> = head.split(',').collect();
+            if old != columns {
+                if old.len() < columns.len() && columns[..old.len()] == old[..] {
+                    let tmp = path.with_extension("csv.tmp");
+                    std::fs::write(&tmp, format!("{}\n{rest}", columns.join(",")))?;
+                    std::fs::rename(tmp, path)?;
+                } else {
+                    return Err(std::io::Error::other(format!(
+                        "{}: header `{head}` does not match the columns `{}`",
+                        path.display(),
+                        columns.join(",")
+                    )));
+                }
+            }
+        }
         let f = OpenOptions::new().create(true).append(true).open(path)?;
         let mut log = Self { out: BufWriter::new(f), columns: columns.iter().map(|s| s.to_string()).collect() };
         if fresh {
@@ -158,6 +178,24 @@ pub fn read_csv(path: &Path) -> std::io::Result<(Vec<String>, Vec<Vec<f64>>)> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_older_header_is_extended_and_a_different_one_refused() {
+        let dir = std::env::temp_dir().join(format!("csvlog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("train.csv");
+        std::fs::write(&p, "a,b\n1,2\n").unwrap();
+        let mut log = CsvLog::open(&p, &["a", "b", "c"]).unwrap();
+        log.row(&[3.0, 4.0, 5.0]).unwrap();
+        drop(log);
+        let (header, cols) = read_csv(&p).unwrap();
+        assert_eq!(header, ["a", "b", "c"]);
+        assert_eq!(cols[0], [1.0, 3.0]);
+        assert!(cols[2][0].is_nan() && cols[2][1] == 5.0);
+        let err = CsvLog::open(&p, &["x", "y"]).err().unwrap().to_string();
+        assert!(err.contains("does not match"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     use super::*;
 
     #[test]

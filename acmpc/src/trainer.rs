@@ -72,7 +72,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "update", "steps", "wall_s", "steps_per_s", "lr", "ep_return_mean100", "ep_length_mean100", "ep_gates_mean100",
     "ep_laps_mean100", "lap_time_mean100", "crash_fraction100", "episodes", "policy_loss", "value_loss", "approx_kl",
     "clip_fraction", "grad_norm", "explained_variance", "std", "rollout_s", "update_s", "rss_mib", "eval_return",
-    "eval_gates", "eval_lap_time", "policy_minibatches", "critic_only_minibatches", "actor_lr",
+    "eval_gates", "eval_lap_time", "policy_minibatches", "critic_only_minibatches", "actor_lr", "heap_mib",
 ];
 
 #[derive(Default)]
@@ -281,7 +281,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
             window.mean(|e| e.4), window.mean(|e| Some(if e.5 { 1.0 } else { 0.0 })), state.episodes as f64,
             st.policy_loss, st.value_loss, st.approx_kl, st.clip_fraction, st.grad_norm, st.explained_variance, st.std,
             rollout_s, update_s, rss, eval_ret, eval_gates, eval_lap, st.minibatches as f64, st.critic_only_minibatches as f64,
-            actor_lr,
+            actor_lr, crate::heap::live_heap_mib().unwrap_or(f64::NAN),
         ];
         csv.row(&row)?;
         let tags: Vec<(&str, f64)> = CSV_COLUMNS.iter().zip(row.iter()).skip(3).map(|(k, v)| (*k, *v)).collect();
@@ -340,6 +340,7 @@ pub fn plot_run(out: &Path) -> anyhow::Result<PathBuf> {
         ("approx_kl", "approximate KL", "KL"),
         ("actor_lr", "actor learning rate", "lr"),
         ("rss_mib", "resident memory", "MiB"),
+        ("heap_mib", "live heap", "MiB"),
     ] {
         if let Some(c) = col(name) {
             let pts: Vec<(f64, f64)> = steps.iter().zip(c).filter(|(_, y)| y.is_finite()).map(|(x, y)| (*x, *y)).collect();
