@@ -303,8 +303,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_matches_table_one() {
+    fn paper_file_restores_table_one_and_the_default_differs_only_by_two_training_aids() {
+        let paper = TrainConfig::build(Some(include_str!("../configs/paper-table1.yaml")), &[]).unwrap();
+        assert_eq!((paper.ppo.gamma, paper.env.random_gate_start_prob), (0.99, 0.0));
+        assert_eq!(paper.env, racing::env::EnvConfig::default());
         let c = TrainConfig::build(None, &[]).unwrap();
+        assert_eq!((c.ppo.gamma, c.env.random_gate_start_prob), (0.998, 0.5));
+        let restored = TrainConfig::build(None, &["ppo.gamma=0.99".into(), "env.random_gate_start_prob=0".into()]).unwrap();
+        assert_eq!(restored, paper);
+        let c = paper;
         assert_eq!(c.policy, PolicyKind::Acmpc);
         assert_eq!((c.mpc.horizon, c.mpc.iters), (2, 5));
         assert_eq!((c.ppo.n_steps, c.ppo.batch_size, c.ppo.n_epochs), (256, 2048, 10));
