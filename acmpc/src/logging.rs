@@ -169,8 +169,10 @@ pub fn read_csv(path: &Path) -> std::io::Result<(Vec<String>, Vec<Vec<f64>>)> {
     let header: Vec<String> = lines.next().unwrap_or("").split(',').map(|s| s.to_string()).collect();
     let mut cols = vec![Vec::new(); header.len()];
     for line in lines {
-        for (i, cell) in line.split(',').enumerate().take(header.len()) {
-            cols[i].push(cell.parse().unwrap_or(f64::NAN));
+        // Rows written before a column was added are shorter: their missing cells are NaN.
+        let mut cells = line.split(',');
+        for col in cols.iter_mut() {
+            col.push(cells.next().and_then(|c| c.parse().ok()).unwrap_or(f64::NAN));
         }
     }
     Ok((header, cols))
