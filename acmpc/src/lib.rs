@@ -12,11 +12,13 @@
 //! * [`normalize`]: running observation normalisation.
 //! * [`trainer`]: the loop, logs, checkpoints, resume; [`checkpoint`]: atomic checkpoints.
 //! * [`evaluate`]: deterministic episodes, lap times, plots, JSON summary.
+//! * [`fpu`]: flush-to-zero on the compute threads (subnormals slowed training down).
 //! * [`logging`]: CSV and TensorBoard event files; [`heap`]: live-heap accounting (leak checks).
 
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;
+pub mod fpu;
 pub mod gelu;
 pub mod heap;
 pub mod logging;

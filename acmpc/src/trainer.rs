@@ -111,6 +111,9 @@ fn eval_env_config(cfg: &TrainConfig) -> EnvConfig {
 
 /// Trains a policy as `cfg` says, writing into `opts.out`.
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary> {
+    if std::env::var_os("MPC_KEEP_SUBNORMALS").is_none() {
+        crate::fpu::flush_denormals_for_training();
+    }
     let track = Track::resolve(&cfg.track)?;
     let ckpt_root = opts.out.join("checkpoints");
     std::fs::create_dir_all(&opts.out)?;
