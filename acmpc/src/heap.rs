@@ -16,16 +16,20 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// per allocation, nothing else).
 pub struct CountingAlloc<A>(pub A);
 
+/// Counts a fresh allocation `p` of `layout` (nothing when the allocator failed).
+fn counted(p: *mut u8, layout: Layout) -> *mut u8 {
+    if !p.is_null() {
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        if !INSTALLED.load(Ordering::Relaxed) {
+            INSTALLED.store(true, Ordering::Relaxed);
+        }
+    }
+    p
+}
+
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { self.0.alloc(layout) };
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
-            if !INSTALLED.load(Ordering::Relaxed) {
-                INSTALLED.store(true, Ordering::Relaxed);
-            }
-        }
-        p
+        counted(unsafe { self.0.alloc(layout) }, layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -34,14 +38,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAlloc<A> {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { self.0.alloc_zeroed(layout) };
-        if !p.is_null() {
-            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
-            if !INSTALLED.load(Ordering::Relaxed) {
-                INSTALLED.store(true, Ordering::Relaxed);
-            }
-        }
-        p
+        counted(unsafe { self.0.alloc_zeroed(layout) }, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
