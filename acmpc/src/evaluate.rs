@@ -193,18 +193,24 @@ pub struct EvalSummary {
     pub training_seconds: f64,
 }
 
+/// The evaluation environment derived from a training one: looping track, at most `laps` laps
+/// and `max_steps` steps, always from the track's start pose (no random gate starts).
+pub fn eval_env_config(train_env: &EnvConfig, laps: u32, max_steps: u32) -> EnvConfig {
+    EnvConfig {
+        loop_track_on_finish: true,
+        max_laps_per_episode: Some(laps),
+        max_steps,
+        random_gate_start_prob: 0.0,
+        ..train_env.clone()
+    }
+}
+
 /// Evaluates `agent` for `episodes` episodes of up to `laps` laps on `track` and writes
 /// `summary.json` and the plots (`top_down.png`, `trajectory_3d.png`, `states.png`) of the first
 /// episode into `out`.
 pub fn evaluate(agent: &Agent, ckpt: &Path, track: &Track, laps: u32, episodes: usize, max_steps: u32, out: &Path) -> Result<EvalSummary, String> {
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let env_cfg = EnvConfig {
-        loop_track_on_finish: true,
-        max_laps_per_episode: Some(laps),
-        max_steps,
-        random_gate_start_prob: 0.0,
-        ..agent.config.env.clone()
-    };
+    let env_cfg = eval_env_config(&agent.config.env, laps, max_steps);
     let mut reports = Vec::new();
     for e in 0..episodes.max(1) {
         reports.push(run_episode(agent, track, &env_cfg, agent.config.seed + 1000 + e as u64)?);

@@ -12,7 +12,7 @@ use crate::policy::{FEATURES, N_FEATURES};
 use crate::ppo::{self, RolloutBuffer};
 use indicatif::{ProgressBar, ProgressStyle};
 use mpc_runtime::solver::GradientMode;
-use racing::env::{EnvConfig, OBS_DIM, VecEnv};
+use racing::env::{OBS_DIM, VecEnv};
 use racing::track::Track;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -96,16 +96,6 @@ impl EpisodeWindow {
     fn mean(&self, f: impl Fn(&(f64, f64, f64, f64, Option<f64>, bool)) -> Option<f64>) -> f64 {
         let v: Vec<f64> = self.items.iter().filter_map(f).collect();
         if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 }
-    }
-}
-
-fn eval_env_config(cfg: &TrainConfig) -> EnvConfig {
-    EnvConfig {
-        max_steps: 3000,
-        loop_track_on_finish: true,
-        max_laps_per_episode: Some(2),
-        random_gate_start_prob: 0.0,
-        ..cfg.env.clone()
     }
 }
 
@@ -260,7 +250,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
             let agent = Agent { policy: policy.clone(), normalizer: normalizer.clone(), config: cfg.clone() };
             let mut rets = Vec::new();
             for e in 0..cfg.log.eval_episodes.max(1) {
-                let r = run_episode(&agent, &track, &eval_env_config(cfg), cfg.seed + 1000 + e as u64).map_err(anyhow::Error::msg)?;
+                let r = run_episode(&agent, &track, &crate::evaluate::eval_env_config(&cfg.env, 2, 3000), cfg.seed + 1000 + e as u64).map_err(anyhow::Error::msg)?;
                 rets.push(r);
             }
             eval_ret = rets.iter().map(|r| r.ret).sum::<f64>() / rets.len() as f64;
