@@ -136,7 +136,10 @@ fn cuda_source_is_marked_generated_and_has_fixed_sizes() {
     }
     assert!(Oscillator::CUDA_SOURCE.contains("CONTROL_LOWER[NU] = {-MPC_INF};"));
     // The Rust and CUDA code come from one schedule: the same temporaries in the same order.
-    let rust_temps: Vec<&str> = Bicycle::GENERATED_RUST.split("let ").skip(1).map(|s| s.split(' ').next().unwrap()).filter(|t| t.starts_with('t')).collect();
+    // Rust keeps them in one flat array, each slot commented with the CUDA name.
+    let rust_temps: Vec<&str> = Bicycle::GENERATED_RUST.split("; // ").skip(1).map(|s| s.split('\n').next().unwrap()).collect();
+    assert!(!rust_temps.is_empty());
+    assert!(!Bicycle::GENERATED_RUST.contains("let t"), "a temporary bound by its own `let` (one nested scope each)");
     let cuda_temps: Vec<&str> = src.split("const T ").skip(1).map(|s| s.split(' ').next().unwrap()).filter(|t| t.starts_with('t') && t.ends_with('_')).collect();
     assert_eq!(rust_temps, cuda_temps);
 }

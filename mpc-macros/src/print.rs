@@ -2,7 +2,17 @@
 //! and GPU code cannot drift apart.
 //!
 //! A schedule lists the interior nodes an output set needs, in topological (id) order; each
-//! becomes one temporary `tN_` (user names never end in `_`). Constants and symbols are printed inline.
+//! becomes one temporary. Constants and symbols are printed inline.
+//!
+//! Temporaries are flat, so that nothing grows with their number but the length of the code:
+//! * CUDA: one `const T tN_ = ...;` declaration per node (`N` the node id; user names never end
+//!   in `_`), all in the function's one block scope.
+//! * Rust: one array `__t` with a slot per node, `__t[k] = ...; // tN_`. One `let` per
+//!   temporary would open one nested lexical scope each, and a model with thousands of
+//!   temporaries (RK4 through an inverted mass matrix) then overflows LLVM's stack while it
+//!   emits debug information (`DwarfCompileUnit::createAndAddScopeChildren` recurses once per
+//!   scope). With one array the nesting depth is constant; LLVM's SROA turns the constant-index
+//!   slots back into registers in optimised builds.
 
 use crate::diff::children;
 use crate::expr::{Binary, Graph, Id, Node, Unary, Var};
@@ -78,18 +88,29 @@ fn literal(lang: Lang, v: f64) -> String {
     if v < 0.0 { format!("({body})") } else { body }
 }
 
+/// Where each scheduled node's temporary lives: its slot in the Rust array `__t`.
+type Slots = [usize];
+
+/// The name of the temporary of interior node `id`.
+fn temp(lang: Lang, slots: &Slots, id: Id) -> String {
+    match lang {
+        Lang::Rust => format!("__t[{}]", slots[id]),
+        Lang::Cuda => format!("t{id}_"),
+    }
+}
+
 /// The expression of an operand (temporary, symbol or literal).
-fn operand(g: &Graph, names: &Names, lang: Lang, id: Id) -> String {
+fn operand(g: &Graph, names: &Names, lang: Lang, slots: &Slots, id: Id) -> String {
     match g.node(id) {
         Node::Const(b) => literal(lang, f64::from_bits(b)),
         Node::Var(v) => names.var(lang, v),
-        _ => format!("t{id}_"),
+        _ => temp(lang, slots, id),
     }
 }
 
 /// Right-hand side of the temporary of node `id`.
-fn rhs(g: &Graph, names: &Names, lang: Lang, id: Id) -> String {
-    let o = |i: Id| operand(g, names, lang, i);
+fn rhs(g: &Graph, names: &Names, lang: Lang, slots: &Slots, id: Id) -> String {
+    let o = |i: Id| operand(g, names, lang, slots, i);
     let rust_fn = |f: &str, a: Id| format!("f64::{f}({})", o(a));
     let cuda_fn = |f: &str, a: Id| format!("mpc_{f}({})", o(a));
     match g.node(id) {
@@ -156,27 +177,32 @@ pub fn body(g: &Graph, names: &Names, lang: Lang, targets: &[(String, Id)], inde
     let ids: Vec<Id> = targets.iter().map(|t| t.1).collect();
     let order = schedule(g, &ids);
     // Position in the schedule after which each target's value is available.
+    // (This is also each node's slot in the Rust array of temporaries.)
     let mut pos = vec![usize::MAX; g.len()];
     for (k, &id) in order.iter().enumerate() {
         pos[id] = k;
     }
+    let slots: &Slots = &pos;
     let mut stores: Vec<Vec<usize>> = vec![Vec::new(); order.len() + 1];
     for (t, &(_, id)) in targets.iter().enumerate() {
         let at = if pos[id] == usize::MAX { 0 } else { pos[id] + 1 };
         stores[at].push(t);
     }
     let mut out = String::new();
+    if lang == Lang::Rust && !order.is_empty() {
+        out.push_str(&format!("{indent}let mut __t = [0.0_f64; {}];\n", order.len()));
+    }
     let store = |out: &mut String, t: usize| {
         let (target, id) = &targets[t];
-        out.push_str(&format!("{indent}{target} = {};\n", operand(g, names, lang, *id)));
+        out.push_str(&format!("{indent}{target} = {};\n", operand(g, names, lang, slots, *id)));
     };
     for &t in &stores[0] {
         store(&mut out, t);
     }
     for (k, &id) in order.iter().enumerate() {
-        let r = rhs(g, names, lang, id);
+        let r = rhs(g, names, lang, slots, id);
         match lang {
-            Lang::Rust => out.push_str(&format!("{indent}let t{id}_ = {r};\n")),
+            Lang::Rust => out.push_str(&format!("{indent}__t[{k}] = {r}; // t{id}_\n")),
             Lang::Cuda => out.push_str(&format!("{indent}const T t{id}_ = {r};\n")),
         }
         for &t in &stores[k + 1] {

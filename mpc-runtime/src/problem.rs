@@ -6,7 +6,7 @@
 //! `C: expected shape B×T×n×n = 4×10×4×4, got 4×10×4×3`.
 
 use crate::linear::LinearModel;
-use crate::solver::{Batch, Bound, GradientMode, Gradients, Solution, SolverOptions};
+use crate::solver::{Batch, Bound, GradientMode, Gradients, Method, Solution, SolverOptions};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -438,8 +438,25 @@ fn parse_options(v: Option<&Value>) -> Result<SolverOptions, ProblemError> {
                     }
                 }
             }
+            "method" => {
+                o.method = match val.as_str() {
+                    Some("ilqr") => Method::Ilqr,
+                    Some("ddp") => Method::Ddp,
+                    _ => return Err(ProblemError::new(&key, format!("expected \"ilqr\" or \"ddp\", got {}", short(val)))),
+                }
+            }
+            "tol" => {
+                let t = number(val, &key)?;
+                if !(t >= 0.0) {
+                    return Err(ProblemError::new(&key, format!("expected a non-negative number, got {t}")));
+                }
+                o.tol = Some(t);
+            }
             _ => {
-                return Err(ProblemError::new(&key, "unknown solver setting (known: max_iters, eps, line_search, gradient)"));
+                return Err(ProblemError::new(
+                    &key,
+                    "unknown solver setting (known: max_iters, eps, line_search, gradient, method, tol)",
+                ));
             }
         }
     }
@@ -470,6 +487,12 @@ pub fn solution_value(problem: &Problem, sol: &Solution, grads: Option<&Gradient
     m.insert("cost".into(), nest(&sol.cost, &[b]));
     m.insert("iterations".into(), Value::Array(sol.iterations.iter().map(|&i| Value::from(i as u64)).collect()));
     m.insert("converged".into(), Value::Array(sol.converged.iter().map(|&c| Value::Bool(c)).collect()));
+    if sol.kkt_residual.len() == b {
+        m.insert("kkt_residual".into(), nest(&sol.kkt_residual, &[b]));
+    }
+    if sol.stop.len() == b {
+        m.insert("stop".into(), Value::Array(sol.stop.iter().map(|s| Value::String(s.name().into())).collect()));
+    }
     if let Some(g) = grads {
         m.insert("grad_C".into(), nest(&g.cost_hess, &[b, t, n, n]));
         m.insert("grad_c".into(), nest(&g.cost_lin, &[b, t, n]));
@@ -509,6 +532,15 @@ mod tests {
 
     fn err(v: Value) -> ProblemError {
         Problem::from_value(&v, &dims).unwrap_err()
+    }
+
+    #[test]
+    fn parses_method_and_tol() {
+        let mut v = base();
+        v["solver"] = serde_json::json!({"method": "ddp", "tol": 1e-9});
+        let p = Problem::from_value(&v, &dims).unwrap();
+        assert_eq!(p.options.method, Method::Ddp);
+        assert_eq!(p.options.tol, Some(1e-9));
     }
 
     #[test]
@@ -564,6 +596,15 @@ mod tests {
         v["solver"] = serde_json::json!({"gradient": "newton"});
         assert_eq!(err(v).key, "solver.gradient");
 
+        let mut v = base();
+        v["solver"] = serde_json::json!({"method": "newton"});
+        let e = err(v);
+        assert!(e.key == "solver.method" && e.message.contains("\"ddp\""), "{e}");
+
+        let mut v = base();
+        v["solver"] = serde_json::json!({"tol": -1.0});
+        assert_eq!(err(v).key, "solver.tol");
+
         let e = Problem::parse("{\"format\": 1e999}", &dims).unwrap_err();
         assert!(e.message.contains("invalid JSON"), "{e}");
     }
@@ -577,6 +618,7 @@ mod tests {
             cost: vec![3.0],
             iterations: vec![2],
             converged: vec![true],
+            ..Default::default()
         };
         let v = solution_value(&p, &sol, None, "cpu");
         assert_eq!(v["x"], serde_json::json!([[[1.0, 0.0], [0.5, 0.25]]]));

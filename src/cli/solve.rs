@@ -65,6 +65,12 @@ pub enum BackendArg {
 
 /// Why the CUDA backend cannot take `p` (before trying the driver): `None` when it can.
 fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
+    if p.options.method != mpc_runtime::Method::Ilqr {
+        return Some(format!("solver.method `{}` runs on the CPU only for now", p.options.method.name()));
+    }
+    if p.options.tol.is_some() {
+        return Some("solver.tol runs on the CPU only for now".into());
+    }
     match &p.params {
         ModelParams::Linear(_) => Some("the `linear` model has no CUDA kernel".into()),
         ModelParams::Named(_) if use_reference => Some("--reference-models run on the CPU only".into()),
@@ -92,7 +98,9 @@ impl ModelVisitor for SolveCuda<'_> {
         let layout = KernelLayout::auto(batch.size, sms);
         let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(p.options.clone()).with_layout(layout);
         let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
-        let sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
+        let mut sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
+        // The kernels do not compute the KKT residual: check the GPU's controls on the CPU.
+        sol.kkt_residual = Solver::new(m.clone(), p.horizon, p.options.clone()).kkt_residuals(&batch, &sol.u);
         let grads = match (&p.grad_x, &p.grad_u) {
             (Some(gx), Some(gu)) => Some(gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?),
             _ => None,

@@ -481,6 +481,7 @@ impl HostModule {
             cost: back(&co),
             iterations: it.iter().map(|&v| v.max(0) as usize).collect(),
             converged: cvg.iter().map(|&v| v != 0).collect(),
+            ..Default::default()
         })
     }
 
@@ -572,6 +573,7 @@ impl HostModule {
             cost: back(&co),
             iterations: it.iter().map(|&v| v.max(0) as usize).collect(),
             converged: cvg.iter().map(|&v| v != 0).collect(),
+            ..Default::default()
         };
         Ok((sol, rounds))
     }
@@ -642,6 +644,7 @@ impl HostModule {
             cost: back(&co),
             iterations: it.iter().map(|&v| v.max(0) as usize).collect(),
             converged: cvg.iter().map(|&v| v != 0).collect(),
+            ..Default::default()
         })
     }
 

@@ -697,6 +697,7 @@ fn download_solution<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, d: 
         cost: download(s, &d.cost_out, b)?,
         iterations: down_i(&d.iters_out)?.into_iter().map(|v| v.max(0) as usize).collect(),
         converged: down_i(&d.converged_out)?.into_iter().map(|v| v != 0).collect(),
+        ..Default::default()
     })
 }
 

@@ -296,6 +296,12 @@ impl KernelOptions {
         if s.line_search.is_empty() || s.line_search.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
             return bad(format!("line_search needs positive finite steps, got {:?}", s.line_search));
         }
+        if s.method != crate::solver::Method::Ilqr {
+            return bad(format!("method `{}` is not in the CUDA kernels yet (they run iLQR; the CPU solver has it)", s.method.name()));
+        }
+        if s.tol.is_some() {
+            return bad("the KKT tolerance `tol` is not in the CUDA kernels yet (they stop on `eps`; the CPU solver has it)".into());
+        }
         for (name, v) in [("eps", s.eps), ("reg_min", s.reg_min), ("reg_factor", s.reg_factor), ("reg_max", s.reg_max)] {
             if !(v.is_finite() && v > 0.0) {
                 return bad(format!("{name} must be positive and finite, got {v}"));

@@ -3,7 +3,7 @@
 
 use super::linalg::{cholesky_solve_multi, quad_cost_parts};
 use super::workspace::Workspace;
-use super::{Bound, LineSearchRule, ProblemRef, SolverOptions, Stats};
+use super::{Bound, LineSearchRule, Method, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
 /// Fill `ws.lo`/`ws.hi` (T×nu) from the problem's bounds.
@@ -311,8 +311,11 @@ pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
 
 /// The control-limited Riccati backward pass at the current iterate with `Q_uu + μ I`.
 /// Fills `ws.k`, `ws.kk`. Returns `false` when some `Q_uu + μ I` is not positive definite.
+///
+/// `ddp`: the stage Hessian also gets `Σ_i p_i ∇²f_i(z_t)` with `p` the cost-to-go gradient of
+/// stage `t + 1` (the second-order term of DDP, from the generated weighted Hessian).
 #[inline(always)]
-fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64) -> bool {
+fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, ddp: bool) -> bool {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     for t in (0..tt).rev() {
@@ -335,6 +338,12 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64) 
             }
         }
         if t + 1 < tt {
+            if ddp {
+                d.weighted_hessian(&ws.x[t * nx..(t + 1) * nx], &ws.u[t * nu..(t + 1) * nu], &ws.pv[..nx], &mut ws.hess);
+                for (q, h) in ws.qzz[..n * n].iter_mut().zip(&ws.hess[..n * n]) {
+                    *q += h;
+                }
+            }
             add_cost_to_go(ws, nx, nu, t);
         }
         for i in 0..nu {
@@ -438,18 +447,46 @@ fn solve_one_impl<D: Dynamics>(
     ws.xbest.copy_from_slice(&ws.x);
     ws.ubest.copy_from_slice(&ws.u);
     let mut best_cost = cost;
+    // Whether ws.xbest/ubest hold the current iterate.
+    let mut best_is_current = true;
+    let ddp = opts.method == Method::Ddp && d.has_curvature();
     let mut mu = 0.0f64;
     let mut iters = 0;
-    let mut converged = false;
-    'outer: while iters < opts.max_iters {
+    let mut stop = StopReason::MaxIterations;
+    // The KKT residual and whether it belongs to the current iterate.
+    let mut kkt = f64::NAN;
+    let mut kkt_current;
+    // Whether ws.a/ws.b (and `kkt`) already belong to the current iterate (a step accepted
+    // on its KKT residual linearised it).
+    let mut linearized_ahead = false;
+    // With a KKT tolerance, a step must lower the cost by more than rounding to be accepted on
+    // the cost; steps the cost cannot tell from rounding are judged by the KKT residual.
+    let kkt_mode = opts.tol.is_some();
+    'outer: loop {
+        // Every iteration starts at a new iterate: its Jacobians serve the Riccati pass and the
+        // optimality test alike.
+        if !linearized_ahead {
+            linearize_all(d, ws);
+            kkt = kkt_residual(d, ws, p, true);
+        }
+        linearized_ahead = false;
+        kkt_current = true;
+        if opts.tol.is_some_and(|tol| kkt <= tol) {
+            stop = StopReason::Tolerance;
+            break;
+        }
+        if iters >= opts.max_iters {
+            break;
+        }
         iters += 1;
-        linearize_all(d, ws);
         // Cost changes below this are rounding noise.
         let tol = 64.0 * f64::EPSILON * (n as f64) * scale.max(cost.abs());
+        let accept_limit = if kkt_mode { cost - tol } else { cost + tol };
         loop {
-            if !riccati(d, ws, p, mu) {
+            if !riccati(d, ws, p, mu, ddp) {
                 mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
                 if mu > opts.reg_max {
+                    stop = StopReason::Stalled;
                     break 'outer;
                 }
                 continue;
@@ -463,7 +500,7 @@ fn solve_one_impl<D: Dynamics>(
                 if li == 0 {
                     first_du = du_norm(&ws.ut, &ws.u);
                 }
-                if !jt.is_finite() || jt > cost + tol {
+                if !jt.is_finite() || jt > accept_limit {
                     continue;
                 }
                 let better = match chosen {
@@ -484,43 +521,118 @@ fn solve_one_impl<D: Dynamics>(
                     let du = du_norm(&ws.ub, &ws.u);
                     std::mem::swap(&mut ws.x, &mut ws.xb);
                     std::mem::swap(&mut ws.u, &mut ws.ub);
+                    kkt_current = false;
                     cost = jb;
                     scale = sb;
                     if cost < best_cost {
                         best_cost = cost;
                         ws.xbest.copy_from_slice(&ws.x);
                         ws.ubest.copy_from_slice(&ws.u);
+                        best_is_current = true;
+                    } else {
+                        best_is_current = false;
                     }
+                    // With a KKT tolerance a step only vanishes when it is not held back by
+                    // regularisation (a large μ shrinks every step, optimal or not).
+                    let free = !kkt_mode || mu == 0.0;
                     mu = if mu <= opts.reg_min { 0.0 } else { mu / opts.reg_factor };
-                    if du < opts.eps {
-                        converged = true;
+                    if du < opts.eps && free {
+                        stop = StopReason::SmallStep;
                         break 'outer;
                     }
                     break;
                 }
                 None => {
-                    if first_du < opts.eps {
+                    if first_du < opts.eps && (!kkt_mode || mu == 0.0) {
                         // The step is below the tolerance and no longer measurable in the cost.
-                        converged = true;
+                        stop = StopReason::SmallStep;
                         break 'outer;
+                    }
+                    if kkt_mode {
+                        if let Some((jt, st, r, du)) = kkt_step(d, ws, p, opts, cost + tol, kkt) {
+                            // ws.x/ws.u hold the step, ws.a/ws.b its Jacobians, `r` its residual.
+                            cost = jt;
+                            scale = st;
+                            kkt = r;
+                            linearized_ahead = true;
+                            if cost < best_cost {
+                                best_cost = cost;
+                                ws.xbest.copy_from_slice(&ws.x);
+                                ws.ubest.copy_from_slice(&ws.u);
+                                best_is_current = true;
+                            } else {
+                                best_is_current = false;
+                            }
+                            let free = mu == 0.0;
+                            mu = if mu <= opts.reg_min { 0.0 } else { mu / opts.reg_factor };
+                            if du < opts.eps && free {
+                                stop = StopReason::SmallStep;
+                                kkt_current = true;
+                                break 'outer;
+                            }
+                            break;
+                        }
+                        // kkt_step linearised the trials: the Jacobians of the iterate back.
+                        linearize_all(d, ws);
                     }
                     mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
                     if mu > opts.reg_max {
+                        stop = StopReason::Stalled;
                         break 'outer;
                     }
                 }
             }
         }
     }
-    if converged {
-        x_out.copy_from_slice(&ws.x);
-        u_out.copy_from_slice(&ws.u);
-    } else {
-        x_out.copy_from_slice(&ws.xbest);
-        u_out.copy_from_slice(&ws.ubest);
+    let converged = stop.converged();
+    if !converged && !best_is_current {
+        ws.x.copy_from_slice(&ws.xbest);
+        ws.u.copy_from_slice(&ws.ubest);
         cost = best_cost;
+        kkt_current = false;
     }
-    Stats { cost, iterations: iters, converged }
+    if !kkt_current {
+        kkt = kkt_residual(d, ws, p, false);
+    }
+    x_out.copy_from_slice(&ws.x);
+    u_out.copy_from_slice(&ws.u);
+    Stats { cost, iterations: iters, converged, kkt_residual: kkt, stop }
+}
+
+/// The line search where the cost cannot tell the trial steps from rounding (every trial is
+/// within `limit`, the current cost plus its rounding tolerance): the first step size whose
+/// trial has a smaller KKT residual than `kkt`, the current one, is taken. This is how a
+/// slowly converging iteration (iLQR where the dynamics are curved and the co-states large)
+/// keeps converging below the cost's resolution instead of wandering at it.
+///
+/// On success the trial becomes the iterate (`ws.x`, `ws.u`, with its Jacobians in `ws.a`,
+/// `ws.b`) and `(cost, scale, residual, ‖Δu‖)` is returned. On failure the iterate is
+/// unchanged but `ws.a`/`ws.b` hold the last trial's Jacobians.
+#[inline(always)]
+fn kkt_step<D: Dynamics>(
+    d: &D,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    opts: &SolverOptions,
+    limit: f64,
+    kkt: f64,
+) -> Option<(f64, f64, f64, f64)> {
+    for &alpha in &opts.line_search {
+        let (jt, st) = rollout_trial(d, ws, p, alpha);
+        if !jt.is_finite() || jt > limit {
+            continue;
+        }
+        let du = du_norm(&ws.ut, &ws.u);
+        std::mem::swap(&mut ws.x, &mut ws.xt);
+        std::mem::swap(&mut ws.u, &mut ws.ut);
+        let r = kkt_residual(d, ws, p, false);
+        if r < kkt {
+            return Some((jt, st, r, du));
+        }
+        std::mem::swap(&mut ws.x, &mut ws.xt);
+        std::mem::swap(&mut ws.u, &mut ws.ut);
+    }
+    None
 }
 
 /// `‖a - b‖₂`.
@@ -531,4 +643,77 @@ fn du_norm(a: &[f64], b: &[f64]) -> f64 {
         s += (x - y) * (x - y);
     }
     s.sqrt()
+}
+
+/// The KKT residual ([`Stats::kkt_residual`]) at the iterate `ws.x`, `ws.u` (bounds in
+/// `ws.lo`/`ws.hi`): the adjoint sweep `λ_t = ∇_x ℓ_t + A_tᵀ λ_{t+1}`,
+/// `∇_{u_t} J = ∇_u ℓ_t + B_tᵀ λ_{t+1}`, projected onto the box. `linearized`: `ws.a`/`ws.b`
+/// already hold the Jacobians along this iterate; otherwise they are recomputed (and left
+/// there). NaN when anything on the way is not finite.
+#[inline(always)]
+pub(crate) fn kkt_residual<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, linearized: bool) -> f64 {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    let mut r = 0.0f64;
+    for t in (0..tt).rev() {
+        let last = t + 1 == tt;
+        if !linearized && !last {
+            d.linearize(
+                &ws.x[t * nx..(t + 1) * nx],
+                &ws.u[t * nu..(t + 1) * nu],
+                &mut ws.xn,
+                &mut ws.a[t * nx * nx..(t + 1) * nx * nx],
+                &mut ws.b[t * nx * nu..(t + 1) * nx * nu],
+            );
+        }
+        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
+        let cm = &p.cm[t * n * n..(t + 1) * n * n];
+        let cv = &p.cv[t * n..(t + 1) * n];
+        for i in 0..n {
+            let mut s = cv[i];
+            for j in 0..n {
+                s += cm[i * n + j] * ws.z[j];
+            }
+            ws.qz[i] = s;
+        }
+        if !last {
+            let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
+            let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
+            let lam = &ws.lam[..nx];
+            for k in 0..nx {
+                let lk = lam[k];
+                for i in 0..nx {
+                    ws.qz[i] += a[k * nx + i] * lk;
+                }
+                for i in 0..nu {
+                    ws.qz[nx + i] += b[k * nu + i] * lk;
+                }
+            }
+        }
+        for i in 0..nu {
+            let (u, g) = (ws.u[t * nu + i], ws.qz[nx + i]);
+            let v = (u - (u - g).max(ws.lo[t * nu + i]).min(ws.hi[t * nu + i])).abs();
+            if !(v <= r) {
+                r = v; // also takes NaN (and keeps it: no later `v <= NaN`)
+                if v.is_nan() {
+                    return f64::NAN;
+                }
+            }
+        }
+        ws.lam[..nx].copy_from_slice(&ws.qz[..nx]);
+    }
+    r
+}
+
+/// [`kkt_residual`] of one problem at the controls `u` (T×nu), projected onto its bounds.
+pub(crate) fn kkt_residual_at<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, u: &[f64]) -> f64 {
+    let (nu, tt) = (d.nu(), ws.horizon);
+    load_bounds(ws, p);
+    load_cost_structure(ws, p, d.nx() + nu);
+    ws.u.copy_from_slice(&u[..tt * nu]);
+    for i in 0..tt * nu {
+        ws.u[i] = ws.u[i].max(ws.lo[i]).min(ws.hi[i]);
+    }
+    rollout_plain(d, ws, p);
+    kkt_residual(d, ws, p, false)
 }

@@ -51,6 +51,60 @@ pub enum GradientMode {
     GaussNewton,
 }
 
+/// Which second-order model of the dynamics the forward solver's Riccati pass uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Method {
+    /// iLQR: the dynamics linearised (Gauss-Newton), as mpc.pytorch and CA-AC-MPC. Cheapest
+    /// per iteration; converges linearly where the co-states are large and the dynamics curved.
+    #[default]
+    Ilqr,
+    /// DDP: the Riccati pass also adds `Σ_i V'_{x,i} ∇²f_i` (the generated co-state–weighted
+    /// Hessian with the next stage's cost-to-go gradient), regularised (`Q_uu + μ I`) until the
+    /// control block is positive definite. Converges quadratically near a solution.
+    Ddp,
+}
+
+impl Method {
+    /// The name used in the exchange format (`"ilqr"`, `"ddp"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ilqr => "ilqr",
+            Method::Ddp => "ddp",
+        }
+    }
+}
+
+/// Why the forward solve of one problem stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StopReason {
+    /// The KKT residual fell below `tol` (converged).
+    Tolerance,
+    /// The norm of the whole control update fell below `eps` (converged).
+    SmallStep,
+    /// `max_iters` iterations ran without meeting a convergence test.
+    #[default]
+    MaxIterations,
+    /// No step size lowered the cost even with the largest regularisation: the iterates
+    /// cannot move (the residual says how far from optimal they stopped).
+    Stalled,
+}
+
+impl StopReason {
+    /// A short name for reports (`"tolerance"`, `"small-step"`, `"max-iterations"`, `"stalled"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::Tolerance => "tolerance",
+            StopReason::SmallStep => "small-step",
+            StopReason::MaxIterations => "max-iterations",
+            StopReason::Stalled => "stalled",
+        }
+    }
+    /// Whether this counts as converged.
+    pub fn converged(self) -> bool {
+        matches!(self, StopReason::Tolerance | StopReason::SmallStep)
+    }
+}
+
 /// Which step the line search keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum LineSearchRule {
@@ -75,6 +129,11 @@ pub struct SolverOptions {
     pub line_search_rule: LineSearchRule,
     /// Gradient mode of [`Solver::backward`].
     pub gradient: GradientMode,
+    /// Forward method: iLQR (default) or DDP.
+    pub method: Method,
+    /// Converged when the KKT residual (see [`Stats::kkt_residual`]) is at most this (absolute);
+    /// `None`: only the step test (`eps`) applies.
+    pub tol: Option<f64>,
     /// First non-zero `Q_uu` regularisation `μ` used when one is needed.
     pub reg_min: f64,
     /// Regularisation growth (and decay) factor.
@@ -91,6 +150,8 @@ impl Default for SolverOptions {
             line_search: vec![1.0, 0.5, 0.25, 0.1],
             line_search_rule: LineSearchRule::Best,
             gradient: GradientMode::Exact,
+            method: Method::Ilqr,
+            tol: None,
             reg_min: 1e-6,
             reg_factor: 10.0,
             reg_max: 1e10,
@@ -193,6 +254,11 @@ pub struct Solution {
     pub iterations: Vec<usize>,
     /// Whether each problem met the convergence test.
     pub converged: Vec<bool>,
+    /// First-order optimality of each returned solution (see [`Stats::kkt_residual`]); empty
+    /// when the backend does not compute it (fill it with [`Solver::kkt_residuals`]).
+    pub kkt_residual: Vec<f64>,
+    /// Why each problem stopped; empty when the backend does not report it.
+    pub stop: Vec<StopReason>,
 }
 
 /// Gradients of a loss with respect to the problem data (flat, batch first).
@@ -213,8 +279,14 @@ pub struct Stats {
     pub cost: f64,
     /// iLQR iterations used.
     pub iterations: usize,
-    /// Whether the control update norm fell below `eps`.
+    /// Whether a convergence test was met (`stop.converged()`).
     pub converged: bool,
+    /// Largest entry of the projected gradient of the whole cost with respect to the controls
+    /// (through the dynamics) at the returned solution: `max |u - clamp(u - ∇_u J, lo, hi)|`,
+    /// absolute. Zero at a KKT point of the box-constrained problem.
+    pub kkt_residual: f64,
+    /// Why the solve stopped.
+    pub stop: StopReason,
 }
 
 /// A configured batched iLQR solver for dynamics `D` and horizon `T`.
@@ -231,6 +303,7 @@ impl<D: Dynamics> Solver<D> {
     pub fn new(model: D, horizon: usize, options: SolverOptions) -> Self {
         assert!(horizon >= 1, "horizon must be at least 1");
         assert!(options.eps > 0.0, "eps must be positive");
+        assert!(options.tol.is_none_or(|t| t >= 0.0), "tol must not be negative");
         assert!(
             !options.line_search.is_empty() && options.line_search.iter().all(|&a| a > 0.0 && a.is_finite()),
             "line_search needs at least one positive finite step"
@@ -284,6 +357,8 @@ impl<D: Dynamics> Solver<D> {
         sol.cost.resize(bsz, 0.0);
         sol.iterations.resize(bsz, 0);
         sol.converged.resize(bsz, false);
+        sol.kkt_residual.resize(bsz, 0.0);
+        sol.stop.resize(bsz, StopReason::default());
         let model = &self.model;
         let opts = &self.options;
         let run = |i: usize, ws: &mut Workspace, x: &mut [f64], u: &mut [f64]| -> Stats {
@@ -295,6 +370,8 @@ impl<D: Dynamics> Solver<D> {
             sol.cost[0] = s.cost;
             sol.iterations[0] = s.iterations;
             sol.converged[0] = s.converged;
+            sol.kkt_residual[0] = s.kkt_residual;
+            sol.stop[0] = s.stop;
             return;
         }
         self.workspaces[..bsz]
@@ -304,13 +381,38 @@ impl<D: Dynamics> Solver<D> {
             .zip(sol.cost.par_iter_mut())
             .zip(sol.iterations.par_iter_mut())
             .zip(sol.converged.par_iter_mut())
+            .zip(sol.kkt_residual.par_iter_mut())
+            .zip(sol.stop.par_iter_mut())
             .enumerate()
-            .for_each(|(i, (((((ws, x), u), c), it), cv))| {
+            .for_each(|(i, (((((((ws, x), u), c), it), cv), kkt), stop))| {
                 let s = run(i, ws, x, u);
                 *c = s.cost;
                 *it = s.iterations;
                 *cv = s.converged;
+                *kkt = s.kkt_residual;
+                *stop = s.stop;
             });
+    }
+
+    /// The KKT residual ([`Stats::kkt_residual`]) of every problem of `batch` at the controls
+    /// `u` (B×T×nu; the states are rolled out from `x_init`): how a solution from any backend
+    /// is checked for optimality.
+    pub fn kkt_residuals(&mut self, batch: &Batch<'_>, u: &[f64]) -> Vec<f64> {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        if let Err(e) = batch.check(t, nx, nu) {
+            panic!("Solver::kkt_residuals: {e}");
+        }
+        assert_eq!(u.len(), batch.size * t * nu, "Solver::kkt_residuals: u: expected B×T×nu entries");
+        self.ensure_workspaces(batch.size);
+        let model = &self.model;
+        self.workspaces[..batch.size]
+            .par_iter_mut()
+            .enumerate()
+            .map(|(i, ws)| {
+                let p = batch.problem(i, t, nx, nu);
+                ilqr::kkt_residual_at(model, ws, &p, &u[i * t * nu..(i + 1) * t * nu])
+            })
+            .collect()
     }
 
     /// Gradients of a loss `L` with respect to `C`, `c`, `x_init`, given the upstream

@@ -1,0 +1,63 @@
+//! Before/after timing of the CPU solver on the Table II task (quadrotor hover, float64, K = 5
+//! iLQR iterations, Gauss-Newton backward), for changes to the solver or the generated code:
+//! build this example at two commits and run both binaries back to back on an idle machine.
+//! `mpc bench` is the full benchmark (grid, peer ratios); this one needs only the solver crates.
+//!
+//! `cargo run --release -p mpc-models --example solver_speed [-- REPS]` prints the median
+//! forward and backward time of B=1,T=10 and B=256,T=50 on a 2-thread rayon pool.
+
+use mpc_models::Quadrotor;
+use mpc_models::scenarios::quadrotor_hover;
+use mpc_runtime::{Batch, Bound, GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let reps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
+    for &(b, t) in &[(1usize, 10usize), (256, 50)] {
+        let model = Quadrotor::default();
+        let sc = quadrotor_hover(&model, b, t, 0);
+        let batch = Batch {
+            size: b,
+            x_init: &sc.x_init,
+            cost_hess: &sc.cost_c,
+            cost_lin: &sc.cost_q,
+            u_lower: Bound::PerControl(Quadrotor::CONTROL_LOWER),
+            u_upper: Bound::PerControl(Quadrotor::CONTROL_UPPER),
+            u_init: Some(&sc.u_init),
+        };
+        let opts = SolverOptions { max_iters: 5, eps: f64::MIN_POSITIVE, gradient: GradientMode::GaussNewton, ..SolverOptions::default() };
+        let mut solver = Solver::new(model, t, opts);
+        let mut sol = Solution::default();
+        let mut grads = Gradients::default();
+        let gx = vec![1.0; b * t * Quadrotor::NX];
+        let gu = vec![1.0; b * t * Quadrotor::NU];
+        let inner = if b == 1 { 200 } else { 1 };
+        let (mut fwd, mut bwd) = (Vec::new(), Vec::new());
+        pool.install(|| {
+            for _ in 0..reps + 3 {
+                let s = Instant::now();
+                for _ in 0..inner {
+                    solver.solve_into(&batch, &mut sol);
+                }
+                fwd.push(s.elapsed().as_secs_f64() / inner as f64);
+                let s = Instant::now();
+                for _ in 0..inner {
+                    solver.backward_into(&batch, &sol, &gx, &gu, &mut grads);
+                }
+                bwd.push(s.elapsed().as_secs_f64() / inner as f64);
+            }
+        });
+        let cost: f64 = sol.cost.iter().sum();
+        println!(
+            "B={b:<4} T={t:<3} forward {:>10.4} ms  backward {:>10.4} ms  (sum of costs {cost:.12e})",
+            1e3 * median(fwd[3..].to_vec()),
+            1e3 * median(bwd[3..].to_vec())
+        );
+    }
+}
