@@ -39,6 +39,8 @@ fn bench_solver(c: &mut Criterion) {
             max_iters: ITERS,
             eps: f64::MIN_POSITIVE,
             gradient: GradientMode::GaussNewton,
+            // As `mpc bench`: the work mpc.pytorch does (no KKT residual).
+            report_kkt: false,
             ..SolverOptions::default()
         };
         let mut solver = Solver::new(model, t, opts);

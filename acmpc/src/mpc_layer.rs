@@ -65,7 +65,8 @@ pub struct MpcLayer {
 }
 
 fn options(iters: usize, gradient: GradientMode) -> SolverOptions {
-    SolverOptions { max_iters: iters, eps: 1e-6, gradient, ..SolverOptions::default() }
+    // The policy never reads the KKT residual: skip its extra linearisation.
+    SolverOptions { max_iters: iters, eps: 1e-6, gradient, report_kkt: false, ..SolverOptions::default() }
 }
 
 fn model() -> Quadrotor {

@@ -787,6 +787,8 @@ pub fn run(mut args: BenchArgs) -> ExitCode {
             GradientArg::GaussNewton => GradientMode::GaussNewton,
             GradientArg::Exact => GradientMode::Exact,
         },
+        // mpc.pytorch computes no optimality residual: equal work (and K fixed iterations).
+        report_kkt: false,
         ..SolverOptions::default()
     };
 

@@ -15,18 +15,7 @@ impl ZooVisitor for Table {
     fn visit<M: Model + ZooCase>(self) -> Vec<String> {
         let sc = M::scenario();
         let (nx, nu, t) = (M::NX, M::NU, sc.horizon);
-        let n = nx + nu;
-        let mut cm = vec![0.0; t * n * n];
-        let mut cv = vec![0.0; t * n];
-        for s in 0..t {
-            for i in 0..n {
-                let w = if i < nx { sc.q_diag[i] } else { sc.r_diag[i - nx] };
-                cm[s * n * n + i * n + i] = w;
-                if i < nx {
-                    cv[s * n + i] = -w * sc.x_goal[i];
-                }
-            }
-        }
+        let (cm, cv) = sc.cost();
         let mut rows = Vec::new();
         for (si, x0) in sc.x_starts.iter().enumerate() {
             for tight in [false, true] {

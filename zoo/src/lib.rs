@@ -72,6 +72,46 @@ pub struct ZooScenario {
     pub u_upper_tight: Vec<f64>,
 }
 
+impl ZooScenario {
+    /// The scenario's cost in the exchange format's layout for one problem: `C_t = diag(q, r)`
+    /// (T×n×n) and `c_t = [−q ⊙ x_goal; 0]` (T×n), the same for every stage.
+    pub fn cost(&self) -> (Vec<f64>, Vec<f64>) {
+        let (nx, nu, t) = (self.q_diag.len(), self.r_diag.len(), self.horizon);
+        let n = nx + nu;
+        let mut cm = vec![0.0; t * n * n];
+        let mut cv = vec![0.0; t * n];
+        for s in 0..t {
+            for i in 0..n {
+                let w = if i < nx { self.q_diag[i] } else { self.r_diag[i - nx] };
+                cm[s * n * n + i * n + i] = w;
+                if i < nx {
+                    cv[s * n + i] = -w * self.x_goal[i];
+                }
+            }
+        }
+        (cm, cv)
+    }
+}
+
+/// Calls the macro `$m` with `name => Type` for every zoo model (in [`ZOO`] order), e.g. to
+/// write one test per model: `mpc_zoo::with_zoo_types!(my_tests);`.
+#[macro_export]
+macro_rules! with_zoo_types {
+    ($m:ident) => {
+        $m! {
+            acrobot => $crate::Acrobot,
+            boat => $crate::Boat,
+            unicycle_euler => $crate::UnicycleEuler,
+            planar_quadrotor => $crate::PlanarQuadrotor,
+            rigid_body_quat => $crate::RigidBodyQuat,
+            stiff_mass_spring => $crate::StiffMassSpring,
+            cstr => $crate::Cstr,
+            two_link_arm => $crate::TwoLinkArm,
+            three_link_arm_stress => $crate::ThreeLinkArmStress,
+        }
+    };
+}
+
 /// A zoo model's test scenario.
 pub trait ZooCase {
     /// The scenario (see [`ZooScenario`]).

@@ -27,22 +27,10 @@ fn run<M: Model + ZooCase + Copy>() {
     let m = M::default();
     let sc = M::scenario();
     let (nx, nu, t) = (M::NX, M::NU, sc.horizon);
-    let n = nx + nu;
     let b = sc.x_starts.len();
     let x_init: Vec<f64> = sc.x_starts.concat();
-    let mut cm = vec![0.0; b * t * n * n];
-    let mut cv = vec![0.0; b * t * n];
-    for p in 0..b {
-        for s in 0..t {
-            for i in 0..n {
-                let w = if i < nx { sc.q_diag[i] } else { sc.r_diag[i - nx] };
-                cm[(p * t + s) * n * n + i * n + i] = w;
-                if i < nx {
-                    cv[(p * t + s) * n + i] = -w * sc.x_goal[i];
-                }
-            }
-        }
-    }
+    let (cm1, cv1) = sc.cost();
+    let (cm, cv) = (cm1.repeat(b), cv1.repeat(b));
     let batch = Batch {
         size: b,
         x_init: &x_init,
@@ -113,14 +101,4 @@ macro_rules! zoo_tests {
     };
 }
 
-zoo_tests! {
-    acrobot => mpc_zoo::Acrobot,
-    boat => mpc_zoo::Boat,
-    unicycle_euler => mpc_zoo::UnicycleEuler,
-    planar_quadrotor => mpc_zoo::PlanarQuadrotor,
-    rigid_body_quat => mpc_zoo::RigidBodyQuat,
-    stiff_mass_spring => mpc_zoo::StiffMassSpring,
-    cstr => mpc_zoo::Cstr,
-    two_link_arm => mpc_zoo::TwoLinkArm,
-    three_link_arm_stress => mpc_zoo::ThreeLinkArmStress,
-}
+mpc_zoo::with_zoo_types!(zoo_tests);

@@ -54,19 +54,7 @@ struct Case {
 
 impl Case {
     fn new<M: Model>(sc: &ZooScenario, x0: &[f64], tight: bool) -> Self {
-        let (nx, nu, t) = (M::NX, M::NU, sc.horizon);
-        let n = nx + nu;
-        let mut cm = vec![0.0; t * n * n];
-        let mut cv = vec![0.0; t * n];
-        for s in 0..t {
-            for i in 0..n {
-                let w = if i < nx { sc.q_diag[i] } else { sc.r_diag[i - nx] };
-                cm[s * n * n + i * n + i] = w;
-                if i < nx {
-                    cv[s * n + i] = -w * sc.x_goal[i];
-                }
-            }
-        }
+        let (cm, cv) = sc.cost();
         // Loose: the model's own control bounds (±inf where it declares none); tight: the
         // scenario's, which some controls hit at the optimum.
         let (lo, hi) = if tight {
@@ -74,7 +62,7 @@ impl Case {
         } else {
             (Some(M::CONTROL_LOWER.to_vec()), Some(M::CONTROL_UPPER.to_vec()))
         };
-        Case { t, x_init: x0.to_vec(), cm, cv, lo, hi }
+        Case { t: sc.horizon, x_init: x0.to_vec(), cm, cv, lo, hi }
     }
 
     fn batch<'a>(&'a self, u_init: Option<&'a [f64]>) -> Batch<'a> {
@@ -310,14 +298,4 @@ macro_rules! zoo_tests {
     };
 }
 
-zoo_tests! {
-    acrobot => mpc_zoo::Acrobot,
-    boat => mpc_zoo::Boat,
-    unicycle_euler => mpc_zoo::UnicycleEuler,
-    planar_quadrotor => mpc_zoo::PlanarQuadrotor,
-    rigid_body_quat => mpc_zoo::RigidBodyQuat,
-    stiff_mass_spring => mpc_zoo::StiffMassSpring,
-    cstr => mpc_zoo::Cstr,
-    two_link_arm => mpc_zoo::TwoLinkArm,
-    three_link_arm_stress => mpc_zoo::ThreeLinkArmStress,
-}
+mpc_zoo::with_zoo_types!(zoo_tests);

@@ -220,6 +220,25 @@ fn stage_cost_parts(cm: &[f64], cv: &[f64], z: &[f64], n: usize, diag: bool) -> 
     }
 }
 
+/// `g = C z + c` of one stage, with the diagonal shortcut as in [`stage_cost_parts`] (the same
+/// result to the bit).
+#[inline(always)]
+fn stage_gradient(g: &mut [f64], cm: &[f64], cv: &[f64], z: &[f64], n: usize, diag: bool) {
+    if diag && z[..n].iter().all(|v| v.is_finite()) {
+        for i in 0..n {
+            g[i] = cv[i] + cm[i * n + i] * z[i];
+        }
+    } else {
+        for i in 0..n {
+            let mut s = cv[i];
+            for j in 0..n {
+                s += cm[i * n + j] * z[j];
+            }
+            g[i] = s;
+        }
+    }
+}
+
 /// Stage `t`'s `z = [x; u]` into `z`.
 #[inline(always)]
 fn stage_z(z: &mut [f64], x: &[f64], u: &[f64], nx: usize, nu: usize, t: usize) {
@@ -323,20 +342,7 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, 
         let cv = &p.cv[t * n..(t + 1) * n];
         stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
         ws.qzz.copy_from_slice(cm);
-        // q_z = C z + c (diagonal shortcut as in `stage_cost_parts`).
-        if ws.cdiag[t] && ws.z[..n].iter().all(|v| v.is_finite()) {
-            for i in 0..n {
-                ws.qz[i] = cv[i] + cm[i * n + i] * ws.z[i];
-            }
-        } else {
-            for i in 0..n {
-                let mut s = cv[i];
-                for j in 0..n {
-                    s += cm[i * n + j] * ws.z[j];
-                }
-                ws.qz[i] = s;
-            }
-        }
+        stage_gradient(&mut ws.qz, cm, cv, &ws.z, n, ws.cdiag[t]);
         if t + 1 < tt {
             if ddp {
                 d.weighted_hessian(&ws.x[t * nx..(t + 1) * nx], &ws.u[t * nu..(t + 1) * nu], &ws.pv[..nx], &mut ws.hess);
@@ -453,30 +459,38 @@ fn solve_one_impl<D: Dynamics>(
     let mut mu = 0.0f64;
     let mut iters = 0;
     let mut stop = StopReason::MaxIterations;
-    // The KKT residual and whether it belongs to the current iterate.
+    // The KKT residual, and whether it and the Jacobians in ws.a/ws.b belong to the current
+    // iterate (a step accepted on its residual comes with both).
     let mut kkt = f64::NAN;
-    let mut kkt_current;
-    // Whether ws.a/ws.b (and `kkt`) already belong to the current iterate (a step accepted
-    // on its KKT residual linearised it).
-    let mut linearized_ahead = false;
+    let mut kkt_current = false;
+    let mut lin_current = false;
     // With a KKT tolerance, a step must lower the cost by more than rounding to be accepted on
-    // the cost; steps the cost cannot tell from rounding are judged by the KKT residual.
+    // the cost; steps the cost cannot tell from rounding are judged by the KKT residual. The
+    // residual is then needed every iteration; otherwise only at the end.
     let kkt_mode = opts.tol.is_some();
     'outer: loop {
         // Every iteration starts at a new iterate: its Jacobians serve the Riccati pass and the
         // optimality test alike.
-        if !linearized_ahead {
-            linearize_all(d, ws);
-            kkt = kkt_residual(d, ws, p, true);
-        }
-        linearized_ahead = false;
-        kkt_current = true;
-        if opts.tol.is_some_and(|tol| kkt <= tol) {
-            stop = StopReason::Tolerance;
-            break;
+        if kkt_mode {
+            if !lin_current {
+                linearize_all(d, ws);
+                lin_current = true;
+            }
+            if !kkt_current {
+                kkt = kkt_residual(d, ws, p, true);
+                kkt_current = true;
+            }
+            if opts.tol.is_some_and(|tol| kkt <= tol) {
+                stop = StopReason::Tolerance;
+                break;
+            }
         }
         if iters >= opts.max_iters {
             break;
+        }
+        if !lin_current {
+            linearize_all(d, ws);
+            lin_current = true;
         }
         iters += 1;
         // Cost changes below this are rounding noise.
@@ -516,14 +530,44 @@ fn solve_one_impl<D: Dynamics>(
                     }
                 }
             }
-            match chosen {
+            // The step taken, if any: (cost, scale, ‖Δu‖).
+            let step = match chosen {
                 Some((jb, sb)) => {
                     let du = du_norm(&ws.ub, &ws.u);
                     std::mem::swap(&mut ws.x, &mut ws.xb);
                     std::mem::swap(&mut ws.u, &mut ws.ub);
                     kkt_current = false;
-                    cost = jb;
-                    scale = sb;
+                    lin_current = false;
+                    Some((jb, sb, du))
+                }
+                None => {
+                    if first_du < opts.eps && (!kkt_mode || mu == 0.0) {
+                        // The step is below the tolerance and no longer measurable in the cost.
+                        stop = StopReason::SmallStep;
+                        break 'outer;
+                    }
+                    match if kkt_mode { kkt_step(d, ws, p, opts, cost + tol, kkt) } else { None } {
+                        Some((jt, st, r, du)) => {
+                            // ws.x/ws.u hold the step, ws.a/ws.b its Jacobians, `r` its residual.
+                            kkt = r;
+                            kkt_current = true;
+                            lin_current = true;
+                            Some((jt, st, du))
+                        }
+                        None => {
+                            if kkt_mode {
+                                // kkt_step linearised the trials: the Jacobians of the iterate back.
+                                linearize_all(d, ws);
+                            }
+                            None
+                        }
+                    }
+                }
+            };
+            match step {
+                Some((jt, st, du)) => {
+                    cost = jt;
+                    scale = st;
                     if cost < best_cost {
                         best_cost = cost;
                         ws.xbest.copy_from_slice(&ws.x);
@@ -543,38 +587,6 @@ fn solve_one_impl<D: Dynamics>(
                     break;
                 }
                 None => {
-                    if first_du < opts.eps && (!kkt_mode || mu == 0.0) {
-                        // The step is below the tolerance and no longer measurable in the cost.
-                        stop = StopReason::SmallStep;
-                        break 'outer;
-                    }
-                    if kkt_mode {
-                        if let Some((jt, st, r, du)) = kkt_step(d, ws, p, opts, cost + tol, kkt) {
-                            // ws.x/ws.u hold the step, ws.a/ws.b its Jacobians, `r` its residual.
-                            cost = jt;
-                            scale = st;
-                            kkt = r;
-                            linearized_ahead = true;
-                            if cost < best_cost {
-                                best_cost = cost;
-                                ws.xbest.copy_from_slice(&ws.x);
-                                ws.ubest.copy_from_slice(&ws.u);
-                                best_is_current = true;
-                            } else {
-                                best_is_current = false;
-                            }
-                            let free = mu == 0.0;
-                            mu = if mu <= opts.reg_min { 0.0 } else { mu / opts.reg_factor };
-                            if du < opts.eps && free {
-                                stop = StopReason::SmallStep;
-                                kkt_current = true;
-                                break 'outer;
-                            }
-                            break;
-                        }
-                        // kkt_step linearised the trials: the Jacobians of the iterate back.
-                        linearize_all(d, ws);
-                    }
                     mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
                     if mu > opts.reg_max {
                         stop = StopReason::Stalled;
@@ -590,9 +602,10 @@ fn solve_one_impl<D: Dynamics>(
         ws.u.copy_from_slice(&ws.ubest);
         cost = best_cost;
         kkt_current = false;
+        lin_current = false;
     }
-    if !kkt_current {
-        kkt = kkt_residual(d, ws, p, false);
+    if !kkt_current && opts.report_kkt {
+        kkt = kkt_residual(d, ws, p, lin_current);
     }
     x_out.copy_from_slice(&ws.x);
     u_out.copy_from_slice(&ws.u);
@@ -667,15 +680,7 @@ pub(crate) fn kkt_residual<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRe
             );
         }
         stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
-        let cm = &p.cm[t * n * n..(t + 1) * n * n];
-        let cv = &p.cv[t * n..(t + 1) * n];
-        for i in 0..n {
-            let mut s = cv[i];
-            for j in 0..n {
-                s += cm[i * n + j] * ws.z[j];
-            }
-            ws.qz[i] = s;
-        }
+        stage_gradient(&mut ws.qz, &p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n, ws.cdiag[t]);
         if !last {
             let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
             let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];

@@ -134,6 +134,11 @@ pub struct SolverOptions {
     /// Converged when the KKT residual (see [`Stats::kkt_residual`]) is at most this (absolute);
     /// `None`: only the step test (`eps`) applies.
     pub tol: Option<f64>,
+    /// Compute the KKT residual of every returned solution (default). It needs the Jacobians at
+    /// the returned iterate, one linearisation more than the iterations use; `false` skips it
+    /// (the residual is then NaN unless `tol` computed it), for callers that never read it
+    /// (training loops, benchmarks against solvers that do not compute it).
+    pub report_kkt: bool,
     /// First non-zero `Q_uu` regularisation `μ` used when one is needed.
     pub reg_min: f64,
     /// Regularisation growth (and decay) factor.
@@ -152,6 +157,7 @@ impl Default for SolverOptions {
             gradient: GradientMode::Exact,
             method: Method::Ilqr,
             tol: None,
+            report_kkt: true,
             reg_min: 1e-6,
             reg_factor: 10.0,
             reg_max: 1e10,
