@@ -20,4 +20,4 @@ pub mod verify;
 
 pub use linear::LinearModel;
 pub use model::{Dynamics, Model, ParamError, TimeModel};
-pub use solver::{Batch, Bound, GradientMode, Gradients, LineSearchRule, Method, Solution, Solver, SolverOptions, StopReason};
+pub use solver::{Batch, Bound, GradientMode, Gradients, LineSearchRule, Method, Solution, Solver, SolverOptions, StopReason, solve_each};

@@ -75,10 +75,23 @@ impl BoundData {
 /// Model parameters of a problem.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelParams {
-    /// The `linear` model, built from `A`, `B`, `f`.
+    /// The `linear` model, built from `A`, `B`, `f`, shared by the batch.
     Linear(LinearModel),
-    /// Scalar parameters of a named model, in document order (validated by the model).
+    /// Scalar parameters of a named model, in document order (validated by the model), shared
+    /// by the batch.
     Named(Vec<(String, f64)>),
+    /// One `linear` model per problem (some of `A`, `B`, `f` given per problem).
+    LinearPerProblem(Vec<LinearModel>),
+    /// The parameters of each problem (some given per problem as arrays of B numbers; the
+    /// shared ones repeated), B lists in document order.
+    NamedPerProblem(Vec<Vec<(String, f64)>>),
+}
+
+impl ModelParams {
+    /// Whether the problems of the batch have different parameters.
+    pub fn per_problem(&self) -> bool {
+        matches!(self, ModelParams::LinearPerProblem(_) | ModelParams::NamedPerProblem(_))
+    }
 }
 
 /// `(nx, nu)` of a named model, or why the name is not known.
@@ -205,13 +218,59 @@ fn short(v: &Value) -> String {
     if s.len() > 40 { format!("{}…", &s[..s.char_indices().nth(40).map(|c| c.0).unwrap_or(s.len())]) } else { s }
 }
 
-/// Shape of a dense matrix param (`rows × cols`) from its nested array.
+/// `(rows, cols)` of a dense matrix param from its nested array: a matrix, or one matrix per
+/// problem (its leading dimension checked against B later).
 fn matrix_shape(v: &Value, key: &str, sym: &str) -> Result<(usize, usize), ProblemError> {
     let s = shape_of(v).map_err(|e| ProblemError::new(key, format!("expected shape {sym}, got {e}")))?;
-    if s.len() != 2 || s[0] == 0 || s[1] == 0 {
-        return Err(ProblemError::new(key, format!("expected shape {sym} (a non-empty matrix), got {}", fmt_dims(&s))));
+    if !(s.len() == 2 || s.len() == 3) || s.contains(&0) {
+        return Err(ProblemError::new(key, format!("expected shape {sym} (non-empty), got {}", fmt_dims(&s))));
     }
-    Ok((s[0], s[1]))
+    Ok((s[s.len() - 2], s[s.len() - 1]))
+}
+
+/// The model parameters, each shared by the batch or given per problem (`B` of them).
+fn parse_params(model: &str, obj: Option<&Map<String, Value>>, b: usize, nx: usize, nu: usize) -> Result<ModelParams, ProblemError> {
+    if model == "linear" {
+        let p = obj.expect("checked: linear has params");
+        // Each of A, B, f: shared (one matrix) or per problem (B of them).
+        let read = |key: &str, dims: Vec<usize>, sym: &str| -> Result<Option<(bool, Vec<f64>)>, ProblemError> {
+            let Some(v) = p.get(key) else { return Ok(None) };
+            let mut per = vec![b];
+            per.extend(&dims);
+            let (which, data) = array(v, &format!("params.{key}"), &[(sym, dims), (&format!("B×{sym}"), per)])?;
+            Ok(Some((which == 1, data)))
+        };
+        let a = read("A", vec![nx, nx], "nx×nx")?.expect("checked: A present");
+        let bm = read("B", vec![nx, nu], "nx×nu")?.expect("checked: B present");
+        let f = read("f", vec![nx], "nx")?;
+        let build = |i: usize| -> Result<LinearModel, ProblemError> {
+            let pick = |(per, d): &(bool, Vec<f64>), len: usize| if *per { d[i * len..(i + 1) * len].to_vec() } else { d.clone() };
+            LinearModel::new(nx, nu, pick(&a, nx * nx), pick(&bm, nx * nu), f.as_ref().map(|f| pick(f, nx)))
+                .map_err(|e| ProblemError::new("params", e.0))
+        };
+        let per = a.0 || bm.0 || f.as_ref().is_some_and(|f| f.0);
+        return if per { Ok(ModelParams::LinearPerProblem((0..b).map(build).collect::<Result<_, _>>()?)) } else { Ok(ModelParams::Linear(build(0)?)) };
+    }
+    let mut shared = Vec::new();
+    let mut per: Vec<(String, Vec<f64>)> = Vec::new();
+    for (k, v) in obj.into_iter().flatten() {
+        let key = format!("params.{k}");
+        if v.is_array() {
+            let (_, vals) = array(v, &key, &[("B (one value per problem)", vec![b])])?;
+            per.push((k.clone(), vals));
+        } else {
+            match v.as_f64() {
+                Some(x) if x.is_finite() && v.is_number() => shared.push((k.clone(), x)),
+                _ => return Err(ProblemError::new(&key, format!("expected a finite number or an array of B = {b} numbers, got {}", short(v)))),
+            }
+        }
+    }
+    if per.is_empty() {
+        return Ok(ModelParams::Named(shared));
+    }
+    Ok(ModelParams::NamedPerProblem(
+        (0..b).map(|i| shared.iter().cloned().chain(per.iter().map(|(k, vals)| (k.clone(), vals[i]))).collect()).collect(),
+    ))
 }
 
 impl Problem {
@@ -238,7 +297,9 @@ impl Problem {
             Some(Value::Object(m)) => Some(m),
             Some(other) => return Err(ProblemError::new("params", format!("expected an object, got {}", short(other)))),
         };
-        let (nx, nu, params) = if model == "linear" {
+        // Sizes first (from the model, or from the shapes of `linear`'s A and B, whose leading
+        // dimension may be B), then B from x_init, then the parameters (shared or per problem).
+        let (nx, nu) = if model == "linear" {
             let p = params_obj.ok_or_else(|| ProblemError::new("params", "missing key (the linear model needs params.A and params.B)"))?;
             for k in p.keys() {
                 if !matches!(k.as_str(), "A" | "B" | "f") {
@@ -246,33 +307,18 @@ impl Problem {
                 }
             }
             let av = p.get("A").ok_or_else(|| ProblemError::new("params.A", "missing key (expected shape nx×nx)"))?;
-            let (r, c) = matrix_shape(av, "params.A", "nx×nx")?;
+            let (r, c) = matrix_shape(av, "params.A", "nx×nx or B×nx×nx")?;
             if r != c {
-                return Err(ProblemError::new("params.A", format!("expected shape nx×nx (square), got {r}×{c}")));
+                return Err(ProblemError::new("params.A", format!("expected shape nx×nx or B×nx×nx (square), got …×{r}×{c}")));
             }
-            let nx = r;
-            let bv = p.get("B").ok_or_else(|| ProblemError::new("params.B", format!("missing key (expected shape nx×nu = {nx}×nu)")))?;
-            let (br, nu) = matrix_shape(bv, "params.B", &format!("nx×nu = {nx}×nu"))?;
-            if br != nx {
-                return Err(ProblemError::new("params.B", format!("expected shape nx×nu = {nx}×nu, got {br}×{nu}")));
+            let bv = p.get("B").ok_or_else(|| ProblemError::new("params.B", format!("missing key (expected shape nx×nu = {r}×nu)")))?;
+            let (br, nu) = matrix_shape(bv, "params.B", &format!("nx×nu or B×nx×nu = {r}×nu"))?;
+            if br != r {
+                return Err(ProblemError::new("params.B", format!("expected shape nx×nu or B×nx×nu = {r}×nu, got …×{br}×{nu}")));
             }
-            let (_, a) = array(av, "params.A", &[("nx×nx", vec![nx, nx])])?;
-            let (_, b) = array(bv, "params.B", &[("nx×nu", vec![nx, nu])])?;
-            let f = match p.get("f") {
-                None => None,
-                Some(fv) => Some(array(fv, "params.f", &[("nx", vec![nx])])?.1),
-            };
-            let lin = LinearModel::new(nx, nu, a, b, f).map_err(|e| ProblemError::new("params", e.0))?;
-            (nx, nu, ModelParams::Linear(lin))
+            (r, nu)
         } else {
-            let (nx, nu) = model_dims(&model).map_err(|e| ProblemError::new("model", e))?;
-            let mut named = Vec::new();
-            if let Some(p) = params_obj {
-                for (k, v) in p {
-                    named.push((k.clone(), number(v, &format!("params.{k}"))?));
-                }
-            }
-            (nx, nu, ModelParams::Named(named))
+            model_dims(&model).map_err(|e| ProblemError::new("model", e))?
         };
         let n = nx + nu;
         let horizon = match require(obj, "horizon", "an integer T ≥ 1")? {
@@ -291,6 +337,7 @@ impl Problem {
         }
         let b = xs[0];
         let (_, x_init) = array(xv, "x_init", &[("B×nx", vec![b, nx])])?;
+        let params = parse_params(&model, params_obj, b, nx, nu)?;
         let cm_v = require(obj, "C", &format!("shape B×T×n×n = {b}×{t}×{n}×{n}"))?;
         let (_, mut cost_hess) = array(cm_v, "C", &[("B×T×n×n", vec![b, t, n, n])])?;
         let cv_v = require(obj, "c", &format!("shape B×T×n = {b}×{t}×{n}"))?;

@@ -72,8 +72,9 @@ fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
         return Some("solver.tol runs on the CPU only for now".into());
     }
     match &p.params {
-        ModelParams::Linear(_) => Some("the `linear` model has no CUDA kernel".into()),
-        ModelParams::Named(_) if use_reference => Some("--reference-models run on the CPU only".into()),
+        ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => Some("the `linear` model has no CUDA kernel".into()),
+        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) if use_reference => Some("--reference-models run on the CPU only".into()),
+        ModelParams::NamedPerProblem(_) => Some("per-problem params run on the CPU only for now".into()),
         ModelParams::Named(_) => None,
     }
 }
@@ -113,7 +114,8 @@ fn solve_problem_cuda(p: &Problem) -> Result<(Solution, Option<Gradients>), Stri
     match &p.params {
         ModelParams::Named(params) => mpc_models::dispatch(&p.model, SolveCuda(p, params))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
-        ModelParams::Linear(_) => Err("the `linear` model has no CUDA kernel".into()),
+        ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => Err("the `linear` model has no CUDA kernel".into()),
+        ModelParams::NamedPerProblem(_) => Err("per-problem params run on the CPU only for now".into()),
     }
 }
 
@@ -148,38 +150,69 @@ fn solve_with<D: Dynamics>(d: D, p: &Problem) -> (Solution, Option<Gradients>) {
     (sol, grads)
 }
 
-/// Build the bundled model `M` with the problem's parameters and solve.
-struct SolveGenerated<'a>(&'a Problem, &'a [(String, f64)]);
-
-impl ModelVisitor for SolveGenerated<'_> {
-    type Output = Result<(Solution, Option<Gradients>), String>;
-    fn visit<M: Model>(self) -> Self::Output {
-        let mut m = M::default();
-        for (k, v) in self.1 {
-            m.set_param(k, *v).map_err(|e| format!("params.{k}: {e}"))?;
-        }
-        Ok(solve_with(m, self.0))
-    }
+/// Solve a batch whose problems each have their own model (per-problem params).
+fn solve_each_with<D: Dynamics + Clone>(models: &[D], p: &Problem) -> (Solution, Option<Gradients>) {
+    let upstream = p.grad_x.as_deref().zip(p.grad_u.as_deref());
+    mpc_runtime::solve_each(models, p.horizon, &p.options, &p.as_batch(), upstream)
 }
 
-fn solve_reference<M: RefModel, const N: usize>(p: &Problem, params: &[(String, f64)]) -> Result<(Solution, Option<Gradients>), String> {
+/// The bundled model `M` with these parameters.
+fn with_params<M: Model>(params: &[(String, f64)]) -> Result<M, String> {
     let mut m = M::default();
     for (k, v) in params {
         m.set_param(k, *v).map_err(|e| format!("params.{k}: {e}"))?;
     }
-    Ok(solve_with(reference::RefDynamics::<M, N>::new(m), p))
+    Ok(m)
+}
+
+/// Build the bundled model `M` with the problem's parameters (shared, or one list per
+/// problem) and solve.
+struct SolveGenerated<'a>(&'a Problem);
+
+impl ModelVisitor for SolveGenerated<'_> {
+    type Output = Result<(Solution, Option<Gradients>), String>;
+    fn visit<M: Model>(self) -> Self::Output {
+        let p = self.0;
+        match &p.params {
+            ModelParams::NamedPerProblem(lists) => {
+                let models = lists.iter().map(|ps| with_params::<M>(ps)).collect::<Result<Vec<_>, _>>()?;
+                Ok(solve_each_with(&models, p))
+            }
+            ModelParams::Named(ps) => Ok(solve_with(with_params::<M>(ps)?, p)),
+            _ => unreachable!("a named model"),
+        }
+    }
+}
+
+fn solve_reference<M: RefModel, const N: usize>(p: &Problem) -> Result<(Solution, Option<Gradients>), String> {
+    let build = |params: &[(String, f64)]| -> Result<reference::RefDynamics<M, N>, String> {
+        let mut m = M::default();
+        for (k, v) in params {
+            m.set_param(k, *v).map_err(|e| format!("params.{k}: {e}"))?;
+        }
+        Ok(reference::RefDynamics::<M, N>::new(m))
+    };
+    match &p.params {
+        ModelParams::NamedPerProblem(lists) => {
+            let models = lists.iter().map(|ps| build(ps)).collect::<Result<Vec<_>, _>>()?;
+            Ok(solve_each_with(&models, p))
+        }
+        ModelParams::Named(ps) => Ok(solve_with(build(ps)?, p)),
+        _ => unreachable!("a named model"),
+    }
 }
 
 fn solve_problem(p: &Problem, use_reference: bool) -> Result<(Solution, Option<Gradients>), String> {
     match &p.params {
         ModelParams::Linear(lin) => Ok(solve_with(lin.clone(), p)),
-        ModelParams::Named(params) if use_reference => match p.model.as_str() {
-            "pendulum" => solve_reference::<reference::RefPendulum, 4>(p, params),
-            "cartpole" => solve_reference::<reference::RefCartpole, 6>(p, params),
-            "quadrotor" => solve_reference::<reference::RefQuadrotor, 14>(p, params),
+        ModelParams::LinearPerProblem(lins) => Ok(solve_each_with(lins, p)),
+        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) if use_reference => match p.model.as_str() {
+            "pendulum" => solve_reference::<reference::RefPendulum, 4>(p),
+            "cartpole" => solve_reference::<reference::RefCartpole, 6>(p),
+            "quadrotor" => solve_reference::<reference::RefQuadrotor, 14>(p),
             other => Err(format!("model: no reference implementation of `{other}`")),
         },
-        ModelParams::Named(params) => mpc_models::dispatch(&p.model, SolveGenerated(p, params))
+        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveGenerated(p))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
     }
 }

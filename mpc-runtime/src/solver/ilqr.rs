@@ -468,6 +468,14 @@ fn solve_one_impl<D: Dynamics>(
     // the cost; steps the cost cannot tell from rounding are judged by the KKT residual. The
     // residual is then needed every iteration; otherwise only at the end.
     let kkt_mode = opts.tol.is_some();
+    // Whether a step of norm `du` (taken at regularisation `mu`, now at controls `u`) means
+    // convergence. Without a KKT tolerance: below `eps`. With one, the solver stops on
+    // optimality: only a step that vanishes in floating point counts (a step below `eps` may
+    // just be a badly scaled Newton step, and a regularised one is small whether or not the
+    // iterate is optimal).
+    let vanished = |du: f64, mu: f64, u: &[f64]| {
+        if kkt_mode { mu == 0.0 && du <= 4.0 * f64::EPSILON * (1.0 + u.iter().map(|v| v * v).sum::<f64>().sqrt()) } else { du < opts.eps }
+    };
     'outer: loop {
         // Every iteration starts at a new iterate: its Jacobians serve the Riccati pass and the
         // optimality test alike.
@@ -541,7 +549,7 @@ fn solve_one_impl<D: Dynamics>(
                     Some((jb, sb, du))
                 }
                 None => {
-                    if first_du < opts.eps && (!kkt_mode || mu == 0.0) {
+                    if vanished(first_du, mu, &ws.u) {
                         // The step is below the tolerance and no longer measurable in the cost.
                         stop = StopReason::SmallStep;
                         break 'outer;
@@ -576,11 +584,9 @@ fn solve_one_impl<D: Dynamics>(
                     } else {
                         best_is_current = false;
                     }
-                    // With a KKT tolerance a step only vanishes when it is not held back by
-                    // regularisation (a large μ shrinks every step, optimal or not).
-                    let free = !kkt_mode || mu == 0.0;
+                    let done = vanished(du, mu, &ws.u);
                     mu = if mu <= opts.reg_min { 0.0 } else { mu / opts.reg_factor };
-                    if du < opts.eps && free {
+                    if done {
                         stop = StopReason::SmallStep;
                         break 'outer;
                     }

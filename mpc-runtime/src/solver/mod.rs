@@ -224,6 +224,12 @@ impl<'a> Batch<'a> {
         }
     }
 
+    /// Problem `i` as a batch of one (borrowing the same data).
+    pub fn single(&self, i: usize, horizon: usize, nx: usize, nu: usize) -> Batch<'a> {
+        let p = self.problem(i, horizon, nx, nu);
+        Batch { size: 1, x_init: p.x_init, cost_hess: p.cm, cost_lin: p.cv, u_lower: p.lower, u_upper: p.upper, u_init: p.u_init }
+    }
+
     /// Check the lengths of every array against `B`, `T`, `nx`, `nu`.
     pub fn check(&self, horizon: usize, nx: usize, nu: usize) -> Result<(), String> {
         let (b, t, n) = (self.size, horizon, nx + nu);
@@ -476,4 +482,53 @@ impl<D: Dynamics> Solver<D> {
             .enumerate()
             .for_each(|(i, (((ws, gcm), gcv), gx0))| run(i, ws, gcm, gcv, gx0));
     }
+}
+
+/// Solve a batch whose problems each have their own dynamics (`models[i]` for problem `i`: one
+/// mass per environment, per-problem parameters), and differentiate it when `upstream` holds
+/// `(grad_x, grad_u)` (B×T×nx, B×T×nu). The problems run in parallel, each with a solver of its
+/// own (allocated per call). Same results as [`Solver`] on each problem alone.
+pub fn solve_each<D: Dynamics + Clone>(
+    models: &[D],
+    horizon: usize,
+    options: &SolverOptions,
+    batch: &Batch<'_>,
+    upstream: Option<(&[f64], &[f64])>,
+) -> (Solution, Option<Gradients>) {
+    let b = batch.size;
+    assert_eq!(models.len(), b, "solve_each: one model per problem");
+    let (nx, nu) = (models[0].nx(), models[0].nu());
+    let t = horizon;
+    if let Err(e) = batch.check(t, nx, nu) {
+        panic!("solve_each: {e}");
+    }
+    let parts: Vec<(Solution, Option<Gradients>)> = (0..b)
+        .into_par_iter()
+        .map(|i| {
+            let one = batch.single(i, t, nx, nu);
+            let mut solver = Solver::new(models[i].clone(), t, options.clone());
+            let sol = solver.solve(&one);
+            let g = upstream.map(|(gx, gu)| {
+                solver.backward(&one, &sol, &gx[i * t * nx..(i + 1) * t * nx], &gu[i * t * nu..(i + 1) * t * nu])
+            });
+            (sol, g)
+        })
+        .collect();
+    let mut sol = Solution::default();
+    let mut grads = upstream.map(|_| Gradients::default());
+    for (s, g) in parts {
+        sol.x.extend(s.x);
+        sol.u.extend(s.u);
+        sol.cost.extend(s.cost);
+        sol.iterations.extend(s.iterations);
+        sol.converged.extend(s.converged);
+        sol.kkt_residual.extend(s.kkt_residual);
+        sol.stop.extend(s.stop);
+        if let (Some(all), Some(g)) = (grads.as_mut(), g) {
+            all.cost_hess.extend(g.cost_hess);
+            all.cost_lin.extend(g.cost_lin);
+            all.x_init.extend(g.x_init);
+        }
+    }
+    (sol, grads)
 }
