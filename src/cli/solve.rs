@@ -65,9 +65,6 @@ pub enum BackendArg {
 
 /// Why the CUDA backend cannot take `p` (before trying the driver): `None` when it can.
 fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
-    if p.options.method != mpc_runtime::Method::Ilqr {
-        return Some(format!("solver.method `{}` runs on the CPU only for now", p.options.method.name()));
-    }
     if p.options.tol.is_some() {
         return Some("solver.tol runs on the CPU only for now".into());
     }

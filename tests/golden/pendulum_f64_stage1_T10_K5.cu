@@ -3,7 +3,7 @@
 // for the model `pendulum`. DO NOT EDIT: change the template or the model and re-render.
 // Kernels: mpc_ilqr3_pendulum_f64_init, mpc_ilqr3_pendulum_f64_linearize
 //          (three-stage iLQR layout, stage 1: initial rollout and linearisation)
-// Constants: NX=3 NU=1 T=10 K=5 real=double
+// Constants: NX=3 NU=1 T=10 K=5 real=double method=ilqr
 //            line search [1e0, 5e-1, 2.5e-1, 1e-1] (best step)
 //            eps=1e-7 reg_min=1e-6 reg_factor=1e1 reg_max=1e10
 //
@@ -364,6 +364,10 @@ static_assert(NU >= 1 && HORIZON >= 1, "need at least one control and one stage"
 
 // Sizes of per-stage arrays that may be empty (T = 1 has no dynamics stages).
 constexpr int NDYN = HORIZON > 1 ? HORIZON - 1 : 1;
+// DDP (SolverOptions::method): the Riccati pass adds the dynamics' co-state-weighted second
+// derivatives with the next stage's cost-to-go gradient (buffer NZ x NZ); iLQR drops them.
+constexpr bool DDP = false;
+constexpr int DDP_HESS_LEN = DDP ? (NX + NU) * (NX + NU) : 1;
 constexpr int BOXQP_MAX_ITERS = 100;
 
 // Machine epsilon of `real` (rounding tolerance of the cost comparison).
@@ -889,11 +893,18 @@ __device__ __forceinline__ void update_cost_to_go(W& w, int t) {
         }
 }
 
+/// DDP's term H = Σ_i p_i ∇²f_i(x, u) (p: the cost-to-go gradient of the next stage), from the
+/// model's weighted Hessian. Not inlined (register pressure, as in the backward kernel).
+__device__ __noinline__ void ddp_hessian(const real* x, const real* u, const real* p, const m::Params<real>& prm,
+                                         real* h) {
+    m::weighted_hessian<real>(x, u, p, prm, h);
+}
+
 /// Control-limited Riccati pass at (x, u) with Q_uu + mu I; false when some Q_uu + mu I is not
 /// positive definite.
 template <class W>
-__device__ __forceinline__ bool riccati(W& w, const real* cm_all, const real* cv_all, const real* x, const real* u,
-                                        real mu) {
+__device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
+                                        const real* x, const real* u, real mu) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
         const real* cv = cv_all + t * NZ;
@@ -904,7 +915,13 @@ __device__ __forceinline__ bool riccati(W& w, const real* cm_all, const real* cv
             for (int j = 0; j < NZ; ++j) s += cm[i * NZ + j] * w.z[j];
             w.qz[i] = s;
         }
-        if (t + 1 < HORIZON) add_cost_to_go(w, t);
+        if (t + 1 < HORIZON) {
+            if (DDP) {
+                ddp_hessian(x + t * NX, u + t * NU, w.pv, prm, w.hess);
+                for (int i = 0; i < NZ * NZ; ++i) w.qzz[i] += w.hess[i];
+            }
+            add_cost_to_go(w, t);
+        }
         for (int i = 0; i < NU; ++i) {
             for (int j = 0; j < NU; ++j) w.quu[i * NU + j] = w.qzz[(NX + i) * NZ + NX + j];
             w.quu[i * NU + i] += mu;

@@ -6,13 +6,17 @@
 //! double) to [`TOL`] in x, u and cost with identical iteration counts and flags, and the
 //! emulated backward pass must equal the CPU's to [`TOL`] relative.
 //!
+//! DDP (`method: ddp`): the single-launch solve kernel, the three-stage kernels and the
+//! warp-per-problem kernel, emulated, equal the CPU's DDP to [`TOL`] (same iterations) and the
+//! three layouts equal each other to the bit; the DDP solve kernel also goes through NVRTC.
+//!
 //! Without the CUDA compilers (`scripts/setup.sh` installs them) the NVRTC part fails in CI
 //! (`CI` set) and is skipped loudly elsewhere; host emulation needs only a C++ compiler.
 
 use mpc_runtime::cuda::host::HostModule;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve};
+use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
 use mpc_runtime::cuda::{self, NvrtcOptions};
-use mpc_runtime::{Batch, Bound, GradientMode, Model, Solver, SolverOptions};
+use mpc_runtime::{Batch, Bound, GradientMode, Method, Model, Solution, Solver, SolverOptions};
 use mpc_zoo::ZooCase;
 
 /// Emulated kernel vs CPU solver, double: absolute on x and u, relative to max(1, |·|) on the
@@ -43,11 +47,14 @@ fn run<M: Model + ZooCase + Copy>() {
     let opts = SolverOptions { max_iters: 60, eps: 1e-10, gradient: GradientMode::Exact, ..SolverOptions::default() };
     let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone());
     let solve_k = render_solve::<M>(&ko).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
+    let ddp_opts = SolverOptions { method: Method::Ddp, ..opts.clone() };
+    let ko_ddp = KernelOptions::new(t, Precision::F64).with_solver(ddp_opts.clone());
+    let ddp_k = render_solve::<M>(&ko_ddp).unwrap_or_else(|e| panic!("{} DDP: {e}", M::NAME));
     let back_k = render_backward::<M>(&ko).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
 
     // NVRTC + ptxas.
     if cuda::nvrtc_available() {
-        for k in [&solve_k, &back_k] {
+        for k in [&solve_k, &back_k, &ddp_k] {
             for (arch, sm) in [("compute_80", "sm_80"), ("compute_90", "sm_90")] {
                 let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch) };
                 let ptx = cuda::compile_ptx(&k.source, &nv).unwrap_or_else(|e| panic!("{} {}: NVRTC {arch}:\n{e}", M::NAME, k.kernel));
@@ -73,11 +80,30 @@ fn run<M: Model + ZooCase + Copy>() {
     let hm = HostModule::build_many(&[&solve_k, &back_k]).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
     let emu = hm.solve(&m.param_values(), &batch, 2).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
     let dmax = |a: &[f64], c: &[f64]| a.iter().zip(c).fold(0.0f64, |w, (p, q)| w.max((p - q).abs()));
-    let (dx, du) = (dmax(&emu.x, &cpu.x), dmax(&emu.u, &cpu.u));
-    let dc = emu.cost.iter().zip(&cpu.cost).fold(0.0f64, |w, (p, q)| w.max((p - q).abs() / q.abs().max(1.0)));
-    println!("{:<22} host emulation vs CPU: |dx| {dx:.1e}, |du| {du:.1e}, cost rel {dc:.1e}, iterations {:?} / {:?}", M::NAME, emu.iterations, cpu.iterations);
-    assert!(dx <= TOL && du <= TOL && dc <= TOL, "{}: emulated kernel differs from the CPU: dx {dx:e} du {du:e} cost {dc:e}", M::NAME);
-    assert_eq!((&emu.iterations, &emu.converged), (&cpu.iterations, &cpu.converged), "{}", M::NAME);
+    let same = |what: &str, emu: &Solution, cpu: &Solution| {
+        let (dx, du) = (dmax(&emu.x, &cpu.x), dmax(&emu.u, &cpu.u));
+        let dc = emu.cost.iter().zip(&cpu.cost).fold(0.0f64, |w, (p, q)| w.max((p - q).abs() / q.abs().max(1.0)));
+        println!("{:<22} {what}: |dx| {dx:.1e}, |du| {du:.1e}, cost rel {dc:.1e}, iterations {:?} / {:?}", M::NAME, emu.iterations, cpu.iterations);
+        assert!(dx <= TOL && du <= TOL && dc <= TOL, "{} {what}: differs: dx {dx:e} du {du:e} cost {dc:e}", M::NAME);
+        assert_eq!((&emu.iterations, &emu.converged), (&cpu.iterations, &cpu.converged), "{} {what}", M::NAME);
+    };
+    same("host emulation vs CPU (iLQR)", &emu, &cpu);
+
+    // DDP: every layout, one host library.
+    let cpu_ddp = Solver::new(m, t, ddp_opts).solve(&batch);
+    let [s1, s2, s3] = render_stages::<M>(&ko_ddp).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
+    let wk = render_solve_warp::<M>(&ko_ddp).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
+    let hd = HostModule::build_many(&[&ddp_k, &s1, &s2, &s3, &wk]).unwrap_or_else(|e| panic!("{} DDP: {e}", M::NAME));
+    let emu_ddp = hd.solve(&m.param_values(), &batch, 2).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
+    same("host emulation vs CPU (DDP)", &emu_ddp, &cpu_ddp);
+    let bits = |a: &Solution, b: &Solution| {
+        a.x.iter().zip(&b.x).chain(a.u.iter().zip(&b.u)).chain(a.cost.iter().zip(&b.cost)).all(|(p, q)| p.to_bits() == q.to_bits())
+            && (&a.iterations, &a.converged) == (&b.iterations, &b.converged)
+    };
+    let (staged, _) = hd.solve_staged(&m.param_values(), &batch, 2).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
+    assert!(bits(&staged, &emu_ddp), "{}: three-stage DDP differs from the single-launch kernel", M::NAME);
+    let warp = hd.solve_warp(&m.param_values(), &batch, 2).unwrap_or_else(|e| panic!("{}: {e}", M::NAME));
+    assert!(bits(&warp, &emu_ddp), "{}: warp-per-problem DDP differs from the single-launch kernel", M::NAME);
 
     let gx: Vec<f64> = (0..b * t * nx).map(|k| ((k * 7919) % 13) as f64 / 13.0 - 0.5).collect();
     let gu: Vec<f64> = (0..b * t * nu).map(|k| ((k * 104729) % 11) as f64 / 11.0 - 0.5).collect();

@@ -296,9 +296,6 @@ impl KernelOptions {
         if s.line_search.is_empty() || s.line_search.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
             return bad(format!("line_search needs positive finite steps, got {:?}", s.line_search));
         }
-        if s.method != crate::solver::Method::Ilqr {
-            return bad(format!("method `{}` is not in the CUDA kernels yet (they run iLQR; the CPU solver has it)", s.method.name()));
-        }
         if s.tol.is_some() {
             return bad("the KKT tolerance `tol` is not in the CUDA kernels yet (they stop on `eps`; the CPU solver has it)".into());
         }
@@ -530,6 +527,11 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
         }
         _ => vec![kernel.clone()],
     };
+    // DDP solve kernels are named `mpc_ddp_*` (so that one module can hold both methods).
+    let ddp = !matches!(kind, KernelKind::Backward(_)) && s.method == crate::solver::Method::Ddp && !model.is_linear;
+    let algo = |name: String| if ddp { name.replacen("mpc_ilqr", "mpc_ddp", 1) } else { name };
+    let (kernel, ns) = (algo(kernel), algo(ns));
+    let entries: Vec<String> = entries.into_iter().map(algo).collect();
     let mut ctx = tera::Context::new();
     ctx.insert("template", template);
     ctx.insert("model", model.name);
@@ -555,9 +557,11 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             ctx.insert("reg_min", &literal(s.reg_min));
             ctx.insert("reg_factor", &literal(s.reg_factor));
             ctx.insert("reg_max", &literal(s.reg_max));
+            ctx.insert("ddp", if ddp { "true" } else { "false" });
+            ctx.insert("method", s.method.name());
             if matches!(kind, KernelKind::Stage(_) | KernelKind::SolveWarp) {
                 let (reals, ints) = staged_state_len(model.nx, model.nu, opts.horizon, s.line_search.len());
-                ctx.insert("base", &staged_base_name(model.name, p));
+                ctx.insert("base", &algo(staged_base_name(model.name, p)));
                 ctx.insert("state_reals", &reals);
                 ctx.insert("state_ints", &ints);
                 let (reals, ints) = warp_state_len(model.nx, model.nu, opts.horizon, s.line_search.len());
