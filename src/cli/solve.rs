@@ -65,9 +65,6 @@ pub enum BackendArg {
 
 /// Why the CUDA backend cannot take `p` (before trying the driver): `None` when it can.
 fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
-    if p.options.tol.is_some() {
-        return Some("solver.tol runs on the CPU only for now".into());
-    }
     match &p.params {
         ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => Some("the `linear` model has no CUDA kernel".into()),
         ModelParams::Named(_) | ModelParams::NamedPerProblem(_) if use_reference => Some("--reference-models run on the CPU only".into()),
@@ -93,7 +90,8 @@ impl ModelVisitor for SolveCuda<'_> {
         // Layout by the (unmeasured) rule of KernelLayout::auto: a warp per problem for small
         // batches, a thread per problem once the batch fills the GPU.
         let sms = mpc_runtime::cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
-        let layout = KernelLayout::auto(batch.size, sms);
+        // The KKT tolerance is in the single-launch kernel only.
+        let layout = if p.options.tol.is_some() { KernelLayout::SingleLaunch } else { KernelLayout::auto(batch.size, sms) };
         let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(p.options.clone()).with_layout(layout);
         let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
         let mut sol = gpu.solve(&batch).map_err(|e| e.to_string())?;

@@ -375,6 +375,10 @@ constexpr real EPS = real(1e-7);
 constexpr real REG_MIN = real(1e-6);
 constexpr real REG_FACTOR = real(1e1);
 constexpr real REG_MAX = real(1e10);
+// With a KKT tolerance (SolverOptions::tol): stop when the KKT residual is at most KKT_TOL, take
+// steps on a clear cost decrease or, below the cost's rounding, on a smaller residual.
+constexpr bool KKT_MODE = false;
+constexpr real KKT_TOL = real(0e0);
 
 // ---- shared device helpers (templates/common.cu.tera), inside the kernel's namespace; `real`
 // ---- is the kernel's real type. Each is the CPU solver's routine (solver/linalg.rs,
@@ -619,6 +623,7 @@ struct Work {
     real P[NX * NX], pv[NX], PA[NX * NX], PB[NX * NU];
     real qzz[NZ * NZ], qz[NZ], quu[NU * NU], dlo[NU], dhi[NU];
     real hess[DDP_HESS_LEN];  // DDP's second-order term (one entry when DDP is off)
+    real lam[NX];  // co-state of the KKT residual's adjoint sweep
     real w[NU * NX], wv[NU], rhs[NU * NX], z[NZ], dx[NX], xn[NX];
     // box QP
     real g[NU], s[NU], qxt[NU], chol[NU * NU], qrhs[NU];
@@ -924,6 +929,43 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
     return true;
 }
 
+/// The KKT residual at (x, u) with the Jacobians in w.A/w.B along it (ilqr.rs kkt_residual):
+/// the adjoint sweep lam_t = (C z + c)_x + A_tᵀ lam_{t+1}, grad_u = (C z + c)_u + B_tᵀ lam_{t+1},
+/// projected onto the box; the largest entry, NaN when anything is not finite.
+template <class W>
+__device__ __forceinline__ real kkt_residual(W& w, const real* cm_all, const real* cv_all, const real* x, const real* u) {
+    real r = real(0);
+    for (int t = HORIZON - 1; t >= 0; --t) {
+        const real* cm = cm_all + t * NZ * NZ;
+        const real* cv = cv_all + t * NZ;
+        stage_z(w.z, x, u, t);
+        for (int i = 0; i < NZ; ++i) {
+            real s = cv[i];
+            for (int j = 0; j < NZ; ++j) s += cm[i * NZ + j] * w.z[j];
+            w.qz[i] = s;
+        }
+        if (t + 1 < HORIZON) {
+            const real* a = w.A + t * NX * NX;
+            const real* b = w.B + t * NX * NU;
+            for (int k = 0; k < NX; ++k) {
+                const real lk = w.lam[k];
+                for (int i = 0; i < NX; ++i) w.qz[i] += a[k * NX + i] * lk;
+                for (int i = 0; i < NU; ++i) w.qz[NX + i] += b[k * NU + i] * lk;
+            }
+        }
+        for (int i = 0; i < NU; ++i) {
+            const real ui = u[t * NU + i];
+            const real v = rabs(ui - clampr(ui - w.qz[NX + i], w.lo[t * NU + i], w.hi[t * NU + i]));
+            if (!(v <= r)) {
+                if (v != v) return v;
+                r = v;
+            }
+        }
+        for (int i = 0; i < NX; ++i) w.lam[i] = w.qz[i];
+    }
+    return r;
+}
+
 __device__ __forceinline__ real du_norm(const real* a, const real* b) {
     real s = real(0);
     for (int i = 0; i < HORIZON * NU; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
@@ -940,6 +982,22 @@ __device__ __forceinline__ void swap_ptr(real*& a, real*& b) {
     b = t;
 }
 
+
+/// Whether a step of norm du (taken at regularisation mu, now at controls u) means convergence
+/// (ilqr.rs `vanished`): below EPS, or with a KKT tolerance only a step that vanishes in floating
+/// point and was not held back by regularisation.
+__device__ __forceinline__ bool vanished(real du, real mu, const real* u) {
+    if (!KKT_MODE) return du < EPS;
+    real s = real(0);
+    for (int i = 0; i < HORIZON * NU; ++i) s += u[i] * u[i];
+    return mu == real(0) && du <= real(4) * EPS_MACH * (real(1) + rsqrt_(s));
+}
+
+/// Jacobians of every dynamics stage along (x, u) into w.A, w.B.
+__device__ __forceinline__ void linearize_all(Work& w, const m::Params<real>& prm, const real* x, const real* u) {
+    for (int t = 0; t + 1 < HORIZON; ++t)
+        m::linearize<real>(x + t * NX, u + t * NU, prm, w.xn, w.A + t * NX * NX, w.B + t * NX * NU);
+}
 
 /// Solve one problem (all pointers already offset to it).
 __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, const real* __restrict__ x_init,
@@ -968,16 +1026,40 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
     copy_n(xbest, x, HORIZON * NX);
     copy_n(ubest, u, HORIZON * NU);
     real best_cost = cost;
+    bool best_is_current = true;  // xbest/ubest hold the current iterate
     real mu = real(0);
     int iters = 0;
     bool converged = false;
-    bool stop = false;
-    while (!stop && iters < MAX_ITERS) {
+    // The KKT residual, and whether it and the Jacobians in w.A/w.B belong to the current
+    // iterate (ilqr.rs: kkt_current, lin_current).
+    real kkt = real(0);
+    bool kkt_current = false, lin_current = false;
+    for (;;) {
+        if (KKT_MODE) {
+            if (!lin_current) {
+                linearize_all(w, prm, x, u);
+                lin_current = true;
+            }
+            if (!kkt_current) {
+                kkt = kkt_residual(w, cm, cv, x, u);
+                kkt_current = true;
+            }
+            if (kkt <= KKT_TOL) {
+                converged = true;
+                break;
+            }
+        }
+        if (iters >= MAX_ITERS) break;
+        if (!lin_current) {
+            linearize_all(w, prm, x, u);
+            lin_current = true;
+        }
         ++iters;
-        for (int t = 0; t + 1 < HORIZON; ++t)
-            m::linearize<real>(x + t * NX, u + t * NU, prm, w.xn, w.A + t * NX * NX, w.B + t * NX * NU);
-        // Cost changes below this are rounding noise.
+        // Cost changes below this are rounding noise; with a KKT tolerance a step must lower
+        // the cost by more than that to be taken on the cost.
         const real tol = real(64) * EPS_MACH * real(NZ) * rmax(scale, rabs(cost));
+        const real accept_limit = KKT_MODE ? cost - tol : cost + tol;
+        bool stop = false;
         for (;;) {
             if (!riccati(w, prm, cm, cv, x, u, mu)) {
                 mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
@@ -996,7 +1078,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                 real jt, st;
                 rollout_trial(w, prm, x_init, cm, cv, x, u, xt, ut, ls[li], jt, st);
                 if (li == 0) first_du = du_norm(ut, u);
-                if (!rfinite(jt) || jt > cost + tol) continue;
+                if (!rfinite(jt) || jt > accept_limit) continue;
                 const bool better = !chosen || jt < jb - tol;
                 if (better) {
                     chosen = true;
@@ -1007,28 +1089,68 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                     if (FIRST_DECREASE) break;
                 }
             }
+            bool took = false;
+            real du = real(0);
             if (chosen) {
-                const real du = du_norm(ub, u);
+                du = du_norm(ub, u);
                 swap_ptr(x, xb);
                 swap_ptr(u, ub);
+                kkt_current = false;
+                lin_current = false;
+                took = true;
+            } else {
+                if (vanished(first_du, mu, u)) {
+                    // The step is below the tolerance and no longer measurable in the cost.
+                    converged = true;
+                    stop = true;
+                    break;
+                }
+                if (KKT_MODE) {
+                    // The cost cannot tell the trials from rounding: the first whose KKT
+                    // residual is smaller is taken (ilqr.rs kkt_step).
+                    for (int li = 0; li < NLS && !took; ++li) {
+                        real jt, st;
+                        rollout_trial(w, prm, x_init, cm, cv, x, u, xt, ut, ls[li], jt, st);
+                        if (!rfinite(jt) || jt > cost + tol) continue;
+                        const real d = du_norm(ut, u);
+                        swap_ptr(x, xt);
+                        swap_ptr(u, ut);
+                        linearize_all(w, prm, x, u);
+                        const real r = kkt_residual(w, cm, cv, x, u);
+                        if (r < kkt) {
+                            kkt = r;
+                            kkt_current = true;
+                            lin_current = true;
+                            took = true;
+                            jb = jt;
+                            sb = st;
+                            du = d;
+                        } else {
+                            swap_ptr(x, xt);
+                            swap_ptr(u, ut);
+                        }
+                    }
+                    // The trials' Jacobians replaced the iterate's: back to the iterate.
+                    if (!took) linearize_all(w, prm, x, u);
+                }
+            }
+            if (took) {
                 cost = jb;
                 scale = sb;
                 if (cost < best_cost) {
                     best_cost = cost;
                     copy_n(xbest, x, HORIZON * NX);
                     copy_n(ubest, u, HORIZON * NU);
+                    best_is_current = true;
+                } else {
+                    best_is_current = false;
                 }
+                const bool done = vanished(du, mu, u);
                 mu = mu <= REG_MIN ? real(0) : mu / REG_FACTOR;
-                if (du < EPS) {
+                if (done) {
                     converged = true;
                     stop = true;
                 }
-                break;
-            }
-            if (first_du < EPS) {
-                // The step is below the tolerance and no longer measurable in the cost.
-                converged = true;
-                stop = true;
                 break;
             }
             mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
@@ -1037,12 +1159,14 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                 break;
             }
         }
+        if (stop) break;
     }
-    const real* xo = converged ? x : xbest;
-    const real* uo = converged ? u : ubest;
+    const bool use_best = !converged && !best_is_current;
+    const real* xo = use_best ? xbest : x;
+    const real* uo = use_best ? ubest : u;
     copy_n(x_out, xo, HORIZON * NX);
     copy_n(u_out, uo, HORIZON * NU);
-    *cost_out = converged ? cost : best_cost;
+    *cost_out = use_best ? best_cost : cost;
     *iters_out = iters;
     *converged_out = converged ? 1 : 0;
 }

@@ -949,6 +949,43 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
     return true;
 }
 
+/// The KKT residual at (x, u) with the Jacobians in w.A/w.B along it (ilqr.rs kkt_residual):
+/// the adjoint sweep lam_t = (C z + c)_x + A_tᵀ lam_{t+1}, grad_u = (C z + c)_u + B_tᵀ lam_{t+1},
+/// projected onto the box; the largest entry, NaN when anything is not finite.
+template <class W>
+__device__ __forceinline__ real kkt_residual(W& w, const real* cm_all, const real* cv_all, const real* x, const real* u) {
+    real r = real(0);
+    for (int t = HORIZON - 1; t >= 0; --t) {
+        const real* cm = cm_all + t * NZ * NZ;
+        const real* cv = cv_all + t * NZ;
+        stage_z(w.z, x, u, t);
+        for (int i = 0; i < NZ; ++i) {
+            real s = cv[i];
+            for (int j = 0; j < NZ; ++j) s += cm[i * NZ + j] * w.z[j];
+            w.qz[i] = s;
+        }
+        if (t + 1 < HORIZON) {
+            const real* a = w.A + t * NX * NX;
+            const real* b = w.B + t * NX * NU;
+            for (int k = 0; k < NX; ++k) {
+                const real lk = w.lam[k];
+                for (int i = 0; i < NX; ++i) w.qz[i] += a[k * NX + i] * lk;
+                for (int i = 0; i < NU; ++i) w.qz[NX + i] += b[k * NU + i] * lk;
+            }
+        }
+        for (int i = 0; i < NU; ++i) {
+            const real ui = u[t * NU + i];
+            const real v = rabs(ui - clampr(ui - w.qz[NX + i], w.lo[t * NU + i], w.hi[t * NU + i]));
+            if (!(v <= r)) {
+                if (v != v) return v;
+                r = v;
+            }
+        }
+        for (int i = 0; i < NX; ++i) w.lam[i] = w.qz[i];
+    }
+    return r;
+}
+
 __device__ __forceinline__ real du_norm(const real* a, const real* b) {
     real s = real(0);
     for (int i = 0; i < HORIZON * NU; ++i) s += (a[i] - b[i]) * (a[i] - b[i]);

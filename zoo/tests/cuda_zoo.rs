@@ -128,3 +128,51 @@ macro_rules! zoo_tests {
 }
 
 mpc_zoo::with_zoo_types!(zoo_tests);
+
+/// The KKT tolerance (`tol`) in the single-launch kernel, iLQR and DDP, host-emulated: equal to
+/// the CPU solver with the same tolerance (to [`TOL`], same iterations and flags), converged, on
+/// the two robots of issue 11 (the boat, whose iLQR needs the residual-judged steps, and the
+/// acrobot).
+fn tol_kernels<M: Model + ZooCase + Copy>() {
+    let m = M::default();
+    let sc = M::scenario();
+    let (nu, t) = (M::NU, sc.horizon);
+    let b = sc.x_starts.len();
+    let x_init: Vec<f64> = sc.x_starts.concat();
+    let (cm1, cv1) = sc.cost();
+    let (cm, cv) = (cm1.repeat(b), cv1.repeat(b));
+    let batch = Batch {
+        size: b,
+        x_init: &x_init,
+        cost_hess: &cm,
+        cost_lin: &cv,
+        u_lower: Bound::PerControl(M::CONTROL_LOWER),
+        u_upper: Bound::PerControl(M::CONTROL_UPPER),
+        u_init: None,
+    };
+    let u0: Vec<f64> = (0..b * t * nu).map(|k| 0.0f64.max(M::CONTROL_LOWER[k % nu]).min(M::CONTROL_UPPER[k % nu])).collect();
+    let kkt0 = Solver::new(m, t, SolverOptions::default()).kkt_residuals(&batch, &u0).into_iter().fold(1.0f64, f64::max);
+    for method in [Method::Ilqr, Method::Ddp] {
+        let opts = SolverOptions { method, tol: Some(1e-9 * kkt0), eps: 1e-12, max_iters: 400, ..SolverOptions::default() };
+        let cpu = Solver::new(m, t, opts.clone()).solve(&batch);
+        let k = render_solve::<M>(&KernelOptions::new(t, Precision::F64).with_solver(opts)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(k.source.contains("constexpr bool KKT_MODE = true;"));
+        let emu = HostModule::build(&k).unwrap_or_else(|e| panic!("{e}")).solve(&m.param_values(), &batch, 2).unwrap_or_else(|e| panic!("{e}"));
+        let dmax = |a: &[f64], c: &[f64]| a.iter().zip(c).fold(0.0f64, |w, (p, q)| w.max((p - q).abs()));
+        let (dx, du) = (dmax(&emu.x, &cpu.x), dmax(&emu.u, &cpu.u));
+        println!("{:<10} {method:?} tol: emulated vs CPU |dx| {dx:.1e} |du| {du:.1e}, iterations {:?} / {:?}", M::NAME, emu.iterations, cpu.iterations);
+        assert!(dx <= TOL && du <= TOL, "{} {method:?} with tol: dx {dx:e} du {du:e}", M::NAME);
+        assert_eq!((&emu.iterations, &emu.converged), (&cpu.iterations, &cpu.converged), "{} {method:?}", M::NAME);
+        assert!(cpu.converged.iter().all(|&c| c), "{} {method:?}: {:?} {:?}", M::NAME, cpu.stop, cpu.kkt_residual);
+    }
+}
+
+#[test]
+fn tol_kernels_boat() {
+    tol_kernels::<mpc_zoo::Boat>();
+}
+
+#[test]
+fn tol_kernels_acrobot() {
+    tol_kernels::<mpc_zoo::Acrobot>();
+}

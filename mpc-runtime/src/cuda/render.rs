@@ -296,8 +296,14 @@ impl KernelOptions {
         if s.line_search.is_empty() || s.line_search.iter().any(|a| !(a.is_finite() && *a > 0.0)) {
             return bad(format!("line_search needs positive finite steps, got {:?}", s.line_search));
         }
-        if s.tol.is_some() {
-            return bad("the KKT tolerance `tol` is not in the CUDA kernels yet (they stop on `eps`; the CPU solver has it)".into());
+        if s.tol.is_some_and(|t| !(t >= 0.0 && t.is_finite())) {
+            return bad(format!("tol must be a non-negative finite number, got {:?}", s.tol));
+        }
+        if s.tol.is_some() && self.layout != KernelLayout::SingleLaunch {
+            return bad(format!(
+                "the KKT tolerance `tol` is in the single-launch kernel only (layout {:?} stops on `eps`)",
+                self.layout
+            ));
         }
         for (name, v) in [("eps", s.eps), ("reg_min", s.reg_min), ("reg_factor", s.reg_factor), ("reg_max", s.reg_max)] {
             if !(v.is_finite() && v > 0.0) {
@@ -559,6 +565,11 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             ctx.insert("reg_max", &literal(s.reg_max));
             ctx.insert("ddp", if ddp { "true" } else { "false" });
             ctx.insert("method", s.method.name());
+            ctx.insert("kkt_mode", if s.tol.is_some() { "true" } else { "false" });
+            ctx.insert("kkt_tol", &literal(s.tol.unwrap_or(0.0)));
+            if s.tol.is_some() && !matches!(kind, KernelKind::Solve) {
+                return Err(RenderError::Options("the KKT tolerance `tol` is in the single-launch kernel only".into()));
+            }
             if matches!(kind, KernelKind::Stage(_) | KernelKind::SolveWarp) {
                 let (reals, ints) = staged_state_len(model.nx, model.nu, opts.horizon, s.line_search.len());
                 ctx.insert("base", &algo(staged_base_name(model.name, p)));
