@@ -1,5 +1,5 @@
 //! The CUDA backend on a real GPU against the CPU backend, on every bundled-model fixture of
-//! `../shared/fixtures`: `CudaSolver::solve` (single-launch, three-stage and warp-per-problem
+//! `tests/fixtures` (the reference fixtures of `../shared/fixtures`, copied into the repository): `CudaSolver::solve` (single-launch, three-stage and warp-per-problem
 //! layouts) and
 //! `CudaSolver::backward` (both gradient modes), double and single precision. Skipped (with a note) where there is no CUDA driver, which is
 //! every CI machine; `scripts/gpu-checks.sh` runs it on a GPU machine.
@@ -25,7 +25,7 @@ const TOL_F32_COST: f64 = 1e-6;
 const TOL_F32_GRAD: f64 = 1e-5;
 
 fn fixtures_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     d.is_dir().then_some(d)
 }
 

@@ -8,7 +8,7 @@
 //!   `--nocapture`). Fails in CI (`CI` set) when the CUDA compilers are missing, skips loudly
 //!   otherwise.
 //! * Host emulation: the same kernel source, compiled by the host C++ compiler with
-//!   `templates/host_compat.h`, solves every fixture of `../shared/fixtures` that uses a bundled
+//!   `templates/host_compat.h`, solves every fixture of `tests/fixtures` (the reference fixtures of `../shared/fixtures`, copied into the repository) that uses a bundled
 //!   model and must equal the CPU backend (x, u, cost) to 1e-9 in double (iterations and
 //!   convergence flags identical), and to a stated tolerance in float; the backward kernels of
 //!   both modes, at the CPU solution, must equal the CPU `Solver::backward` (grad_C, grad_c,
@@ -52,7 +52,7 @@ fn in_ci() -> bool {
 }
 
 fn fixtures_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     d.is_dir().then_some(d)
 }
 
@@ -378,7 +378,7 @@ fn group_kernels(cases: &[Case]) -> (Vec<Vec<&RenderedKernel>>, Vec<[usize; 2]>)
 fn host_emulation_equals_cpu_backend_on_fixtures() {
     let Some(dir) = fixtures_dir() else {
         if in_ci() {
-            panic!("fixtures not found at {}/../shared/fixtures", env!("CARGO_MANIFEST_DIR"));
+            panic!("fixtures not found at {}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
         }
         eprintln!("\n!!!!! SKIPPING HOST EMULATION TEST: fixtures not found\n");
         return;

@@ -1,4 +1,4 @@
-//! `mpc solve` end to end: every reference fixture in `../shared/fixtures` is solved by the
+//! `mpc solve` end to end: every reference fixture in `tests/fixtures` (the reference fixtures of `../shared/fixtures`, copied into the repository) is solved by the
 //! binary and compared exactly as `shared/tools/compare_solutions.py` does (x, u to 1e-6
 //! absolute; cost to 1e-6 relative to max|cost_ref|; grad_C, grad_c, grad_x_init to 1e-5
 //! relative to the largest entry of the reference array; converged flags equal), and malformed
@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixtures_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     d.is_dir().then_some(d)
 }
 
@@ -97,7 +97,7 @@ fn mpc() -> Command {
 #[test]
 fn every_fixture_is_reproduced_by_mpc_solve() {
     let Some(dir) = fixtures_dir() else {
-        eprintln!("SKIPPED: fixtures not found at {}/../shared/fixtures", env!("CARGO_MANIFEST_DIR"));
+        eprintln!("SKIPPED: fixtures not found at {}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
         return;
     };
     let out_dir = tmp_dir("fixtures");

@@ -904,7 +904,7 @@ __device__ __noinline__ void ddp_hessian(const real* x, const real* u, const rea
 /// positive definite.
 template <class W>
 __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
-                                        const real* x, const real* u, real mu) {
+                                        const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
         const real* cv = cv_all + t * NZ;
@@ -916,7 +916,7 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             w.qz[i] = s;
         }
         if (t + 1 < HORIZON) {
-            if (DDP) {
+            if (ddp) {
                 ddp_hessian(x + t * NX, u + t * NU, w.pv, prm, w.hess);
                 for (int i = 0; i < NZ * NZ; ++i) w.qzz[i] += w.hess[i];
             }
@@ -1068,7 +1068,7 @@ extern "C" __global__ void mpc_ilqr3_pendulum_f64_riccati(
     }
     const k::real mu = s[k::st::MU];
     const k::m::Params<k::real> prm = k::load_params(params);
-    if (k::riccati(w, prm, C + b * T * NZ * NZ, c + b * T * NZ, s + k::st::X, s + k::st::U, mu)) {
+    if (k::riccati(w, prm, C + b * T * NZ * NZ, c + b * T * NZ, s + k::st::X, s + k::st::U, mu, k::DDP)) {
         phase = k::PHASE_LINE_SEARCH;
     } else {
         const k::real mu2 = mu == k::real(0) ? k::REG_MIN : mu * k::REG_FACTOR;

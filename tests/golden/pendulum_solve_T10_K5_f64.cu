@@ -366,7 +366,12 @@ constexpr int NDYN = HORIZON > 1 ? HORIZON - 1 : 1;
 // DDP (SolverOptions::method): the Riccati pass adds the dynamics' co-state-weighted second
 // derivatives with the next stage's cost-to-go gradient (buffer NZ x NZ); iLQR drops them.
 constexpr bool DDP = false;
-constexpr int DDP_HESS_LEN = DDP ? (NX + NU) * (NX + NU) : 1;
+// With a KKT tolerance (SolverOptions::tol): stop when the KKT residual is at most KKT_TOL, take
+// steps on a clear cost decrease or, below the cost's rounding, on a smaller residual; a stalled
+// iLQR switches to DDP steps (CURVED: the model has second derivatives).
+constexpr bool KKT_MODE = false;
+constexpr bool CURVED = true;
+constexpr int DDP_HESS_LEN = (DDP || (KKT_MODE && CURVED)) ? (NX + NU) * (NX + NU) : 1;
 constexpr int BOXQP_MAX_ITERS = 100;
 
 // Machine epsilon of `real` (rounding tolerance of the cost comparison).
@@ -375,9 +380,6 @@ constexpr real EPS = real(1e-7);
 constexpr real REG_MIN = real(1e-6);
 constexpr real REG_FACTOR = real(1e1);
 constexpr real REG_MAX = real(1e10);
-// With a KKT tolerance (SolverOptions::tol): stop when the KKT residual is at most KKT_TOL, take
-// steps on a clear cost decrease or, below the cost's rounding, on a smaller residual.
-constexpr bool KKT_MODE = false;
 constexpr real KKT_TOL = real(0e0);
 
 // ---- shared device helpers (templates/common.cu.tera), inside the kernel's namespace; `real`
@@ -884,7 +886,7 @@ __device__ __noinline__ void ddp_hessian(const real* x, const real* u, const rea
 /// positive definite.
 template <class W>
 __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
-                                        const real* x, const real* u, real mu) {
+                                        const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
         const real* cv = cv_all + t * NZ;
@@ -896,7 +898,7 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             w.qz[i] = s;
         }
         if (t + 1 < HORIZON) {
-            if (DDP) {
+            if (ddp) {
                 ddp_hessian(x + t * NX, u + t * NU, w.pv, prm, w.hess);
                 for (int i = 0; i < NZ * NZ; ++i) w.qzz[i] += w.hess[i];
             }
@@ -1034,6 +1036,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
     // iterate (ilqr.rs: kkt_current, lin_current).
     real kkt = real(0);
     bool kkt_current = false, lin_current = false;
+    bool ddp = DDP;  // becomes true when a KKT-tolerance iLQR stalls (ilqr.rs)
     for (;;) {
         if (KKT_MODE) {
             if (!lin_current) {
@@ -1061,9 +1064,14 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
         const real accept_limit = KKT_MODE ? cost - tol : cost + tol;
         bool stop = false;
         for (;;) {
-            if (!riccati(w, prm, cm, cv, x, u, mu)) {
+            if (!riccati(w, prm, cm, cv, x, u, mu, ddp)) {
                 mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
                 if (mu > REG_MAX) {
+                    if (KKT_MODE && CURVED && !ddp) {
+                        ddp = true;
+                        mu = real(0);
+                        continue;
+                    }
                     stop = true;
                     break;
                 }
@@ -1155,6 +1163,11 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
             }
             mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
             if (mu > REG_MAX) {
+                if (KKT_MODE && CURVED && !ddp) {
+                    ddp = true;
+                    mu = real(0);
+                    continue;
+                }
                 stop = true;
                 break;
             }

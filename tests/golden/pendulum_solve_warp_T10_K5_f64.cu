@@ -904,7 +904,7 @@ __device__ __noinline__ void ddp_hessian(const real* x, const real* u, const rea
 /// positive definite.
 template <class W>
 __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
-                                        const real* x, const real* u, real mu) {
+                                        const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
         const real* cv = cv_all + t * NZ;
@@ -916,7 +916,7 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             w.qz[i] = s;
         }
         if (t + 1 < HORIZON) {
-            if (DDP) {
+            if (ddp) {
                 ddp_hessian(x + t * NX, u + t * NU, w.pv, prm, w.hess);
                 for (int i = 0; i < NZ * NZ; ++i) w.qzz[i] += w.hess[i];
             }

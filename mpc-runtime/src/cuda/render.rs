@@ -566,6 +566,7 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             ctx.insert("ddp", if ddp { "true" } else { "false" });
             ctx.insert("method", s.method.name());
             ctx.insert("kkt_mode", if s.tol.is_some() { "true" } else { "false" });
+            ctx.insert("has_curvature", if model.is_linear { "false" } else { "true" });
             ctx.insert("kkt_tol", &literal(s.tol.unwrap_or(0.0)));
             if s.tol.is_some() && !matches!(kind, KernelKind::Solve) {
                 return Err(RenderError::Options("the KKT tolerance `tol` is in the single-launch kernel only".into()));

@@ -455,7 +455,10 @@ fn solve_one_impl<D: Dynamics>(
     let mut best_cost = cost;
     // Whether ws.xbest/ubest hold the current iterate.
     let mut best_is_current = true;
-    let ddp = opts.method == Method::Ddp && d.has_curvature();
+    // DDP's second-order term in the Riccati pass: with `method: ddp`, or once iLQR has stalled
+    // below the cost's resolution with a KKT tolerance to meet (a Gauss-Newton model whose
+    // steps neither lower the cost nor the residual; Newton steps then finish the solve).
+    let mut ddp = opts.method == Method::Ddp && d.has_curvature();
     let mut mu = 0.0f64;
     let mut iters = 0;
     let mut stop = StopReason::MaxIterations;
@@ -508,6 +511,11 @@ fn solve_one_impl<D: Dynamics>(
             if !riccati(d, ws, p, mu, ddp) {
                 mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
                 if mu > opts.reg_max {
+                    if kkt_mode && !ddp && d.has_curvature() {
+                        ddp = true;
+                        mu = 0.0;
+                        continue;
+                    }
                     stop = StopReason::Stalled;
                     break 'outer;
                 }
@@ -595,6 +603,11 @@ fn solve_one_impl<D: Dynamics>(
                 None => {
                     mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
                     if mu > opts.reg_max {
+                        if kkt_mode && !ddp && d.has_curvature() {
+                            ddp = true;
+                            mu = 0.0;
+                            continue;
+                        }
                         stop = StopReason::Stalled;
                         break 'outer;
                     }

@@ -132,7 +132,10 @@ pub struct SolverOptions {
     /// Forward method: iLQR (default) or DDP.
     pub method: Method,
     /// Converged when the KKT residual (see [`Stats::kkt_residual`]) is at most this (absolute);
-    /// `None`: only the step test (`eps`) applies.
+    /// `None`: only the step test (`eps`) applies. With a tolerance, steps the cost cannot
+    /// resolve are judged by the residual, only a step that vanishes in floating point counts as
+    /// convergence, and an iLQR solve that stalls short of the tolerance (no step lowers the cost
+    /// or the residual, even at the largest regularisation) continues with DDP steps.
     pub tol: Option<f64>,
     /// Compute the KKT residual of every returned solution (default). It needs the Jacobians at
     /// the returned iterate, one linearisation more than the iterations use; `false` skips it
