@@ -107,7 +107,8 @@ fn unusable_directory_still_returns_ptx() {
     let n = std::cell::Cell::new(0);
     let (p, o) = c.get_or_compile_with(&key, counting(&n, PTX)).unwrap();
     assert_eq!((p.as_str(), o), (PTX, Origin::Compiled));
-    assert_eq!(c.stats().write_failures, 1);
+    let why = c.disk_refused().expect("the disk cache is refused");
+    assert!(why.contains("creating") || why.contains("not a folder"), "{why}");
     // Compile errors do come through.
     let other = CacheKey::new("src2", &NvrtcOptions::new("compute_80"), (12, 9));
     let err = c

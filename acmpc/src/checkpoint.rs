@@ -68,7 +68,33 @@ fn invalid(path: &Path, message: impl ToString) -> CheckpointError {
     CheckpointError::Invalid { path: path.display().to_string(), message: message.to_string() }
 }
 
-/// Writes a checkpoint named `name` under `root` and points `root/latest` at it.
+/// Whether an error is the disk being full or over quota (ENOSPC, EDQUOT), by its OS code or,
+/// for errors that carry only a message (the safetensors writer), by that message.
+pub fn is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && (io.kind() == std::io::ErrorKind::StorageFull
+                || io.kind() == std::io::ErrorKind::QuotaExceeded
+                || matches!(io.raw_os_error(), Some(28) | Some(122)))
+        {
+            return true;
+        }
+        let m = err.to_string();
+        if m.contains("No space left on device") || m.contains("Disk quota exceeded") {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// Writes a checkpoint named `name` under `root` and, with `set_latest`, points `root/latest`
+/// at it (`best` is written without moving `latest`).
+///
+/// Atomic: on any failure (a full disk included) the half-written temporary directory is
+/// removed, `latest` still points to the previous checkpoint, and the error says so.
+#[allow(clippy::too_many_arguments)]
 pub fn save(
     root: &Path,
     name: &str,
@@ -77,33 +103,122 @@ pub fn save(
     normalizer: &ObsNormalizer,
     config: &TrainConfig,
     state: &TrainState,
+    set_latest: bool,
 ) -> Result<PathBuf, CheckpointError> {
     std::fs::create_dir_all(root).map_err(io(root))?;
     let tmp = root.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    let written = (|| {
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let write = |file: &str, bytes: &[u8]| -> Result<(), CheckpointError> {
+            let p = tmp.join(file);
+            write_file(&p, bytes).map_err(io(&p))
+        };
+        write("model.safetensors", &tensors_bytes(&policy.params.tensors(), &tmp.join("model.safetensors"))?)?;
+        write("optimizer.safetensors", &tensors_bytes(&opt.state(), &tmp.join("optimizer.safetensors"))?)?;
+        write("normalizer.json", serde_json::to_string(normalizer).expect("normalizer serialises").as_bytes())?;
+        write("state.json", serde_json::to_string_pretty(state).expect("state serialises").as_bytes())?;
+        write("config.yaml", config.to_yaml().as_bytes())
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        let last = std::fs::read_to_string(root.join("latest")).map(|s| s.trim().to_string()).ok();
+        let keep = last.map_or("no earlier checkpoint exists".to_string(), |l| format!("the last good checkpoint `{l}` is intact"));
+        let what = if is_disk_full(&e) { "the disk is full (or over quota)" } else { "it could not be written" };
+        return Err(invalid(
+            &root.join(name),
+            format!("checkpoint not written: {what} ({e}); nothing half-written was left, {keep}; free space and rerun with --resume"),
+        ));
     }
-    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let model = tmp.join("model.safetensors");
-    candle_core::safetensors::save(&policy.params.tensors(), &model).map_err(|e| invalid(&model, e))?;
-    let optim = tmp.join("optimizer.safetensors");
-    candle_core::safetensors::save(&opt.state(), &optim).map_err(|e| invalid(&optim, e))?;
-    let write = |file: &str, text: String| -> Result<(), CheckpointError> {
-        let p = tmp.join(file);
-        std::fs::write(&p, text).map_err(io(&p))
-    };
-    write("normalizer.json", serde_json::to_string(normalizer).expect("normalizer serialises"))?;
-    write("state.json", serde_json::to_string_pretty(state).expect("state serialises"))?;
-    write("config.yaml", config.to_yaml())?;
     let dest = root.join(name);
     if dest.exists() {
         std::fs::remove_dir_all(&dest).map_err(io(&dest))?;
     }
     std::fs::rename(&tmp, &dest).map_err(io(&dest))?;
-    let latest_tmp = root.join(format!(".latest.tmp-{}", std::process::id()));
-    std::fs::write(&latest_tmp, name).map_err(io(&latest_tmp))?;
-    std::fs::rename(&latest_tmp, root.join("latest")).map_err(io(root))?;
+    if set_latest {
+        point_latest(root, name)?;
+    }
     Ok(dest)
+}
+
+/// The safetensors encoding of `tensors` (written by [`write_file`] like every other file).
+fn tensors_bytes(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let mut sorted: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    safetensors::serialize(sorted, None).map_err(|e| invalid(path, e))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test-only fault injection: the bytes [`write_file`] may still write on this thread before
+    /// it fails with ENOSPC, as a full disk does (`None`: no limit).
+    static DISK_BUDGET: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Write a file, flushed to disk.
+fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(test)]
+    if let Some(left) = DISK_BUDGET.get() {
+        if data.len() > left {
+            DISK_BUDGET.set(Some(0));
+            let mut f = std::fs::File::create(path)?;
+            f.write_all(&data[..left])?; // the part that fitted: a torn file
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        DISK_BUDGET.set(Some(left - data.len()));
+    }
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// Point `root/latest` at `name` (written beside it and renamed: atomic).
+pub fn point_latest(root: &Path, name: &str) -> Result<(), CheckpointError> {
+    let latest_tmp = root.join(format!(".latest.tmp-{}", std::process::id()));
+    write_file(&latest_tmp, name.as_bytes()).map_err(io(&latest_tmp))?;
+    std::fs::rename(&latest_tmp, root.join("latest")).map_err(io(root))
+}
+
+/// Whether `name` is a regular (periodic) checkpoint: `step_<digits>`.
+fn is_regular(name: &str) -> bool {
+    name.strip_prefix("step_").is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Retention: delete regular checkpoints (`step_*`) but the newest `keep_last` (by step; never
+/// the one `latest` points to, never `best`), and temporary directories left by killed runs.
+/// Returns the directories removed.
+pub fn prune(root: &Path, keep_last: usize) -> Result<Vec<PathBuf>, CheckpointError> {
+    let latest = std::fs::read_to_string(root.join("latest")).map(|s| s.trim().to_string()).unwrap_or_default();
+    let mut regular = Vec::new();
+    let mut removed = Vec::new();
+    let own_tmp = format!(".tmp-{}", std::process::id());
+    for entry in std::fs::read_dir(root).map_err(io(root))? {
+        let entry = entry.map_err(io(root))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if name.starts_with('.') && name.contains(".tmp-") && !name.ends_with(&own_tmp) {
+            // A half-written checkpoint of a killed run (never read: only renamed ones are).
+            let r = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            r.map_err(io(&path))?;
+            removed.push(path);
+        } else if is_regular(&name) && path.is_dir() {
+            regular.push(name);
+        }
+    }
+    regular.sort_by_key(|n| n[5..].parse::<u64>().unwrap_or(u64::MAX));
+    let n = regular.len();
+    for name in &regular[..n.saturating_sub(keep_last.max(1))] {
+        if *name == latest {
+            continue;
+        }
+        let path = root.join(name);
+        std::fs::remove_dir_all(&path).map_err(io(&path))?;
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
 /// A checkpoint read back from disk.
@@ -163,4 +278,75 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
         HashMap::new()
     };
     Ok(Checkpoint { dir, config, state, normalizer, model, optimizer })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PolicyKind;
+
+    fn parts() -> (ActorCritic, Adam, ObsNormalizer, TrainConfig) {
+        let policy = ActorCritic::new(PolicyKind::Mlp, 8, None, -1.0, 1).unwrap();
+        let opt = Adam::new(policy.params.vars.clone(), 1e-3, 1e-5).unwrap();
+        let cfg = TrainConfig::build(None, &["policy=mlp".to_string(), "net.hidden=8".to_string()]).unwrap();
+        (policy, opt, ObsNormalizer::new(racing::env::OBS_DIM), cfg)
+    }
+
+    fn names(root: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    /// A full disk in the middle of a checkpoint: the error says so, the torn temporary
+    /// directory is gone, `latest` still names the previous checkpoint, which loads.
+    #[test]
+    fn a_full_disk_leaves_the_last_checkpoint_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("checkpoints");
+        let (policy, opt, norm, cfg) = parts();
+        let state = TrainState { steps: 100, ..TrainState::default() };
+        save(&root, "step_000000100", &policy, &opt, &norm, &cfg, &state, true).unwrap();
+        let size: usize = std::fs::read_dir(root.join("step_000000100")).unwrap().map(|e| e.unwrap().metadata().unwrap().len() as usize).sum();
+        for budget in [0, 10, size / 2, size - 1] {
+            DISK_BUDGET.set(Some(budget));
+            let state2 = TrainState { steps: 200, ..TrainState::default() };
+            let err = save(&root, "step_000000200", &policy, &opt, &norm, &cfg, &state2, true).unwrap_err().to_string();
+            DISK_BUDGET.set(None);
+            assert!(err.contains("the disk is full"), "budget {budget}: {err}");
+            assert!(err.contains("`step_000000100` is intact"), "budget {budget}: {err}");
+            assert_eq!(names(&root), vec!["latest", "step_000000100"], "budget {budget}: nothing half-written is left");
+            let ck = load(&root).unwrap();
+            assert_eq!(ck.state.steps, 100);
+        }
+        // With room again the next checkpoint is written and becomes `latest`.
+        save(&root, "step_000000200", &policy, &opt, &norm, &cfg, &TrainState { steps: 200, ..TrainState::default() }, true).unwrap();
+        assert_eq!(load(&root).unwrap().state.steps, 200);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_best_and_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for n in ["step_000000100", "step_000001000", "step_000000300", "step_000000200", "best", "step_000000400"] {
+            std::fs::create_dir_all(root.join(n)).unwrap();
+        }
+        std::fs::create_dir_all(root.join(".step_000000500.tmp-999999")).unwrap(); // a killed run's
+        point_latest(root, "step_000000100").unwrap(); // e.g. a resume point older than the rest
+        let removed = prune(root, 2).unwrap();
+        assert_eq!(removed.len(), 3, "{removed:?}");
+        assert_eq!(names(root), vec!["best", "latest", "step_000000100", "step_000000400", "step_000001000"]);
+        point_latest(root, "step_000001000").unwrap();
+        prune(root, 2).unwrap();
+        assert_eq!(names(root), vec!["best", "latest", "step_000000400", "step_000001000"]);
+    }
+
+    #[test]
+    fn disk_full_is_recognised() {
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(28)));
+        assert!(is_disk_full(&std::io::Error::from_raw_os_error(122)));
+        assert!(!is_disk_full(&std::io::Error::from_raw_os_error(13)));
+        let wrapped = CheckpointError::Io { path: "x".into(), source: std::io::Error::from_raw_os_error(28) };
+        assert!(is_disk_full(&wrapped));
+    }
 }

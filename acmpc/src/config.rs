@@ -135,6 +135,14 @@ pub struct LogConfig {
     pub eval_every: u64,
     /// Episodes per periodic evaluation.
     pub eval_episodes: usize,
+    /// Regular checkpoints kept on disk: the last this many (older ones are deleted after each
+    /// new one is written); `best` is kept besides. May change on `--resume`.
+    #[serde(default = "default_keep_last")]
+    pub keep_last: usize,
+}
+
+fn default_keep_last() -> usize {
+    3
 }
 
 /// The whole training configuration.
@@ -265,6 +273,9 @@ impl TrainConfig {
         }
         if !(p.lr_init > 0.0 && p.lr_final > 0.0 && (0.0..1.0).contains(&p.lr_decay_start)) {
             return bad("ppo.lr_init and ppo.lr_final must be positive and ppo.lr_decay_start in [0, 1)");
+        }
+        if self.log.keep_last == 0 {
+            return bad("log.keep_last must be at least 1 (the checkpoint a resume starts from)");
         }
         if self.net.hidden == 0 {
             return bad("net.hidden must be at least 1");

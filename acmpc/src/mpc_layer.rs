@@ -15,6 +15,7 @@ use mpc_models::Quadrotor;
 use mpc_runtime::cuda::CudaSolver;
 use mpc_runtime::cuda::render::{KernelOptions, Precision};
 use mpc_runtime::solver::{Batch, Bound, Gradients, GradientMode, Solution, Solver, SolverOptions};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// State dimension of the quadrotor.
@@ -56,12 +57,36 @@ impl Engine {
     }
 }
 
+/// Problems whose solve or gradient went non-finite, counted since the last
+/// [`MpcLayer::take_health`] (shared by the clones of a layer).
+#[derive(Debug, Default)]
+struct Health {
+    non_finite_solves: AtomicU64,
+    masked_gradients: AtomicU64,
+    replaced_controls: AtomicU64,
+}
+
+/// What [`MpcLayer::take_health`] reports: problems counted since the previous call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerHealth {
+    /// Forward solves that stopped on a non-finite value (`StopReason::NonFinite`): never
+    /// converged; the action is the solver's last finite iterate.
+    pub non_finite_solves: u64,
+    /// Problems whose gradient the backward pass zeroed (non-finite solution or gradient):
+    /// nothing non-finite reaches the optimiser.
+    pub masked_gradients: u64,
+    /// First controls that were not finite and were replaced by the warm start clamped to the
+    /// bounds (none is expected: the solver returns its last finite iterate).
+    pub replaced_controls: u64,
+}
+
 /// A batched, differentiable quadrotor MPC of fixed horizon.
 #[derive(Clone)]
 pub struct MpcLayer {
     solver: Arc<Mutex<Engine>>,
     horizon: usize,
     on_gpu: bool,
+    health: Arc<Health>,
 }
 
 fn options(iters: usize, gradient: GradientMode) -> SolverOptions {
@@ -78,7 +103,7 @@ impl MpcLayer {
     /// quadrotor at dt = 0.02 s.
     pub fn new(horizon: usize, iters: usize, gradient: GradientMode) -> Self {
         let solver = Solver::new(model(), horizon, options(iters, gradient));
-        Self { solver: Arc::new(Mutex::new(Engine::Cpu(solver))), horizon, on_gpu: false }
+        Self { solver: Arc::new(Mutex::new(Engine::Cpu(solver))), horizon, on_gpu: false, health: Arc::default() }
     }
 
     /// The same MPC on GPU 0 for batches of up to `capacity` problems (double precision).
@@ -87,7 +112,7 @@ impl MpcLayer {
         let mut opts = KernelOptions::new(horizon, Precision::F64);
         opts.solver = options(iters, gradient);
         let s = CudaSolver::new(&model(), capacity, &opts).map_err(|e| e.to_string())?;
-        Ok(Self { solver: Arc::new(Mutex::new(Engine::Cuda(Box::new(s)))), horizon, on_gpu: true })
+        Ok(Self { solver: Arc::new(Mutex::new(Engine::Cuda(Box::new(s)))), horizon, on_gpu: true, health: Arc::default() })
     }
 
     /// Whether this layer solves on the GPU.
@@ -98,6 +123,16 @@ impl MpcLayer {
     /// Horizon T.
     pub fn horizon(&self) -> usize {
         self.horizon
+    }
+
+    /// The non-finite events since the previous call (and reset the counts): how the trainer
+    /// logs them.
+    pub fn take_health(&self) -> LayerHealth {
+        LayerHealth {
+            non_finite_solves: self.health.non_finite_solves.swap(0, Ordering::Relaxed),
+            masked_gradients: self.health.masked_gradients.swap(0, Ordering::Relaxed),
+            replaced_controls: self.health.replaced_controls.swap(0, Ordering::Relaxed),
+        }
     }
 
     /// Differentiable first controls `[B, 4]` (dtype of `cost`) for costs `[B, T, 28]`, initial
@@ -119,6 +154,7 @@ impl MpcLayer {
         }
         let op = MpcOp {
             solver: self.solver.clone(),
+            health: self.health.clone(),
             horizon: self.horizon,
             x0: x0.to_vec(),
             u_init: u_init.to_vec(),
@@ -132,7 +168,9 @@ impl MpcLayer {
         let b = x0.len() / NX;
         let (cm, cv) = dense_cost(cost, b, self.horizon);
         let batch = batch(b, x0, &cm, &cv, u_init);
-        self.solver.lock().expect("solver lock").solve(&batch)
+        let mut sol = self.solver.lock().expect("solver lock").solve(&batch)?;
+        sanitize(&mut sol, u_init, self.horizon, &self.health);
+        Ok(sol)
     }
 }
 
@@ -162,6 +200,22 @@ fn batch<'a>(b: usize, x0: &'a [f64], cm: &'a [f64], cv: &'a [f64], u_init: &'a 
     }
 }
 
+/// Count the non-finite solves of `sol` and replace any non-finite control of its first stage
+/// by the warm start clamped to the bounds, so that no NaN reaches an action or the optimiser.
+fn sanitize(sol: &mut Solution, u_init: &[f64], horizon: usize, health: &Health) {
+    let b = sol.cost.len();
+    health.non_finite_solves.fetch_add(sol.non_finite_count() as u64, Ordering::Relaxed);
+    for i in 0..b {
+        let off = i * horizon * NU;
+        if sol.u[off..off + NU].iter().any(|v| !v.is_finite()) {
+            health.replaced_controls.fetch_add(1, Ordering::Relaxed);
+            for k in 0..NU {
+                sol.u[off + k] = u_init[off + k].clamp(U_LOWER[k], U_UPPER[k]);
+            }
+        }
+    }
+}
+
 struct Saved {
     cm: Vec<f64>,
     cv: Vec<f64>,
@@ -170,6 +224,7 @@ struct Saved {
 
 struct MpcOp {
     solver: Arc<Mutex<Engine>>,
+    health: Arc<Health>,
     horizon: usize,
     x0: Vec<f64>,
     u_init: Vec<f64>,
@@ -199,7 +254,8 @@ impl CustomOp1 for MpcOp {
         }
         let b = self.x0.len() / NX;
         let (cm, cv) = dense_cost(&cost, b, self.horizon);
-        let solution = self.solver.lock().expect("solver lock").solve(&batch(b, &self.x0, &cm, &cv, &self.u_init))?;
+        let mut solution = self.solver.lock().expect("solver lock").solve(&batch(b, &self.x0, &cm, &cv, &self.u_init))?;
+        sanitize(&mut solution, &self.u_init, self.horizon, &self.health);
         let mut u0 = Vec::with_capacity(b * NU);
         for i in 0..b {
             let off = i * self.horizon * NU;
@@ -225,6 +281,8 @@ impl CustomOp1 for MpcOp {
         }
         let bt = batch(b, &self.x0, &saved.cm, &saved.cv, &self.u_init);
         let g = self.solver.lock().expect("solver lock").backward(&bt, &saved.solution, &grad_x, &grad_u)?;
+        // Masked problems (non-finite solution or gradient) come back as zeros, counted here.
+        self.health.masked_gradients.fetch_add(g.status.iter().filter(|s| s.masked()).count() as u64, Ordering::Relaxed);
         let mut out = vec![0.0; b * t * COST_PER_STAGE];
         for k in 0..b * t {
             let dst = &mut out[k * COST_PER_STAGE..(k + 1) * COST_PER_STAGE];

@@ -330,6 +330,14 @@ impl ActorCritic {
         self.critic.forward(features)?.squeeze(D::Minus1)
     }
 
+    /// The MPC layer's non-finite events since the previous call (all zero for the MLP policy).
+    pub fn mpc_health(&self) -> crate::mpc_layer::LayerHealth {
+        match &self.actor {
+            Actor::Mpc { mpc, .. } => mpc.take_health(),
+            Actor::Mlp { .. } => Default::default(),
+        }
+    }
+
     /// MPC horizon (0 for the MLP policy).
     pub fn horizon(&self) -> usize {
         match &self.actor {

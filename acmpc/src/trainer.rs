@@ -73,6 +73,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "ep_laps_mean100", "lap_time_mean100", "crash_fraction100", "episodes", "policy_loss", "value_loss", "approx_kl",
     "clip_fraction", "grad_norm", "explained_variance", "std", "rollout_s", "update_s", "rss_mib", "eval_return",
     "eval_gates", "eval_lap_time", "policy_minibatches", "critic_only_minibatches", "actor_lr", "heap_mib",
+    "mpc_non_finite", "mpc_grads_masked",
 ];
 
 #[derive(Default)]
@@ -117,6 +118,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         // A run may be extended (a larger `ppo.total_steps`); everything else must match.
         let mut saved = ck.config.clone();
         saved.ppo.total_steps = cfg.ppo.total_steps;
+        saved.log.keep_last = cfg.log.keep_last;
         if saved != *cfg {
             anyhow::bail!(
                 "--resume: the configuration differs from the one saved in {} (resume with the same --config/--set)",
@@ -166,7 +168,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         ProgressBar::hidden()
     };
     let mut feats = vec![0f32; n * N_FEATURES];
-    let mut last_ckpt = None;
     while state.steps < cfg.ppo.total_steps {
         let lr = cfg.learning_rate(state.steps);
         opt.lr = lr;
@@ -258,16 +259,20 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
             eval_lap = rets.iter().flat_map(|r| r.lap_times.iter().cloned()).fold(f64::NAN, f64::min);
             if state.best_eval_return.is_none_or(|b| eval_ret > b) {
                 state.best_eval_return = Some(eval_ret);
-                checkpoint::save(&ckpt_root, "best", &policy, &opt, &normalizer, cfg, &state)?;
-                // `best` must not become `latest`: point `latest` back at the last regular one.
-                if let Some(name) = &last_ckpt {
-                    let tmp = ckpt_root.join(".latest.tmp-best");
-                    std::fs::write(&tmp, name)?;
-                    std::fs::rename(tmp, ckpt_root.join("latest"))?;
-                }
+                // `best` never becomes `latest` (the resume point is the last regular one).
+                checkpoint::save(&ckpt_root, "best", &policy, &opt, &normalizer, cfg, &state, false)?;
             }
         }
         let sps = (state.steps - steps_before) as f64 / started.elapsed().as_secs_f64();
+        // Non-finite MPC solves and masked gradients of this update's rollout, PPO epochs and
+        // evaluation: counted and logged, never fed to the optimiser as NaN.
+        let health = policy.mpc_health();
+        if health.non_finite_solves + health.masked_gradients + health.replaced_controls > 0 {
+            eprintln!(
+                "update {}: MPC layer: {} non-finite solves, {} masked gradients, {} replaced controls",
+                state.updates, health.non_finite_solves, health.masked_gradients, health.replaced_controls
+            );
+        }
         let row = [
             state.updates as f64, state.steps as f64, state.wall_seconds, sps, lr,
             window.mean(|e| Some(e.0)), window.mean(|e| Some(e.1)), window.mean(|e| Some(e.2)), window.mean(|e| Some(e.3)),
@@ -275,6 +280,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
             st.policy_loss, st.value_loss, st.approx_kl, st.clip_fraction, st.grad_norm, st.explained_variance, st.std,
             rollout_s, update_s, rss, eval_ret, eval_gates, eval_lap, st.minibatches as f64, st.critic_only_minibatches as f64,
             actor_lr, crate::heap::live_heap_mib().unwrap_or(f64::NAN),
+            health.non_finite_solves as f64, health.masked_gradients as f64,
         ];
         csv.row(&row)?;
         let tags: Vec<(&str, f64)> = CSV_COLUMNS.iter().zip(row.iter()).skip(3).map(|(k, v)| (*k, *v)).collect();
@@ -299,8 +305,8 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         if state.steps >= next_ckpt || state.steps >= cfg.ppo.total_steps {
             next_ckpt = next_ckpt.saturating_add(cfg.log.checkpoint_every.max(1));
             let name = format!("step_{:09}", state.steps);
-            last_ckpt = Some(name.clone());
-            checkpoint::save(&ckpt_root, &name, &policy, &opt, &normalizer, cfg, &state)?;
+            checkpoint::save(&ckpt_root, &name, &policy, &opt, &normalizer, cfg, &state, true)?;
+            checkpoint::prune(&ckpt_root, cfg.log.keep_last)?;
         }
     }
     bar.finish();

@@ -6,6 +6,7 @@
 //! * [`verify`]: finite-difference checks of a model's derivatives.
 //! * [`solver`]: the batched box-constrained iLQR solver with implicit-differentiation
 //!   gradients (CPU).
+//! * [`private_fs`]: build and cache folders no other user can change.
 //! * [`problem`]: the JSON exchange format (`mpc-problem/1`, `mpc-solution/1`).
 //! * [`reference`](mod@reference): hand-written reference implementations of the bundled models (test
 //!   oracles, independent of `#[mpc_model]`).
@@ -13,6 +14,7 @@
 pub mod cuda;
 pub mod linear;
 pub mod model;
+pub mod private_fs;
 pub mod problem;
 pub mod reference;
 pub mod solver;
@@ -20,4 +22,7 @@ pub mod verify;
 
 pub use linear::LinearModel;
 pub use model::{Dynamics, Model, ParamError, TimeModel};
-pub use solver::{Batch, Bound, GradientMode, Gradients, LineSearchRule, Method, Solution, Solver, SolverOptions, StopReason, solve_each};
+pub use solver::{
+    Batch, Bound, GradStatus, GradientMode, Gradients, LineSearchRule, Method, NonFinite, Solution, Solver, SolverOptions,
+    StopReason, mask_gradients, solve_each,
+};

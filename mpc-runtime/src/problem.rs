@@ -544,6 +544,9 @@ pub fn solution_value(problem: &Problem, sol: &Solution, grads: Option<&Gradient
         m.insert("grad_C".into(), nest(&g.cost_hess, &[b, t, n, n]));
         m.insert("grad_c".into(), nest(&g.cost_lin, &[b, t, n]));
         m.insert("grad_x_init".into(), nest(&g.x_init, &[b, nx]));
+        if g.status.len() == b {
+            m.insert("grad_status".into(), Value::Array(g.status.iter().map(|s| Value::String(s.name().into())).collect()));
+        }
     }
     m.insert("backend".into(), Value::String(backend.into()));
     Value::Object(m)

@@ -97,6 +97,7 @@ impl ModelVisitor for SolveCuda<'_> {
         let mut sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
         // The kernels do not compute the KKT residual: check the GPU's controls on the CPU.
         sol.kkt_residual = Solver::new(m.clone(), p.horizon, p.options.clone()).kkt_residuals(&batch, &sol.u);
+        sol.flag_non_finite_residuals();
         let grads = match (&p.grad_x, &p.grad_u) {
             (Some(gx), Some(gu)) => Some(gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?),
             _ => None,

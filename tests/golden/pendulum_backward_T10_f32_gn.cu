@@ -384,6 +384,21 @@ __device__ __forceinline__ double rsqrt_(double a) { return sqrt(a); }
 __device__ __forceinline__ bool rfinite(real a) { return a - a == real(0); }
 // Rust's `v.max(lo).min(hi)`.
 __device__ __forceinline__ real clampr(real v, real lo, real hi) { return rmin(rmax(v, lo), hi); }
+// Whether all n entries of v are finite.
+__device__ __forceinline__ bool all_finite(const real* v, int n) {
+    for (int i = 0; i < n; ++i)
+        if (!rfinite(v[i])) return false;
+    return true;
+}
+// Per-problem status codes of `status_out`: solver::STOP_CODES, rendered from that one table.
+constexpr int STATUS_MAX_ITERATIONS = 0;
+constexpr int STATUS_TOLERANCE = 1;
+constexpr int STATUS_SMALL_STEP = 2;
+constexpr int STATUS_STALLED = 3;
+constexpr int STATUS_NONFINITE_ROLLOUT = 4;
+constexpr int STATUS_NONFINITE_COST = 5;
+constexpr int STATUS_NONFINITE_RICCATI = 6;
+constexpr int STATUS_NONFINITE_RESIDUAL = 7;
 // A quiet NaN of `real`.
 __device__ __forceinline__ real rnan() {
     return sizeof(real) == 8 ? real(__longlong_as_double(0x7ff8000000000000LL)) : real(__int_as_float(0x7fc00000));

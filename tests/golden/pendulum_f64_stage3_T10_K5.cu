@@ -24,7 +24,7 @@
 //   params NP; x_init B x NX; C B x T x NZ x NZ; c B x T x NZ; u_lo, u_hi B x T x NU (+-inf where
 //   unbounded); u_init B x T x NU or null; state B x STATE_REALS, istate B x STATE_INTS (the
 //   iteration state); x_out B x T x NX, u_out B x T x NU, cost_out B, iters_out B,
-//   converged_out B (written by `finish`); active: one int, incremented by `line_search` for
+//   status_out B (written by `finish`); active: one int, incremented by `line_search` for
 //   every problem still iterating (the host zeroes it before the launch); batch B.
 // =============================================================================
 
@@ -405,7 +405,7 @@ constexpr long long TOL = MU + 1;
 constexpr long long FIRST_DU = TOL + 1;
 constexpr long long REALS = FIRST_DU + 1;
 // One problem's block of STATE_INTS ints.
-constexpr int ITERS = 0, PHASE = 1, CONVERGED = 2, INTS = 3;
+constexpr int ITERS = 0, PHASE = 1, STATUS = 2, INTS = 3;
 }  // namespace st
 static_assert(st::REALS == 402LL && st::INTS == 3,
               "state layout differs from mpc_runtime::cuda::render::staged_state_len");
@@ -435,6 +435,21 @@ __device__ __forceinline__ double rsqrt_(double a) { return sqrt(a); }
 __device__ __forceinline__ bool rfinite(real a) { return a - a == real(0); }
 // Rust's `v.max(lo).min(hi)`.
 __device__ __forceinline__ real clampr(real v, real lo, real hi) { return rmin(rmax(v, lo), hi); }
+// Whether all n entries of v are finite.
+__device__ __forceinline__ bool all_finite(const real* v, int n) {
+    for (int i = 0; i < n; ++i)
+        if (!rfinite(v[i])) return false;
+    return true;
+}
+// Per-problem status codes of `status_out`: solver::STOP_CODES, rendered from that one table.
+constexpr int STATUS_MAX_ITERATIONS = 0;
+constexpr int STATUS_TOLERANCE = 1;
+constexpr int STATUS_SMALL_STEP = 2;
+constexpr int STATUS_STALLED = 3;
+constexpr int STATUS_NONFINITE_ROLLOUT = 4;
+constexpr int STATUS_NONFINITE_COST = 5;
+constexpr int STATUS_NONFINITE_RICCATI = 6;
+constexpr int STATUS_NONFINITE_RESIDUAL = 7;
 // A quiet NaN of `real`.
 __device__ __forceinline__ real rnan() {
     return sizeof(real) == 8 ? real(__longlong_as_double(0x7ff8000000000000LL)) : real(__int_as_float(0x7fc00000));
@@ -900,10 +915,13 @@ __device__ __noinline__ void ddp_hessian(const real* x, const real* u, const rea
     m::weighted_hessian<real>(x, u, p, prm, h);
 }
 
-/// Control-limited Riccati pass at (x, u) with Q_uu + mu I; false when some Q_uu + mu I is not
-/// positive definite.
+/// How a Riccati pass ended (ilqr.rs RiccatiOutcome): gains computed; some Q_uu + mu I not
+/// positive definite (more regularisation may help); a stage's Q, gains or cost-to-go not finite.
+constexpr int RICCATI_OK = 0, RICCATI_NOT_PD = 1, RICCATI_NON_FINITE = 2;
+
+/// Control-limited Riccati pass at (x, u) with Q_uu + mu I (a RICCATI_* outcome).
 template <class W>
-__device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
+__device__ __forceinline__ int riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
                                         const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
@@ -928,7 +946,8 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             w.dlo[i] = w.lo[t * NU + i] - u[t * NU + i];
             w.dhi[i] = w.hi[t * NU + i] - u[t * NU + i];
         }
-        if (!boxqp_solve(w, w.quu, w.qz + NX, w.dlo, w.dhi, w.k + t * NU)) return false;
+        if (!boxqp_solve(w, w.quu, w.qz + NX, w.dlo, w.dhi, w.k + t * NU))
+            return all_finite(w.quu, NU * NU) && all_finite(w.qz, NZ) ? RICCATI_NOT_PD : RICCATI_NON_FINITE;
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
         real* kk = w.KK + t * NU * NX;
         for (int i = 0; i < NU * NX; ++i) kk[i] = real(0);
@@ -945,8 +964,10 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             }
         }
         update_cost_to_go(w, t);
+        // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
+        if (!all_finite(w.k + t * NU, NU) || !all_finite(w.pv, NX)) return RICCATI_NON_FINITE;
     }
-    return true;
+    return RICCATI_OK;
 }
 
 /// The KKT residual at (x, u) with the Jacobians in w.A/w.B along it (ilqr.rs kkt_residual):
@@ -1046,17 +1067,18 @@ __device__ __forceinline__ void decide(real* s, int* is) {
         }
         mu = mu <= REG_MIN ? real(0) : mu / REG_FACTOR;
         if (du < EPS) {
-            is[st::CONVERGED] = 1;
+            is[st::STATUS] = STATUS_SMALL_STEP;
             phase = PHASE_DONE;
         } else {
             phase = is[st::ITERS] >= MAX_ITERS ? PHASE_DONE : PHASE_LINEARIZE;
         }
     } else if (s[st::FIRST_DU] < EPS) {
         // The step is below the tolerance and no longer measurable in the cost.
-        is[st::CONVERGED] = 1;
+        is[st::STATUS] = STATUS_SMALL_STEP;
         phase = PHASE_DONE;
     } else {
         mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
+        if (mu > REG_MAX) is[st::STATUS] = STATUS_STALLED;
         phase = mu > REG_MAX ? PHASE_DONE : PHASE_RICCATI;
     }
     s[st::MU] = mu;
@@ -1076,7 +1098,7 @@ extern "C" __global__ void mpc_ilqr3_pendulum_f64_line_search(
         const double* __restrict__ u_lo, const double* __restrict__ u_hi,
         const double* __restrict__ u_init, double* __restrict__ state, int* __restrict__ istate,
         double* __restrict__ x_out, double* __restrict__ u_out, double* __restrict__ cost_out,
-        int* __restrict__ iters_out, int* __restrict__ converged_out, int* __restrict__ active, int batch) {
+        int* __restrict__ iters_out, int* __restrict__ status_out, int* __restrict__ active, int batch) {
     namespace k = ::mpc_ilqr3_pendulum_f64_stage3_impl;
     constexpr int NX = k::NX, NU = k::NU, NZ = k::NZ, T = k::HORIZON, NLS = k::NLS;
     const k::real ls[NLS] = { k::real(1e0), k::real(5e-1), k::real(2.5e-1), k::real(1e-1) };
@@ -1118,7 +1140,7 @@ extern "C" __global__ void mpc_ilqr3_pendulum_f64_finish(
         const double* __restrict__ u_lo, const double* __restrict__ u_hi,
         const double* __restrict__ u_init, double* __restrict__ state, int* __restrict__ istate,
         double* __restrict__ x_out, double* __restrict__ u_out, double* __restrict__ cost_out,
-        int* __restrict__ iters_out, int* __restrict__ converged_out, int* __restrict__ active, int batch) {
+        int* __restrict__ iters_out, int* __restrict__ status_out, int* __restrict__ active, int batch) {
     namespace k = ::mpc_ilqr3_pendulum_f64_stage3_impl;
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= batch) return;
@@ -1126,10 +1148,11 @@ extern "C" __global__ void mpc_ilqr3_pendulum_f64_finish(
     const long long b = i;
     const k::real* s = state + b * k::st::REALS;
     const int* is = istate + b * k::st::INTS;
-    const bool conv = is[k::st::CONVERGED] != 0;
+    const int status = is[k::st::STATUS];
+    const bool conv = status == k::STATUS_SMALL_STEP;
     k::copy_n(x_out + b * T * NX, s + (conv ? k::st::X : k::st::XBEST), T * NX);
     k::copy_n(u_out + b * T * NU, s + (conv ? k::st::U : k::st::UBEST), T * NU);
     cost_out[b] = conv ? s[k::st::COST] : s[k::st::BEST_COST];
     iters_out[b] = is[k::st::ITERS];
-    converged_out[b] = conv ? 1 : 0;
+    status_out[b] = status;
 }

@@ -28,7 +28,7 @@
 //   u_lo    B x T x NU            lower control bounds (-inf where unbounded)
 //   u_hi    B x T x NU            upper control bounds (+inf where unbounded)
 //   u_init  B x T x NU or null    warm start (zeros when null), projected onto the bounds
-//   x_out   B x T x NX, u_out B x T x NU, cost_out B, iters_out B, converged_out B (0/1)
+//   x_out   B x T x NX, u_out B x T x NU, cost_out B, iters_out B, status_out B (a STATUS_* code)
 // =============================================================================
 
 // =============================================================================
@@ -398,6 +398,21 @@ __device__ __forceinline__ double rsqrt_(double a) { return sqrt(a); }
 __device__ __forceinline__ bool rfinite(real a) { return a - a == real(0); }
 // Rust's `v.max(lo).min(hi)`.
 __device__ __forceinline__ real clampr(real v, real lo, real hi) { return rmin(rmax(v, lo), hi); }
+// Whether all n entries of v are finite.
+__device__ __forceinline__ bool all_finite(const real* v, int n) {
+    for (int i = 0; i < n; ++i)
+        if (!rfinite(v[i])) return false;
+    return true;
+}
+// Per-problem status codes of `status_out`: solver::STOP_CODES, rendered from that one table.
+constexpr int STATUS_MAX_ITERATIONS = 0;
+constexpr int STATUS_TOLERANCE = 1;
+constexpr int STATUS_SMALL_STEP = 2;
+constexpr int STATUS_STALLED = 3;
+constexpr int STATUS_NONFINITE_ROLLOUT = 4;
+constexpr int STATUS_NONFINITE_COST = 5;
+constexpr int STATUS_NONFINITE_RICCATI = 6;
+constexpr int STATUS_NONFINITE_RESIDUAL = 7;
 // A quiet NaN of `real`.
 __device__ __forceinline__ real rnan() {
     return sizeof(real) == 8 ? real(__longlong_as_double(0x7ff8000000000000LL)) : real(__int_as_float(0x7fc00000));
@@ -882,10 +897,13 @@ __device__ __noinline__ void ddp_hessian(const real* x, const real* u, const rea
     m::weighted_hessian<real>(x, u, p, prm, h);
 }
 
-/// Control-limited Riccati pass at (x, u) with Q_uu + mu I; false when some Q_uu + mu I is not
-/// positive definite.
+/// How a Riccati pass ended (ilqr.rs RiccatiOutcome): gains computed; some Q_uu + mu I not
+/// positive definite (more regularisation may help); a stage's Q, gains or cost-to-go not finite.
+constexpr int RICCATI_OK = 0, RICCATI_NOT_PD = 1, RICCATI_NON_FINITE = 2;
+
+/// Control-limited Riccati pass at (x, u) with Q_uu + mu I (a RICCATI_* outcome).
 template <class W>
-__device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
+__device__ __forceinline__ int riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
                                         const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
@@ -910,7 +928,8 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             w.dlo[i] = w.lo[t * NU + i] - u[t * NU + i];
             w.dhi[i] = w.hi[t * NU + i] - u[t * NU + i];
         }
-        if (!boxqp_solve(w, w.quu, w.qz + NX, w.dlo, w.dhi, w.k + t * NU)) return false;
+        if (!boxqp_solve(w, w.quu, w.qz + NX, w.dlo, w.dhi, w.k + t * NU))
+            return all_finite(w.quu, NU * NU) && all_finite(w.qz, NZ) ? RICCATI_NOT_PD : RICCATI_NON_FINITE;
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
         real* kk = w.KK + t * NU * NX;
         for (int i = 0; i < NU * NX; ++i) kk[i] = real(0);
@@ -927,8 +946,10 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             }
         }
         update_cost_to_go(w, t);
+        // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
+        if (!all_finite(w.k + t * NU, NU) || !all_finite(w.pv, NX)) return RICCATI_NON_FINITE;
     }
-    return true;
+    return RICCATI_OK;
 }
 
 /// The KKT residual at (x, u) with the Jacobians in w.A/w.B along it (ilqr.rs kkt_residual):
@@ -1007,7 +1028,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                                           const real* __restrict__ u_lo, const real* __restrict__ u_hi,
                                           const real* __restrict__ u_init, real* __restrict__ x_out,
                                           real* __restrict__ u_out, real* __restrict__ cost_out,
-                                          int* __restrict__ iters_out, int* __restrict__ converged_out) {
+                                          int* __restrict__ iters_out, int* __restrict__ status_out) {
     const real ls[NLS] = { real(1e0), real(5e-1), real(2.5e-1), real(1e-1) };
     real *x = w.xs[0], *xt = w.xs[1], *xb = w.xs[2];
     real *u = w.us[0], *ut = w.us[1], *ub = w.us[2];
@@ -1024,6 +1045,15 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
     }
     real cost, scale;
     rollout_plain(w, prm, x_init, cm, cv, x, u, cost, scale);
+    if (!all_finite(x, HORIZON * NX) || !rfinite(cost)) {
+        // Nothing to iterate from: the initial rollout overflowed (ilqr.rs), never converged.
+        copy_n(x_out, x, HORIZON * NX);
+        copy_n(u_out, u, HORIZON * NU);
+        *cost_out = cost;
+        *iters_out = 0;
+        *status_out = all_finite(x, HORIZON * NX) ? STATUS_NONFINITE_COST : STATUS_NONFINITE_ROLLOUT;
+        return;
+    }
     for (int i = 0; i < HORIZON * NU; ++i) w.k[i] = real(0);
     copy_n(xbest, x, HORIZON * NX);
     copy_n(ubest, u, HORIZON * NU);
@@ -1031,7 +1061,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
     bool best_is_current = true;  // xbest/ubest hold the current iterate
     real mu = real(0);
     int iters = 0;
-    bool converged = false;
+    int status = STATUS_MAX_ITERATIONS;
     // The KKT residual, and whether it and the Jacobians in w.A/w.B belong to the current
     // iterate (ilqr.rs: kkt_current, lin_current).
     real kkt = real(0);
@@ -1048,7 +1078,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                 kkt_current = true;
             }
             if (kkt <= KKT_TOL) {
-                converged = true;
+                status = STATUS_TOLERANCE;
                 break;
             }
         }
@@ -1064,7 +1094,13 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
         const real accept_limit = KKT_MODE ? cost - tol : cost + tol;
         bool stop = false;
         for (;;) {
-            if (!riccati(w, prm, cm, cv, x, u, mu, ddp)) {
+            const int outcome = riccati(w, prm, cm, cv, x, u, mu, ddp);
+            if (outcome == RICCATI_NON_FINITE) {
+                status = STATUS_NONFINITE_RICCATI;
+                stop = true;
+                break;
+            }
+            if (outcome == RICCATI_NOT_PD) {
                 mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
                 if (mu > REG_MAX) {
                     if (KKT_MODE && CURVED && !ddp) {
@@ -1072,6 +1108,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                         mu = real(0);
                         continue;
                     }
+                    status = STATUS_STALLED;
                     stop = true;
                     break;
                 }
@@ -1109,7 +1146,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
             } else {
                 if (vanished(first_du, mu, u)) {
                     // The step is below the tolerance and no longer measurable in the cost.
-                    converged = true;
+                    status = STATUS_SMALL_STEP;
                     stop = true;
                     break;
                 }
@@ -1156,7 +1193,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                 const bool done = vanished(du, mu, u);
                 mu = mu <= REG_MIN ? real(0) : mu / REG_FACTOR;
                 if (done) {
-                    converged = true;
+                    status = STATUS_SMALL_STEP;
                     stop = true;
                 }
                 break;
@@ -1168,12 +1205,14 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
                     mu = real(0);
                     continue;
                 }
+                status = STATUS_STALLED;
                 stop = true;
                 break;
             }
         }
         if (stop) break;
     }
+    const bool converged = status == STATUS_TOLERANCE || status == STATUS_SMALL_STEP;
     const bool use_best = !converged && !best_is_current;
     const real* xo = use_best ? xbest : x;
     const real* uo = use_best ? ubest : u;
@@ -1181,7 +1220,7 @@ __device__ __forceinline__ void solve_one(Work& w, const m::Params<real>& prm, c
     copy_n(u_out, uo, HORIZON * NU);
     *cost_out = use_best ? best_cost : cost;
     *iters_out = iters;
-    *converged_out = converged ? 1 : 0;
+    *status_out = status;
 }
 
 }  // namespace mpc_ilqr_pendulum_f64_impl
@@ -1192,7 +1231,7 @@ extern "C" __global__ void mpc_ilqr_solve_pendulum_f64(
         const double* __restrict__ C, const double* __restrict__ c,
         const double* __restrict__ u_lo, const double* __restrict__ u_hi,
         const double* __restrict__ u_init, double* __restrict__ x_out, double* __restrict__ u_out,
-        double* __restrict__ cost_out, int* __restrict__ iters_out, int* __restrict__ converged_out, int batch) {
+        double* __restrict__ cost_out, int* __restrict__ iters_out, int* __restrict__ status_out, int batch) {
     namespace k = ::mpc_ilqr_pendulum_f64_impl;
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= batch) return;
@@ -1205,5 +1244,5 @@ extern "C" __global__ void mpc_ilqr_solve_pendulum_f64(
     constexpr int NX = k::NX, NU = k::NU, NZ = k::NZ, T = k::HORIZON;
     k::solve_one(w, prm, x_init + b * NX, C + b * T * NZ * NZ, c + b * T * NZ, u_lo + b * T * NU, u_hi + b * T * NU,
                  u_init ? u_init + b * T * NU : nullptr, x_out + b * T * NX, u_out + b * T * NU, cost_out + b,
-                 iters_out + b, converged_out + b);
+                 iters_out + b, status_out + b);
 }

@@ -25,7 +25,7 @@
 // Global arrays (row-major, batch first; `real` throughout): params NP; x_init B x NX;
 // C B x T x NZ x NZ; c B x T x NZ; u_lo, u_hi B x T x NU; u_init B x T x NU or null;
 // state B x WARP_STATE_REALS and istate B x WARP_STATE_INTS (workspace); x_out B x T x NX,
-// u_out B x T x NU, cost_out B, iters_out B, converged_out B.
+// u_out B x T x NU, cost_out B, iters_out B, status_out B (a STATUS_* code).
 // =============================================================================
 
 // =============================================================================
@@ -405,7 +405,7 @@ constexpr long long TOL = MU + 1;
 constexpr long long FIRST_DU = TOL + 1;
 constexpr long long REALS = FIRST_DU + 1;
 // One problem's block of STATE_INTS ints.
-constexpr int ITERS = 0, PHASE = 1, CONVERGED = 2, INTS = 3;
+constexpr int ITERS = 0, PHASE = 1, STATUS = 2, INTS = 3;
 }  // namespace st
 static_assert(st::REALS == 402LL && st::INTS == 3,
               "state layout differs from mpc_runtime::cuda::render::staged_state_len");
@@ -435,6 +435,21 @@ __device__ __forceinline__ double rsqrt_(double a) { return sqrt(a); }
 __device__ __forceinline__ bool rfinite(real a) { return a - a == real(0); }
 // Rust's `v.max(lo).min(hi)`.
 __device__ __forceinline__ real clampr(real v, real lo, real hi) { return rmin(rmax(v, lo), hi); }
+// Whether all n entries of v are finite.
+__device__ __forceinline__ bool all_finite(const real* v, int n) {
+    for (int i = 0; i < n; ++i)
+        if (!rfinite(v[i])) return false;
+    return true;
+}
+// Per-problem status codes of `status_out`: solver::STOP_CODES, rendered from that one table.
+constexpr int STATUS_MAX_ITERATIONS = 0;
+constexpr int STATUS_TOLERANCE = 1;
+constexpr int STATUS_SMALL_STEP = 2;
+constexpr int STATUS_STALLED = 3;
+constexpr int STATUS_NONFINITE_ROLLOUT = 4;
+constexpr int STATUS_NONFINITE_COST = 5;
+constexpr int STATUS_NONFINITE_RICCATI = 6;
+constexpr int STATUS_NONFINITE_RESIDUAL = 7;
 // A quiet NaN of `real`.
 __device__ __forceinline__ real rnan() {
     return sizeof(real) == 8 ? real(__longlong_as_double(0x7ff8000000000000LL)) : real(__int_as_float(0x7fc00000));
@@ -900,10 +915,13 @@ __device__ __noinline__ void ddp_hessian(const real* x, const real* u, const rea
     m::weighted_hessian<real>(x, u, p, prm, h);
 }
 
-/// Control-limited Riccati pass at (x, u) with Q_uu + mu I; false when some Q_uu + mu I is not
-/// positive definite.
+/// How a Riccati pass ended (ilqr.rs RiccatiOutcome): gains computed; some Q_uu + mu I not
+/// positive definite (more regularisation may help); a stage's Q, gains or cost-to-go not finite.
+constexpr int RICCATI_OK = 0, RICCATI_NOT_PD = 1, RICCATI_NON_FINITE = 2;
+
+/// Control-limited Riccati pass at (x, u) with Q_uu + mu I (a RICCATI_* outcome).
 template <class W>
-__device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
+__device__ __forceinline__ int riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
                                         const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
@@ -928,7 +946,8 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             w.dlo[i] = w.lo[t * NU + i] - u[t * NU + i];
             w.dhi[i] = w.hi[t * NU + i] - u[t * NU + i];
         }
-        if (!boxqp_solve(w, w.quu, w.qz + NX, w.dlo, w.dhi, w.k + t * NU)) return false;
+        if (!boxqp_solve(w, w.quu, w.qz + NX, w.dlo, w.dhi, w.k + t * NU))
+            return all_finite(w.quu, NU * NU) && all_finite(w.qz, NZ) ? RICCATI_NOT_PD : RICCATI_NON_FINITE;
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
         real* kk = w.KK + t * NU * NX;
         for (int i = 0; i < NU * NX; ++i) kk[i] = real(0);
@@ -945,8 +964,10 @@ __device__ __forceinline__ bool riccati(W& w, const m::Params<real>& prm, const 
             }
         }
         update_cost_to_go(w, t);
+        // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
+        if (!all_finite(w.k + t * NU, NU) || !all_finite(w.pv, NX)) return RICCATI_NON_FINITE;
     }
-    return true;
+    return RICCATI_OK;
 }
 
 /// The KKT residual at (x, u) with the Jacobians in w.A/w.B along it (ilqr.rs kkt_residual):
@@ -1149,9 +1170,9 @@ __device__ __forceinline__ void warp_update_cost_to_go(const Shared& s, int t, i
     __syncwarp(FULL);
 }
 
-/// The control-limited Riccati pass with Q_uu + mu I (riccati of ilqr_core.cu.tera); false,
-/// on every lane, when some Q_uu + mu I is not positive definite.
-__device__ __forceinline__ bool warp_riccati(const Shared& s, const m::Params<real>& prm, const real* cm_all,
+/// The control-limited Riccati pass with Q_uu + mu I (riccati of ilqr_core.cu.tera): its
+/// RICCATI_* outcome, the same on every lane.
+__device__ __forceinline__ int warp_riccati(const Shared& s, const m::Params<real>& prm, const real* cm_all,
                                              const real* cv_all, real mu, int lane) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
@@ -1175,7 +1196,7 @@ __device__ __forceinline__ bool warp_riccati(const Shared& s, const m::Params<re
             __syncwarp(FULL);
         }
         if (t + 1 < HORIZON) warp_add_cost_to_go(s, t, lane);
-        int ok = 1;
+        int ok = RICCATI_OK;
         if (lane == 0) {
             QpWork q;
             for (int i = 0; i < NU; ++i) {
@@ -1186,8 +1207,10 @@ __device__ __forceinline__ bool warp_riccati(const Shared& s, const m::Params<re
                 q.clamped[i] = false;
                 q.prev[i] = false;
             }
-            ok = boxqp_solve(q, q.quu, s.qz + NX, q.dlo, q.dhi, s.k + t * NU) ? 1 : 0;
-            if (ok) {
+            ok = boxqp_solve(q, q.quu, s.qz + NX, q.dlo, q.dhi, s.k + t * NU) ? RICCATI_OK
+                 : all_finite(q.quu, NU * NU) && all_finite(s.qz, NZ)                ? RICCATI_NOT_PD
+                                                                                     : RICCATI_NON_FINITE;
+            if (ok == RICCATI_OK) {
                 const int mf = q.nfree;
                 for (int i = 0; i < mf * mf; ++i) s.chol[i] = q.chol[i];
                 for (int i = 0; i < mf; ++i) s.idx[i] = q.idx[i];
@@ -1195,7 +1218,7 @@ __device__ __forceinline__ bool warp_riccati(const Shared& s, const m::Params<re
             }
         }
         ok = __shfl_sync(FULL, ok, 0);
-        if (!ok) return false;
+        if (ok != RICCATI_OK) return ok;
         __syncwarp(FULL);
         // Gains K_f = -Q_ff⁻¹ Q_fx, zero rows elsewhere: lane j solves column j (the column's
         // operations of cholesky_solve_multi, in its order) and writes column j of K.
@@ -1217,8 +1240,10 @@ __device__ __forceinline__ bool warp_riccati(const Shared& s, const m::Params<re
         }
         __syncwarp(FULL);
         warp_update_cost_to_go(s, t, lane);
+        // Every lane reads the same (synchronised) k and p: the same decision on every lane.
+        if (!all_finite(s.k + t * NU, NU) || !all_finite(s.pv, NX)) return RICCATI_NON_FINITE;
     }
-    return true;
+    return RICCATI_OK;
 }
 
 /// Solve one problem with the 32 lanes of a warp (all pointers offset to the problem).
@@ -1227,7 +1252,7 @@ __device__ __forceinline__ void warp_solve_one(const Shared& s, int lane, const 
                                                const real* __restrict__ cv, const real* __restrict__ u_init,
                                                real* __restrict__ x_out, real* __restrict__ u_out,
                                                real* __restrict__ cost_out, int* __restrict__ iters_out,
-                                               int* __restrict__ converged_out) {
+                                               int* __restrict__ status_out) {
     const real ls[NLS] = { real(1e0), real(5e-1), real(2.5e-1), real(1e-1) };
     for (int j = lane; j < HORIZON * NU; j += WARP) {
         real v = u_init ? u_init[j] : real(0);
@@ -1245,13 +1270,25 @@ __device__ __forceinline__ void warp_solve_one(const Shared& s, int lane, const 
     cost = __shfl_sync(FULL, cost, 0);
     scale = __shfl_sync(FULL, scale, 0);
     __syncwarp(FULL);
+    if (!all_finite(s.x, HORIZON * NX) || !rfinite(cost)) {
+        // Nothing to iterate from: the initial rollout overflowed (ilqr.rs), never converged.
+        const bool xs_finite = all_finite(s.x, HORIZON * NX);
+        warp_copy(x_out, s.x, HORIZON * NX, lane);
+        warp_copy(u_out, s.u, HORIZON * NU, lane);
+        if (lane == 0) {
+            *cost_out = cost;
+            *iters_out = 0;
+            *status_out = xs_finite ? STATUS_NONFINITE_COST : STATUS_NONFINITE_ROLLOUT;
+        }
+        return;
+    }
     warp_copy(s.xbest, s.x, HORIZON * NX, lane);
     warp_copy(s.ubest, s.u, HORIZON * NU, lane);
     __syncwarp(FULL);
     real best_cost = cost;
     real mu = real(0);
     int iters = 0;
-    bool converged = false;
+    int status = STATUS_MAX_ITERATIONS;
     bool stop = false;
     while (!stop && iters < MAX_ITERS) {
         ++iters;
@@ -1263,9 +1300,16 @@ __device__ __forceinline__ void warp_solve_one(const Shared& s, int lane, const 
         // Cost changes below this are rounding noise.
         const real tol = real(64) * EPS_MACH * real(NZ) * rmax(scale, rabs(cost));
         for (;;) {
-            if (!warp_riccati(s, prm, cm, cv, mu, lane)) {
+            const int outcome = warp_riccati(s, prm, cm, cv, mu, lane);
+            if (outcome == RICCATI_NON_FINITE) {
+                status = STATUS_NONFINITE_RICCATI;
+                stop = true;
+                break;
+            }
+            if (outcome == RICCATI_NOT_PD) {
                 mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
                 if (mu > REG_MAX) {
+                    status = STATUS_STALLED;
                     stop = true;
                     break;
                 }
@@ -1316,30 +1360,32 @@ __device__ __forceinline__ void warp_solve_one(const Shared& s, int lane, const 
                 }
                 mu = mu <= REG_MIN ? real(0) : mu / REG_FACTOR;
                 if (du < EPS) {
-                    converged = true;
+                    status = STATUS_SMALL_STEP;
                     stop = true;
                 }
                 break;
             }
             if (first_du < EPS) {
                 // The step is below the tolerance and no longer measurable in the cost.
-                converged = true;
+                status = STATUS_SMALL_STEP;
                 stop = true;
                 break;
             }
             mu = mu == real(0) ? REG_MIN : mu * REG_FACTOR;
             if (mu > REG_MAX) {
+                status = STATUS_STALLED;
                 stop = true;
                 break;
             }
         }
     }
+    const bool converged = status == STATUS_SMALL_STEP;
     warp_copy(x_out, converged ? s.x : s.xbest, HORIZON * NX, lane);
     warp_copy(u_out, converged ? s.u : s.ubest, HORIZON * NU, lane);
     if (lane == 0) {
         *cost_out = converged ? cost : best_cost;
         *iters_out = iters;
-        *converged_out = converged ? 1 : 0;
+        *status_out = status;
     }
 }
 
@@ -1352,7 +1398,7 @@ extern "C" __global__ void mpc_ilqr_solve_warp_pendulum_f64(
         const double* __restrict__ u_lo, const double* __restrict__ u_hi,
         const double* __restrict__ u_init, double* __restrict__ state, int* __restrict__ istate,
         double* __restrict__ x_out, double* __restrict__ u_out, double* __restrict__ cost_out,
-        int* __restrict__ iters_out, int* __restrict__ converged_out, int batch) {
+        int* __restrict__ iters_out, int* __restrict__ status_out, int batch) {
     namespace k = ::mpc_ilqr_solve_warp_pendulum_f64_impl;
     const int lane = threadIdx.x % k::WARP;
     const long long b = (long long)blockIdx.x * (blockDim.x / k::WARP) + threadIdx.x / k::WARP;
@@ -1387,5 +1433,5 @@ extern "C" __global__ void mpc_ilqr_solve_warp_pendulum_f64(
     s.hi = u_hi + b * T * NU;
     k::warp_solve_one(s, lane, prm, x_init + b * NX, C + b * T * NZ * NZ, c + b * T * NZ,
                       u_init ? u_init + b * T * NU : nullptr, x_out + b * T * NX, u_out + b * T * NU, cost_out + b,
-                      iters_out + b, converged_out + b);
+                      iters_out + b, status_out + b);
 }

@@ -15,6 +15,13 @@
 //!   check out (truncated, corrupted, foreign) counts as a miss: the PTX is compiled again and
 //!   the file replaced. The disk is best effort throughout: a cache directory that cannot be
 //!   created, read or written only costs a compilation, never an error.
+//! * **Trust**: the hash only detects damage; anyone who can write the folder could plant a
+//!   valid entry. So the disk cache is used only when its `ptx` folder is owned by this user
+//!   and writable by nobody else (created with mode 0700 when missing) and its parent cannot be
+//!   used to swap it (owned by this user or root, not writable by others unless sticky), and
+//!   a file is read only when it is owned by this user and not group- or world-writable
+//!   ([`crate::private_fs`]); otherwise the cache works from memory and says why once on
+//!   stderr ([`PtxCache::disk_refused`]).
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -94,6 +101,8 @@ pub struct PtxCache {
     disk_hits: AtomicUsize,
     disk_rejected: AtomicUsize,
     write_failures: AtomicUsize,
+    /// The disk folder's check, made once: `Err(why)` turns the disk cache off.
+    trusted: OnceLock<Result<(), String>>,
 }
 
 /// The cache root for the given environment values (`MPC_CACHE_DIR`, `XDG_CACHE_HOME`, `HOME`):
@@ -133,7 +142,30 @@ impl PtxCache {
             disk_hits: AtomicUsize::new(0),
             disk_rejected: AtomicUsize::new(0),
             write_failures: AtomicUsize::new(0),
+            trusted: OnceLock::new(),
         }
+    }
+
+    /// Why the disk folder is not used, if it is not (another user owns it or can write it,
+    /// or it cannot be created). Checked once, at the first use of the disk.
+    pub fn disk_refused(&self) -> Option<&str> {
+        self.trusted_dir().err()
+    }
+
+    /// The disk folder, when it is on and passes the check (see the module doc, **Trust**).
+    fn trusted_dir(&self) -> Result<&Path, &str> {
+        let dir = self.dir.as_deref().ok_or("the disk cache is off")?;
+        let check = self.trusted.get_or_init(|| {
+            // The folder itself must be private; its parent only unable to swap it.
+            let r = crate::private_fs::check_private_dir(dir).and_then(|_| {
+                dir.parent().filter(|p| !p.as_os_str().is_empty()).map_or(Ok(()), crate::private_fs::check_parent_dir)
+            });
+            if let Err(why) = &r {
+                eprintln!("mpc: not using the PTX disk cache ({why}); kernels are cached in memory only");
+            }
+            r
+        });
+        check.as_ref().map(|_| dir).map_err(|e| e.as_str())
     }
 
     /// The PTX directory, when the disk cache is on.
@@ -174,9 +206,14 @@ impl PtxCache {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok((p.to_string(), Origin::Memory));
         }
-        if let Some(path) = self.path_of(key) {
-            // Missing or unreadable: a miss.
-            if let Ok(bytes) = std::fs::read(&path) {
+        let trusted = self.trusted_dir().is_ok();
+        if let Some(path) = self.path_of(key).filter(|_| trusted) {
+            // Missing, unreadable or not private to this user: a miss.
+            if !crate::private_fs::is_private_file(&path) {
+                if path.exists() {
+                    self.disk_rejected.fetch_add(1, Ordering::Relaxed);
+                }
+            } else if let Ok(bytes) = std::fs::read(&path) {
                 match parse_entry(&bytes) {
                     Some(ptx) => {
                         self.disk_hits.fetch_add(1, Ordering::Relaxed);
@@ -192,7 +229,7 @@ impl PtxCache {
         let ptx = compile()?;
         self.compiles.fetch_add(1, Ordering::Relaxed);
         self.remember(key, &ptx);
-        if let Some(path) = self.path_of(key)
+        if let Some(path) = self.path_of(key).filter(|_| trusted)
             && write_atomically(&path, &format_entry(&ptx)).is_err()
         {
             self.write_failures.fetch_add(1, Ordering::Relaxed);
@@ -238,7 +275,6 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.tmp.{}.{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
@@ -246,7 +282,11 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        let mut f = o.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

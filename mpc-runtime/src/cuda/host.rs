@@ -20,7 +20,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::launch::expand_bound;
 use super::launch::StagedPlan;
@@ -116,7 +115,7 @@ type SolveFn<R> = unsafe extern "C" fn(
     u_out: *mut R,
     cost_out: *mut R,
     iters_out: *mut i32,
-    converged_out: *mut i32,
+    status_out: *mut i32,
     batch: i32,
 ) -> i32;
 
@@ -154,7 +153,7 @@ type WarpFn<R> = unsafe extern "C" fn(
     u_out: *mut R,
     cost_out: *mut R,
     iters_out: *mut i32,
-    converged_out: *mut i32,
+    status_out: *mut i32,
     batch: i32,
 ) -> i32;
 
@@ -174,7 +173,7 @@ type StagedFn<R> = unsafe extern "C" fn(
     u_out: *mut R,
     cost_out: *mut R,
     iters_out: *mut i32,
-    converged_out: *mut i32,
+    status_out: *mut i32,
     active: *mut i32,
     batch: i32,
 ) -> i32;
@@ -271,7 +270,6 @@ impl HostModule {
     /// Compile several kernels (each its own translation unit, with distinct kernel names)
     /// into one shared library with one compiler run, and load it.
     pub fn build_many(kernels: &[&RenderedKernel]) -> Result<Self, HostError> {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let first = kernels.first().ok_or_else(|| HostError::Load { kernel: String::new(), message: "no kernels given".into() })?;
         for (i, k) in kernels.iter().enumerate() {
             if kernels[..i].iter().any(|o| o.kernel == k.kernel || o.entries.iter().any(|e| k.entries.contains(e))) {
@@ -282,16 +280,12 @@ impl HostModule {
             }
         }
         let cxx = locate_cxx()?;
-        let dir = std::env::temp_dir().join(format!(
-            "mpc-host-{}-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed),
-            first.kernel
-        ));
-        std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
-        let result = Self::build_in(kernels, &cxx, &dir);
-        let _ = std::fs::remove_dir_all(&dir); // the loaded library stays mapped
-        result
+        // A private folder (fresh random name, created exclusively, mode 0700): no other user
+        // can pre-create it or swap the library between the build and the load.
+        let prefix = format!("mpc-host-{}-", first.kernel);
+        let dir = crate::private_fs::private_temp_dir(&prefix).map_err(io("creating a private build folder in", &std::env::temp_dir()))?;
+        Self::build_in(kernels, &cxx, dir.path())
+        // `dir` is removed here; the loaded library stays mapped.
     }
 
     fn build_in(kernels: &[&RenderedKernel], cxx: &Path, dir: &Path) -> Result<Self, HostError> {
@@ -475,14 +469,8 @@ impl HostModule {
         if rc != 0 {
             return Err(HostError::Launch(k.kernel.clone()));
         }
-        Ok(Solution {
-            x: back(&xo),
-            u: back(&uo),
-            cost: back(&co),
-            iterations: it.iter().map(|&v| v.max(0) as usize).collect(),
-            converged: cvg.iter().map(|&v| v != 0).collect(),
-            ..Default::default()
-        })
+        super::kernel_solution(back(&xo), back(&uo), back(&co), &it, &cvg)
+            .map_err(|message| HostError::Batch { kernel: k.kernel.clone(), message })
     }
 
     fn solve_staged_as<R: HostReal>(
@@ -567,14 +555,8 @@ impl HostModule {
             }
         }
         call(e(2, 1), plan.per_problem.0, plan.per_problem.1, &mut active)?;
-        let sol = Solution {
-            x: back(&xo),
-            u: back(&uo),
-            cost: back(&co),
-            iterations: it.iter().map(|&v| v.max(0) as usize).collect(),
-            converged: cvg.iter().map(|&v| v != 0).collect(),
-            ..Default::default()
-        };
+        let sol = super::kernel_solution(back(&xo), back(&uo), back(&co), &it, &cvg)
+            .map_err(|message| HostError::Batch { kernel: ks[2].kernel.clone(), message })?;
         Ok((sol, rounds))
     }
 
@@ -638,14 +620,8 @@ impl HostModule {
         if rc != 0 {
             return Err(HostError::Launch(k.kernel.clone()));
         }
-        Ok(Solution {
-            x: back(&xo),
-            u: back(&uo),
-            cost: back(&co),
-            iterations: it.iter().map(|&v| v.max(0) as usize).collect(),
-            converged: cvg.iter().map(|&v| v != 0).collect(),
-            ..Default::default()
-        })
+        super::kernel_solution(back(&xo), back(&uo), back(&co), &it, &cvg)
+            .map_err(|message| HostError::Batch { kernel: k.kernel.clone(), message })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -721,7 +697,7 @@ impl HostModule {
         if rc != 0 {
             return Err(HostError::Launch(k.kernel.clone()));
         }
-        Ok(Gradients { cost_hess: back(&gcm), cost_lin: back(&gcv), x_init: back(&gx0) })
+        Ok(super::kernel_gradients(back(&gcm), back(&gcv), back(&gx0), sol, t, nx, nu))
     }
 }
 

@@ -18,7 +18,7 @@
 //! Argument order of the kernels (see the banners of the templates and `host.rs`), all arrays
 //! row-major and batch first in the kernel's real type:
 //! * solve: `params, x_init, C, c, u_lo, u_hi, u_init, x_out, u_out, cost_out, iters_out,
-//!   converged_out, batch`;
+//!   status_out, batch`;
 //! * backward: `params, C, c, u_lo, u_hi, x, u, grad_x, grad_u, grad_C, grad_c, grad_x_init,
 //!   batch`.
 
@@ -97,7 +97,7 @@ struct Buffers<R> {
     u_out: CudaSlice<R>,
     cost_out: CudaSlice<R>,
     iters_out: CudaSlice<i32>,
-    converged_out: CudaSlice<i32>,
+    status_out: CudaSlice<i32>,
 }
 
 enum AnyBuffers {
@@ -445,7 +445,7 @@ fn alloc<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, cap: usize) -> 
         u_out: z(cap * t * nu)?,
         cost_out: z(cap)?,
         iters_out: zi(cap)?,
-        converged_out: zi(cap)?,
+        status_out: zi(cap)?,
     })
 }
 
@@ -603,11 +603,15 @@ fn launch_backward<R: DeviceReal>(
     unsafe { args.launch(cfg) }.map_err(drv("launching the backward kernel"))?;
     s.synchronize().map_err(drv("running the backward kernel"))?;
     let t2 = Instant::now();
-    let grads = Gradients {
-        cost_hess: download(s, &g.grad_cost_hess, b * t * n * n)?,
-        cost_lin: download(s, &g.grad_cost_lin, b * t * n)?,
-        x_init: download(s, &g.grad_x_init, b * nx)?,
-    };
+    let grads = super::kernel_gradients(
+        download(s, &g.grad_cost_hess, b * t * n * n)?,
+        download(s, &g.grad_cost_lin, b * t * n)?,
+        download(s, &g.grad_x_init, b * nx)?,
+        inp.sol,
+        t,
+        nx,
+        nu,
+    );
     let t3 = Instant::now();
     Ok((grads, LaunchTiming { upload: t1 - t0, kernel: t2 - t1, download: t3 - t2, rounds: 1 }))
 }
@@ -644,7 +648,7 @@ fn launch<R: DeviceReal>(
         .arg(&mut d.u_out)
         .arg(&mut d.cost_out)
         .arg(&mut d.iters_out)
-        .arg(&mut d.converged_out)
+        .arg(&mut d.status_out)
         .arg(&n);
     // SAFETY: the argument list matches the kernel's extern "C" signature in
     // templates/ilqr_solve.cu.tera (12 device pointers of the kernel's real type / int, then
@@ -691,14 +695,14 @@ fn download_solution<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, d: 
         s.memcpy_dtoh(&src.slice(0..b), &mut h).map_err(drv("copying from the device"))?;
         Ok(h)
     };
-    Ok(Solution {
-        x: download(s, &d.x_out, b * t * nx)?,
-        u: download(s, &d.u_out, b * t * nu)?,
-        cost: download(s, &d.cost_out, b)?,
-        iterations: down_i(&d.iters_out)?.into_iter().map(|v| v.max(0) as usize).collect(),
-        converged: down_i(&d.converged_out)?.into_iter().map(|v| v != 0).collect(),
-        ..Default::default()
-    })
+    super::kernel_solution(
+        download(s, &d.x_out, b * t * nx)?,
+        download(s, &d.u_out, b * t * nu)?,
+        download(s, &d.cost_out, b)?,
+        &down_i(&d.iters_out)?,
+        &down_i(&d.status_out)?,
+    )
+    .map_err(CudaError::Batch)
 }
 
 /// The warp-per-problem layout: copy in, launch (WARPS_PER_BLOCK warps of 32 lanes per block,
@@ -736,7 +740,7 @@ fn launch_warp<R: DeviceReal>(
         .arg(&mut d.u_out)
         .arg(&mut d.cost_out)
         .arg(&mut d.iters_out)
-        .arg(&mut d.converged_out)
+        .arg(&mut d.status_out)
         .arg(&nb);
     // SAFETY: the argument list matches the kernel's extern "C" signature in
     // templates/ilqr_solve_warp.cu.tera (7 const input pointers of the kernel's real type, the
@@ -788,7 +792,7 @@ fn launch_staged<R: DeviceReal>(
             .arg(&mut d.u_out)
             .arg(&mut d.cost_out)
             .arg(&mut d.iters_out)
-            .arg(&mut d.converged_out)
+            .arg(&mut d.status_out)
             .arg(&mut st.active)
             .arg(&nb);
         // SAFETY: every entry point of the stage kernels has this argument list (7 const input

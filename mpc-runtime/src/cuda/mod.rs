@@ -31,6 +31,56 @@ pub use launch::{CudaError, CudaSolver, LaunchTiming};
 pub use ptxas::{KernelResources, PtxasError, PtxasReport, assemble, assemble_with, locate_ptxas};
 
 use crate::model::Model;
+use crate::solver::{Gradients, Solution, StopReason, mask_gradients, solution_ok};
+
+/// A solve kernel's outputs as a [`Solution`] (the GPU and host emulation alike): the
+/// `status_out` codes ([`crate::solver::STOP_CODES`]) give `converged` and `stop`. A code no
+/// kernel writes is an error (a kernel and runtime out of step), never a guess.
+pub(crate) fn kernel_solution(x: Vec<f64>, u: Vec<f64>, cost: Vec<f64>, iters: &[i32], status: &[i32]) -> Result<Solution, String> {
+    let stop = status
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| StopReason::from_code(c).ok_or_else(|| format!("problem {i}: the kernel wrote the unknown status code {c}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Solution {
+        x,
+        u,
+        cost,
+        iterations: iters.iter().map(|&v| v.max(0) as usize).collect(),
+        converged: stop.iter().map(|s| s.converged()).collect(),
+        stop,
+        kkt_residual: Vec::new(),
+    })
+}
+
+/// A backward kernel's outputs as [`Gradients`], each problem masked by the rule of the CPU
+/// solver ([`mask_gradients`]): zero where the forward solution went non-finite or the
+/// gradients did.
+pub(crate) fn kernel_gradients(
+    mut cost_hess: Vec<f64>,
+    mut cost_lin: Vec<f64>,
+    mut x_init: Vec<f64>,
+    sol: &Solution,
+    horizon: usize,
+    nx: usize,
+    nu: usize,
+) -> Gradients {
+    let (t, n) = (horizon, nx + nu);
+    let b = x_init.len() / nx.max(1);
+    let status = (0..b)
+        .map(|i| {
+            mask_gradients(
+                solution_ok(sol, i, t, nx, nu),
+                [
+                    &mut cost_hess[i * t * n * n..(i + 1) * t * n * n],
+                    &mut cost_lin[i * t * n..(i + 1) * t * n],
+                    &mut x_init[i * nx..(i + 1) * nx],
+                ],
+            )
+        })
+        .collect();
+    Gradients { cost_hess, cost_lin, x_init, status }
+}
 
 /// The device functions every generated model provides, as used in kernel names by
 /// [`check_kernels`]: `step`, `linearize`, `hessian` (for `weighted_hessian`).

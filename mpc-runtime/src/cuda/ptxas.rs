@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::locate;
 use super::nvrtc::locate_nvrtc;
@@ -173,18 +172,14 @@ pub fn assemble(ptx: &str, arch: &str) -> Result<PtxasReport, PtxasError> {
 
 /// [`assemble`] with extra `ptxas` arguments (e.g. `["-O3"]`, `["--maxrregcount=128"]`).
 pub fn assemble_with(ptx: &str, arch: &str, extra_args: &[&str]) -> Result<PtxasReport, PtxasError> {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let ptxas = locate_ptxas()?;
-    let dir = std::env::temp_dir().join(format!(
-        "mpc-ptxas-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PtxasError::Io { path, source }
     };
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // A private folder (fresh random name, mode 0700), removed when `tmp` drops.
+    let tmp = crate::private_fs::private_temp_dir("mpc-ptxas-").map_err(io(&std::env::temp_dir()))?;
+    let dir = tmp.path().to_path_buf();
     let input = dir.join("module.ptx");
     let output = dir.join("module.cubin");
     let result = (|| {
@@ -205,7 +200,7 @@ pub fn assemble_with(ptx: &str, arch: &str, extra_args: &[&str]) -> Result<Ptxas
         }
         Ok(PtxasReport { arch: arch.to_string(), kernels: parse_ptxas_verbose(&log), log })
     })();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     result
 }
 

@@ -496,6 +496,15 @@ pub fn render_stages<M: Model>(opts: &KernelOptions) -> Result<[RenderedKernel; 
     ])
 }
 
+/// The kernels' `STATUS_*` constants: `(name, code)` for every [`crate::solver::STOP_CODES`]
+/// entry (`non-finite-rollout` → `STATUS_NONFINITE_ROLLOUT`).
+pub fn status_constants() -> Vec<(String, i32)> {
+    crate::solver::STOP_CODES
+        .iter()
+        .map(|&(r, c)| (format!("STATUS_{}", r.name().to_uppercase().replace("NON-FINITE", "NONFINITE").replace('-', "_")), c))
+        .collect()
+}
+
 /// Render the kernel `kind` for `model`. For [`KernelKind::Backward`] the mode given there is
 /// used (not `opts.solver.gradient`).
 pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptions) -> Result<RenderedKernel, RenderError> {
@@ -551,6 +560,9 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
     ctx.insert("horizon", &opts.horizon);
     ctx.insert("eps_mach", &literal(p.epsilon()));
     ctx.insert("entries", &entries);
+    let status: Vec<serde_json::Value> =
+        status_constants().into_iter().map(|(name, code)| serde_json::json!({ "name": name, "code": code })).collect();
+    ctx.insert("status", &status);
     match kind {
         KernelKind::Solve | KernelKind::Stage(_) | KernelKind::SolveWarp => {
             ctx.insert("iters", &s.max_iters);

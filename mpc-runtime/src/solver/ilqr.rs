@@ -3,7 +3,7 @@
 
 use super::linalg::{cholesky_solve_multi, quad_cost_parts};
 use super::workspace::Workspace;
-use super::{Bound, LineSearchRule, Method, ProblemRef, SolverOptions, Stats, StopReason};
+use super::{Bound, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
 /// Fill `ws.lo`/`ws.hi` (T×nu) from the problem's bounds.
@@ -328,13 +328,30 @@ pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
     }
 }
 
+/// How a Riccati pass ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RiccatiOutcome {
+    /// Gains in `ws.k`, `ws.kk`.
+    Ok,
+    /// Some `Q_uu + μ I` is not positive definite (more regularisation may help).
+    NotPositiveDefinite,
+    /// A stage's `Q`, gains or cost-to-go went non-finite (the Jacobians or weighted Hessian at
+    /// the iterate are, or the products overflowed): no regularisation helps.
+    NonFinite,
+}
+
+#[inline(always)]
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
 /// The control-limited Riccati backward pass at the current iterate with `Q_uu + μ I`.
-/// Fills `ws.k`, `ws.kk`. Returns `false` when some `Q_uu + μ I` is not positive definite.
+/// Fills `ws.k`, `ws.kk`.
 ///
 /// `ddp`: the stage Hessian also gets `Σ_i p_i ∇²f_i(z_t)` with `p` the cost-to-go gradient of
 /// stage `t + 1` (the second-order term of DDP, from the generated weighted Hessian).
 #[inline(always)]
-fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, ddp: bool) -> bool {
+fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, ddp: bool) -> RiccatiOutcome {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     for t in (0..tt).rev() {
@@ -362,7 +379,11 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, 
         }
         let kt = &mut ws.k[t * nu..(t + 1) * nu];
         if ws.qp.solve_dim(nu, &ws.quu, &ws.qz[nx..], &ws.dlo, &ws.dhi, kt).is_err() {
-            return false;
+            return if all_finite(&ws.quu[..nu * nu]) && all_finite(&ws.qz[..n]) {
+                RiccatiOutcome::NotPositiveDefinite
+            } else {
+                RiccatiOutcome::NonFinite
+            };
         }
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
         let kk = &mut ws.kk[t * nu * nx..(t + 1) * nu * nx];
@@ -382,8 +403,12 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, 
             }
         }
         update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0);
+        // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
+        if !(all_finite(&ws.k[t * nu..(t + 1) * nu]) && all_finite(&ws.pv[..nx])) {
+            return RiccatiOutcome::NonFinite;
+        }
     }
-    true
+    RiccatiOutcome::Ok
 }
 
 /// Whether this CPU runs the AVX2 build of the solver loops (detected once, cached by std).
@@ -449,6 +474,14 @@ fn solve_one_impl<D: Dynamics>(
         ws.u[i] = ws.u[i].max(ws.lo[i]).min(ws.hi[i]);
     }
     let (mut cost, mut scale) = rollout_plain(d, ws, p);
+    if !(all_finite(&ws.x[..tt * nx]) && cost.is_finite()) {
+        // Nothing to iterate from: the initial rollout itself overflowed (or the model is
+        // undefined along it). Reported as it is, never as converged.
+        let what = if all_finite(&ws.x[..tt * nx]) { NonFinite::Cost } else { NonFinite::Rollout };
+        x_out.copy_from_slice(&ws.x);
+        u_out.copy_from_slice(&ws.u);
+        return Stats { cost, iterations: 0, converged: false, kkt_residual: f64::NAN, stop: StopReason::NonFinite(what) };
+    }
     ws.k.fill(0.0);
     ws.xbest.copy_from_slice(&ws.x);
     ws.ubest.copy_from_slice(&ws.u);
@@ -508,7 +541,12 @@ fn solve_one_impl<D: Dynamics>(
         let tol = 64.0 * f64::EPSILON * (n as f64) * scale.max(cost.abs());
         let accept_limit = if kkt_mode { cost - tol } else { cost + tol };
         loop {
-            if !riccati(d, ws, p, mu, ddp) {
+            let outcome = riccati(d, ws, p, mu, ddp);
+            if outcome == RiccatiOutcome::NonFinite {
+                stop = StopReason::NonFinite(NonFinite::Riccati);
+                break 'outer;
+            }
+            if outcome == RiccatiOutcome::NotPositiveDefinite {
                 mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
                 if mu > opts.reg_max {
                     if kkt_mode && !ddp && d.has_curvature() {
@@ -626,6 +664,11 @@ fn solve_one_impl<D: Dynamics>(
     if !kkt_current && opts.report_kkt {
         kkt = kkt_residual(d, ws, p, lin_current);
     }
+    if (opts.report_kkt || kkt_mode) && kkt.is_nan() && !stop.non_finite() {
+        // The cost's gradient through the dynamics is not finite at the returned iterate.
+        stop = StopReason::NonFinite(NonFinite::Residual);
+    }
+    let converged = stop.converged();
     x_out.copy_from_slice(&ws.x);
     u_out.copy_from_slice(&ws.u);
     Stats { cost, iterations: iters, converged, kkt_residual: kkt, stop }

@@ -87,7 +87,37 @@ pub enum StopReason {
     /// No step size lowered the cost even with the largest regularisation: the iterates
     /// cannot move (the residual says how far from optimal they stopped).
     Stalled,
+    /// Something went non-finite (overflow, or a model that is undefined at the iterate): never
+    /// converged. The solution is the last finite iterate where there is one.
+    NonFinite(NonFinite),
 }
+
+/// What went non-finite in a forward solve ([`StopReason::NonFinite`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonFinite {
+    /// The states of the rollout from `x_init` with the initial controls (the dynamics
+    /// overflowed, or `x_init` is too large to propagate).
+    Rollout,
+    /// The cost of the initial rollout (its states finite).
+    Cost,
+    /// The Riccati pass: the dynamics' Jacobians, the cost-to-go or the gains at the iterate.
+    Riccati,
+    /// The KKT residual of the returned solution (the cost's gradient through the dynamics).
+    Residual,
+}
+
+/// Every [`StopReason`] with its status code, the one table the CUDA kernels' `status_out`
+/// codes are rendered from.
+pub const STOP_CODES: [(StopReason, i32); 8] = [
+    (StopReason::MaxIterations, 0),
+    (StopReason::Tolerance, 1),
+    (StopReason::SmallStep, 2),
+    (StopReason::Stalled, 3),
+    (StopReason::NonFinite(NonFinite::Rollout), 4),
+    (StopReason::NonFinite(NonFinite::Cost), 5),
+    (StopReason::NonFinite(NonFinite::Riccati), 6),
+    (StopReason::NonFinite(NonFinite::Residual), 7),
+];
 
 impl StopReason {
     /// A short name for reports (`"tolerance"`, `"small-step"`, `"max-iterations"`, `"stalled"`).
@@ -97,12 +127,81 @@ impl StopReason {
             StopReason::SmallStep => "small-step",
             StopReason::MaxIterations => "max-iterations",
             StopReason::Stalled => "stalled",
+            StopReason::NonFinite(NonFinite::Rollout) => "non-finite-rollout",
+            StopReason::NonFinite(NonFinite::Cost) => "non-finite-cost",
+            StopReason::NonFinite(NonFinite::Riccati) => "non-finite-riccati",
+            StopReason::NonFinite(NonFinite::Residual) => "non-finite-residual",
         }
     }
     /// Whether this counts as converged.
     pub fn converged(self) -> bool {
         matches!(self, StopReason::Tolerance | StopReason::SmallStep)
     }
+    /// Whether something went non-finite.
+    pub fn non_finite(self) -> bool {
+        matches!(self, StopReason::NonFinite(_))
+    }
+    /// The status code of this reason (see [`STOP_CODES`]).
+    pub fn code(self) -> i32 {
+        STOP_CODES.iter().find(|(r, _)| *r == self).map(|&(_, c)| c).expect("every StopReason has a code")
+    }
+    /// The reason of a status code; `None` for a code no kernel writes.
+    pub fn from_code(code: i32) -> Option<Self> {
+        STOP_CODES.iter().find(|(_, c)| *c == code).map(|&(r, _)| r)
+    }
+}
+
+/// What the backward pass did for one problem.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GradStatus {
+    /// Gradients computed and finite.
+    #[default]
+    Ok,
+    /// The forward solution went non-finite ([`StopReason::NonFinite`], or non-finite states
+    /// or controls): no gradient is defined; all of this problem's gradients are zero.
+    MaskedSolution,
+    /// The implicit-differentiation solve produced a non-finite value; all of this problem's
+    /// gradients are set to zero rather than propagating it.
+    MaskedNonFinite,
+}
+
+impl GradStatus {
+    /// A short name for reports (`"ok"`, `"masked-solution"`, `"masked-non-finite"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GradStatus::Ok => "ok",
+            GradStatus::MaskedSolution => "masked-solution",
+            GradStatus::MaskedNonFinite => "masked-non-finite",
+        }
+    }
+    /// Whether the gradients were zeroed.
+    pub fn masked(self) -> bool {
+        self != GradStatus::Ok
+    }
+}
+
+/// Zero one problem's gradients unless its forward solution is usable and they came out
+/// finite: the rule every backend applies after its backward pass (`solution_ok`: the problem's
+/// stop reason is not [`StopReason::NonFinite`] and its states and controls are finite).
+pub fn mask_gradients(solution_ok: bool, grads: [&mut [f64]; 3]) -> GradStatus {
+    let status = if !solution_ok {
+        GradStatus::MaskedSolution
+    } else if grads.iter().any(|g| g.iter().any(|v| !v.is_finite())) {
+        GradStatus::MaskedNonFinite
+    } else {
+        return GradStatus::Ok;
+    };
+    for g in grads {
+        g.fill(0.0);
+    }
+    status
+}
+
+/// Whether problem `i` of `sol` is usable for the backward pass (see [`mask_gradients`]).
+pub fn solution_ok(sol: &Solution, i: usize, t: usize, nx: usize, nu: usize) -> bool {
+    !sol.stop.get(i).is_some_and(|s| s.non_finite())
+        && sol.x[i * t * nx..(i + 1) * t * nx].iter().all(|v| v.is_finite())
+        && sol.u[i * t * nu..(i + 1) * t * nu].iter().all(|v| v.is_finite())
 }
 
 /// Which step the line search keeps.
@@ -276,6 +375,27 @@ pub struct Solution {
     pub stop: Vec<StopReason>,
 }
 
+impl Solution {
+    /// After `kkt_residual` was filled from outside the solve (a CUDA solution checked on the
+    /// CPU): a problem whose residual is NaN has a non-finite gradient of its cost at the returned
+    /// controls, so it is marked [`NonFinite::Residual`] and not converged, as the CPU solver does.
+    pub fn flag_non_finite_residuals(&mut self) {
+        for i in 0..self.kkt_residual.len().min(self.converged.len()) {
+            if self.kkt_residual[i].is_nan() && !self.stop.get(i).is_some_and(|s| s.non_finite()) {
+                self.converged[i] = false;
+                if let Some(s) = self.stop.get_mut(i) {
+                    *s = StopReason::NonFinite(NonFinite::Residual);
+                }
+            }
+        }
+    }
+
+    /// How many problems went non-finite ([`StopReason::NonFinite`]).
+    pub fn non_finite_count(&self) -> usize {
+        self.stop.iter().filter(|s| s.non_finite()).count()
+    }
+}
+
 /// Gradients of a loss with respect to the problem data (flat, batch first).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Gradients {
@@ -285,6 +405,8 @@ pub struct Gradients {
     pub cost_lin: Vec<f64>,
     /// dL/dx_init, B×nx.
     pub x_init: Vec<f64>,
+    /// Per problem: computed, or masked (zeroed) and why.
+    pub status: Vec<GradStatus>,
 }
 
 /// Per-problem result of the forward solve.
@@ -463,18 +585,23 @@ impl<D: Dynamics> Solver<D> {
         out.cost_hess.resize(bsz * t * n * n, 0.0);
         out.cost_lin.resize(bsz * t * n, 0.0);
         out.x_init.resize(bsz * nx, 0.0);
+        out.status.resize(bsz, GradStatus::Ok);
         let model = &self.model;
         let mode = self.options.gradient;
-        let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64]| {
-            let p = batch.problem(i, t, nx, nu);
-            let xs = &sol.x[i * t * nx..(i + 1) * t * nx];
-            let us = &sol.u[i * t * nu..(i + 1) * t * nu];
-            let gx = &grad_x[i * t * nx..(i + 1) * t * nx];
-            let gu = &grad_u[i * t * nu..(i + 1) * t * nu];
-            backward::backward_one(model, mode, ws, &p, xs, us, gx, gu, gcm, gcv, gx0);
+        let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64]| -> GradStatus {
+            let ok = solution_ok(sol, i, t, nx, nu);
+            if ok {
+                let p = batch.problem(i, t, nx, nu);
+                let xs = &sol.x[i * t * nx..(i + 1) * t * nx];
+                let us = &sol.u[i * t * nu..(i + 1) * t * nu];
+                let gx = &grad_x[i * t * nx..(i + 1) * t * nx];
+                let gu = &grad_u[i * t * nu..(i + 1) * t * nu];
+                backward::backward_one(model, mode, ws, &p, xs, us, gx, gu, gcm, gcv, gx0);
+            }
+            mask_gradients(ok, [gcm, gcv, gx0])
         };
         if bsz == 1 {
-            run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init);
+            out.status[0] = run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init);
             return;
         }
         self.workspaces[..bsz]
@@ -482,8 +609,9 @@ impl<D: Dynamics> Solver<D> {
             .zip(out.cost_hess.par_chunks_mut(t * n * n))
             .zip(out.cost_lin.par_chunks_mut(t * n))
             .zip(out.x_init.par_chunks_mut(nx))
+            .zip(out.status.par_iter_mut())
             .enumerate()
-            .for_each(|(i, (((ws, gcm), gcv), gx0))| run(i, ws, gcm, gcv, gx0));
+            .for_each(|(i, ((((ws, gcm), gcv), gx0), st))| *st = run(i, ws, gcm, gcv, gx0));
     }
 }
 
@@ -531,6 +659,7 @@ pub fn solve_each<D: Dynamics + Clone>(
             all.cost_hess.extend(g.cost_hess);
             all.cost_lin.extend(g.cost_lin);
             all.x_init.extend(g.x_init);
+            all.status.extend(g.status);
         }
     }
     (sol, grads)
