@@ -80,7 +80,7 @@ fn keep_last_bounds_checkpoints_across_sigkill_and_resume() {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("mpc train exited early: {status}");
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

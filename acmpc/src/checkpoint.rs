@@ -189,12 +189,16 @@ fn is_regular(name: &str) -> bool {
 
 /// Retention: delete regular checkpoints (`step_*`) but the newest `keep_last` (by step; never
 /// the one `latest` points to, never `best`), and temporary directories left by killed runs.
+/// `keep_last = 0` deletes every regular checkpoint but `latest` (room before writing one).
 /// Returns the directories removed.
 pub fn prune(root: &Path, keep_last: usize) -> Result<Vec<PathBuf>, CheckpointError> {
     let latest = std::fs::read_to_string(root.join("latest")).map(|s| s.trim().to_string()).unwrap_or_default();
     let mut regular = Vec::new();
     let mut removed = Vec::new();
     let own_tmp = format!(".tmp-{}", std::process::id());
+    if !root.is_dir() {
+        return Ok(removed);
+    }
     for entry in std::fs::read_dir(root).map_err(io(root))? {
         let entry = entry.map_err(io(root))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -210,7 +214,7 @@ pub fn prune(root: &Path, keep_last: usize) -> Result<Vec<PathBuf>, CheckpointEr
     }
     regular.sort_by_key(|n| n[5..].parse::<u64>().unwrap_or(u64::MAX));
     let n = regular.len();
-    for name in &regular[..n.saturating_sub(keep_last.max(1))] {
+    for name in &regular[..n.saturating_sub(keep_last)] {
         if *name == latest {
             continue;
         }

@@ -305,6 +305,9 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         if state.steps >= next_ckpt || state.steps >= cfg.ppo.total_steps {
             next_ckpt = next_ckpt.saturating_add(cfg.log.checkpoint_every.max(1));
             let name = format!("step_{:09}", state.steps);
+            // Make room first, so that at most keep_last regular checkpoints exist at any moment
+            // (`latest` is never deleted, so keep_last = 1 briefly holds two).
+            checkpoint::prune(&ckpt_root, cfg.log.keep_last.saturating_sub(1))?;
             checkpoint::save(&ckpt_root, &name, &policy, &opt, &normalizer, cfg, &state, true)?;
             checkpoint::prune(&ckpt_root, cfg.log.keep_last)?;
         }

@@ -664,7 +664,7 @@ fn solve_one_impl<D: Dynamics>(
     if !kkt_current && opts.report_kkt {
         kkt = kkt_residual(d, ws, p, lin_current);
     }
-    if (opts.report_kkt || kkt_mode) && kkt.is_nan() && !stop.non_finite() {
+    if (opts.report_kkt || kkt_mode) && !kkt.is_finite() && !stop.non_finite() {
         // The cost's gradient through the dynamics is not finite at the returned iterate.
         stop = StopReason::NonFinite(NonFinite::Residual);
     }

@@ -377,11 +377,11 @@ pub struct Solution {
 
 impl Solution {
     /// After `kkt_residual` was filled from outside the solve (a CUDA solution checked on the
-    /// CPU): a problem whose residual is NaN has a non-finite gradient of its cost at the returned
+    /// CPU): a problem whose residual is not finite has a non-finite gradient of its cost at the returned
     /// controls, so it is marked [`NonFinite::Residual`] and not converged, as the CPU solver does.
     pub fn flag_non_finite_residuals(&mut self) {
         for i in 0..self.kkt_residual.len().min(self.converged.len()) {
-            if self.kkt_residual[i].is_nan() && !self.stop.get(i).is_some_and(|s| s.non_finite()) {
+            if !self.kkt_residual[i].is_finite() && !self.stop.get(i).is_some_and(|s| s.non_finite()) {
                 self.converged[i] = false;
                 if let Some(s) = self.stop.get_mut(i) {
                     *s = StopReason::NonFinite(NonFinite::Residual);
