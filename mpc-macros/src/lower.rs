@@ -180,6 +180,11 @@ pub struct Derived {
     pub b: Vec<Id>,
     /// `Σ_i λ_i ∇²_zz f_i`, n×n row-major (symmetric; the same node on both sides).
     pub h: Vec<Id>,
+    /// `∂f/∂θ`, nx×np row-major: the parameter Jacobian of the discrete map (through the
+    /// integrator; `dt` is a parameter like the others).
+    pub fp: Vec<Id>,
+    /// `∂²(λᵀf)/∂z∂θ`, n×np row-major: the co-state–weighted mixed second derivative.
+    pub hp: Vec<Id>,
 }
 
 impl Derived {
@@ -252,7 +257,22 @@ pub fn derive(spec: &ModelSpec) -> Result<Derived> {
             h[k * n + j] = hjk;
         }
     }
-    Ok(Derived { graph: g, next, a, b, h })
+    // Parameter derivatives: ∂f_i/∂θ_k and ∂w_j/∂θ_k (forward mode per parameter).
+    let np = spec.params.len();
+    let mut pdiffs: Vec<Differentiator> = (0..np).map(|k| Differentiator::new(Var::Param(k))).collect();
+    let mut fp = vec![0; nx * np];
+    for i in 0..nx {
+        for k in 0..np {
+            fp[i * np + k] = pdiffs[k].diff(&mut g, next[i]);
+        }
+    }
+    let mut hp = vec![0; n * np];
+    for j in 0..n {
+        for k in 0..np {
+            hp[j * np + k] = pdiffs[k].diff(&mut g, w[j]);
+        }
+    }
+    Ok(Derived { graph: g, next, a, b, h, fp, hp })
 }
 
 /// `x + s · k`, entrywise.

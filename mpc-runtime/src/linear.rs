@@ -87,6 +87,35 @@ impl Dynamics for LinearModel {
     fn has_curvature(&self) -> bool {
         false
     }
+    /// θ = [A (nx×nx, row-major), B (nx×nu), f (nx)]: `nx² + nx·nu + nx` parameters.
+    fn np(&self) -> usize {
+        self.nx * self.nx + self.nx * self.nu + self.nx
+    }
+    fn param_jacobian(&self, x: &[f64], u: &[f64], fp: &mut [f64]) {
+        let (nx, nu, np) = (self.nx, self.nu, self.np());
+        let fp = &mut fp[..nx * np];
+        fp.fill(0.0);
+        for i in 0..nx {
+            let row = &mut fp[i * np..(i + 1) * np];
+            row[i * nx..(i + 1) * nx].copy_from_slice(&x[..nx]);
+            row[nx * nx + i * nu..nx * nx + (i + 1) * nu].copy_from_slice(&u[..nu]);
+            row[nx * nx + nx * nu + i] = 1.0;
+        }
+    }
+    fn param_hessian(&self, _x: &[f64], _u: &[f64], lambda: &[f64], hp: &mut [f64]) {
+        // ∇_x(λᵀf) = Aᵀλ, ∇_u(λᵀf) = Bᵀλ: ∂(Aᵀλ)_k/∂A_ik = λ_i, ∂(Bᵀλ)_k/∂B_ik = λ_i.
+        let (nx, nu, np) = (self.nx, self.nu, self.np());
+        let hp = &mut hp[..(nx + nu) * np];
+        hp.fill(0.0);
+        for i in 0..nx {
+            for k in 0..nx {
+                hp[k * np + i * nx + k] = lambda[i];
+            }
+            for k in 0..nu {
+                hp[(nx + k) * np + nx * nx + i * nu + k] = lambda[i];
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -56,6 +56,16 @@ pub trait Dynamics: Send + Sync {
     fn has_curvature(&self) -> bool {
         true
     }
+    /// Number of parameters `θ` whose derivatives [`Dynamics::param_jacobian`] and
+    /// [`Dynamics::param_hessian`] give (0: none, and those two are never called).
+    fn np(&self) -> usize {
+        0
+    }
+    /// `Fp = ∂f/∂θ` (nx×np, row-major).
+    fn param_jacobian(&self, _x: &[f64], _u: &[f64], _fp: &mut [f64]) {}
+    /// `Hp = ∂²(λᵀf)/∂z∂θ` (`(nx+nu)×np`, row-major): the co-state–weighted mixed second
+    /// derivative.
+    fn param_hessian(&self, _x: &[f64], _u: &[f64], _lambda: &[f64], _hp: &mut [f64]) {}
 }
 
 /// Error when setting a parameter by name.
@@ -132,6 +142,10 @@ pub trait Model: Clone + Default + Send + Sync + 'static {
     fn eval_linearize(&self, x: &[f64], u: &[f64], x_next: &mut [f64], a: &mut [f64], b: &mut [f64]);
     /// Co-state–weighted Hessian `Σ_i λ_i ∇²_zz f_i` (generated).
     fn eval_weighted_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], h: &mut [f64]);
+    /// `∂f/∂θ`, nx×np in [`Model::PARAM_NAMES`] order (generated).
+    fn eval_param_jacobian(&self, x: &[f64], u: &[f64], fp: &mut [f64]);
+    /// `∂²(λᵀf)/∂z∂θ`, `(nx+nu)×np` (generated).
+    fn eval_param_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], hp: &mut [f64]);
     /// True when the generated second derivatives are all identically zero.
     const IS_LINEAR: bool;
 }
@@ -160,5 +174,17 @@ impl<M: Model> Dynamics for M {
     #[inline(always)]
     fn has_curvature(&self) -> bool {
         !M::IS_LINEAR
+    }
+    #[inline(always)]
+    fn np(&self) -> usize {
+        M::NP
+    }
+    #[inline(always)]
+    fn param_jacobian(&self, x: &[f64], u: &[f64], fp: &mut [f64]) {
+        self.eval_param_jacobian(x, u, fp)
+    }
+    #[inline(always)]
+    fn param_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], hp: &mut [f64]) {
+        self.eval_param_hessian(x, u, lambda, hp)
     }
 }

@@ -524,7 +524,9 @@ fn num(v: f64) -> Value {
 }
 
 /// The solution document of `problem` (with the gradients when given) as a JSON value.
-pub fn solution_value(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, backend: &str) -> Value {
+/// `param_names` names the entries of [`Gradients::params`] for a named model (in its
+/// parameter order); the `linear` model's are `A`, `B`, `f` by construction.
+pub fn solution_value(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, param_names: &[&str], backend: &str) -> Value {
     let (b, t, nx, nu) = (problem.batch, problem.horizon, problem.nx, problem.nu);
     let n = nx + nu;
     let mut m = Map::new();
@@ -547,14 +549,34 @@ pub fn solution_value(problem: &Problem, sol: &Solution, grads: Option<&Gradient
         if g.status.len() == b {
             m.insert("grad_status".into(), Value::Array(g.status.iter().map(|s| Value::String(s.name().into())).collect()));
         }
+        if !g.params.is_empty() && g.params.len() % b == 0 {
+            let np = g.params.len() / b;
+            let column = |k: usize| -> Vec<f64> { (0..b).map(|i| g.params[i * np + k]).collect() };
+            let mut gp = Map::new();
+            if problem.model == "linear" && np == nx * nx + nx * nu + nx {
+                let block = |from: usize, len: usize| -> Vec<f64> {
+                    (0..b).flat_map(|i| g.params[i * np + from..i * np + from + len].to_vec()).collect()
+                };
+                gp.insert("A".into(), nest(&block(0, nx * nx), &[b, nx, nx]));
+                gp.insert("B".into(), nest(&block(nx * nx, nx * nu), &[b, nx, nu]));
+                gp.insert("f".into(), nest(&block(nx * nx + nx * nu, nx), &[b, nx]));
+            } else if param_names.len() == np {
+                for (k, name) in param_names.iter().enumerate() {
+                    gp.insert((*name).into(), nest(&column(k), &[b]));
+                }
+            }
+            if !gp.is_empty() {
+                m.insert("grad_params".into(), Value::Object(gp));
+            }
+        }
     }
     m.insert("backend".into(), Value::String(backend.into()));
     Value::Object(m)
 }
 
 /// The solution document as text (compact JSON, shortest round-trip floats).
-pub fn solution_json(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, backend: &str) -> String {
-    solution_value(problem, sol, grads, backend).to_string()
+pub fn solution_json(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, param_names: &[&str], backend: &str) -> String {
+    solution_value(problem, sol, grads, param_names, backend).to_string()
 }
 
 #[cfg(test)]
@@ -670,7 +692,7 @@ mod tests {
             converged: vec![true],
             ..Default::default()
         };
-        let v = solution_value(&p, &sol, None, "cpu");
+        let v = solution_value(&p, &sol, None, &[], "cpu");
         assert_eq!(v["x"], serde_json::json!([[[1.0, 0.0], [0.5, 0.25]]]));
         assert_eq!(v["u"], serde_json::json!([[[0.1], [0.2]]]));
         assert_eq!(v["backend"], "cpu");

@@ -78,7 +78,7 @@ fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
 struct SolveCuda<'a>(&'a Problem, &'a [(String, f64)]);
 
 impl ModelVisitor for SolveCuda<'_> {
-    type Output = Result<(Solution, Option<Gradients>), String>;
+    type Output = Result<Solved, String>;
     fn visit<M: Model>(self) -> Self::Output {
         use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
         let p = self.0;
@@ -99,14 +99,20 @@ impl ModelVisitor for SolveCuda<'_> {
         sol.kkt_residual = Solver::new(m.clone(), p.horizon, p.options.clone()).kkt_residuals(&batch, &sol.u);
         sol.flag_non_finite_residuals();
         let grads = match (&p.grad_x, &p.grad_u) {
-            (Some(gx), Some(gu)) => Some(gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?),
+            (Some(gx), Some(gu)) => {
+                let mut g = gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?;
+                // The backward kernel has no parameter gradients yet: dL/dθ from the CPU
+                // backward pass at the GPU's solution (same mode, same masking).
+                g.params = Solver::new(m.clone(), p.horizon, options(p)).backward(&batch, &sol, gx, gu).params;
+                Some(g)
+            }
             _ => None,
         };
-        Ok((sol, grads))
+        Ok((sol, grads, M::PARAM_NAMES.to_vec()))
     }
 }
 
-fn solve_problem_cuda(p: &Problem) -> Result<(Solution, Option<Gradients>), String> {
+fn solve_problem_cuda(p: &Problem) -> Result<Solved, String> {
     match &p.params {
         ModelParams::Named(params) => mpc_models::dispatch(&p.model, SolveCuda(p, params))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
@@ -136,7 +142,7 @@ fn model_dims(name: &str) -> Result<(usize, usize), String> {
 
 /// Solve (and differentiate when asked) with dynamics `d`.
 fn solve_with<D: Dynamics>(d: D, p: &Problem) -> (Solution, Option<Gradients>) {
-    let mut solver = Solver::new(d, p.horizon, p.options.clone());
+    let mut solver = Solver::new(d, p.horizon, options(p));
     let batch = p.as_batch();
     let sol = solver.solve(&batch);
     let grads = match (&p.grad_x, &p.grad_u) {
@@ -149,8 +155,18 @@ fn solve_with<D: Dynamics>(d: D, p: &Problem) -> (Solution, Option<Gradients>) {
 /// Solve a batch whose problems each have their own model (per-problem params).
 fn solve_each_with<D: Dynamics + Clone>(models: &[D], p: &Problem) -> (Solution, Option<Gradients>) {
     let upstream = p.grad_x.as_deref().zip(p.grad_u.as_deref());
-    mpc_runtime::solve_each(models, p.horizon, &p.options, &p.as_batch(), upstream)
+    mpc_runtime::solve_each(models, p.horizon, &options(p), &p.as_batch(), upstream)
 }
+
+/// The problem's solver options, with parameter gradients on (`grad_params` is part of every
+/// solution whose backward pass runs).
+fn options(p: &Problem) -> mpc_runtime::SolverOptions {
+    mpc_runtime::SolverOptions { grad_params: true, ..p.options.clone() }
+}
+
+/// What a solve returns: the solution, the gradients when asked for, and the names of the
+/// model's parameters (the keys of `grad_params`).
+type Solved = (Solution, Option<Gradients>, Vec<&'static str>);
 
 /// The bundled model `M` with these parameters.
 fn with_params<M: Model>(params: &[(String, f64)]) -> Result<M, String> {
@@ -166,21 +182,22 @@ fn with_params<M: Model>(params: &[(String, f64)]) -> Result<M, String> {
 struct SolveGenerated<'a>(&'a Problem);
 
 impl ModelVisitor for SolveGenerated<'_> {
-    type Output = Result<(Solution, Option<Gradients>), String>;
+    type Output = Result<Solved, String>;
     fn visit<M: Model>(self) -> Self::Output {
         let p = self.0;
-        match &p.params {
+        let (sol, grads) = match &p.params {
             ModelParams::NamedPerProblem(lists) => {
                 let models = lists.iter().map(|ps| with_params::<M>(ps)).collect::<Result<Vec<_>, _>>()?;
-                Ok(solve_each_with(&models, p))
+                solve_each_with(&models, p)
             }
-            ModelParams::Named(ps) => Ok(solve_with(with_params::<M>(ps)?, p)),
+            ModelParams::Named(ps) => solve_with(with_params::<M>(ps)?, p),
             _ => unreachable!("a named model"),
-        }
+        };
+        Ok((sol, grads, M::PARAM_NAMES.to_vec()))
     }
 }
 
-fn solve_reference<M: RefModel, const N: usize>(p: &Problem) -> Result<(Solution, Option<Gradients>), String> {
+fn solve_reference<M: RefModel, const N: usize>(p: &Problem) -> Result<Solved, String> {
     let build = |params: &[(String, f64)]| -> Result<reference::RefDynamics<M, N>, String> {
         let mut m = M::default();
         for (k, v) in params {
@@ -191,17 +208,22 @@ fn solve_reference<M: RefModel, const N: usize>(p: &Problem) -> Result<(Solution
     match &p.params {
         ModelParams::NamedPerProblem(lists) => {
             let models = lists.iter().map(|ps| build(ps)).collect::<Result<Vec<_>, _>>()?;
-            Ok(solve_each_with(&models, p))
+            let (s, g) = solve_each_with(&models, p);
+            Ok((s, g, Vec::new()))
         }
-        ModelParams::Named(ps) => Ok(solve_with(build(ps)?, p)),
+        ModelParams::Named(ps) => {
+            let (s, g) = solve_with(build(ps)?, p);
+            Ok((s, g, Vec::new()))
+        }
         _ => unreachable!("a named model"),
     }
 }
 
-fn solve_problem(p: &Problem, use_reference: bool) -> Result<(Solution, Option<Gradients>), String> {
+fn solve_problem(p: &Problem, use_reference: bool) -> Result<Solved, String> {
+    let named = |(s, g)| (s, g, Vec::new());
     match &p.params {
-        ModelParams::Linear(lin) => Ok(solve_with(lin.clone(), p)),
-        ModelParams::LinearPerProblem(lins) => Ok(solve_each_with(lins, p)),
+        ModelParams::Linear(lin) => Ok(named(solve_with(lin.clone(), p))),
+        ModelParams::LinearPerProblem(lins) => Ok(named(solve_each_with(lins, p))),
         ModelParams::Named(_) | ModelParams::NamedPerProblem(_) if use_reference => match p.model.as_str() {
             "pendulum" => solve_reference::<reference::RefPendulum, 4>(p),
             "cartpole" => solve_reference::<reference::RefCartpole, 6>(p),
@@ -311,7 +333,7 @@ pub fn run(args: SolveArgs) -> ExitCode {
     } else {
         (solve_problem(&problem, args.reference_models), "cpu")
     };
-    let (sol, grads) = match result {
+    let (sol, grads, param_names) = match result {
         Ok(r) => r,
         Err(e) => return fail(format!("{path}: {e}")),
     };
@@ -325,7 +347,7 @@ pub fn run(args: SolveArgs) -> ExitCode {
         }
         eprintln!("  (the solution document follows on stdout; `mpc solve --print-example` shows the problem)");
     }
-    let json = solution_json(&problem, &sol, grads.as_ref(), backend);
+    let json = solution_json(&problem, &sol, grads.as_ref(), &param_names, backend);
     match args.out {
         Some(out) => {
             if let Err(e) = std::fs::write(&out, json.as_bytes()) {

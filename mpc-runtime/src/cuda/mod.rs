@@ -75,11 +75,12 @@ pub(crate) fn kernel_gradients(
                     &mut cost_hess[i * t * n * n..(i + 1) * t * n * n],
                     &mut cost_lin[i * t * n..(i + 1) * t * n],
                     &mut x_init[i * nx..(i + 1) * nx],
+                    &mut [],
                 ],
             )
         })
         .collect();
-    Gradients { cost_hess, cost_lin, x_init, status }
+    Gradients { cost_hess, cost_lin, x_init, params: Vec::new(), status }
 }
 
 /// The device functions every generated model provides, as used in kernel names by

@@ -35,13 +35,14 @@ pub(crate) fn backward_one<D: Dynamics>(
     grad_cm: &mut [f64],
     grad_cv: &mut [f64],
     grad_x0: &mut [f64],
+    grad_p: &mut [f64],
 ) {
     #[cfg(target_arch = "x86_64")]
     if super::ilqr::has_avx2() {
         // SAFETY: AVX2 is available on this CPU (checked just above).
-        return unsafe { backward_one_avx2(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0) };
+        return unsafe { backward_one_avx2(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p) };
     }
-    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0)
+    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p)
 }
 
 /// [`backward_one_impl`] compiled for AVX2.
@@ -60,8 +61,9 @@ unsafe fn backward_one_avx2<D: Dynamics>(
     grad_cm: &mut [f64],
     grad_cv: &mut [f64],
     grad_x0: &mut [f64],
+    grad_p: &mut [f64],
 ) {
-    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0)
+    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p)
 }
 
 #[inline(always)]
@@ -78,6 +80,7 @@ fn backward_one_impl<D: Dynamics>(
     grad_cm: &mut [f64],
     grad_cv: &mut [f64],
     grad_x0: &mut [f64],
+    grad_p: &mut [f64],
 ) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
@@ -86,7 +89,9 @@ fn backward_one_impl<D: Dynamics>(
     ws.u.copy_from_slice(&us[..tt * nu]);
     linearize_all(d, ws);
     let exact = mode == GradientMode::Exact && d.has_curvature() && tt > 1;
-    if exact {
+    // Parameter gradients when asked for (`grad_p` not empty) and the model has parameters.
+    let np = if grad_p.is_empty() { 0 } else { d.np() };
+    if (exact || np > 0) && tt > 1 {
         // Co-states λ_t, t = T-1 down to 1 (λ_t stored at ws.lam[t]).
         for t in (1..tt).rev() {
             let cm = &p.cm[t * n * n..(t + 1) * n * n];
@@ -211,5 +216,90 @@ fn backward_one_impl<D: Dynamics>(
                 gcm[i * n + j] = 0.5 * (dz[i] * ws.z[j] + ws.z[i] * dz[j]);
             }
         }
+    }
+    if np > 0 {
+        param_gradient(d, exact, ws, p, gx, np, &mut grad_p[..np]);
+    }
+}
+
+/// `dL/dθ` of one problem once `ws.dz` holds the adjoint trajectory `d` and `ws.lam` the
+/// co-states `λ` (see the module documentation).
+///
+/// The adjoint LQR's own co-states follow from its stationarity in `d_x`:
+/// `λ̂_{T-1} = (Ĉ d + g)_x`, `λ̂_t = (Ĉ_t d_t + g_t)_x + A_tᵀ λ̂_{t+1}` (active controls do not
+/// enter the `x` rows; `λ̂_0 = dL/dx_init`). A parameter moves the dynamics constraint by
+/// `∂f/∂θ δθ` (whose sensitivity is `λ̂_{t+1}`) and the stationarity by the mixed term
+/// `∂²(λ_{t+1}ᵀf)/∂z∂θ δθ` (a change of `c_t`, whose sensitivity is `d_t`):
+/// `dL/dθ = Σ_{t<T-1} λ̂_{t+1}ᵀ ∂f/∂θ(z_t) + d_tᵀ ∂²(λ_{t+1}ᵀf)/∂z∂θ(z_t)`.
+/// In Gauss-Newton mode `Ĉ = C` and `d` comes from that KKT system, but the mixed term stays:
+/// it is what differentiating the re-linearised dynamics `F(θ) z + f(θ)` gives (mpc.pytorch).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn param_gradient<D: Dynamics>(
+    d: &D,
+    exact: bool,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    gx: &[f64],
+    np: usize,
+    grad_p: &mut [f64],
+) {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    ws.fp.resize(nx * np, 0.0);
+    ws.hp.resize(n * np, 0.0);
+    grad_p.fill(0.0);
+    // ws.xn holds λ̂_{t+1}, ws.dx the new λ̂_t.
+    ws.xn.fill(0.0);
+    for t in (0..tt).rev() {
+        let x = &ws.x[t * nx..(t + 1) * nx];
+        let u = &ws.u[t * nu..(t + 1) * nu];
+        let dz = &ws.dz[t * n..(t + 1) * n];
+        if t + 1 < tt {
+            let lam = &ws.lam[(t + 1) * nx..(t + 2) * nx];
+            d.param_jacobian(x, u, &mut ws.fp);
+            d.param_hessian(x, u, lam, &mut ws.hp);
+            for i in 0..nx {
+                let l = ws.xn[i];
+                if l != 0.0 {
+                    for (g, f) in grad_p.iter_mut().zip(&ws.fp[i * np..(i + 1) * np]) {
+                        *g += l * f;
+                    }
+                }
+            }
+            for j in 0..n {
+                let dj = dz[j];
+                if dj != 0.0 {
+                    for (g, h) in grad_p.iter_mut().zip(&ws.hp[j * np..(j + 1) * np]) {
+                        *g += dj * h;
+                    }
+                }
+            }
+        }
+        if t == 0 {
+            break;
+        }
+        // λ̂_t = (Ĉ_t d_t + g_t)_x + A_tᵀ λ̂_{t+1}.
+        let cm = &p.cm[t * n * n..(t + 1) * n * n];
+        if exact && t + 1 < tt {
+            d.weighted_hessian(x, u, &ws.lam[(t + 1) * nx..(t + 2) * nx], &mut ws.hess);
+        }
+        for i in 0..nx {
+            let mut s = gx[t * nx + i];
+            for j in 0..n {
+                let mut c = cm[i * n + j];
+                if exact && t + 1 < tt {
+                    c += ws.hess[i * n + j];
+                }
+                s += c * dz[j];
+            }
+            if t + 1 < tt {
+                for k in 0..nx {
+                    s += ws.a[t * nx * nx + k * nx + i] * ws.xn[k];
+                }
+            }
+            ws.dx[i] = s;
+        }
+        std::mem::swap(&mut ws.xn, &mut ws.dx);
     }
 }

@@ -183,7 +183,7 @@ impl GradStatus {
 /// Zero one problem's gradients unless its forward solution is usable and they came out
 /// finite: the rule every backend applies after its backward pass (`solution_ok`: the problem's
 /// stop reason is not [`StopReason::NonFinite`] and its states and controls are finite).
-pub fn mask_gradients(solution_ok: bool, grads: [&mut [f64]; 3]) -> GradStatus {
+pub fn mask_gradients(solution_ok: bool, grads: [&mut [f64]; 4]) -> GradStatus {
     let status = if !solution_ok {
         GradStatus::MaskedSolution
     } else if grads.iter().any(|g| g.iter().any(|v| !v.is_finite())) {
@@ -241,6 +241,10 @@ pub struct SolverOptions {
     /// (the residual is then NaN unless `tol` computed it), for callers that never read it
     /// (training loops, benchmarks against solvers that do not compute it).
     pub report_kkt: bool,
+    /// Also compute `dL/dθ` for the model's parameters in [`Solver::backward`]
+    /// ([`Gradients::params`]; default off: it costs a parameter Jacobian and a mixed second
+    /// derivative per stage).
+    pub grad_params: bool,
     /// First non-zero `Q_uu` regularisation `μ` used when one is needed.
     pub reg_min: f64,
     /// Regularisation growth (and decay) factor.
@@ -260,6 +264,7 @@ impl Default for SolverOptions {
             method: Method::Ilqr,
             tol: None,
             report_kkt: true,
+            grad_params: false,
             reg_min: 1e-6,
             reg_factor: 10.0,
             reg_max: 1e10,
@@ -405,6 +410,10 @@ pub struct Gradients {
     pub cost_lin: Vec<f64>,
     /// dL/dx_init, B×nx.
     pub x_init: Vec<f64>,
+    /// dL/dθ, B×np in the model's parameter order (`Model::PARAM_NAMES`; for the linear model
+    /// `A`, `B`, `f` row-major): per problem, at that problem's parameter values. Empty unless
+    /// [`SolverOptions::grad_params`] is set.
+    pub params: Vec<f64>,
     /// Per problem: computed, or masked (zeroed) and why.
     pub status: Vec<GradStatus>,
 }
@@ -586,9 +595,11 @@ impl<D: Dynamics> Solver<D> {
         out.cost_lin.resize(bsz * t * n, 0.0);
         out.x_init.resize(bsz * nx, 0.0);
         out.status.resize(bsz, GradStatus::Ok);
+        let np = if self.options.grad_params { self.model.np() } else { 0 };
+        out.params.resize(bsz * np, 0.0);
         let model = &self.model;
         let mode = self.options.gradient;
-        let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64]| -> GradStatus {
+        let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64], gp: &mut [f64]| -> GradStatus {
             let ok = solution_ok(sol, i, t, nx, nu);
             if ok {
                 let p = batch.problem(i, t, nx, nu);
@@ -596,22 +607,27 @@ impl<D: Dynamics> Solver<D> {
                 let us = &sol.u[i * t * nu..(i + 1) * t * nu];
                 let gx = &grad_x[i * t * nx..(i + 1) * t * nx];
                 let gu = &grad_u[i * t * nu..(i + 1) * t * nu];
-                backward::backward_one(model, mode, ws, &p, xs, us, gx, gu, gcm, gcv, gx0);
+                backward::backward_one(model, mode, ws, &p, xs, us, gx, gu, gcm, gcv, gx0, gp);
             }
-            mask_gradients(ok, [gcm, gcv, gx0])
+            mask_gradients(ok, [gcm, gcv, gx0, gp])
         };
         if bsz == 1 {
-            out.status[0] = run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init);
+            out.status[0] =
+                run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init, &mut out.params);
             return;
         }
+        // One (possibly empty) parameter chunk per problem.
+        let mut gp: Vec<&mut [f64]> =
+            if np > 0 { out.params.chunks_mut(np).collect() } else { (0..bsz).map(|_| <&mut [f64]>::default()).collect() };
         self.workspaces[..bsz]
             .par_iter_mut()
             .zip(out.cost_hess.par_chunks_mut(t * n * n))
             .zip(out.cost_lin.par_chunks_mut(t * n))
             .zip(out.x_init.par_chunks_mut(nx))
+            .zip(gp.par_iter_mut())
             .zip(out.status.par_iter_mut())
             .enumerate()
-            .for_each(|(i, ((((ws, gcm), gcv), gx0), st))| *st = run(i, ws, gcm, gcv, gx0));
+            .for_each(|(i, (((((ws, gcm), gcv), gx0), gp), st))| *st = run(i, ws, gcm, gcv, gx0, gp));
     }
 }
 
@@ -659,6 +675,7 @@ pub fn solve_each<D: Dynamics + Clone>(
             all.cost_hess.extend(g.cost_hess);
             all.cost_lin.extend(g.cost_lin);
             all.x_init.extend(g.x_init);
+            all.params.extend(g.params);
             all.status.extend(g.status);
         }
     }

@@ -62,6 +62,10 @@ pub struct Workspace {
     pub(crate) lam: Vec<f64>,
     pub(crate) hess: Vec<f64>,
     pub(crate) dz: Vec<f64>,
+    /// Parameter Jacobian (nx×np) and mixed Hessian (n×np): sized on the first backward pass
+    /// that asks for parameter gradients.
+    pub(crate) fp: Vec<f64>,
+    pub(crate) hp: Vec<f64>,
     /// Box-QP scratch.
     pub(crate) qp: BoxQp,
 }
@@ -113,6 +117,8 @@ impl Workspace {
             lam: v(t * nx),
             hess: v(n * n),
             dz: v(t * n),
+            fp: Vec::new(),
+            hp: Vec::new(),
             qp: BoxQp::new(nu),
         }
     }
