@@ -10,6 +10,8 @@
 //! A model written in a user's crate refers to the runtime as `::mpc_runtime` by default; with
 //! only this facade as a dependency, write `#[mpc_model(crate = ::mpc::runtime, ..)]`.
 
+pub mod imitation;
+
 pub use mpc_macros as macros;
 pub use mpc_models as models;
 pub use mpc_runtime as runtime;

@@ -31,6 +31,8 @@ enum Command {
     Train(cli::train::TrainArgs),
     /// Evaluate a trained policy: lap times, speeds, plots.
     Eval(cli::eval::EvalArgs),
+    /// Learn a model's parameters through the MPC from expert controls (Amos et al. 2018).
+    Imitate(cli::imitate::ImitateArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,5 +43,6 @@ fn main() -> ExitCode {
         Command::Bench(a) => cli::bench::run(a),
         Command::Train(a) => cli::train::run(a),
         Command::Eval(a) => cli::eval::run(a),
+        Command::Imitate(a) => cli::imitate::run_cli(a),
     }
 }

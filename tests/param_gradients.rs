@@ -312,3 +312,38 @@ fn mpc_solve_writes_grad_params() {
     assert_eq!(shape(&lin["grad_params"]["B"]), vec![bl, nx, nu]);
     assert_eq!(shape(&lin["grad_params"]["f"]), vec![bl, nx]);
 }
+
+/// The CUDA backward kernel's dL/dθ, host-emulated in double, equals the CPU's to 1e-9
+/// (relative to the largest entry), in both gradient modes, with bounds active.
+#[test]
+fn host_emulated_backward_kernel_param_gradients_equal_the_cpu() {
+    use mpc_runtime::cuda::host::{HostError, HostModule};
+    use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward};
+    fn run<M: Model>(m: M, t: usize, c: &Case) {
+        let b = batch(c);
+        for mode in [GradientMode::Exact, GradientMode::GaussNewton] {
+            let opts = options(mode);
+            let mut cpu = Solver::new(m.clone(), t, opts.clone());
+            let sol = cpu.solve(&b);
+            let want = cpu.backward(&b, &sol, &c.gx, &c.gu);
+            let k = render_backward::<M>(&KernelOptions::new(t, Precision::F64).with_solver(opts.clone())).unwrap();
+            let hm = match HostModule::build(&k) {
+                Ok(h) => h,
+                Err(HostError::NoCompiler(e)) if std::env::var_os("CI").is_none() => {
+                    eprintln!("\n!!!!! SKIPPING HOST EMULATION (no C++ compiler): {e}\n");
+                    return;
+                }
+                Err(e) => panic!("{e}"),
+            };
+            let got = hm.backward(mode, &m.param_values(), &b, &sol, &c.gx, &c.gu, 2).unwrap();
+            assert_eq!(got.params.len(), want.params.len());
+            let scale = want.params.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+            let err = got.params.iter().zip(&want.params).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
+            eprintln!("{} {mode:?}: host-emulated dL/dθ rel err {err:.1e}", M::NAME);
+            assert!(err <= 1e-9, "{} {mode:?}: {:?} vs {:?}", M::NAME, got.params, want.params);
+        }
+    }
+    run(Pendulum::default(), 8, &case(3, 1, 8, &[0.0, 1.0, 0.0], &[1.0, 0.0, 0.0], 1.0, 0.01, &[1.0], &[0.0]));
+    run(Cartpole::default(), 8, &case(5, 1, 8, &[0.2, 0.0, 0.9, 0.4, 0.0], &[0.0, 0.0, 1.0, 0.0, 0.0], 1.0, 1e-3, &[4.0], &[0.0]));
+    run(SpringPendulum::default(), 10, &case(4, 1, 10, &[0.5, 0.0, 0.1, 0.0], &[0.0, 0.0, 0.0, 0.0], 2.0, 0.01, &[0.5], &[0.0]));
+}

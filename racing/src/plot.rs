@@ -187,6 +187,50 @@ pub fn curves_png(path: &Path, title: &str, series: &[Curve]) -> Result<(), Plot
     })
 }
 
+/// One panel of [`panels_png`]: a title, axis labels and labelled lines `(label, points)`.
+#[derive(Clone, Debug, Default)]
+pub struct Panel {
+    /// Panel title.
+    pub title: String,
+    /// x-axis label.
+    pub x_label: String,
+    /// y-axis label.
+    pub y_label: String,
+    /// `(legend label, points)`; non-finite points are skipped.
+    pub lines: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Panels of labelled lines (experiment results: parameter error against iterations, ...), two
+/// columns from three panels on, each panel with its own x range and a legend. Errors when
+/// `panels` is empty.
+pub fn panels_png(path: &Path, title: &str, panels: &[Panel]) -> Result<(), PlotError> {
+    if panels.is_empty() {
+        return Err(PlotError::Invalid("no panels to plot".into()));
+    }
+    let cols = if panels.len() <= 2 { panels.len() } else { 2 };
+    let rows = panels.len().div_ceil(cols);
+    let size = (560 * cols as u32, 70 + 360 * rows as u32);
+    render(path, size, |root| {
+        let body = root.margin(6, 0, 0, 0).titled(title, title_style())?;
+        let areas = body.split_evenly((rows, cols));
+        for (k, p) in panels.iter().enumerate() {
+            let x_span = span(p.lines.iter().flat_map(|l| l.1.iter().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|q| q.0)));
+            let x_range = match x_span {
+                Some((lo, hi)) if hi > lo => (lo, hi),
+                other => padded(other.unwrap_or((0.0, 1.0)), 0.0),
+            };
+            let lines: Vec<Line> = p
+                .lines
+                .iter()
+                .enumerate()
+                .map(|(i, (label, pts))| Line { label: label.as_str(), color: LINE_COLORS[i % LINE_COLORS.len()], points: pts.clone() })
+                .collect();
+            line_panel(&areas[k], Some(&p.title), &p.x_label, &p.y_label, x_range, &lines, "no finite data", &|v: &f64| si(*v))?;
+        }
+        Ok(())
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Shared machinery
 

@@ -92,20 +92,14 @@ impl ModelVisitor for SolveCuda<'_> {
         let sms = mpc_runtime::cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
         // The KKT tolerance is in the single-launch kernel only.
         let layout = if p.options.tol.is_some() { KernelLayout::SingleLaunch } else { KernelLayout::auto(batch.size, sms) };
-        let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(p.options.clone()).with_layout(layout);
+        let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(options(p)).with_layout(layout);
         let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
         let mut sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
         // The kernels do not compute the KKT residual: check the GPU's controls on the CPU.
         sol.kkt_residual = Solver::new(m.clone(), p.horizon, p.options.clone()).kkt_residuals(&batch, &sol.u);
         sol.flag_non_finite_residuals();
         let grads = match (&p.grad_x, &p.grad_u) {
-            (Some(gx), Some(gu)) => {
-                let mut g = gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?;
-                // The backward kernel has no parameter gradients yet: dL/dθ from the CPU
-                // backward pass at the GPU's solution (same mode, same masking).
-                g.params = Solver::new(m.clone(), p.horizon, options(p)).backward(&batch, &sol, gx, gu).params;
-                Some(g)
-            }
+            (Some(gx), Some(gu)) => Some(gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?),
             _ => None,
         };
         Ok((sol, grads, M::PARAM_NAMES.to_vec()))

@@ -134,6 +134,7 @@ type BackwardFn<R> = unsafe extern "C" fn(
     grad_c_hess: *mut R,
     grad_c_lin: *mut R,
     grad_x_init: *mut R,
+    grad_params: *mut R,
     batch: i32,
 ) -> i32;
 
@@ -191,7 +192,7 @@ fn kernel_params(kind: KernelKind, r: &str) -> Vec<String> {
         }
         KernelKind::Backward(_) => {
             v.extend(c(9));
-            v.extend(m(3));
+            v.extend(m(4));
         }
         KernelKind::SolveWarp => {
             v.extend(c(7));
@@ -666,6 +667,8 @@ impl HostModule {
         let mut gcm = vec![R::from_f64(0.0); b * t * n * n];
         let mut gcv = vec![R::from_f64(0.0); b * t * n];
         let mut gx0 = vec![R::from_f64(0.0); b * nx];
+        // Host emulation always computes dL/dθ (B×NP).
+        let mut gp = vec![R::from_f64(0.0); b * k.np];
         let grid = b.div_ceil(block as usize) as u32;
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the entry point has the signature of `BackwardFn<R>` for this kernel's
@@ -691,13 +694,14 @@ impl HostModule {
                 gcm.as_mut_ptr(),
                 gcv.as_mut_ptr(),
                 gx0.as_mut_ptr(),
+                if gp.is_empty() { std::ptr::null_mut() } else { gp.as_mut_ptr() },
                 b as i32,
             )
         };
         if rc != 0 {
             return Err(HostError::Launch(k.kernel.clone()));
         }
-        Ok(super::kernel_gradients(back(&gcm), back(&gcv), back(&gx0), sol, t, nx, nu))
+        Ok(super::kernel_gradients(back(&gcm), back(&gcv), back(&gx0), back(&gp), sol, t, nx, nu))
     }
 }
 

@@ -20,7 +20,7 @@
 //! * solve: `params, x_init, C, c, u_lo, u_hi, u_init, x_out, u_out, cost_out, iters_out,
 //!   status_out, batch`;
 //! * backward: `params, C, c, u_lo, u_hi, x, u, grad_x, grad_u, grad_C, grad_c, grad_x_init,
-//!   batch`.
+//!   grad_params (null: none), batch`.
 
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -114,6 +114,7 @@ struct BackwardBuffers<R> {
     grad_cost_hess: CudaSlice<R>,
     grad_cost_lin: CudaSlice<R>,
     grad_x_init: CudaSlice<R>,
+    grad_params: CudaSlice<R>,
 }
 
 enum AnyBackwardBuffers {
@@ -354,7 +355,7 @@ impl<M: Model> CudaSolver<M> {
         self.prepare_backward()?;
         let bw = self.backward.as_mut().expect("prepared");
         let (params, stream) = (&self.params, &self.stream);
-        let inputs = BackwardInputs { batch, sol, grad_x, grad_u };
+        let inputs = BackwardInputs { batch, sol, grad_x, grad_u, params: self.opts.solver.grad_params && self.kernel.np > 0 };
         let (grads, timing) = guard(|| match (&mut self.bufs, &mut bw.bufs) {
             (AnyBuffers::F32(d), AnyBackwardBuffers::F32(g)) => launch_backward(stream, &bw.func, &bw.kernel, d, g, params, &inputs),
             (AnyBuffers::F64(d), AnyBackwardBuffers::F64(g)) => launch_backward(stream, &bw.func, &bw.kernel, d, g, params, &inputs),
@@ -461,6 +462,7 @@ fn alloc_backward<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, cap: u
         grad_cost_hess: z(cap * t * n * n)?,
         grad_cost_lin: z(cap * t * n)?,
         grad_x_init: z(cap * nx)?,
+        grad_params: z(cap * k.np)?,
     })
 }
 
@@ -547,6 +549,8 @@ struct BackwardInputs<'a, 'b> {
     sol: &'a Solution,
     grad_x: &'a [f64],
     grad_u: &'a [f64],
+    /// Compute dL/dθ too (`SolverOptions::grad_params`).
+    params: bool,
 }
 
 /// Copy in, launch the backward kernel, copy out. The problem data go to the solve's buffers
@@ -593,11 +597,18 @@ fn launch_backward<R: DeviceReal>(
         .arg(&g.grad_u)
         .arg(&mut g.grad_cost_hess)
         .arg(&mut g.grad_cost_lin)
-        .arg(&mut g.grad_x_init)
-        .arg(&nb);
+        .arg(&mut g.grad_x_init);
+    // A null device pointer (8 bytes, as every CUdeviceptr) when no parameter gradients are asked.
+    let null_ptr: u64 = 0;
+    if inp.params {
+        args.arg(&mut g.grad_params);
+    } else {
+        args.arg(&null_ptr);
+    }
+    args.arg(&nb);
     // SAFETY: the argument list matches the kernel's extern "C" signature in
-    // templates/ilqr_backward.cu.tera (9 const and 3 mutable device pointers of the kernel's
-    // real type, then `int batch`) for the precision the buffers were allocated in (all from
+    // templates/ilqr_backward.cu.tera (9 const and 4 mutable device pointers of the kernel's
+    // real type, the last possibly null, then `int batch`) for the precision the buffers were allocated in (all from
     // RenderedKernels of one precision); every buffer holds at least `capacity ≥ b` problems'
     // worth of the sizes the kernel indexes, and threads with index ≥ b return at once.
     unsafe { args.launch(cfg) }.map_err(drv("launching the backward kernel"))?;
@@ -607,6 +618,7 @@ fn launch_backward<R: DeviceReal>(
         download(s, &g.grad_cost_hess, b * t * n * n)?,
         download(s, &g.grad_cost_lin, b * t * n)?,
         download(s, &g.grad_x_init, b * nx)?,
+        if inp.params { download(s, &g.grad_params, b * k.np)? } else { Vec::new() },
         inp.sol,
         t,
         nx,

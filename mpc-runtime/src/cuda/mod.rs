@@ -53,13 +53,14 @@ pub(crate) fn kernel_solution(x: Vec<f64>, u: Vec<f64>, cost: Vec<f64>, iters: &
     })
 }
 
-/// A backward kernel's outputs as [`Gradients`], each problem masked by the rule of the CPU
+/// A backward kernel's outputs as [`Gradients`] (`params`: B×NP or empty), each problem masked by the rule of the CPU
 /// solver ([`mask_gradients`]): zero where the forward solution went non-finite or the
 /// gradients did.
 pub(crate) fn kernel_gradients(
     mut cost_hess: Vec<f64>,
     mut cost_lin: Vec<f64>,
     mut x_init: Vec<f64>,
+    mut params: Vec<f64>,
     sol: &Solution,
     horizon: usize,
     nx: usize,
@@ -67,6 +68,7 @@ pub(crate) fn kernel_gradients(
 ) -> Gradients {
     let (t, n) = (horizon, nx + nu);
     let b = x_init.len() / nx.max(1);
+    let np = if b > 0 { params.len() / b } else { 0 };
     let status = (0..b)
         .map(|i| {
             mask_gradients(
@@ -75,12 +77,12 @@ pub(crate) fn kernel_gradients(
                     &mut cost_hess[i * t * n * n..(i + 1) * t * n * n],
                     &mut cost_lin[i * t * n..(i + 1) * t * n],
                     &mut x_init[i * nx..(i + 1) * nx],
-                    &mut [],
+                    &mut params[i * np..(i + 1) * np],
                 ],
             )
         })
         .collect();
-    Gradients { cost_hess, cost_lin, x_init, params: Vec::new(), status }
+    Gradients { cost_hess, cost_lin, x_init, params, status }
 }
 
 /// The device functions every generated model provides, as used in kernel names by

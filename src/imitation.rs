@@ -1,0 +1,393 @@
+//! Imitation learning of the dynamics through the MPC, as in Amos et al. 2018 ("Differentiable
+//! MPC for End-to-end Planning and Control", the `mpc.dx` experiments).
+//!
+//! An expert (box-constrained MPC, T = 20, the true parameters) solves problems from random
+//! initial states; a learner with the same known cost and wrong parameters (each off by a factor
+//! 2 to 3) fits them by gradient descent (Adam on log θ) on the imitation loss
+//! `L(θ) = 1/N Σ_i ‖u*_i(θ) − u^expert_i‖²` through the MPC, with `dL/dθ` from the solver's
+//! implicit-function backward pass ([`mpc_runtime::SolverOptions::grad_params`]), exact or
+//! Gauss-Newton. The baseline is system identification: Levenberg–Marquardt least squares on
+//! the expert's observed transitions `‖f(x_t, u_t; θ) − x_{t+1}‖²` (it needs the states; the
+//! learner sees only initial states and controls), with the generated `∂f/∂θ`.
+//!
+//! Learned parameters: the pendulum's `g` and `m` (its length is known: from motion alone only
+//! `g/l` and `m l²` are identifiable) and all four physical parameters of the cart-pole.
+
+use mpc_models::{Cartpole, Pendulum};
+use mpc_runtime::{Batch, Bound, GradientMode, Model, Solution, Solver, SolverOptions};
+use std::time::Instant;
+
+/// Which system the experiment learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum System {
+    /// mpc.pytorch's pendulum (swing-up cost), learning `g`, `m`.
+    Pendulum,
+    /// The cart-pole (swing-up and centre), learning `gravity`, `masscart`, `masspole`, `length`.
+    Cartpole,
+}
+
+impl System {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Pendulum => "pendulum",
+            System::Cartpole => "cartpole",
+        }
+    }
+}
+
+/// How the learner gets its parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// Gradient descent on the imitation loss through the MPC, with this gradient mode.
+    MpcDx(GradientMode),
+    /// Least squares on the expert's transitions (needs states).
+    SysId,
+}
+
+impl Method {
+    /// Short label for tables and plots.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::MpcDx(GradientMode::Exact) => "mpc.dx exact",
+            Method::MpcDx(GradientMode::GaussNewton) => "mpc.dx gauss-newton",
+            Method::SysId => "sysid",
+        }
+    }
+}
+
+/// Settings of one learning run.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The system.
+    pub system: System,
+    /// Learning method.
+    pub method: Method,
+    /// Number of expert trajectories.
+    pub trajectories: usize,
+    /// Seed of the initial states and of the wrong initial parameters.
+    pub seed: u64,
+    /// Gradient (or Levenberg–Marquardt) iterations.
+    pub iters: usize,
+    /// Adam step size on log θ.
+    pub lr: f64,
+    /// MPC horizon.
+    pub horizon: usize,
+}
+
+/// One point of a learning curve.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// Iteration (0: the initial guess).
+    pub iter: usize,
+    /// Imitation loss `L(θ)` (for sysid too, evaluated through the MPC).
+    pub loss: f64,
+    /// Mean relative parameter error `mean_k |θ_k − θ*_k| / θ*_k`.
+    pub param_error: f64,
+}
+
+/// The result of one run.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Settings.
+    pub config: RunConfig,
+    /// Names of the learned parameters.
+    pub names: Vec<&'static str>,
+    /// True values.
+    pub truth: Vec<f64>,
+    /// Initial (wrong) values.
+    pub initial: Vec<f64>,
+    /// Learned values.
+    pub learned: Vec<f64>,
+    /// The learning curve.
+    pub curve: Vec<Point>,
+    /// Wall time of the learning loop (s).
+    pub wall_s: f64,
+}
+
+/// SplitMix64: reproducible without extra crates.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * self.next()
+    }
+}
+
+/// A learning task for model `M`: the known cost, bounds and the parameters to learn.
+struct Task<M: Model> {
+    truth: M,
+    learn: &'static [&'static str],
+    /// Diagonal of the stage cost over `z = [x; u]` and the goal `z_goal` (`c = −W z_goal`).
+    weights: Vec<f64>,
+    goal: Vec<f64>,
+    lo: Vec<f64>,
+    hi: Vec<f64>,
+    sample_x0: fn(&mut Rng) -> Vec<f64>,
+}
+
+fn pendulum_task() -> Task<Pendulum> {
+    Task {
+        truth: Pendulum::default(),
+        learn: &["g", "m"],
+        weights: vec![1.0, 1.0, 0.1, 0.001],
+        goal: vec![1.0, 0.0, 0.0, 0.0],
+        lo: vec![-2.0],
+        hi: vec![2.0],
+        sample_x0: |r| {
+            let th = r.uniform(-std::f64::consts::PI, std::f64::consts::PI);
+            vec![th.cos(), th.sin(), r.uniform(-1.0, 1.0)]
+        },
+    }
+}
+
+fn cartpole_task() -> Task<Cartpole> {
+    Task {
+        truth: Cartpole::default(),
+        learn: &["gravity", "masscart", "masspole", "length"],
+        weights: vec![0.1, 0.1, 1.0, 1.0, 0.1, 0.001],
+        goal: vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+        lo: vec![-10.0],
+        hi: vec![10.0],
+        sample_x0: |r| {
+            let th = r.uniform(-std::f64::consts::PI / 2.0, std::f64::consts::PI / 2.0);
+            vec![r.uniform(-0.5, 0.5), r.uniform(-0.5, 0.5), th.cos(), th.sin(), r.uniform(-0.5, 0.5)]
+        },
+    }
+}
+
+/// The problems of one run: initial states and the (shared) cost.
+struct Data {
+    n: usize,
+    x0: Vec<f64>,
+    cm: Vec<f64>,
+    cv: Vec<f64>,
+}
+
+impl<M: Model> Task<M> {
+    fn data(&self, n: usize, horizon: usize, rng: &mut Rng) -> Data {
+        let nz = M::NX + M::NU;
+        let x0: Vec<f64> = (0..n).flat_map(|_| (self.sample_x0)(rng)).collect();
+        let mut cm = vec![0.0; n * horizon * nz * nz];
+        let mut cv = vec![0.0; n * horizon * nz];
+        for s in 0..n * horizon {
+            for i in 0..nz {
+                cm[s * nz * nz + i * nz + i] = self.weights[i];
+                cv[s * nz + i] = -self.weights[i] * self.goal[i];
+            }
+        }
+        Data { n, x0, cm, cv }
+    }
+
+    fn with(&self, theta: &[f64]) -> M {
+        let mut m = self.truth.clone();
+        for (name, v) in self.learn.iter().zip(theta) {
+            m.set_param(name, *v).expect("a learned parameter");
+        }
+        m
+    }
+
+    fn truth_values(&self) -> Vec<f64> {
+        self.learn.iter().map(|n| self.truth.param(n).expect("a learned parameter")).collect()
+    }
+}
+
+fn options(mode: GradientMode) -> SolverOptions {
+    SolverOptions { max_iters: 200, eps: 1e-10, tol: Some(1e-9), gradient: mode, grad_params: true, ..SolverOptions::default() }
+}
+
+fn batch<'a>(d: &'a Data, lo: &'a [f64], hi: &'a [f64], u_init: Option<&'a [f64]>) -> Batch<'a> {
+    Batch { size: d.n, x_init: &d.x0, cost_hess: &d.cm, cost_lin: &d.cv, u_lower: Bound::PerControl(lo), u_upper: Bound::PerControl(hi), u_init }
+}
+
+fn param_error(theta: &[f64], truth: &[f64]) -> f64 {
+    theta.iter().zip(truth).map(|(a, b)| (a - b).abs() / b.abs()).sum::<f64>() / truth.len() as f64
+}
+
+fn imitation_loss(sol: &Solution, expert: &[f64], n: usize) -> f64 {
+    sol.u.iter().zip(expert).map(|(a, b)| (a - b) * (a - b)).sum::<f64>() / n as f64
+}
+
+/// Run one learning run.
+pub fn run(cfg: &RunConfig) -> RunResult {
+    match cfg.system {
+        System::Pendulum => run_task(&pendulum_task(), cfg),
+        System::Cartpole => run_task(&cartpole_task(), cfg),
+    }
+}
+
+fn run_task<M: Model>(task: &Task<M>, cfg: &RunConfig) -> RunResult {
+    let t = cfg.horizon;
+    let mut rng = Rng(0x5eed ^ cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ cfg.trajectories as u64);
+    let data = task.data(cfg.trajectories, t, &mut rng);
+    let truth = task.truth_values();
+    // Each parameter off by a factor in [2, 3], up or down.
+    let initial: Vec<f64> = truth
+        .iter()
+        .map(|v| {
+            let f = rng.uniform(2.0, 3.0);
+            if rng.next() < 0.5 { v * f } else { v / f }
+        })
+        .collect();
+    let expert = Solver::new(task.truth.clone(), t, options(GradientMode::Exact)).solve(&batch(&data, &task.lo, &task.hi, None));
+    let started = Instant::now();
+    let (learned, curve) = match cfg.method {
+        Method::MpcDx(mode) => learn_mpc_dx(task, cfg, &data, &expert, &initial, &truth, mode),
+        Method::SysId => learn_sysid(task, cfg, &data, &expert, &initial, &truth),
+    };
+    RunResult { config: cfg.clone(), names: task.learn.to_vec(), truth, initial, learned, curve, wall_s: started.elapsed().as_secs_f64() }
+}
+
+fn learn_mpc_dx<M: Model>(
+    task: &Task<M>,
+    cfg: &RunConfig,
+    data: &Data,
+    expert: &Solution,
+    initial: &[f64],
+    truth: &[f64],
+    mode: GradientMode,
+) -> (Vec<f64>, Vec<Point>) {
+    let (t, nx, nu, k) = (cfg.horizon, M::NX, M::NU, task.learn.len());
+    let idx: Vec<usize> = task.learn.iter().map(|n| M::PARAM_NAMES.iter().position(|p| p == n).expect("a parameter")).collect();
+    let mut log_theta: Vec<f64> = initial.iter().map(|v| v.ln()).collect();
+    let (mut m1, mut m2) = (vec![0.0; k], vec![0.0; k]);
+    let (b1, b2, eps) = (0.9, 0.999, 1e-8);
+    let mut curve = Vec::with_capacity(cfg.iters + 1);
+    let gx = vec![0.0; data.n * t * nx];
+    for it in 0..=cfg.iters {
+        let theta: Vec<f64> = log_theta.iter().map(|v| v.exp()).collect();
+        let mut solver = Solver::new(task.with(&theta), t, options(mode));
+        // The expert's initialisation (zeros): at θ* the learner reproduces the expert exactly.
+        let b = batch(data, &task.lo, &task.hi, None);
+        let sol = solver.solve(&b);
+        let loss = imitation_loss(&sol, &expert.u, data.n);
+        curve.push(Point { iter: it, loss, param_error: param_error(&theta, truth) });
+        if it == cfg.iters {
+            return (theta, curve);
+        }
+        let gu: Vec<f64> = sol.u.iter().zip(&expert.u).map(|(a, e)| 2.0 * (a - e) / data.n as f64).collect();
+        let g = solver.backward(&b, &sol, &gx, &gu);
+        let np = M::NP;
+        for j in 0..k {
+            // dL/dlog θ = θ dL/dθ, summed over the problems (θ is shared).
+            let d: f64 = (0..data.n).map(|i| g.params[i * np + idx[j]]).sum::<f64>() * theta[j];
+            m1[j] = b1 * m1[j] + (1.0 - b1) * d;
+            m2[j] = b2 * m2[j] + (1.0 - b2) * d * d;
+            let (h1, h2) = (m1[j] / (1.0 - b1.powi(it as i32 + 1)), m2[j] / (1.0 - b2.powi(it as i32 + 1)));
+            log_theta[j] -= cfg.lr * h1 / (h2.sqrt() + eps);
+        }
+        let _ = nu;
+    }
+    unreachable!("the loop returns at its last iteration")
+}
+
+fn learn_sysid<M: Model>(task: &Task<M>, cfg: &RunConfig, data: &Data, expert: &Solution, initial: &[f64], truth: &[f64]) -> (Vec<f64>, Vec<Point>) {
+    let (t, nx, nu, k, np) = (cfg.horizon, M::NX, M::NU, task.learn.len(), M::NP);
+    let idx: Vec<usize> = task.learn.iter().map(|n| M::PARAM_NAMES.iter().position(|p| p == n).expect("a parameter")).collect();
+    // Transitions (x_t, u_t) -> x_{t+1} of the expert's trajectories.
+    let mut trans = Vec::new();
+    for i in 0..data.n {
+        for s in 0..t - 1 {
+            let x = &expert.x[(i * t + s) * nx..(i * t + s + 1) * nx];
+            let u = &expert.u[(i * t + s) * nu..(i * t + s + 1) * nu];
+            let xn = &expert.x[(i * t + s + 1) * nx..(i * t + s + 2) * nx];
+            trans.push((x, u, xn));
+        }
+    }
+    let residuals = |m: &M| -> f64 {
+        let mut xn = vec![0.0; nx];
+        trans.iter().map(|(x, u, y)| {
+            m.eval_step(x, u, &mut xn);
+            xn.iter().zip(y.iter()).map(|(a, b)| (a - b) * (a - b)).sum::<f64>()
+        }).sum()
+    };
+    let eval_loss = |theta: &[f64]| -> f64 {
+        let sol = Solver::new(task.with(theta), t, options(GradientMode::Exact)).solve(&batch(data, &task.lo, &task.hi, None));
+        imitation_loss(&sol, &expert.u, data.n)
+    };
+    let mut log_theta: Vec<f64> = initial.iter().map(|v| v.ln()).collect();
+    let mut lambda = 1e-3;
+    let mut curve = Vec::new();
+    let (mut fp, mut xn) = (vec![0.0; nx * np], vec![0.0; nx]);
+    for it in 0..=cfg.iters {
+        let theta: Vec<f64> = log_theta.iter().map(|v| v.exp()).collect();
+        curve.push(Point { iter: it, loss: eval_loss(&theta), param_error: param_error(&theta, truth) });
+        if it == cfg.iters {
+            return (theta, curve);
+        }
+        let m = task.with(&theta);
+        let r0 = residuals(&m);
+        // Normal equations in log θ: J_k = θ_k ∂f/∂θ_k.
+        let mut jtj = vec![0.0; k * k];
+        let mut jtr = vec![0.0; k];
+        for (x, u, y) in &trans {
+            m.eval_step(x, u, &mut xn);
+            m.eval_param_jacobian(x, u, &mut fp);
+            for i in 0..nx {
+                let r = xn[i] - y[i];
+                for a in 0..k {
+                    let ja = fp[i * np + idx[a]] * theta[a];
+                    jtr[a] += ja * r;
+                    for b in 0..k {
+                        jtj[a * k + b] += ja * fp[i * np + idx[b]] * theta[b];
+                    }
+                }
+            }
+        }
+        // Levenberg–Marquardt: grow λ until the step lowers the residual.
+        loop {
+            let mut a = jtj.clone();
+            for d in 0..k {
+                a[d * k + d] += lambda * (1.0 + jtj[d * k + d]);
+            }
+            let mut step = jtr.iter().map(|v| -v).collect::<Vec<f64>>();
+            if !solve_dense(&mut a, &mut step, k) {
+                lambda *= 10.0;
+                continue;
+            }
+            let trial: Vec<f64> = log_theta.iter().zip(&step).map(|(l, s)| l + s).collect();
+            let tm = task.with(&trial.iter().map(|v| v.exp()).collect::<Vec<_>>());
+            if residuals(&tm) < r0 || lambda > 1e12 {
+                log_theta = trial;
+                lambda = (lambda / 10.0).max(1e-12);
+                break;
+            }
+            lambda *= 10.0;
+        }
+    }
+    unreachable!("the loop returns at its last iteration")
+}
+
+/// Gaussian elimination with partial pivoting, `a` k×k, `b` k; false when singular.
+fn solve_dense(a: &mut [f64], b: &mut [f64], k: usize) -> bool {
+    for c in 0..k {
+        let p = (c..k).max_by(|&i, &j| a[i * k + c].abs().total_cmp(&a[j * k + c].abs())).unwrap_or(c);
+        if !(a[p * k + c].abs() > 1e-300) {
+            return false;
+        }
+        if p != c {
+            for j in 0..k {
+                a.swap(c * k + j, p * k + j);
+            }
+            b.swap(c, p);
+        }
+        for r in c + 1..k {
+            let f = a[r * k + c] / a[c * k + c];
+            for j in c..k {
+                a[r * k + j] -= f * a[c * k + j];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    for c in (0..k).rev() {
+        let s: f64 = (c + 1..k).map(|j| a[c * k + j] * b[j]).sum();
+        b[c] = (b[c] - s) / a[c * k + c];
+    }
+    b.iter().all(|v| v.is_finite())
+}
