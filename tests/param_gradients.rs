@@ -347,3 +347,63 @@ fn host_emulated_backward_kernel_param_gradients_equal_the_cpu() {
     run(Cartpole::default(), 8, &case(5, 1, 8, &[0.2, 0.0, 0.9, 0.4, 0.0], &[0.0, 0.0, 1.0, 0.0, 0.0], 1.0, 1e-3, &[4.0], &[0.0]));
     run(SpringPendulum::default(), 10, &case(4, 1, 10, &[0.5, 0.0, 0.1, 0.0], &[0.0, 0.0, 0.0, 0.0], 2.0, 0.01, &[0.5], &[0.0]));
 }
+
+/// One parameter set per problem in every kernel layout (host-emulated, double): the thread,
+/// warp and three-stage solves and the backward kernel (with dL/dθ) equal the CPU's
+/// per-problem solver (`solve_each`) to 1e-9.
+#[test]
+fn per_problem_params_in_every_kernel_equal_the_cpu() {
+    use mpc_runtime::cuda::host::{HostError, HostModule};
+    use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
+    let t = 8;
+    let base = case(3, 1, t, &[0.0, 1.0, 0.0], &[1.0, 0.0, 0.0], 1.0, 0.01, &[1.0], &[0.0]);
+    // Three problems: the two of `case` and a copy of the first, each with its own mass.
+    let mut c = base;
+    let (nx, nu, n) = (3, 1, 4);
+    c.x0.extend_from_within(0..nx);
+    c.cm.extend_from_within(0..t * n * n);
+    c.cv.extend_from_within(0..t * n);
+    c.gx.extend_from_within(0..t * nx);
+    c.gu.extend_from_within(0..t * nu);
+    let masses = [0.5, 1.0, 2.0];
+    let models: Vec<Pendulum> = masses.iter().map(|&m| Pendulum { m, ..Pendulum::default() }).collect();
+    let b = Batch { size: 3, ..batch(&c) };
+    // No KKT tolerance (the warp and three-stage layouts stop on the step size only).
+    let opts = SolverOptions { tol: None, ..options(GradientMode::Exact) };
+    let (want, wg) = mpc_runtime::solve_each(&models, t, &opts, &b, Some((&c.gx, &c.gu)));
+    let wg = wg.unwrap();
+    assert!(want.x[..t * nx] != want.x[2 * t * nx..], "the masses must make a difference");
+    let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone()).with_per_problem_params(true);
+    let k = render_solve::<Pendulum>(&ko).unwrap();
+    let [s1, s2, s3] = render_stages::<Pendulum>(&ko).unwrap();
+    let wk = render_solve_warp::<Pendulum>(&ko).unwrap();
+    let bk = render_backward::<Pendulum>(&ko).unwrap();
+    let hm = match HostModule::build_many(&[&k, &s1, &s2, &s3, &wk, &bk]) {
+        Ok(h) => h,
+        Err(HostError::NoCompiler(e)) if std::env::var_os("CI").is_none() => {
+            eprintln!("\n!!!!! SKIPPING HOST EMULATION (no C++ compiler): {e}\n");
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    let params: Vec<f64> = models.iter().flat_map(|m| m.param_values()).collect();
+    // A shared parameter set is refused by a per-problem kernel, naming the sizes.
+    let err = hm.solve(&Pendulum::default().param_values(), &b, 2).unwrap_err().to_string();
+    assert!(err.contains("parameters given, the kernel takes 15"), "{err}");
+    let max_du = |u: &[f64]| u.iter().zip(&want.u).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let thread = hm.solve(&params, &b, 2).unwrap();
+    let warp = hm.solve_warp(&params, &b, 2).unwrap();
+    let (staged, _) = hm.solve_staged(&params, &b, 2).unwrap();
+    for (name, s) in [("thread", &thread), ("warp", &warp), ("three-stage", &staged)] {
+        assert!(max_du(&s.u) <= 1e-9, "{name}: |du| {:e}", max_du(&s.u));
+        let dx = s.x.iter().zip(&want.x).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(dx <= 1e-9, "{name}: |dx| {dx:e}");
+        assert_eq!(s.iterations, want.iterations, "{name}");
+    }
+    let g = hm.backward(GradientMode::Exact, &params, &b, &want, &c.gx, &c.gu, 2).unwrap();
+    let scale = wg.params.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+    let err = g.params.iter().zip(&wg.params).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max) / scale;
+    assert!(err <= 1e-9, "dL/dθ: {:?} vs {:?}", g.params, wg.params);
+    let err = g.cost_lin.iter().zip(&wg.cost_lin).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    assert!(err <= 1e-9, "dL/dc: {err:e}");
+}

@@ -68,35 +68,53 @@ fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
     match &p.params {
         ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => Some("the `linear` model has no CUDA kernel".into()),
         ModelParams::Named(_) | ModelParams::NamedPerProblem(_) if use_reference => Some("--reference-models run on the CPU only".into()),
-        ModelParams::NamedPerProblem(_) => Some("per-problem params run on the CPU only for now".into()),
-        ModelParams::Named(_) => None,
+        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => None,
     }
 }
 
-/// Build the bundled model `M` with the problem's parameters, solve on the GPU and, when asked,
-/// differentiate on the GPU at that solution.
-struct SolveCuda<'a>(&'a Problem, &'a [(String, f64)]);
+/// Build the bundled model `M` with the problem's parameters (shared, or one set per problem),
+/// solve on the GPU and, when asked, differentiate on the GPU at that solution.
+struct SolveCuda<'a>(&'a Problem);
 
 impl ModelVisitor for SolveCuda<'_> {
     type Output = Result<Solved, String>;
     fn visit<M: Model>(self) -> Self::Output {
         use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
         let p = self.0;
-        let mut m = M::default();
-        for (k, v) in self.1 {
-            m.set_param(k, *v).map_err(|e| format!("params.{k}: {e}"))?;
-        }
+        let models: Vec<M> = match &p.params {
+            ModelParams::Named(ps) => vec![with_params::<M>(ps)?],
+            ModelParams::NamedPerProblem(lists) => lists.iter().map(|ps| with_params::<M>(ps)).collect::<Result<_, _>>()?,
+            _ => unreachable!("a named model"),
+        };
+        let per_problem = models.len() > 1 || p.params.per_problem();
+        let m = models[0].clone();
         let batch = p.as_batch();
         // Layout by the (unmeasured) rule of KernelLayout::auto: a warp per problem for small
         // batches, a thread per problem once the batch fills the GPU.
         let sms = mpc_runtime::cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
         // The KKT tolerance is in the single-launch kernel only.
         let layout = if p.options.tol.is_some() { KernelLayout::SingleLaunch } else { KernelLayout::auto(batch.size, sms) };
-        let opts = KernelOptions::new(p.horizon, Precision::F64).with_solver(options(p)).with_layout(layout);
+        let opts = KernelOptions::new(p.horizon, Precision::F64)
+            .with_solver(options(p))
+            .with_layout(layout)
+            .with_per_problem_params(per_problem);
         let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
+        if per_problem {
+            gpu.set_params(models.iter().flat_map(|m| m.param_values()).collect()).map_err(|e| e.to_string())?;
+        }
         let mut sol = gpu.solve(&batch).map_err(|e| e.to_string())?;
         // The kernels do not compute the KKT residual: check the GPU's controls on the CPU.
-        sol.kkt_residual = Solver::new(m.clone(), p.horizon, p.options.clone()).kkt_residuals(&batch, &sol.u);
+        sol.kkt_residual = if per_problem {
+            let (t, nu) = (p.horizon, M::NU);
+            (0..batch.size)
+                .flat_map(|i| {
+                    Solver::new(models[i].clone(), t, p.options.clone())
+                        .kkt_residuals(&batch.single(i, t, M::NX, nu), &sol.u[i * t * nu..(i + 1) * t * nu])
+                })
+                .collect()
+        } else {
+            Solver::new(m.clone(), p.horizon, p.options.clone()).kkt_residuals(&batch, &sol.u)
+        };
         sol.flag_non_finite_residuals();
         let grads = match (&p.grad_x, &p.grad_u) {
             (Some(gx), Some(gu)) => Some(gpu.backward(&batch, &sol, gx, gu).map_err(|e| e.to_string())?),
@@ -108,10 +126,9 @@ impl ModelVisitor for SolveCuda<'_> {
 
 fn solve_problem_cuda(p: &Problem) -> Result<Solved, String> {
     match &p.params {
-        ModelParams::Named(params) => mpc_models::dispatch(&p.model, SolveCuda(p, params))
+        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveCuda(p))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
         ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => Err("the `linear` model has no CUDA kernel".into()),
-        ModelParams::NamedPerProblem(_) => Err("per-problem params run on the CPU only for now".into()),
     }
 }
 

@@ -670,6 +670,9 @@ __device__ __forceinline__ bool all_finite(const real* v, int n) {
         if (!rfinite(v[i])) return false;
     return true;
 }
+// Offset between problems in `params`: NP when every problem has its own parameter values
+// (B x NP), 0 when the batch shares one set (NP).
+constexpr long long PARAM_STRIDE = 0;
 // Per-problem status codes of `status_out`: solver::STOP_CODES, rendered from that one table.
 constexpr int STATUS_MAX_ITERATIONS = 0;
 constexpr int STATUS_TOLERANCE = 1;
@@ -1100,12 +1103,12 @@ extern "C" __global__ void mpc_ilqr_backward_pendulum_f64_gn(
     namespace k = ::mpc_ilqr_backward_pendulum_f64_gn_impl;
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= batch) return;
+    const long long b = i;
     k::m::Params<k::real> prm;
     k::real* pdst = reinterpret_cast<k::real*>(&prm);
     static_assert(k::NP == 0 || sizeof(prm) == k::NP * sizeof(k::real), "Params<T> must hold exactly NP reals");
-    for (int j = 0; j < k::NP; ++j) pdst[j] = params[j];
+    for (int j = 0; j < k::NP; ++j) pdst[j] = params[b * k::PARAM_STRIDE + j];
     k::Work w;
-    const long long b = i;
     constexpr int NX = k::NX, NU = k::NU, NZ = k::NZ, T = k::HORIZON;
     k::backward_one(w, prm, C + b * T * NZ * NZ, c + b * T * NZ, u_lo + b * T * NU, u_hi + b * T * NU,
                     x + b * T * NX, u + b * T * NU, grad_x + b * T * NX, grad_u + b * T * NU,

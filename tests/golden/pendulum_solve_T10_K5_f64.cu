@@ -679,6 +679,9 @@ __device__ __forceinline__ bool all_finite(const real* v, int n) {
         if (!rfinite(v[i])) return false;
     return true;
 }
+// Offset between problems in `params`: NP when every problem has its own parameter values
+// (B x NP), 0 when the batch shares one set (NP).
+constexpr long long PARAM_STRIDE = 0;
 // Per-problem status codes of `status_out`: solver::STOP_CODES, rendered from that one table.
 constexpr int STATUS_MAX_ITERATIONS = 0;
 constexpr int STATUS_TOLERANCE = 1;
@@ -1510,12 +1513,12 @@ extern "C" __global__ void mpc_ilqr_solve_pendulum_f64(
     namespace k = ::mpc_ilqr_pendulum_f64_impl;
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= batch) return;
+    const long long b = i;
     k::m::Params<k::real> prm;
     k::real* pdst = reinterpret_cast<k::real*>(&prm);
     static_assert(k::NP == 0 || sizeof(prm) == k::NP * sizeof(k::real), "Params<T> must hold exactly NP reals");
-    for (int j = 0; j < k::NP; ++j) pdst[j] = params[j];
+    for (int j = 0; j < k::NP; ++j) pdst[j] = params[b * k::PARAM_STRIDE + j];
     k::Work w;
-    const long long b = i;
     constexpr int NX = k::NX, NU = k::NU, NZ = k::NZ, T = k::HORIZON;
     k::solve_one(w, prm, x_init + b * NX, C + b * T * NZ * NZ, c + b * T * NZ, u_lo + b * T * NU, u_hi + b * T * NU,
                  u_init ? u_init + b * T * NU : nullptr, x_out + b * T * NX, u_out + b * T * NU, cost_out + b,

@@ -685,12 +685,12 @@ constexpr int ITERS = 0, PHASE = 1, STATUS = 2, INTS = 3;
 static_assert(st::REALS == 402LL && st::INTS == 3,
               "state layout differs from mpc_runtime::cuda::render::staged_state_len");
 
-/// Model parameters from global memory.
-__device__ __forceinline__ m::Params<real> load_params(const real* __restrict__ params) {
+/// Model parameters of problem `b` from global memory (shared: PARAM_STRIDE = 0).
+__device__ __forceinline__ m::Params<real> load_params(const real* __restrict__ params, long long b) {
     m::Params<real> prm;
     real* pdst = reinterpret_cast<real*>(&prm);
     static_assert(NP == 0 || sizeof(prm) == NP * sizeof(real), "Params<T> must hold exactly NP reals");
-    for (int j = 0; j < NP; ++j) pdst[j] = params[j];
+    for (int j = 0; j < NP; ++j) pdst[j] = params[b * 0LL + j];  // PARAM_STRIDE
     return prm;
 }
 
@@ -716,6 +716,9 @@ __device__ __forceinline__ bool all_finite(const real* v, int n) {
         if (!rfinite(v[i])) return false;
     return true;
 }
+// Offset between problems in `params`: NP when every problem has its own parameter values
+// (B x NP), 0 when the batch shares one set (NP).
+constexpr long long PARAM_STRIDE = 0;
 // Per-problem status codes of `status_out`: solver::STOP_CODES, rendered from that one table.
 constexpr int STATUS_MAX_ITERATIONS = 0;
 constexpr int STATUS_TOLERANCE = 1;
@@ -1679,7 +1682,7 @@ extern "C" __global__ void mpc_ilqr_solve_warp_pendulum_f64(
     const long long b = (long long)blockIdx.x * (blockDim.x / k::WARP) + threadIdx.x / k::WARP;
     if (b >= batch) return;  // the whole warp: no lane of it is left waiting
     constexpr int NX = k::NX, NU = k::NU, NZ = k::NZ, T = k::HORIZON;
-    const k::m::Params<k::real> prm = k::load_params(params);
+    const k::m::Params<k::real> prm = k::load_params(params, b);
     k::real* w = state + b * k::ws::REALS;
     int* wi = istate + b * k::ws::INTS;
     k::Shared s;

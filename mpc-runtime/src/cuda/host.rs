@@ -564,8 +564,14 @@ impl HostModule {
     fn check(&self, k: &RenderedKernel, params: &[f64], batch: &Batch<'_>) -> Result<(), HostError> {
         let bad = |message: String| HostError::Batch { kernel: k.kernel.clone(), message };
         batch.check(k.horizon, k.nx, k.nu).map_err(bad)?;
-        if params.len() != k.np {
-            return Err(bad(format!("{} parameters given, the model has {}", params.len(), k.np)));
+        if params.len() != k.params_len(batch.size) {
+            return Err(bad(format!(
+                "{} parameters given, the kernel takes {} ({} per {})",
+                params.len(),
+                k.params_len(batch.size),
+                k.np,
+                if k.per_problem_params { "problem" } else { "batch" }
+            )));
         }
         Ok(())
     }

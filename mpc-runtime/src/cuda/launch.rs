@@ -365,6 +365,25 @@ impl<M: Model> CudaSolver<M> {
         Ok(grads)
     }
 
+    /// The model parameters the kernels get: one set (NP, the model's at construction), or with
+    /// [`KernelOptions::per_problem_params`] one per problem (B×NP, in `PARAM_NAMES` order) for
+    /// the next batches of B problems. Checked against each batch when it is solved.
+    pub fn set_params(&mut self, params: Vec<f64>) -> Result<(), CudaError> {
+        if let Some(i) = params.iter().position(|v| !v.is_finite()) {
+            return Err(CudaError::Batch(format!("params[{i}] is not finite ({})", params[i])));
+        }
+        let np = self.kernel.np;
+        if params.len() % np.max(1) != 0 || (!self.kernel.per_problem_params && params.len() != np) {
+            return Err(CudaError::Batch(format!(
+                "{} parameters: the kernel takes {}",
+                params.len(),
+                if self.kernel.per_problem_params { format!("B×{np}") } else { np.to_string() }
+            )));
+        }
+        self.params = params;
+        Ok(())
+    }
+
     /// Solve `batch` on the GPU: copy the inputs, launch one thread per problem, copy the
     /// results back. Inputs are converted to the kernel's precision, results back to `f64`.
     pub fn solve(&mut self, batch: &Batch<'_>) -> Result<Solution, CudaError> {
@@ -435,7 +454,7 @@ fn alloc<R: DeviceReal>(s: &Arc<CudaStream>, k: &RenderedKernel, cap: usize) -> 
     let z = |len: usize| s.alloc_zeros::<R>(len.max(1)).map_err(drv("allocating device memory"));
     let zi = |len: usize| s.alloc_zeros::<i32>(len.max(1)).map_err(drv("allocating device memory"));
     Ok(Buffers {
-        params: z(k.np)?,
+        params: z(k.params_len(cap))?,
         x_init: z(cap * nx)?,
         cost_hess: z(cap * t * n * n)?,
         cost_lin: z(cap * t * n)?,
@@ -567,8 +586,8 @@ fn launch_backward<R: DeviceReal>(
     let batch = inp.batch;
     let (b, t, nx, nu) = (batch.size, k.horizon, k.nx, k.nu);
     let n = nx + nu;
-    if params.len() != k.np {
-        return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
+    if params.len() != k.params_len(b) {
+        return Err(CudaError::Batch(format!("{} parameters, the kernel takes {}", params.len(), k.params_len(b))));
     }
     let t0 = Instant::now();
     upload(s, params, &mut d.params)?;
@@ -638,8 +657,8 @@ fn launch<R: DeviceReal>(
     batch: &Batch<'_>,
 ) -> Result<(Solution, LaunchTiming), CudaError> {
     let b = batch.size;
-    if params.len() != k.np {
-        return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
+    if params.len() != k.params_len(b) {
+        return Err(CudaError::Batch(format!("{} parameters, the kernel takes {}", params.len(), k.params_len(b))));
     }
     let t0 = Instant::now();
     upload_solve_inputs(s, k, d, params, batch)?;
@@ -729,8 +748,8 @@ fn launch_warp<R: DeviceReal>(
     batch: &Batch<'_>,
 ) -> Result<(Solution, LaunchTiming), CudaError> {
     let b = batch.size;
-    if params.len() != k.np {
-        return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
+    if params.len() != k.params_len(b) {
+        return Err(CudaError::Batch(format!("{} parameters, the kernel takes {}", params.len(), k.params_len(b))));
     }
     let nb = i32::try_from(b).map_err(|_| CudaError::Batch(format!("{b} problems do not fit an int")))?;
     let t0 = Instant::now();
@@ -780,8 +799,8 @@ fn launch_staged<R: DeviceReal>(
     batch: &Batch<'_>,
 ) -> Result<(Solution, LaunchTiming), CudaError> {
     let b = batch.size;
-    if params.len() != k.np {
-        return Err(CudaError::Batch(format!("{} parameters, the model has {}", params.len(), k.np)));
+    if params.len() != k.params_len(b) {
+        return Err(CudaError::Batch(format!("{} parameters, the kernel takes {}", params.len(), k.params_len(b))));
     }
     let plan = StagedPlan::new(k, b, STAGED_BLOCK).map_err(CudaError::Batch)?;
     let nb = i32::try_from(b).map_err(|_| CudaError::Batch(format!("{b} problems do not fit an int")))?;

@@ -138,6 +138,9 @@ pub struct KernelOptions {
     pub solver: SolverOptions,
     /// Thread layout of the forward solve.
     pub layout: KernelLayout,
+    /// Every problem has its own parameter values (`params` B×NP instead of NP): one mass per
+    /// environment.
+    pub per_problem_params: bool,
 }
 
 /// How the forward solve is laid out on the GPU.
@@ -262,7 +265,7 @@ pub fn staged_base_name(model: &str, precision: Precision) -> String {
 impl KernelOptions {
     /// Options for horizon `horizon`, precision `precision` and the default [`SolverOptions`].
     pub fn new(horizon: usize, precision: Precision) -> Self {
-        KernelOptions { horizon, precision, solver: SolverOptions::default(), layout: KernelLayout::default() }
+        KernelOptions { horizon, precision, solver: SolverOptions::default(), layout: KernelLayout::default(), per_problem_params: false }
     }
 
     /// With this forward-solve layout.
@@ -274,6 +277,12 @@ impl KernelOptions {
     /// With `max_iters = iters`.
     pub fn with_iters(mut self, iters: usize) -> Self {
         self.solver.max_iters = iters;
+        self
+    }
+
+    /// With one parameter set per problem (`params` B×NP).
+    pub fn with_per_problem_params(mut self, per_problem: bool) -> Self {
+        self.per_problem_params = per_problem;
         self
     }
 
@@ -381,11 +390,19 @@ pub struct RenderedKernel {
     pub np: usize,
     /// Horizon.
     pub horizon: usize,
+    /// Whether `params` holds one set per problem (B×NP) rather than one shared set (NP).
+    pub per_problem_params: bool,
     /// The CUDA C++ source.
     pub source: String,
 }
 
 impl RenderedKernel {
+    /// How many numbers `params` must hold for a batch of `b` problems: NP, or B×NP with
+    /// per-problem parameters.
+    pub fn params_len(&self, b: usize) -> usize {
+        if self.per_problem_params { b * self.np } else { self.np }
+    }
+
     /// Suggested file name: `<kernel>_T<horizon>.cu`.
     pub fn file_name(&self) -> String {
         format!("{}_T{}.cu", self.kernel, self.horizon)
@@ -563,6 +580,7 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
     let status: Vec<serde_json::Value> =
         status_constants().into_iter().map(|(name, code)| serde_json::json!({ "name": name, "code": code })).collect();
     ctx.insert("status", &status);
+    ctx.insert("param_stride", &if opts.per_problem_params { model.np } else { 0 });
     match kind {
         KernelKind::Solve | KernelKind::Stage(_) | KernelKind::SolveWarp => {
             ctx.insert("iters", &s.max_iters);
@@ -628,6 +646,7 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
         nu: model.nu,
         np: model.np,
         horizon: opts.horizon,
+        per_problem_params: opts.per_problem_params,
         source,
     })
 }
