@@ -138,8 +138,8 @@ fn write_outputs(args: &ImitateArgs, systems: &[System], results: &[RunResult]) 
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let _ = writeln!(md, "Parameter error: mean over the learned parameters of |θ − θ*| / θ*; mean ± sd (max) over seeds. Imitation loss: 1/N Σ ‖u* − u_expert‖² at the end (sysid: evaluated through the MPC with its fitted parameters).\n");
-    let _ = writeln!(md, "| system | learned | method | N | parameter error at start | final parameter error | final imitation loss | wall time per run |");
-    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "| system | learned | method | N | parameter error at start | runs recovering θ (error < 1e-3) | final parameter error | final imitation loss | wall time per run |");
+    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|");
     for &s in systems {
         for method in [Method::MpcDx(GradientMode::Exact), Method::MpcDx(GradientMode::GaussNewton), Method::SysId] {
             for &n in &args.trajectories {
@@ -153,13 +153,15 @@ fn write_outputs(args: &ImitateArgs, systems: &[System], results: &[RunResult]) 
                 let loss: Vec<f64> = runs.iter().map(|r| r.curve.last().expect("curve").loss).collect();
                 let wall: Vec<f64> = runs.iter().map(|r| r.wall_s).collect();
                 let ((e, esd), emax) = (mean_sd(&err), err.iter().cloned().fold(0.0, f64::max));
+                let recovered = err.iter().filter(|&&v| v < 1e-3).count();
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {n} | {:.2} | {e:.1e} ± {esd:.1e} ({emax:.1e}) | {:.1e} | {:.1} s |",
+                    "| {} | {} | {} | {n} | {:.2} | {recovered}/{} | {e:.1e} ± {esd:.1e} ({emax:.1e}) | {:.1e} | {:.1} s |",
                     s.name(),
                     runs[0].names.join(", "),
                     method.label(),
                     mean_sd(&start).0,
+                    runs.len(),
                     mean_sd(&loss).0,
                     mean_sd(&wall).0
                 );

@@ -23,7 +23,8 @@
 // and, when grad_params is not null, dL/dθ (backward.rs param_gradient): one more backward sweep
 // with the co-states λ_t and the adjoint LQR's λ̂_t = (Ĉ_t d_t + g_t)_x + A_tᵀ λ̂_{t+1},
 //   dL/dθ = Σ_{t<T-1} λ̂_{t+1}ᵀ ∂f/∂θ(z_t) + d_tᵀ ∂²(λ_{t+1}ᵀ f)/∂z∂θ(z_t)
-// (the model's param_jacobian and param_weighted_hessian; d_t read back from grad_c).
+// (the model's param_jacobian and param_weighted_hessian; d_t read back from grad_c; the mixed
+// second term in exact mode and for linear dynamics only, MIXED).
 //
 // Global arrays (row-major, batch first; `real` throughout):
 //   params  NP                    model parameters (Params<real> field order), shared
@@ -641,6 +642,8 @@ constexpr bool HAS_CURVATURE = true;
 // The co-state-weighted Hessian enters only in exact mode, for nonlinear models, and only
 // when there is a dynamics stage (the CPU pass's `exact`).
 constexpr bool EXACT = EXACT_MODE && HAS_CURVATURE && HORIZON > 1;
+// dL/dθ's mixed term (backward.rs `mixed`): dropped in Gauss-Newton mode for nonlinear dynamics.
+constexpr bool MIXED = EXACT_MODE || !HAS_CURVATURE;
 constexpr real ACTIVE_TOL = real(1e-8);
 static_assert(NX == m::NX && NU == m::NU && NP == m::NP, "rendered sizes differ from the model's");
 static_assert(NU >= 1 && HORIZON >= 1, "need at least one control and one stage");
@@ -1060,8 +1063,9 @@ __device__ __forceinline__ void backward_one(Work& w, const m::Params<real>& prm
             param_derivatives(x, u, w.lam[0], prm, w.fp, w.hp);
             for (int i = 0; i < NX; ++i)
                 for (int j = 0; j < NP; ++j) grad_p[j] += w.xn[i] * w.fp[i * NPA + j];
-            for (int i = 0; i < NZ; ++i)
-                for (int j = 0; j < NP; ++j) grad_p[j] += dz[i] * w.hp[i * NPA + j];
+            if (MIXED)
+                for (int i = 0; i < NZ; ++i)
+                    for (int j = 0; j < NP; ++j) grad_p[j] += dz[i] * w.hp[i * NPA + j];
         }
         if (t == 0) break;
         if (EXACT && t + 1 < HORIZON) weighted_hessian(x, u, w.lam[0], prm, w.hess);

@@ -218,7 +218,9 @@ fn backward_one_impl<D: Dynamics>(
         }
     }
     if np > 0 {
-        param_gradient(d, exact, ws, p, gx, np, &mut grad_p[..np]);
+        // The mixed term: exact mode, and linear models (where it is exact in both modes).
+        let mixed = mode == GradientMode::Exact || !d.has_curvature();
+        param_gradient(d, exact, mixed, ws, p, gx, np, &mut grad_p[..np]);
     }
 }
 
@@ -231,13 +233,17 @@ fn backward_one_impl<D: Dynamics>(
 /// `∂f/∂θ δθ` (whose sensitivity is `λ̂_{t+1}`) and the stationarity by the mixed term
 /// `∂²(λ_{t+1}ᵀf)/∂z∂θ δθ` (a change of `c_t`, whose sensitivity is `d_t`):
 /// `dL/dθ = Σ_{t<T-1} λ̂_{t+1}ᵀ ∂f/∂θ(z_t) + d_tᵀ ∂²(λ_{t+1}ᵀf)/∂z∂θ(z_t)`.
-/// In Gauss-Newton mode `Ĉ = C` and `d` comes from that KKT system, but the mixed term stays:
-/// it is what differentiating the re-linearised dynamics `F(θ) z + f(θ)` gives (mpc.pytorch).
+/// In Gauss-Newton mode `Ĉ = C`, `d` comes from that KKT system, and for nonlinear dynamics the
+/// mixed term (a second derivative of the dynamics) is dropped with the others (`mixed` false):
+/// what mpc.pytorch computes with `GradMethods.AUTO_DIFF`, whose re-linearised `F` carries no
+/// graph to θ (only `f = f(z; θ) − F z` does). For linear dynamics the mixed term is exact and
+/// kept, as mpc.pytorch keeps `λ dᵀ` in the gradient of a `LinDx`'s `F`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn param_gradient<D: Dynamics>(
     d: &D,
     exact: bool,
+    mixed: bool,
     ws: &mut Workspace,
     p: &ProblemRef<'_>,
     gx: &[f64],
@@ -258,7 +264,9 @@ fn param_gradient<D: Dynamics>(
         if t + 1 < tt {
             let lam = &ws.lam[(t + 1) * nx..(t + 2) * nx];
             d.param_jacobian(x, u, &mut ws.fp);
-            d.param_hessian(x, u, lam, &mut ws.hp);
+            if mixed {
+                d.param_hessian(x, u, lam, &mut ws.hp);
+            }
             for i in 0..nx {
                 let l = ws.xn[i];
                 if l != 0.0 {
@@ -267,7 +275,7 @@ fn param_gradient<D: Dynamics>(
                     }
                 }
             }
-            for j in 0..n {
+            for j in 0..if mixed { n } else { 0 } {
                 let dj = dz[j];
                 if dj != 0.0 {
                     for (g, h) in grad_p.iter_mut().zip(&ws.hp[j * np..(j + 1) * np]) {
