@@ -596,7 +596,10 @@ impl<D: Dynamics> Solver<D> {
         out.x_init.resize(bsz * nx, 0.0);
         out.status.resize(bsz, GradStatus::Ok);
         let np = if self.options.grad_params { self.model.np() } else { 0 };
-        out.params.resize(bsz * np, 0.0);
+        // One parameter chunk per problem; without parameter gradients a one-entry scratch chunk
+        // that the problems ignore (cleared below, its capacity kept: no allocation per call).
+        let chunk = np.max(1);
+        out.params.resize(bsz * chunk, 0.0);
         let model = &self.model;
         let mode = self.options.gradient;
         let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64], gp: &mut [f64]| -> GradStatus {
@@ -612,22 +615,25 @@ impl<D: Dynamics> Solver<D> {
             mask_gradients(ok, [gcm, gcv, gx0, gp])
         };
         if bsz == 1 {
-            out.status[0] =
-                run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init, &mut out.params);
-            return;
+            let gp = if np > 0 { &mut out.params[..] } else { &mut out.params[..0] };
+            out.status[0] = run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init, gp);
+        } else {
+            self.workspaces[..bsz]
+                .par_iter_mut()
+                .zip(out.cost_hess.par_chunks_mut(t * n * n))
+                .zip(out.cost_lin.par_chunks_mut(t * n))
+                .zip(out.x_init.par_chunks_mut(nx))
+                .zip(out.params.par_chunks_mut(chunk))
+                .zip(out.status.par_iter_mut())
+                .enumerate()
+                .for_each(|(i, (((((ws, gcm), gcv), gx0), gp), st))| {
+                    let gp = if np > 0 { gp } else { &mut gp[..0] };
+                    *st = run(i, ws, gcm, gcv, gx0, gp)
+                });
         }
-        // One (possibly empty) parameter chunk per problem.
-        let mut gp: Vec<&mut [f64]> =
-            if np > 0 { out.params.chunks_mut(np).collect() } else { (0..bsz).map(|_| <&mut [f64]>::default()).collect() };
-        self.workspaces[..bsz]
-            .par_iter_mut()
-            .zip(out.cost_hess.par_chunks_mut(t * n * n))
-            .zip(out.cost_lin.par_chunks_mut(t * n))
-            .zip(out.x_init.par_chunks_mut(nx))
-            .zip(gp.par_iter_mut())
-            .zip(out.status.par_iter_mut())
-            .enumerate()
-            .for_each(|(i, (((((ws, gcm), gcv), gx0), gp), st))| *st = run(i, ws, gcm, gcv, gx0, gp));
+        if np == 0 {
+            out.params.clear();
+        }
     }
 }
 
