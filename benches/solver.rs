@@ -9,7 +9,7 @@
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
-use mpc_runtime::{Batch, Bound, GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
+use mpc_runtime::{GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -26,15 +26,7 @@ fn bench_solver(c: &mut Criterion) {
     for &(b, t) in GRID {
         let model = Quadrotor::default();
         let sc = quadrotor_hover(&model, b, t, 0);
-        let batch = Batch {
-            size: b,
-            x_init: &sc.x_init,
-            cost_hess: &sc.cost_c,
-            cost_lin: &sc.cost_q,
-            u_lower: Bound::PerControl(Quadrotor::CONTROL_LOWER),
-            u_upper: Bound::PerControl(Quadrotor::CONTROL_UPPER),
-            u_init: Some(&sc.u_init),
-        };
+        let batch = sc.batch();
         let opts = SolverOptions {
             max_iters: ITERS,
             eps: f64::MIN_POSITIVE,

@@ -13,7 +13,9 @@
 //! Learned parameters: the pendulum's `g` and `m` (its length is known: from motion alone only
 //! `g/l` and `m l²` are identifiable) and all four physical parameters of the cart-pole.
 
+use mpc_models::scenarios::SplitMix;
 use mpc_models::{Cartpole, Pendulum};
+use mpc_runtime::solver::linalg::lu_solve_multi;
 use mpc_runtime::{Batch, Bound, GradientMode, Model, Solution, Solver, SolverOptions};
 use std::time::Instant;
 
@@ -105,15 +107,11 @@ pub struct RunResult {
     pub wall_s: f64,
 }
 
-/// SplitMix64: reproducible without extra crates.
-struct Rng(u64);
+/// Uniform numbers in ranges, from the scenarios' SplitMix64 (reproducible without extra crates).
+struct Rng(SplitMix);
 impl Rng {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        self.0.uniform()
     }
     fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.next()
@@ -226,7 +224,7 @@ pub fn run(cfg: &RunConfig) -> RunResult {
 
 fn run_task<M: Model>(task: &Task<M>, cfg: &RunConfig) -> RunResult {
     let t = cfg.horizon;
-    let mut rng = Rng(0x5eed ^ cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ cfg.trajectories as u64);
+    let mut rng = Rng(SplitMix(0x5eed ^ cfg.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ cfg.trajectories as u64));
     let data = task.data(cfg.trajectories, t, &mut rng);
     let truth = task.truth_values();
     // Each parameter off by a factor in [2, 3], up or down.
@@ -349,7 +347,7 @@ fn learn_sysid<M: Model>(task: &Task<M>, cfg: &RunConfig, data: &Data, expert: &
                 a[d * k + d] += lambda * (1.0 + jtj[d * k + d]);
             }
             let mut step = jtr.iter().map(|v| -v).collect::<Vec<f64>>();
-            if !solve_dense(&mut a, &mut step, k) {
+            if !(lu_solve_multi(&mut a, k, &mut step, 1) && step.iter().all(|v| v.is_finite())) {
                 lambda *= 10.0;
                 continue;
             }
@@ -364,32 +362,4 @@ fn learn_sysid<M: Model>(task: &Task<M>, cfg: &RunConfig, data: &Data, expert: &
         }
     }
     unreachable!("the loop returns at its last iteration")
-}
-
-/// Gaussian elimination with partial pivoting, `a` k×k, `b` k; false when singular.
-fn solve_dense(a: &mut [f64], b: &mut [f64], k: usize) -> bool {
-    for c in 0..k {
-        let p = (c..k).max_by(|&i, &j| a[i * k + c].abs().total_cmp(&a[j * k + c].abs())).unwrap_or(c);
-        if !(a[p * k + c].abs() > 1e-300) {
-            return false;
-        }
-        if p != c {
-            for j in 0..k {
-                a.swap(c * k + j, p * k + j);
-            }
-            b.swap(c, p);
-        }
-        for r in c + 1..k {
-            let f = a[r * k + c] / a[c * k + c];
-            for j in c..k {
-                a[r * k + j] -= f * a[c * k + j];
-            }
-            b[r] -= f * b[c];
-        }
-    }
-    for c in (0..k).rev() {
-        let s: f64 = (c + 1..k).map(|j| a[c * k + j] * b[j]).sum();
-        b[c] = (b[c] - s) / a[c * k + c];
-    }
-    b.iter().all(|v| v.is_finite())
 }

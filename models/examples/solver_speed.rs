@@ -9,7 +9,7 @@
 
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
-use mpc_runtime::{Batch, Bound, GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
+use mpc_runtime::{GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -24,15 +24,7 @@ fn main() {
     for &(b, t) in &[(1usize, 10usize), (256, 50)] {
         let model = Quadrotor::default();
         let sc = quadrotor_hover(&model, b, t, 0);
-        let batch = Batch {
-            size: b,
-            x_init: &sc.x_init,
-            cost_hess: &sc.cost_c,
-            cost_lin: &sc.cost_q,
-            u_lower: Bound::PerControl(Quadrotor::CONTROL_LOWER),
-            u_upper: Bound::PerControl(Quadrotor::CONTROL_UPPER),
-            u_init: Some(&sc.u_init),
-        };
+        let batch = sc.batch();
         let opts = SolverOptions { max_iters: 5, eps: f64::MIN_POSITIVE, gradient: GradientMode::GaussNewton, ..SolverOptions::default() };
         // (Builds from before `report_kkt` existed computed no residual.)
         #[allow(clippy::needless_update)]

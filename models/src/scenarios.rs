@@ -1,7 +1,7 @@
 //! Ready-made problem data for the bundled models (benchmarks, examples, smoke tests).
 
 use crate::Quadrotor;
-use mpc_runtime::Model;
+use mpc_runtime::{Batch, Bound, Model};
 
 /// A batch of quadrotor hover problems in the exchange-format layout (batch first, row-major).
 #[derive(Clone, Debug)]
@@ -20,14 +20,31 @@ pub struct QuadrotorHover {
     pub u_init: Vec<f64>,
 }
 
+impl QuadrotorHover {
+    /// The problems as a solver batch, with the quadrotor's control bounds and the hover warm
+    /// start.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch {
+            size: self.batch,
+            x_init: &self.x_init,
+            cost_hess: &self.cost_c,
+            cost_lin: &self.cost_q,
+            u_lower: Bound::PerControl(Quadrotor::CONTROL_LOWER),
+            u_upper: Bound::PerControl(Quadrotor::CONTROL_UPPER),
+            u_init: Some(&self.u_init),
+        }
+    }
+}
+
 /// Diagonal of the hover cost weight `W` over `z = [p, q, v, f, ω]`.
 pub const HOVER_WEIGHTS: [f64; 14] = [10.0, 10.0, 10.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1];
 
 /// Small deterministic generator (SplitMix64) so scenarios are reproducible without extra crates.
-struct SplitMix(u64);
+pub struct SplitMix(pub u64);
 
 impl SplitMix {
-    fn next_u64(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
@@ -35,7 +52,7 @@ impl SplitMix {
         z ^ (z >> 31)
     }
     /// Uniform in [0, 1).
-    fn uniform(&mut self) -> f64 {
+    pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
     /// Standard normal (Box–Muller).
