@@ -5,7 +5,7 @@
 //! every run), `summary.md` (final errors, losses, wall time, the command) and one PNG per
 //! system into `--out`.
 
-use mpc::imitation::{Method, RunConfig, RunResult, System, run};
+use mpc::imitation::{Method, Optimizer, RunConfig, RunResult, System, run};
 use mpc_runtime::GradientMode;
 use racing::plot::{Panel, panels_png};
 use std::fmt::Write as _;
@@ -33,6 +33,10 @@ pub struct ImitateArgs {
     /// Adam step size on log θ.
     #[arg(long, default_value_t = 0.05)]
     pub lr: f64,
+    /// Optimizer of the MPC learners: `lm` (Levenberg–Marquardt through the MPC), `adam`,
+    /// `adam-monotone` (Adam that undoes steps raising the loss).
+    #[arg(long, default_value = "lm")]
+    pub optimizer: String,
     /// Output directory.
     #[arg(long, value_name = "DIR", default_value = "runs/imitation")]
     pub out: PathBuf,
@@ -59,6 +63,9 @@ pub fn run_cli(args: ImitateArgs) -> ExitCode {
     if !(args.lr > 0.0 && args.lr.is_finite()) {
         return fail(format!("--lr must be positive, got {}", args.lr));
     }
+    let Some(optimizer) = [Optimizer::LevenbergMarquardt, Optimizer::Adam, Optimizer::AdamMonotone].into_iter().find(|o| o.name() == args.optimizer) else {
+        return fail(format!("--optimizer: unknown optimizer `{}` (known: lm, adam, adam-monotone)", args.optimizer));
+    };
     if let Err(e) = std::fs::create_dir_all(&args.out) {
         return fail(format!("{}: {e}", args.out.display()));
     }
@@ -70,7 +77,7 @@ pub fn run_cli(args: ImitateArgs) -> ExitCode {
             for seed in 0..args.seeds {
                 for &method in &methods {
                     let iters = if method == Method::SysId { args.sysid_iters } else { args.iters };
-                    let cfg = RunConfig { system, method, trajectories: n, seed, iters, lr: args.lr, horizon: 20 };
+                    let cfg = RunConfig { system, method, trajectories: n, seed, iters, lr: args.lr, horizon: 20, optimizer };
                     let r = run(&cfg);
                     let last = r.curve.last().expect("a curve");
                     eprintln!(
@@ -124,13 +131,14 @@ fn write_outputs(args: &ImitateArgs, systems: &[System], results: &[RunResult]) 
     let _ = writeln!(md, "# Imitation learning of the dynamics through the MPC (Amos et al. 2018)\n");
     let _ = writeln!(
         md,
-        "Command: `mpc imitate --systems {} --trajectories {} --seeds {} --iters {} --sysid-iters {} --lr {}`  ",
+        "Command: `mpc imitate --systems {} --trajectories {} --seeds {} --iters {} --sysid-iters {} --lr {} --optimizer {}`  ",
         args.systems.join(","),
         args.trajectories.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(","),
         args.seeds,
         args.iters,
         args.sysid_iters,
-        args.lr
+        args.lr,
+        args.optimizer
     );
     let _ = writeln!(
         md,
@@ -138,8 +146,8 @@ fn write_outputs(args: &ImitateArgs, systems: &[System], results: &[RunResult]) 
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let _ = writeln!(md, "Parameter error: mean over the learned parameters of |θ − θ*| / θ*; mean ± sd (max) over seeds. Imitation loss: 1/N Σ ‖u* − u_expert‖² at the end (sysid: evaluated through the MPC with its fitted parameters).\n");
-    let _ = writeln!(md, "| system | learned | method | N | parameter error at start | runs recovering θ (error < 1e-3) | final parameter error | final imitation loss | wall time per run |");
-    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(md, "| system | learned | method | N | parameter error at start | runs recovering θ (error < 1e-3) | final parameter error | final imitation loss | restarts (all runs) | wall time per run |");
+    let _ = writeln!(md, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for &s in systems {
         for method in [Method::MpcDx(GradientMode::Exact), Method::MpcDx(GradientMode::GaussNewton), Method::SysId] {
             for &n in &args.trajectories {
@@ -156,13 +164,14 @@ fn write_outputs(args: &ImitateArgs, systems: &[System], results: &[RunResult]) 
                 let recovered = err.iter().filter(|&&v| v < 1e-3).count();
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {n} | {:.2} | {recovered}/{} | {e:.1e} ± {esd:.1e} ({emax:.1e}) | {:.1e} | {:.1} s |",
+                    "| {} | {} | {} | {n} | {:.2} | {recovered}/{} | {e:.1e} ± {esd:.1e} ({emax:.1e}) | {:.1e} | {} | {:.1} s |",
                     s.name(),
                     runs[0].names.join(", "),
                     method.label(),
                     mean_sd(&start).0,
                     runs.len(),
                     mean_sd(&loss).0,
+                    runs.iter().map(|r| r.restarts).sum::<usize>(),
                     mean_sd(&wall).0
                 );
             }
@@ -173,16 +182,18 @@ fn write_outputs(args: &ImitateArgs, systems: &[System], results: &[RunResult]) 
         let line = |method: Method, n: usize, f: &dyn Fn(&mpc::imitation::Point) -> f64| -> (String, Vec<(f64, f64)>) {
             let runs: Vec<&RunResult> =
                 results.iter().filter(|r| r.config.system == s && r.config.method == method && r.config.trajectories == n).collect();
-            let len = runs.iter().map(|r| r.curve.len()).min().unwrap_or(0);
+            // A run that stopped early (converged) holds its last point.
+            let len = runs.iter().map(|r| r.curve.len()).max().unwrap_or(0);
+            let at = |r: &RunResult, i: usize| f(r.curve.get(i).unwrap_or_else(|| r.curve.last().expect("a curve")));
             // Mean over seeds of log10 of the quantity.
             let pts = (0..len)
-                .map(|i| (i as f64, runs.iter().map(|r| f(&r.curve[i]).max(1e-300).log10()).sum::<f64>() / runs.len() as f64))
+                .map(|i| (i as f64, runs.iter().map(|r| at(r, i).max(1e-300).log10()).sum::<f64>() / runs.len() as f64))
                 .collect();
             (format!("N = {n}"), pts)
         };
         let panel = |title: &str, y: &str, method: Method, f: &dyn Fn(&mpc::imitation::Point) -> f64| Panel {
             title: title.into(),
-            x_label: if method == Method::SysId { "Levenberg-Marquardt iteration".into() } else { "gradient iteration".into() },
+            x_label: if method == Method::SysId || args.optimizer == "lm" { "Levenberg-Marquardt iteration".into() } else { "Adam iteration".into() },
             y_label: y.into(),
             lines: args.trajectories.iter().map(|&n| line(method, n, f)).collect(),
         };
