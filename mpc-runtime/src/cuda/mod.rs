@@ -13,6 +13,7 @@
 //! NVRTC and `ptxas` come from NVIDIA's PyPI wheels, which `scripts/setup.sh` installs into the
 //! repository's `.venv`; a CUDA toolkit (`CUDA_PATH`, `/usr/local/cuda`) works too.
 
+pub mod args;
 pub mod cache;
 pub mod driver;
 pub mod host;
