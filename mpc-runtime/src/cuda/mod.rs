@@ -20,6 +20,7 @@ pub mod host;
 pub mod launch;
 mod locate;
 pub mod nvrtc;
+pub mod orchestrate;
 pub mod ptxas;
 pub mod render;
 
