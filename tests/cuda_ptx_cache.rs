@@ -149,3 +149,35 @@ fn real_nvrtc_compile_is_cached_on_disk() {
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The GPU path loads cubins (no driver JIT, any CUDA 12 driver): a real solve kernel compiled
+/// to a cubin for sm_80 and sm_90 without a GPU is an ELF image holding its entry point, and
+/// the cache gives the same bytes back from disk.
+#[test]
+fn real_kernel_compiles_to_cubins_for_sm80_and_sm90() {
+    use mpc_runtime::cuda::render::{KernelOptions, Precision, render_solve};
+    if let Err(e) = mpc_runtime::cuda::load_nvrtc() {
+        if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
+            panic!("NVRTC is required in CI: {e}");
+        }
+        eprintln!("\n!!!!! SKIPPING NVRTC CUBIN TEST: {e}\n");
+        return;
+    }
+    let k = render_solve::<mpc_models::Pendulum>(&KernelOptions::new(5, Precision::F64)).unwrap();
+    let dir = temp_dir("cubin");
+    for arch in ["compute_80", "compute_90"] {
+        let opts = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch) };
+        let c1 = PtxCache::new(Some(dir.clone()));
+        let bin = c1.get_or_compile_cubin(&k.source, &opts).unwrap();
+        assert_eq!(&bin[..4], b"\x7fELF", "{arch}: not an ELF cubin");
+        assert!(bin.windows(k.kernel.len()).any(|w| w == k.kernel.as_bytes()), "{arch}: entry point {} missing", k.kernel);
+        assert_eq!(c1.stats().compiles, 1);
+        let c2 = PtxCache::new(Some(dir.clone()));
+        assert_eq!(c2.get_or_compile_cubin(&k.source, &opts).unwrap(), bin, "{arch}: the cached cubin differs");
+        assert_eq!((c2.stats().compiles, c2.stats().disk_hits), (0, 1));
+        // The PTX of the same kernel is a different entry (its own key).
+        assert!(c2.get_or_compile(&k.source, &opts).unwrap().contains(&format!(".entry {}", k.kernel)));
+        assert_eq!(c2.stats().compiles, 1);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

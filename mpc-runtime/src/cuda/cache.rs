@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::nvrtc::{NvrtcError, NvrtcOptions, compile_ptx, nvrtc_version};
+use super::nvrtc::{NvrtcError, NvrtcOptions, compile_cubin, compile_ptx, nvrtc_version};
 
 /// Environment variable naming the cache root (`<root>/ptx` holds the PTX); empty: no disk cache.
 pub const CACHE_DIR_VAR: &str = "MPC_CACHE_DIR";
@@ -195,6 +195,19 @@ impl PtxCache {
         self.get_or_compile_with(&key, || compile_ptx(source, opts).map(|p| p.into_string())).map(|(p, _)| p)
     }
 
+    /// The cubin of `source` for the real architecture of `opts` ([`compile_cubin`]: a
+    /// `compute_XY` becomes `sm_XY`), from the cache or compiled and stored (as hex text in an
+    /// entry of its own key: the options name the real architecture).
+    pub fn get_or_compile_cubin(&self, source: &str, opts: &NvrtcOptions) -> Result<Vec<u8>, NvrtcError> {
+        let mut o = opts.clone();
+        if let Some(v) = o.arch.strip_prefix("compute_") {
+            o.arch = format!("sm_{v}");
+        }
+        let key = CacheKey::new(source, &o, nvrtc_version()?);
+        let (text, _) = self.get_or_compile_with(&key, || compile_cubin(source, &o).map(|b| hex(&b)))?;
+        unhex(&text).ok_or_else(|| NvrtcError::Api { call: "the module cache", code: "a cubin entry is not hex".into() })
+    }
+
     /// The PTX stored under `key`, or `compile()`'s, which is then stored. Errors only from
     /// `compile`.
     pub fn get_or_compile_with(
@@ -295,6 +308,13 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 fn hex(bytes: &[u8]) -> String {

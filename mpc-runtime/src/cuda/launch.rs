@@ -1,8 +1,9 @@
 //! The CUDA backend: the rendered single-launch forward-solve kernel
 //! (`templates/ilqr_solve.cu.tera`) and the implicit-differentiation backward kernel
-//! (`templates/ilqr_backward.cu.tera`), one thread per problem, compiled with NVRTC for the
-//! device's compute capability (through the PTX cache of [`super::cache`], memory and disk),
-//! loaded through `cudarc`'s driver API and launched over a batch.
+//! (`templates/ilqr_backward.cu.tera`), and the warp and three-stage layouts, compiled with
+//! NVRTC to a cubin for the device's `sm_XY` (PTX for the driver's JIT as the fallback; both
+//! through the module cache of [`super::cache`], memory and disk), loaded through `cudarc`'s
+//! driver API and launched over a batch.
 //!
 //! **Untested on hardware.** This was written and compiled on a machine without a GPU or CUDA
 //! driver. The kernel itself is checked (NVRTC + `ptxas` compile it; the host emulation in
@@ -285,11 +286,27 @@ impl<M: Model> std::fmt::Debug for CudaSolver<M> {
     }
 }
 
-/// Compile `k` (through the PTX cache) for `arch`, load it and add its entry points to `funcs`.
+/// Compile `k` for the device's architecture `arch` (`compute_XY`), load it and add its entry
+/// points to `funcs`. First as a cubin for `sm_XY` (no driver JIT; runs on any driver of CUDA
+/// 12, whereas NVRTC's PTX needs a driver as new as its PTX ISA), then, if NVRTC cannot target
+/// the device or the driver refuses the cubin, as PTX for the driver to JIT. Both through the
+/// module cache ([`super::cache`]). An error names both attempts.
 fn load(ctx: &Arc<CudaContext>, arch: &str, k: &RenderedKernel, funcs: &mut HashMap<String, CudaFunction>) -> Result<(), CudaError> {
     let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch.to_string()) };
-    let ptx = cached_ptx(&k.source, &nv)?;
-    let module = ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(drv("loading the module"))?;
+    let cubin = super::cache::global()
+        .get_or_compile_cubin(&k.source, &nv)
+        .map_err(|e| format!("cubin: {e}"))
+        .and_then(|bin| ctx.load_module(cudarc::nvrtc::Ptx::from_binary(bin)).map_err(|e| format!("loading the cubin: {e:?}")));
+    let module = match cubin {
+        Ok(m) => m,
+        Err(first) => {
+            let ptx = cached_ptx(&k.source, &nv)?;
+            ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(|e| CudaError::Driver {
+                what: "loading the module",
+                message: format!("{first}; then PTX for {arch}: {e:?} (a PTX ISA newer than the driver? update the driver)"),
+            })?
+        }
+    };
     for e in &k.entries {
         funcs.insert(e.clone(), module.load_function(e).map_err(drv("finding the kernel"))?);
     }

@@ -7,8 +7,8 @@
 //!   `extern "C"` kernels that instantiate its templates for `float` and `double`, so that the
 //!   device code is actually compiled (templates that are never instantiated are only parsed).
 //!
-//! [`cache`] keeps NVRTC's PTX in memory and under the user's cache directory, keyed by a hash
-//! of the source, the options and the NVRTC version.
+//! [`cache`] keeps NVRTC's PTX and cubins ([`compile_cubin`]) in memory and under the user's
+//! cache directory, keyed by a hash of the source, the options and the NVRTC version.
 //!
 //! NVRTC and `ptxas` come from NVIDIA's PyPI wheels, which `scripts/setup.sh` installs into the
 //! repository's `.venv`; a CUDA toolkit (`CUDA_PATH`, `/usr/local/cuda`) works too.
@@ -25,7 +25,7 @@ pub mod ptxas;
 pub mod render;
 
 pub use nvrtc::{
-    NvrtcError, NvrtcLibrary, NvrtcOptions, Ptx, compile_ptx, load_nvrtc, locate_nvrtc, nvrtc_available,
+    NvrtcError, NvrtcLibrary, NvrtcOptions, Ptx, compile_cubin, compile_ptx, load_nvrtc, locate_nvrtc, nvrtc_available,
     nvrtc_version,
 };
 pub use driver::{CudaUnavailable, DeviceInfo, device_info, driver_available};

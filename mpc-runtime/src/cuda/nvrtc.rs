@@ -425,6 +425,31 @@ pub fn nvrtc_version() -> Result<(i32, i32), NvrtcError> {
 /// # Ok::<(), mpc_runtime::cuda::NvrtcError>(())
 /// ```
 pub fn compile_ptx(source: &str, opts: &NvrtcOptions) -> Result<Ptx, NvrtcError> {
+    let (ptx, log, options) = compile(source, opts, Output::Ptx)?;
+    Ok(Ptx { text: c_chars_to_string(&ptx.into_iter().map(|b| b as c_char).collect::<Vec<_>>()), log, options })
+}
+
+/// Compile `source` to a cubin (ELF device code) for the real architecture `opts.arch`
+/// (`"sm_90"`; a `compute_XY` is taken as `sm_XY`). A cubin loads on any driver of the same
+/// CUDA major version (minor-version compatibility) without the driver's PTX JIT, whereas PTX
+/// needs a driver at least as new as NVRTC's PTX ISA. Needs no GPU.
+pub fn compile_cubin(source: &str, opts: &NvrtcOptions) -> Result<Vec<u8>, NvrtcError> {
+    let mut o = opts.clone();
+    if let Some(v) = o.arch.strip_prefix("compute_") {
+        o.arch = format!("sm_{v}");
+    }
+    compile(source, &o, Output::Cubin).map(|(bin, _, _)| bin)
+}
+
+/// What [`compile`] returns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Ptx,
+    Cubin,
+}
+
+/// NVRTC: `source` with `opts` → the output's bytes, the log (warnings), the options used.
+fn compile(source: &str, opts: &NvrtcOptions, output: Output) -> Result<(Vec<u8>, String, Vec<String>), NvrtcError> {
     load_nvrtc()?;
     let src = CString::new(source).map_err(|e| NvrtcError::Nul { what: "source", offset: e.nul_position() })?;
     let name = CString::new(opts.program_name.as_str())
@@ -452,9 +477,29 @@ pub fn compile_ptx(source: &str, opts: &NvrtcOptions) -> Result<Ptx, NvrtcError>
         if let Err(e) = compiled {
             return Err(NvrtcError::Compile { code: format!("{:?}", e.0), options: options.clone(), log });
         }
-        // SAFETY: as above.
-        let ptx = unsafe { result::get_ptx(prog) }
-            .map_err(|e| NvrtcError::Api { call: "nvrtcGetPTX", code: format!("{:?}", e.0) })?;
-        Ok(Ptx { text: c_chars_to_string(&ptx), log: log.trim().to_string(), options: options.clone() })
+        let bytes = match output {
+            // SAFETY: as above.
+            Output::Ptx => unsafe { result::get_ptx(prog) }
+                .map_err(|e| NvrtcError::Api { call: "nvrtcGetPTX", code: format!("{:?}", e.0) })?
+                .into_iter()
+                .map(|c| c as u8)
+                .collect(),
+            Output::Cubin => {
+                let api = |call: &'static str, r: sys::nvrtcResult| {
+                    if r == sys::nvrtcResult::NVRTC_SUCCESS { Ok(()) } else { Err(NvrtcError::Api { call, code: format!("{r:?}") }) }
+                };
+                let mut size = 0usize;
+                // SAFETY: `prog` is a compiled program (above); NVRTC writes the size.
+                api("nvrtcGetCUBINSize", unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) })?;
+                if size == 0 {
+                    return Err(NvrtcError::Api { call: "nvrtcGetCUBIN", code: "no cubin (was a virtual architecture given?)".into() });
+                }
+                let mut bin = vec![0u8; size];
+                // SAFETY: `bin` holds the `size` bytes NVRTC reported for this program.
+                api("nvrtcGetCUBIN", unsafe { sys::nvrtcGetCUBIN(prog, bin.as_mut_ptr() as *mut c_char) })?;
+                bin
+            }
+        };
+        Ok((bytes, log.trim().to_string(), options.clone()))
     })
 }
