@@ -112,21 +112,37 @@ pub fn device_info(ordinal: usize) -> Result<DeviceInfo, CudaUnavailable> {
         let multiprocessors = ctx
             .attribute(cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
             .map_err(err("multiprocessor count"))?;
+        Ok(DeviceInfo { ordinal, name, compute_capability, total_memory, multiprocessors, driver_cuda_version: driver_cuda_version()? })
+    })
+}
+
+/// The CUDA version the driver supports, from `cuDriverGetVersion` (12040 → (12, 4)).
+pub fn driver_cuda_version() -> Result<(i32, i32), CudaUnavailable> {
+    driver_available()?;
+    guard(|| {
         let mut v: std::ffi::c_int = 0;
-        // SAFETY: a plain out-parameter; the driver library is loaded and initialised (above).
+        // SAFETY: a plain out-parameter; the driver library is loaded (driver_available).
         let r = unsafe { cudarc::driver::sys::cuDriverGetVersion(&mut v) };
         if r != cudarc::driver::sys::CUresult::CUDA_SUCCESS {
             return Err(CudaUnavailable::Init(format!("cuDriverGetVersion: {r:?}")));
         }
-        Ok(DeviceInfo {
-            ordinal,
-            name,
-            compute_capability,
-            total_memory,
-            multiprocessors,
-            driver_cuda_version: (v / 1000, (v % 1000) / 10),
-        })
+        Ok((v / 1000, (v % 1000) / 10))
     })
+}
+
+/// Whether a driver for CUDA `driver` can JIT the PTX of NVRTC `nvrtc` (both (major, minor)):
+/// NVRTC X.Y writes the PTX ISA of CUDA X.Y, which only drivers for X.Y or newer read (a
+/// CUDA 12.9 PTX needs R575+, while most fleets run R535–R570). The error names both versions.
+pub fn ptx_gate(driver: (i32, i32), nvrtc: (i32, i32)) -> Result<(), String> {
+    if driver >= nvrtc {
+        Ok(())
+    } else {
+        Err(format!(
+            "the driver supports CUDA {}.{} but NVRTC {}.{} writes PTX only CUDA {}.{}+ drivers can JIT: \
+             update the driver, or install an NVRTC no newer than {}.{} (pip install 'nvidia-cuda-nvrtc-cu12=={}.{}.*')",
+            driver.0, driver.1, nvrtc.0, nvrtc.1, nvrtc.0, nvrtc.1, driver.0, driver.1, driver.0, driver.1
+        ))
+    }
 }
 
 /// Runs `f`, turning a panic into [`CudaUnavailable::Panic`].
@@ -161,6 +177,17 @@ mod tests {
                 assert_eq!(device_info(0).unwrap_err(), e, "device_info must fail the same way");
             }
         }
+    }
+
+    #[test]
+    fn ptx_gate_compares_major_and_minor() {
+        assert!(ptx_gate((12, 9), (12, 9)).is_ok());
+        assert!(ptx_gate((13, 0), (12, 9)).is_ok());
+        assert!(ptx_gate((12, 4), (12, 2)).is_ok());
+        // R535 (CUDA 12.2) cannot JIT NVRTC 12.9's PTX: the minor version matters.
+        let e = ptx_gate((12, 2), (12, 9)).unwrap_err();
+        assert!(e.contains("CUDA 12.2") && e.contains("NVRTC 12.9"), "{e}");
+        assert!(ptx_gate((11, 8), (12, 0)).is_err());
     }
 
     #[test]

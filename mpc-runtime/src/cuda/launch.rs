@@ -300,6 +300,9 @@ fn load(ctx: &Arc<CudaContext>, arch: &str, k: &RenderedKernel, funcs: &mut Hash
     let module = match cubin {
         Ok(m) => m,
         Err(first) => {
+            let (driver, nvrtc) = (super::driver::driver_cuda_version()?, super::nvrtc::nvrtc_version()?);
+            super::driver::ptx_gate(driver, nvrtc)
+                .map_err(|gate| CudaError::Driver { what: "loading the module", message: format!("{first}; no PTX fallback: {gate}") })?;
             let ptx = cached_ptx(&k.source, &nv)?;
             ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(|e| CudaError::Driver {
                 what: "loading the module",

@@ -28,7 +28,7 @@ pub use nvrtc::{
     NvrtcError, NvrtcLibrary, NvrtcOptions, Ptx, compile_cubin, compile_ptx, load_nvrtc, locate_nvrtc, nvrtc_available,
     nvrtc_version,
 };
-pub use driver::{CudaUnavailable, DeviceInfo, device_info, driver_available};
+pub use driver::{CudaUnavailable, DeviceInfo, device_info, driver_available, driver_cuda_version, ptx_gate};
 pub use launch::{CudaError, CudaSolver, LaunchTiming};
 pub use ptxas::{KernelResources, PtxasError, PtxasReport, assemble, assemble_with, locate_ptxas};
 
