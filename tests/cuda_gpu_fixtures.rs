@@ -19,9 +19,12 @@ use mpc_runtime::{GradientMode, Gradients, Model, Solver, SolverOptions};
 /// Double: x, u absolute; cost relative to max(1, |cost|); gradients relative to max(1, the
 /// array's largest |entry|).
 const TOL_F64: f64 = 1e-8;
-/// Single: as the host emulation's (tests/cuda_host_emulation.rs).
-const TOL_F32_XU: f64 = 5e-3;
-const TOL_F32_COST: f64 = 1e-6;
+/// Single: the host emulation's FMA build (tests/cuda_host_emulation.rs,
+/// `float_tolerances_hold_with_fma_contraction`, contracting as NVRTC's `--fmad=true`) measured
+/// max |du| 3.2e-3 and cost 7.0e-7 relative; these leave 3× for the GPU's `sinf`/`cosf`, which
+/// differ from the host's by an ulp or two.
+const TOL_F32_XU: f64 = 1e-2;
+const TOL_F32_COST: f64 = 3e-6;
 const TOL_F32_GRAD: f64 = 1e-5;
 
 fn fixtures_dir() -> Option<PathBuf> {

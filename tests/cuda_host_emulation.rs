@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mpc_models::{Cartpole, ModelVisitor, Pendulum, Quadrotor};
-use mpc_runtime::cuda::host::HostModule;
+use mpc_runtime::cuda::host::{HostError, HostModule};
 use mpc_runtime::cuda::render::{
     KernelOptions, Precision, RenderedKernel, render_backward, render_solve, render_solve_warp, render_stages,
 };
@@ -42,6 +42,13 @@ const TOL_UNCONVERGED_XU: f64 = 1e-6;
 /// leaves u loose), cost 1.8e-7 (quadrotor). Measured maxima are printed.
 const TOL_F32_XU: f64 = 5e-3;
 const TOL_F32_COST: f64 = 1e-6;
+/// The same, with the kernels built with fused multiply-adds (`HostBuild::Fma`, as NVRTC's
+/// `--fmad=true` on the GPU) instead of `-ffp-contract=off`: the tolerances of the GPU fixture
+/// test (tests/cuda_gpu_fixtures.rs). Measured with g++ 12 (x86-64, -mfma): max |du| 3.2e-3
+/// (quadrotor), |dx| 4.7e-4, cost 7.0e-7 relative (pendulum; 1.8e-7 without FMA): FMA moves
+/// the float cost by a few float ulps. The maxima are printed.
+const TOL_F32_XU_FMA: f64 = 1e-2;
+const TOL_F32_COST_FMA: f64 = 3e-6;
 /// Single precision backward at the CPU solution (rounded to float): every gradient array
 /// relative to max(1, its largest |entry|). Measured with g++ 12 (x86-64): at most 4.5e-7
 /// (quadrotor grad_C); the maxima are printed.
@@ -372,6 +379,62 @@ fn group_kernels(cases: &[Case]) -> (Vec<Vec<&RenderedKernel>>, Vec<[usize; 2]>)
         index.push(per);
     }
     (groups, index)
+}
+
+/// Float solves with FMA contraction (what the GPU runs) against the CPU, on every fixture:
+/// the tolerances the GPU fixture test uses (tests/cuda_gpu_fixtures.rs) must hold here, so
+/// that they were not sized on a build without FMA only.
+#[test]
+fn float_tolerances_hold_with_fma_contraction() {
+    let Some(dir) = fixtures_dir() else {
+        if in_ci() {
+            panic!("fixtures not found at {}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+        }
+        eprintln!("\n!!!!! SKIPPING FMA TEST: fixtures not found\n");
+        return;
+    };
+    if let Err(e) = mpc_runtime::cuda::host::locate_cxx() {
+        if in_ci() {
+            panic!("{e}");
+        }
+        eprintln!("\n!!!!! SKIPPING FMA TEST: {e}\n");
+        return;
+    }
+    let cases = load_cases(&dir);
+    // One f32 solve kernel per model (the same rendering for every fixture of a model).
+    let mut per_model: Vec<(String, &RenderedKernel)> = Vec::new();
+    for c in &cases {
+        if !per_model.iter().any(|(m, k)| *m == c.problem.model && k.source == c.kernels[0][0].source) {
+            per_model.push((c.problem.model.clone(), &c.kernels[0][0]));
+        }
+    }
+    let mut modules = Vec::new();
+    for (_, k) in &per_model {
+        match HostModule::build_many_with(&[*k], mpc_runtime::cuda::host::HostBuild::Fma) {
+            Ok(m) => modules.push(m),
+            Err(HostError::Load { message, .. }) if message.contains("no FMA") => {
+                eprintln!("\n!!!!! SKIPPING FMA TEST: {message}\n");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut worst = [0.0f64; 3];
+    let mut failures = Vec::new();
+    for c in &cases {
+        let i = per_model.iter().position(|(m, k)| *m == c.problem.model && k.source == c.kernels[0][0].source).unwrap();
+        let sol = modules[i].solve(&c.params, &c.problem.as_batch(), 3).unwrap_or_else(|e| panic!("{e}"));
+        let (ex, eu, ec) = (max_abs(&sol.x, &c.cpu.x), max_abs(&sol.u, &c.cpu.u), max_cost_rel(&sol.cost, &c.cpu.cost));
+        eprintln!("{:<22} f32 with FMA: max|dx| {ex:.2e}  max|du| {eu:.2e}  cost rel {ec:.2e}", c.name);
+        for (w, e) in worst.iter_mut().zip([ex, eu, ec]) {
+            *w = w.max(e);
+        }
+        if !(ex <= TOL_F32_XU_FMA && eu <= TOL_F32_XU_FMA && ec <= TOL_F32_COST_FMA) {
+            failures.push(c.name.clone());
+        }
+    }
+    eprintln!("largest f32 errors with FMA: |dx| {:.2e}, |du| {:.2e}, cost rel {:.2e}", worst[0], worst[1], worst[2]);
+    assert!(failures.is_empty(), "f32 with FMA beyond the tolerances on {failures:?}");
 }
 
 #[test]

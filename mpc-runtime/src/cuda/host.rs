@@ -15,7 +15,8 @@
 //! The compiler is `$MPC_HOST_CXX`, else `$CXX`, else the first of `g++`, `c++`, `clang++` on
 //! `PATH`; it is run with `-O2 -std=c++17 -fPIC -shared -pthread` and **no** fast-math or FMA
 //! contraction (`-ffp-contract=off`), so double results are those of the Rust CPU solver's
-//! operation order.
+//! operation order; [`HostBuild::Fma`] contracts like NVRTC's `--fmad=true` instead, to size
+//! the float tolerances (the GPU's `sinf`/`cosf` still differ from the host's by an ulp or two).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -132,6 +133,18 @@ fn wrapper_source(kernels: &[&RenderedKernel]) -> String {
     s
 }
 
+/// How the host compiler treats `a * b + c`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum HostBuild {
+    /// No contraction (`-ffp-contract=off`): double results are the Rust CPU solver's.
+    #[default]
+    Exact,
+    /// Fused multiply-adds wherever the compiler finds them (`-ffp-contract=fast`, `-mfma` on
+    /// x86-64), as NVRTC's default `--fmad=true` does on the GPU: what sizes the float
+    /// tolerances honestly. An error on a CPU without FMA instructions.
+    Fma,
+}
+
 /// Rendered kernels built for the host into one shared library and loaded: a solve kernel,
 /// backward kernels, ... of one model and precision, compiled by one compiler run.
 pub struct HostModule {
@@ -167,6 +180,11 @@ impl HostModule {
     /// Compile several kernels (each its own translation unit, with distinct kernel names)
     /// into one shared library with one compiler run, and load it.
     pub fn build_many(kernels: &[&RenderedKernel]) -> Result<Self, HostError> {
+        Self::build_many_with(kernels, HostBuild::Exact)
+    }
+
+    /// [`HostModule::build_many`] with the floating-point contraction of `build`.
+    pub fn build_many_with(kernels: &[&RenderedKernel], build: HostBuild) -> Result<Self, HostError> {
         let first = kernels.first().ok_or_else(|| HostError::Load { kernel: String::new(), message: "no kernels given".into() })?;
         for (i, k) in kernels.iter().enumerate() {
             if kernels[..i].iter().any(|o| o.kernel == k.kernel || o.entries.iter().any(|e| k.entries.contains(e))) {
@@ -181,11 +199,21 @@ impl HostModule {
         // can pre-create it or swap the library between the build and the load.
         let prefix = format!("mpc-host-{}-", first.kernel);
         let dir = crate::private_fs::private_temp_dir(&prefix).map_err(io("creating a private build folder in", &std::env::temp_dir()))?;
-        Self::build_in(kernels, &cxx, dir.path())
+        Self::build_in(kernels, &cxx, dir.path(), build)
         // `dir` is removed here; the loaded library stays mapped.
     }
 
-    fn build_in(kernels: &[&RenderedKernel], cxx: &Path, dir: &Path) -> Result<Self, HostError> {
+    fn build_in(kernels: &[&RenderedKernel], cxx: &Path, dir: &Path, build: HostBuild) -> Result<Self, HostError> {
+        let contraction: &[&str] = match build {
+            HostBuild::Exact => &["-ffp-contract=off"],
+            HostBuild::Fma => {
+                #[cfg(target_arch = "x86_64")]
+                if !std::is_x86_feature_detected!("fma") {
+                    return Err(HostError::Load { kernel: kernels[0].kernel.clone(), message: "this CPU has no FMA instructions".into() });
+                }
+                if cfg!(target_arch = "x86_64") { &["-ffp-contract=fast", "-mfma"] } else { &["-ffp-contract=fast"] }
+            }
+        };
         let name = kernels[0].kernel.clone();
         let header = dir.join(HOST_COMPAT_NAME);
         let wrap = dir.join("launch.cpp");
@@ -199,7 +227,8 @@ impl HostModule {
         }
         std::fs::write(&wrap, wrapper_source(kernels)).map_err(io("writing", &wrap))?;
         let mut cmd = Command::new(cxx);
-        cmd.args(["-O2", "-std=c++17", "-fPIC", "-shared", "-pthread", "-ffp-contract=off", "-fvisibility=hidden"])
+        cmd.args(["-O2", "-std=c++17", "-fPIC", "-shared", "-pthread", "-fvisibility=hidden"])
+            .args(contraction)
             .args(["-Wno-unused-parameter", "-Wno-unknown-pragmas", "-Wno-attributes"])
             .arg("-include")
             .arg(&header)
