@@ -131,6 +131,52 @@ fn compile_kernels<M: Model>() -> (Vec<String>, Vec<String>) {
     (lines, spills)
 }
 
+/// Stack budget of the one-thread-per-problem kernels (bytes per thread): the driver reserves
+/// the frame for every resident thread (~2048 × 132 on an H100: 8 KB each is 2.2 GB), so it
+/// must not grow with T. Measured (quadrotor, f64, sm_90, NVRTC 12.9): solve 5400 B, backward
+/// 7408 B at every T (before the workspaces moved to global memory: 23.9 KB at T = 10, 106 KB
+/// and 2.8 KB of spills at T = 50).
+const STACK_BUDGET_BYTES: u32 = 8192;
+
+/// The single-launch solve and the backward kernels keep their horizon-long arrays in global
+/// memory: ptxas reports the same stack frame at T = 10, 50 and 200 (quadrotor, the largest
+/// bundled model, double, sm_90), under the budget, with no spills.
+#[test]
+fn stack_frames_do_not_grow_with_the_horizon() {
+    if !tools_or_skip() {
+        return;
+    }
+    let mut frames: Vec<(String, Vec<u32>)> = Vec::new();
+    let mut lines = Vec::new();
+    for t in [10, 50, 200] {
+        let opts = KernelOptions::new(t, Precision::F64).with_iters(5);
+        let bwd = |mode| {
+            let o = KernelOptions { solver: SolverOptions { gradient: mode, ..opts.solver.clone() }, ..opts.clone() };
+            render_backward::<Quadrotor>(&o).unwrap_or_else(|e| panic!("{e}"))
+        };
+        for k in [render_solve::<Quadrotor>(&opts).unwrap_or_else(|e| panic!("{e}")), bwd(GradientMode::Exact), bwd(GradientMode::GaussNewton)] {
+            let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new("compute_90") };
+            let ptx = cuda::compile_ptx(&k.source, &nv).unwrap_or_else(|e| panic!("{} T={t}:\n{e}", k.kernel));
+            let rep = cuda::assemble(ptx.as_str(), "sm_90").unwrap_or_else(|e| panic!("{e}"));
+            let r = rep.kernel(&k.kernel).unwrap_or_else(|| panic!("{} missing:\n{}", k.kernel, rep.log));
+            lines.push(format!(
+                "{:<40} T={t:<3}: {:>3} registers, {:>5} B stack, spills {}/{} B",
+                k.kernel, r.registers, r.stack_frame_bytes, r.spill_store_bytes, r.spill_load_bytes
+            ));
+            assert!(!r.spills(), "{} T={t} spills: {r:?}", k.kernel);
+            assert!(r.stack_frame_bytes <= STACK_BUDGET_BYTES, "{} T={t}: {} B stack > {STACK_BUDGET_BYTES} B", k.kernel, r.stack_frame_bytes);
+            match frames.iter_mut().find(|(n, _)| *n == k.kernel) {
+                Some((_, v)) => v.push(r.stack_frame_bytes),
+                None => frames.push((k.kernel.clone(), vec![r.stack_frame_bytes])),
+            }
+        }
+    }
+    eprintln!("stack frames against T (quadrotor, f64, sm_90):\n{}", lines.join("\n"));
+    for (name, v) in &frames {
+        assert!(v.iter().all(|&f| f == v[0]), "{name}: the stack frame grows with T: {v:?} B at T = 10, 50, 200");
+    }
+}
+
 #[test]
 fn nvrtc_compiles_every_kernel_for_every_model_precision_and_arch() {
     if !tools_or_skip() {

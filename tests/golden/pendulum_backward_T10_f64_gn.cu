@@ -918,10 +918,11 @@ __device__ __noinline__ void param_derivatives(const real* x, const real* u, con
 
 constexpr int NPA = NP > 0 ? NP : 1;
 
-/// Per-thread workspace (local memory).
+/// Per-problem workspace: the horizon-long arrays in global memory (the kernel's `work`
+/// argument, WORK_REALS per problem, bound by bind_work), the rest local.
 struct Work {
-    real A[NDYN * NX * NX], B[NDYN * NX * NU];
-    real k[HORIZON * NU], KK[HORIZON * NU * NX];
+    real *A, *B;
+    real *k, *KK;
     real P[NX * NX], pv[NX], PA[NX * NX], PB[NX * NU];
     real qzz[NZ * NZ], qz[NZ], hess[NZ * NZ];
     real lam[2][NX];  // λ_{t+1} and λ_t of the sweep
@@ -930,6 +931,19 @@ struct Work {
     real fp[NX * NPA], hp[NZ * NPA];
     int idx[NU];
 };
+
+/// Reals per problem of the global workspace (cuda::render::backward_work_len).
+constexpr long long WORK_REALS =
+    (long long)NDYN * NX * NX + (long long)NDYN * NX * NU + (long long)HORIZON * NU + (long long)HORIZON * NU * NX;
+static_assert(WORK_REALS == 148LL, "the workspace layout differs from cuda::render::backward_work_len");
+
+/// Point w's horizon-long arrays into g (WORK_REALS reals of this problem).
+__device__ __forceinline__ void bind_work(Work& w, real* g) {
+    w.A = g; g += NDYN * NX * NX;
+    w.B = g; g += NDYN * NX * NU;
+    w.k = g; g += HORIZON * NU;
+    w.KK = g;
+}
 
 /// Differentiate one problem (all pointers already offset to it).
 __device__ __forceinline__ void backward_one(Work& w, const m::Params<real>& prm, const real* __restrict__ cm_all,
@@ -1101,7 +1115,7 @@ extern "C" __global__ void mpc_ilqr_backward_pendulum_f64_gn(
         const double* __restrict__ params, const double* __restrict__ C, const double* __restrict__ c,
         const double* __restrict__ u_lo, const double* __restrict__ u_hi,
         const double* __restrict__ x, const double* __restrict__ u,
-        const double* __restrict__ grad_x, const double* __restrict__ grad_u,
+        const double* __restrict__ grad_x, const double* __restrict__ grad_u, double* __restrict__ work,
         double* __restrict__ grad_C, double* __restrict__ grad_c, double* __restrict__ grad_x_init,
         double* __restrict__ grad_params, int batch) {
     namespace k = ::mpc_ilqr_backward_pendulum_f64_gn_impl;
@@ -1113,6 +1127,7 @@ extern "C" __global__ void mpc_ilqr_backward_pendulum_f64_gn(
     static_assert(k::NP == 0 || sizeof(prm) == k::NP * sizeof(k::real), "Params<T> must hold exactly NP reals");
     for (int j = 0; j < k::NP; ++j) pdst[j] = params[b * k::PARAM_STRIDE + j];
     k::Work w;
+    k::bind_work(w, work + b * k::WORK_REALS);
     constexpr int NX = k::NX, NU = k::NU, NZ = k::NZ, T = k::HORIZON;
     k::backward_one(w, prm, C + b * T * NZ * NZ, c + b * T * NZ, u_lo + b * T * NU, u_hi + b * T * NU,
                     x + b * T * NX, u + b * T * NU, grad_x + b * T * NX, grad_u + b * T * NU,

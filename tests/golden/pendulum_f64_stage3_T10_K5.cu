@@ -1199,7 +1199,9 @@ constexpr int RICCATI_OK = 0, RICCATI_NOT_PD = 1, RICCATI_NON_FINITE = 2;
 
 /// Control-limited Riccati pass at (x, u) with Q_uu + mu I (a RICCATI_* outcome).
 template <class W>
-__device__ __forceinline__ int riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
+// __noinline__: inlined into the single-launch kernel it pushes the quadrotor's double kernel over
+// 255 registers (spills on sm_90; cuda_host_emulation's ptxas tests).
+__device__ __noinline__ int riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
                                         const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;

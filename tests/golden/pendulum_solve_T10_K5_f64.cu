@@ -908,13 +908,15 @@ __device__ __forceinline__ void update_cost_to_go_exact(const real* __restrict__
 }
 
 
-/// Per-thread workspace (local memory), the GPU twin of solver::Workspace + boxqp::BoxQp.
+/// Per-problem workspace, the GPU twin of solver::Workspace + boxqp::BoxQp. The arrays that grow
+/// with the horizon live in global memory (the kernel's `work` argument, WORK_REALS per problem,
+/// bound by bind_work), so the thread's stack frame does not grow with T; the rest is local.
 struct Work {
-    real lo[HORIZON * NU], hi[HORIZON * NU];
-    real xs[4][HORIZON * NX];  // current, trial, best trial (rotated through pointers), best iterate
-    real us[4][HORIZON * NU];
-    real A[NDYN * NX * NX], B[NDYN * NX * NU];
-    real k[HORIZON * NU], KK[HORIZON * NU * NX];
+    real *lo, *hi;
+    real* xs[4];  // current, trial, best trial (rotated through pointers), best iterate
+    real* us[4];
+    real *A, *B;
+    real *k, *KK;
     real P[NX * NX], pv[NX], PA[NX * NX], PB[NX * NU];
     real qzz[NZ * NZ], qz[NZ], quu[NU * NU], dlo[NU], dhi[NU];
     real hess[DDP_HESS_LEN];  // DDP's second-order term (one entry when DDP is off)
@@ -926,6 +928,23 @@ struct Work {
     int idx[NU];
     int nfree;
 };
+
+/// Reals per problem of the global workspace (cuda::render::solve_work_len).
+constexpr long long WORK_REALS = 2LL * HORIZON * NU + 4LL * HORIZON * NX + 4LL * HORIZON * NU + (long long)NDYN * NX * NX +
+                                 (long long)NDYN * NX * NU + (long long)HORIZON * NU + (long long)HORIZON * NU * NX;
+static_assert(WORK_REALS == 328LL, "the workspace layout differs from cuda::render::solve_work_len");
+
+/// Point w's horizon-long arrays into g (WORK_REALS reals of this problem).
+__device__ __forceinline__ void bind_work(Work& w, real* g) {
+    w.lo = g; g += HORIZON * NU;
+    w.hi = g; g += HORIZON * NU;
+    for (int i = 0; i < 4; ++i) { w.xs[i] = g; g += HORIZON * NX; }
+    for (int i = 0; i < 4; ++i) { w.us[i] = g; g += HORIZON * NU; }
+    w.A = g; g += NDYN * NX * NX;
+    w.B = g; g += NDYN * NX * NU;
+    w.k = g; g += HORIZON * NU;
+    w.KK = g;
+}
 // ---- iLQR building blocks (templates/ilqr_core.cu.tera), inside the kernel's namespace, after
 // ---- common.cu.tera and the constants NX, NU, NZ, HORIZON, BOXQP_MAX_ITERS. Functions taking a
 // ---- workspace `W& w` are templates over it: a kernel's W holds the named arrays either as
@@ -1181,7 +1200,9 @@ constexpr int RICCATI_OK = 0, RICCATI_NOT_PD = 1, RICCATI_NON_FINITE = 2;
 
 /// Control-limited Riccati pass at (x, u) with Q_uu + mu I (a RICCATI_* outcome).
 template <class W>
-__device__ __forceinline__ int riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
+// __noinline__: inlined into the single-launch kernel it pushes the quadrotor's double kernel over
+// 255 registers (spills on sm_90; cuda_host_emulation's ptxas tests).
+__device__ __noinline__ int riccati(W& w, const m::Params<real>& prm, const real* cm_all, const real* cv_all,
                                         const real* x, const real* u, real mu, bool ddp) {
     for (int t = HORIZON - 1; t >= 0; --t) {
         const real* cm = cm_all + t * NZ * NZ;
@@ -1294,8 +1315,9 @@ __device__ __forceinline__ bool vanished(real du, real mu, const real* u) {
     return mu == real(0) && du <= real(4) * EPS_MACH * (real(1) + rsqrt_(s));
 }
 
-/// Jacobians of every dynamics stage along (x, u) into w.A, w.B.
-__device__ __forceinline__ void linearize_all(Work& w, const m::Params<real>& prm, const real* x, const real* u) {
+/// Jacobians of every dynamics stage along (x, u) into w.A, w.B (__noinline__: keeps the
+/// quadrotor's double kernel under 255 registers at every T).
+__device__ __noinline__ void linearize_all(Work& w, const m::Params<real>& prm, const real* x, const real* u) {
     for (int t = 0; t + 1 < HORIZON; ++t)
         m::linearize<real>(x + t * NX, u + t * NU, prm, w.xn, w.A + t * NX * NX, w.B + t * NX * NU);
 }
@@ -1508,8 +1530,9 @@ extern "C" __global__ void mpc_ilqr_solve_pendulum_f64(
         const double* __restrict__ params, const double* __restrict__ x_init,
         const double* __restrict__ C, const double* __restrict__ c,
         const double* __restrict__ u_lo, const double* __restrict__ u_hi,
-        const double* __restrict__ u_init, double* __restrict__ x_out, double* __restrict__ u_out,
-        double* __restrict__ cost_out, int* __restrict__ iters_out, int* __restrict__ status_out, int batch) {
+        const double* __restrict__ u_init, double* __restrict__ work, double* __restrict__ x_out,
+        double* __restrict__ u_out, double* __restrict__ cost_out, int* __restrict__ iters_out,
+        int* __restrict__ status_out, int batch) {
     namespace k = ::mpc_ilqr_pendulum_f64_impl;
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= batch) return;
@@ -1519,6 +1542,7 @@ extern "C" __global__ void mpc_ilqr_solve_pendulum_f64(
     static_assert(k::NP == 0 || sizeof(prm) == k::NP * sizeof(k::real), "Params<T> must hold exactly NP reals");
     for (int j = 0; j < k::NP; ++j) pdst[j] = params[b * k::PARAM_STRIDE + j];
     k::Work w;
+    k::bind_work(w, work + b * k::WORK_REALS);
     constexpr int NX = k::NX, NU = k::NU, NZ = k::NZ, T = k::HORIZON;
     k::solve_one(w, prm, x_init + b * NX, C + b * T * NZ * NZ, c + b * T * NZ, u_lo + b * T * NU, u_hi + b * T * NU,
                  u_init ? u_init + b * T * NU : nullptr, x_out + b * T * NX, u_out + b * T * NU, cost_out + b,

@@ -25,6 +25,9 @@ pub enum Buf {
     UHi,
     /// Warm start, B×T×nu (null: zeros).
     UInit,
+    /// The single-launch and backward kernels' horizon-long workspace (reals per problem:
+    /// [`super::render::work_len`]).
+    Work,
     /// The warp and three-stage layouts' per-problem real state.
     State,
     /// Their per-problem integer state.
@@ -118,6 +121,7 @@ pub const SOLVE: &[Arg] = &[
     a("u_lo", RealIn, Buf::ULo),
     a("u_hi", RealIn, Buf::UHi),
     a("u_init", RealIn, Buf::UInit),
+    a("work", RealOut, Buf::Work),
     a("x_out", RealOut, Buf::XOut),
     a("u_out", RealOut, Buf::UOut),
     a("cost_out", RealOut, Buf::CostOut),
@@ -176,6 +180,7 @@ pub const BACKWARD: &[Arg] = &[
     a("u", RealIn, Buf::U),
     a("grad_x", RealIn, Buf::GradX),
     a("grad_u", RealIn, Buf::GradU),
+    a("work", RealOut, Buf::Work),
     a("grad_C", RealOut, Buf::GradCostHess),
     a("grad_c", RealOut, Buf::GradCostLin),
     a("grad_x_init", RealOut, Buf::GradXInit),

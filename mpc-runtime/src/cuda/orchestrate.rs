@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use super::args::{Arg, Buf, args};
 use super::launch::LaunchTiming;
-use super::render::{KernelKind, KernelLayout, RenderedKernel, staged_state_len, warp_state_len};
+use super::render::{KernelKind, KernelLayout, RenderedKernel, staged_state_len, warp_state_len, work_len};
 use crate::solver::{Batch, Bound, Gradients, Solution};
 
 /// What the launch sequence itself finds wrong (a device turns it into its own error type).
@@ -176,7 +176,10 @@ pub(crate) fn buffer_sizes(k: &RenderedKernel, layout: KernelLayout, b: usize) -
         (Buf::StatusOut, b),
     ];
     let state = match layout {
-        KernelLayout::SingleLaunch => None,
+        KernelLayout::SingleLaunch => {
+            v.push((Buf::Work, b * work_len(k)));
+            None
+        }
         KernelLayout::WarpPerProblem => Some(warp_state_len(nx, nu, t, k.nls)),
         KernelLayout::ThreeStage => Some(staged_state_len(nx, nu, t, k.nls)),
     };
@@ -198,6 +201,7 @@ pub(crate) fn backward_buffer_sizes(k: &RenderedKernel, b: usize) -> Vec<(Buf, u
         (Buf::GradCostLin, b * t * n),
         (Buf::GradXInit, b * nx),
         (Buf::GradParams, b * k.np),
+        (Buf::Work, b * work_len(k)),
     ]
 }
 
@@ -378,7 +382,7 @@ pub(crate) fn backward<D: KernelDevice>(
     }
     for (buf, len) in backward_buffer_sizes(k, b) {
         match buf {
-            Buf::GradCostHess | Buf::GradCostLin | Buf::GradXInit => dev.ensure(buf, len)?,
+            Buf::GradCostHess | Buf::GradCostLin | Buf::GradXInit | Buf::Work => dev.ensure(buf, len)?,
             Buf::GradParams => dev.ensure(buf, if want_params { len } else { 0 })?,
             _ => {}
         }

@@ -229,6 +229,33 @@ pub fn staged_state_len(nx: usize, nu: usize, horizon: usize, line_search_steps:
     (reals, 3)
 }
 
+/// The T-dependent part of the single-launch solve kernel's per-problem workspace, in global
+/// memory (reals per problem; `templates/ilqr_solve.cu.tera` binds it and checks this count
+/// at compile time): bounds, four state and four control trajectories, the Jacobians and the
+/// gains. What stays in the thread's local memory does not grow with T.
+pub fn solve_work_len(nx: usize, nu: usize, horizon: usize) -> usize {
+    let t = horizon;
+    let ndyn = if t > 1 { t - 1 } else { 1 };
+    2 * t * nu + 4 * t * nx + 4 * t * nu + ndyn * nx * nx + ndyn * nx * nu + t * nu + t * nu * nx
+}
+
+/// The backward kernel's T-dependent workspace in global memory (reals per problem; checked by
+/// `templates/ilqr_backward.cu.tera`): the Jacobians and the gains.
+pub fn backward_work_len(nx: usize, nu: usize, horizon: usize) -> usize {
+    let t = horizon;
+    let ndyn = if t > 1 { t - 1 } else { 1 };
+    ndyn * nx * nx + ndyn * nx * nu + t * nu + t * nu * nx
+}
+
+/// Reals per problem of kernel `k`'s global workspace (`work` argument), 0 for kernels without.
+pub fn work_len(k: &RenderedKernel) -> usize {
+    match k.kind {
+        KernelKind::Solve => solve_work_len(k.nx, k.nu, k.horizon),
+        KernelKind::Backward(_) => backward_work_len(k.nx, k.nu, k.horizon),
+        KernelKind::Stage(_) | KernelKind::SolveWarp => 0,
+    }
+}
+
 /// Workspace of the warp-per-problem kernel in global memory: `(reals, ints)` per problem (the
 /// layout is in `templates/ilqr_solve_warp.cu.tera`, which checks this count at compile time).
 pub fn warp_state_len(nx: usize, nu: usize, horizon: usize, line_search_steps: usize) -> (usize, usize) {
@@ -598,6 +625,7 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             ctx.insert("kkt_mode", if s.tol.is_some() { "true" } else { "false" });
             ctx.insert("has_curvature", if model.is_linear { "false" } else { "true" });
             ctx.insert("kkt_tol", &literal(s.tol.unwrap_or(0.0)));
+            ctx.insert("work_reals", &solve_work_len(model.nx, model.nu, opts.horizon));
             if s.tol.is_some() && !matches!(kind, KernelKind::Solve) {
                 return Err(RenderError::Options("the KKT tolerance `tol` is in the single-launch kernel only".into()));
             }
@@ -617,6 +645,7 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
             ctx.insert("mode_name", if exact { "exact" } else { "Gauss-Newton" });
             ctx.insert("has_curvature", if model.is_linear { "false" } else { "true" });
             ctx.insert("active_tol", &literal(ACTIVE_TOL));
+            ctx.insert("work_reals", &backward_work_len(model.nx, model.nu, opts.horizon));
         }
     }
     let terr = |e: tera::Error| RenderError::Template { template, message: format!("{e:?}") };
