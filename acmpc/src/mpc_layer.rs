@@ -18,10 +18,10 @@ use mpc_runtime::solver::{Batch, Bound, Gradients, GradientMode, Solution, Solve
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// State dimension of the quadrotor.
-pub const NX: usize = 10;
-/// Control dimension of the quadrotor.
-pub const NU: usize = 4;
+/// State dimension of the quadrotor (the model's own).
+pub const NX: usize = <Quadrotor as mpc_runtime::Model>::NX;
+/// Control dimension of the quadrotor (the model's own).
+pub const NU: usize = <Quadrotor as mpc_runtime::Model>::NU;
 /// `nx + nu`.
 pub const NZ: usize = NX + NU;
 /// Numbers per stage in the cost tensor: diag(C_t) and c_t.

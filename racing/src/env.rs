@@ -72,10 +72,11 @@ use serde::Serialize;
 pub const N_FUTURE_GATES: usize = 2;
 /// Observation size: `10 + 12 + 12·N_FUTURE_GATES` (§2.4, `obs_mode = "paper"`).
 pub const OBS_DIM: usize = 10 + 12 + 12 * N_FUTURE_GATES;
-/// State dimension of the simulator / MPC model: `p (3), q (4, scalar first), v (3)`.
-pub const NX: usize = 10;
-/// Control dimension: collective thrust (N) and body rates (rad/s).
-pub const NU: usize = 4;
+/// State dimension of the simulator / MPC model: `p (3), q (4, scalar first), v (3)` (the
+/// model's own).
+pub const NX: usize = <Quadrotor as Model>::NX;
+/// Control dimension: collective thrust (N) and body rates (rad/s) (the model's own).
+pub const NU: usize = <Quadrotor as Model>::NU;
 /// Quadrotor mass (kg).
 pub const MASS: f64 = 0.752;
 /// Gravity (m/s², along −z).

@@ -69,6 +69,7 @@ fn probe() -> Result<Driver, CudaUnavailable> {
         }
     }
     let Some(handle) = handle else { return Err(CudaUnavailable::NoDriver(errors.join("; "))) };
+    same_library_as_cudarc(&handle)?;
     let devices = guard(|| {
         cudarc::driver::result::init().map_err(|e| CudaUnavailable::Init(format!("cuInit: {e:?}")))?;
         cudarc::driver::result::device::get_count()
@@ -78,6 +79,30 @@ fn probe() -> Result<Driver, CudaUnavailable> {
         return Err(CudaUnavailable::NoDevice);
     }
     Ok(Driver { devices, _handle: handle })
+}
+
+/// `cudarc` opens `libcuda.so` before `libcuda.so.1`; where a CUDA toolkit's stub
+/// `libcuda.so` is on the loader's path it would bind the stub (every call then fails) instead
+/// of the driver opened here. Compares `cuInit` of both; a mismatch is a clear error.
+fn same_library_as_cudarc(handle: &Library) -> Result<(), CudaUnavailable> {
+    // SAFETY: only the addresses of the symbols are read, nothing is called.
+    let ours = unsafe { handle.get::<unsafe extern "C" fn()>(b"cuInit\0") }
+        .map(|f| *f as usize)
+        .map_err(|e| CudaUnavailable::Init(format!("the driver library has no cuInit: {e}")))?;
+    let theirs = guard(|| {
+        // SAFETY: as above; `culib` loads the library cudarc will use (a panic is caught).
+        unsafe { cudarc::driver::sys::culib().get::<unsafe extern "C" fn()>(b"cuInit\0") }
+            .map(|f| *f as usize)
+            .map_err(|e| CudaUnavailable::Init(format!("cudarc's driver library has no cuInit: {e}")))
+    })?;
+    if ours != theirs {
+        return Err(CudaUnavailable::Init(
+            "cudarc bound a different libcuda.so than the driver's libcuda.so.1 (a CUDA toolkit stub on \
+             LD_LIBRARY_PATH?); remove the stubs directory from the library path"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What the driver reports about a device (for benchmark records).

@@ -161,16 +161,15 @@ impl<R: DeviceReal> KernelDevice for GpuDevice<'_, R> {
         let dst = self.bufs.reals.get_mut(&buf).filter(|d| d.len() >= data.len());
         let dst = dst.ok_or_else(|| CudaError::Batch(format!("{buf:?}: {} entries do not fit the buffer", data.len())))?;
         let host: Vec<R> = data.iter().map(|&x| R::from_f64(x)).collect();
-        self.stream.memcpy_htod(&host, &mut dst.slice_mut(0..data.len())).map_err(drv("copying to the device"))?;
-        // A pageable copy may return before the data are read: keep `host` alive until then.
-        self.stream.synchronize().map_err(drv("copying to the device"))
+        // From pageable memory the driver stages the data before it returns, so `host` may go;
+        // the orchestration synchronises once after all uploads.
+        self.stream.memcpy_htod(&host, &mut dst.slice_mut(0..data.len())).map_err(drv("copying to the device"))
     }
 
     fn write_ints(&mut self, buf: Buf, data: &[i32]) -> Result<(), CudaError> {
         let dst = self.bufs.ints.get_mut(&buf).filter(|d| d.len() >= data.len());
         let dst = dst.ok_or_else(|| CudaError::Batch(format!("{buf:?}: {} entries do not fit the buffer", data.len())))?;
-        self.stream.memcpy_htod(data, &mut dst.slice_mut(0..data.len())).map_err(drv("copying to the device"))?;
-        self.stream.synchronize().map_err(drv("copying to the device"))
+        self.stream.memcpy_htod(data, &mut dst.slice_mut(0..data.len())).map_err(drv("copying to the device"))
     }
 
     fn read(&mut self, buf: Buf, len: usize) -> Result<Vec<f64>, CudaError> {
@@ -304,9 +303,9 @@ fn load(ctx: &Arc<CudaContext>, arch: &str, k: &RenderedKernel, funcs: &mut Hash
             super::driver::ptx_gate(driver, nvrtc)
                 .map_err(|gate| CudaError::Driver { what: "loading the module", message: format!("{first}; no PTX fallback: {gate}") })?;
             let ptx = cached_ptx(&k.source, &nv)?;
-            ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx)).map_err(|e| CudaError::Driver {
+            ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx.clone())).map_err(|e| CudaError::Driver {
                 what: "loading the module",
-                message: format!("{first}; then PTX for {arch}: {e:?} (a PTX ISA newer than the driver? update the driver)"),
+                message: format!("{first}; then PTX for {arch}: {e:?}; the driver's JIT log: {}", jit_error_log(ctx, ptx)),
             })?
         }
     };
@@ -314,6 +313,39 @@ fn load(ctx: &Arc<CudaContext>, arch: &str, k: &RenderedKernel, funcs: &mut Hash
         funcs.insert(e.clone(), module.load_function(e).map_err(drv("finding the kernel"))?);
     }
     Ok(())
+}
+
+/// The driver's JIT error log for the PTX `ptx`: the module loaded once more, with log buffers,
+/// only to explain a load that failed (cudarc's `load_module` keeps the log to itself).
+fn jit_error_log(ctx: &Arc<CudaContext>, ptx: String) -> String {
+    use cudarc::driver::sys;
+    use std::ffi::c_void;
+    if ctx.bind_to_thread().is_err() {
+        return "(unavailable: the context could not be made current)".into();
+    }
+    let mut image = ptx.into_bytes();
+    image.push(0);
+    let mut log = vec![0u8; 1 << 14];
+    let mut opts = [sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER, sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES];
+    let mut vals: [*mut c_void; 2] = [log.as_mut_ptr() as *mut c_void, log.len() as *mut c_void];
+    let mut module: sys::CUmodule = std::ptr::null_mut();
+    // SAFETY: `image` is NUL-terminated PTX text; the options are the error-log buffer (`log`,
+    // alive for the call) and its size passed by value, as cuModuleLoadDataEx documents; a module
+    // that loads after all is unloaded at once.
+    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
+        let r = sys::cuModuleLoadDataEx(&mut module, image.as_ptr() as *const c_void, 2, opts.as_mut_ptr(), vals.as_mut_ptr());
+        if r == sys::CUresult::CUDA_SUCCESS && !module.is_null() {
+            sys::cuModuleUnload(module);
+        }
+        r
+    }));
+    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+    let text = String::from_utf8_lossy(&log[..end]).trim().to_string();
+    match (r, text.is_empty()) {
+        (Err(_), _) => "(unavailable: cudarc panicked)".into(),
+        (Ok(code), true) => format!("(empty; {code:?})"),
+        (Ok(_), false) => text,
+    }
 }
 
 impl<M: Model> CudaSolver<M> {
@@ -436,7 +468,7 @@ impl<M: Model> CudaSolver<M> {
         }
         let k = &self.kernels[0];
         let np = k.np;
-        if params.len() % np.max(1) != 0 || (!k.per_problem_params && params.len() != np) {
+        if !params.len().is_multiple_of(np.max(1)) || (!k.per_problem_params && params.len() != np) {
             return Err(CudaError::Batch(format!(
                 "{} parameters: the kernel takes {}",
                 params.len(),
