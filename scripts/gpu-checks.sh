@@ -4,7 +4,7 @@
 #     bash scripts/gpu-checks.sh            # everything, results under bench/results/gpu-<UTC>/
 #     QUICK=1 bash scripts/gpu-checks.sh    # correctness only (no benchmarks, no profiles)
 #
-# The CUDA launch path (mpc-runtime/src/cuda/{driver,launch}.rs, `mpc solve|bench --backend
+# The CUDA launch path (mpc-cuda/src/{driver,launch}.rs, `mpc solve|bench --backend
 # cuda`) was written on machines without a GPU and has not run on hardware; this script is its
 # test and its benchmark. Steps (each one PASS/FAIL/SKIP in the summary; the script goes on
 # after a failure and exits 1 if any step failed):

@@ -7,7 +7,7 @@
 #   .venv/lib/python3.*/site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so.12
 #   .venv/lib/python3.*/site-packages/nvidia/cuda_nvrtc/lib/libnvrtc-builtins.so.12.9
 #   .venv/lib/python3.*/site-packages/nvidia/cuda_nvcc/bin/ptxas
-# mpc-runtime (`mpc_runtime::cuda`) finds them there by itself; no environment variable needed.
+# mpc-cuda (`mpc_cuda`) finds them there by itself; no environment variable needed.
 #
 # Environment: PYTHON (interpreter used to create the venv, default python3),
 #              MPC_VENV (venv location, default <repo>/.venv).

@@ -29,7 +29,7 @@ fn kernel_to_stdout_and_files() {
     assert!(s.contains("void mpc_ilqr_solve_cartpole_f32("));
 
     let dir = std::env::temp_dir().join(format!("mpc-codegen-test-{}", std::process::id()));
-    let nvrtc = mpc_runtime::cuda::nvrtc_available();
+    let nvrtc = mpc_cuda::nvrtc_available();
     let mut cmd = mpc();
     cmd.args(["codegen", "--model", "pendulum", "--horizon", "5"]).arg("--out").arg(&dir);
     if nvrtc {

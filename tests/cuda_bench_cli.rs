@@ -25,7 +25,7 @@ fn bench(backend: &str, json: &PathBuf) -> Output {
 }
 
 fn no_driver() -> bool {
-    match mpc::runtime::cuda::driver_available() {
+    match mpc::cuda::driver_available() {
         Ok(()) => false,
         Err(e) => {
             eprintln!("no CUDA driver here: {e}");

@@ -11,8 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use mpc_models::ModelVisitor;
-use mpc_runtime::cuda::CudaSolver;
-use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
+use mpc_cuda::CudaSolver;
+use mpc_cuda::render::{KernelLayout, KernelOptions, Precision};
 use mpc_runtime::problem::{ModelParams, Problem};
 use mpc_runtime::{GradientMode, Gradients, Model, Solver, SolverOptions};
 
@@ -102,7 +102,7 @@ impl ModelVisitor for Run<'_> {
 
 #[test]
 fn gpu_equals_cpu_backend_on_fixtures() {
-    if let Err(e) = mpc_runtime::cuda::driver_available() {
+    if let Err(e) = mpc_cuda::driver_available() {
         eprintln!("SKIPPED: no CUDA driver/GPU ({e}); scripts/gpu-checks.sh runs this on a GPU machine");
         return;
     }
@@ -110,7 +110,7 @@ fn gpu_equals_cpu_backend_on_fixtures() {
         eprintln!("SKIPPED: fixtures not found");
         return;
     };
-    match mpc_runtime::cuda::device_info(0) {
+    match mpc_cuda::device_info(0) {
         Ok(d) => eprintln!("GPU: {} (sm_{}{}), driver CUDA {}.{}", d.name, d.compute_capability.0, d.compute_capability.1, d.driver_cuda_version.0, d.driver_cuda_version.1),
         Err(e) => panic!("driver present but device_info failed: {e}"),
     }

@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mpc_models::{Cartpole, ModelVisitor, Pendulum, Quadrotor};
-use mpc_runtime::cuda::host::{HostError, HostModule};
-use mpc_runtime::cuda::render::{
+use mpc_cuda::host::{HostError, HostModule};
+use mpc_cuda::render::{
     KernelOptions, Precision, RenderedKernel, render_backward, render_solve, render_solve_warp, render_stages,
 };
-use mpc_runtime::cuda::{self, NvrtcOptions};
+use mpc_cuda::{self as cuda, NvrtcOptions};
 use mpc_runtime::problem::{ModelParams, Problem};
 use mpc_runtime::{GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
 
@@ -439,7 +439,7 @@ fn float_tolerances_hold_with_fma_contraction() {
         eprintln!("\n!!!!! SKIPPING FMA TEST: fixtures not found\n");
         return;
     };
-    if let Err(e) = mpc_runtime::cuda::host::locate_cxx() {
+    if let Err(e) = mpc_cuda::host::locate_cxx() {
         if in_ci() {
             panic!("{e}");
         }
@@ -456,7 +456,7 @@ fn float_tolerances_hold_with_fma_contraction() {
     }
     let mut modules = Vec::new();
     for (_, k) in &per_model {
-        match HostModule::build_many_with(&[*k], mpc_runtime::cuda::host::HostBuild::Fma) {
+        match HostModule::build_many_with(&[*k], mpc_cuda::host::HostBuild::Fma) {
             Ok(m) => modules.push(m),
             Err(HostError::Load { message, .. }) if message.contains("no FMA") => {
                 eprintln!("\n!!!!! SKIPPING FMA TEST: {message}\n");
@@ -492,7 +492,7 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
         eprintln!("\n!!!!! SKIPPING HOST EMULATION TEST: fixtures not found\n");
         return;
     };
-    if let Err(e) = mpc_runtime::cuda::host::locate_cxx() {
+    if let Err(e) = mpc_cuda::host::locate_cxx() {
         if in_ci() {
             panic!("{e}");
         }
@@ -631,7 +631,7 @@ fn host_emulation_equals_cpu_backend_on_fixtures() {
 #[test]
 fn host_emulation_equals_cpu_backend_off_fixture_paths() {
     use mpc_runtime::{Batch, Bound, LineSearchRule, SolverOptions};
-    if let Err(e) = mpc_runtime::cuda::host::locate_cxx() {
+    if let Err(e) = mpc_cuda::host::locate_cxx() {
         if in_ci() {
             panic!("{e}");
         }

@@ -1,4 +1,4 @@
-//! The on-disk PTX cache (`mpc_runtime::cuda::cache`), in a temporary directory:
+//! The on-disk PTX cache (`mpc_cuda::cache`), in a temporary directory:
 //!
 //! * miss → one compilation → a file named by the key exists;
 //! * a fresh cache on the same directory (a new process, in effect) → a disk hit, no
@@ -10,8 +10,8 @@
 
 use std::path::PathBuf;
 
-use mpc_runtime::cuda::NvrtcOptions;
-use mpc_runtime::cuda::cache::{CacheKey, Origin, PtxCache};
+use mpc_cuda::NvrtcOptions;
+use mpc_cuda::cache::{CacheKey, Origin, PtxCache};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mpc-ptx-cache-test-{}-{tag}", std::process::id()));
@@ -25,7 +25,7 @@ const PTX: &str = "//\n// fake PTX\n.version 8.0\n.target sm_80\n.address_size 6
 fn counting<'a>(
     count: &'a std::cell::Cell<usize>,
     text: &'static str,
-) -> impl FnOnce() -> Result<String, mpc_runtime::cuda::NvrtcError> + 'a {
+) -> impl FnOnce() -> Result<String, mpc_cuda::NvrtcError> + 'a {
     move || {
         count.set(count.get() + 1);
         Ok(text.to_string())
@@ -112,7 +112,7 @@ fn unusable_directory_still_returns_ptx() {
     // Compile errors do come through.
     let other = CacheKey::new("src2", &NvrtcOptions::new("compute_80"), (12, 9));
     let err = c
-        .get_or_compile_with(&other, || Err(mpc_runtime::cuda::NvrtcError::Panic("boom".into())))
+        .get_or_compile_with(&other, || Err(mpc_cuda::NvrtcError::Panic("boom".into())))
         .unwrap_err();
     assert!(err.to_string().contains("boom"));
     // Memory only.
@@ -125,7 +125,7 @@ fn unusable_directory_still_returns_ptx() {
 
 #[test]
 fn real_nvrtc_compile_is_cached_on_disk() {
-    if let Err(e) = mpc_runtime::cuda::load_nvrtc() {
+    if let Err(e) = mpc_cuda::load_nvrtc() {
         if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
             panic!("NVRTC is required in CI: {e}");
         }
@@ -155,8 +155,8 @@ fn real_nvrtc_compile_is_cached_on_disk() {
 /// the cache gives the same bytes back from disk.
 #[test]
 fn real_kernel_compiles_to_cubins_for_sm80_and_sm90() {
-    use mpc_runtime::cuda::render::{KernelOptions, Precision, render_solve};
-    if let Err(e) = mpc_runtime::cuda::load_nvrtc() {
+    use mpc_cuda::render::{KernelOptions, Precision, render_solve};
+    if let Err(e) = mpc_cuda::load_nvrtc() {
         if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false") {
             panic!("NVRTC is required in CI: {e}");
         }

@@ -7,7 +7,7 @@
 
 use mpc_models::Pendulum;
 use mpc_runtime::Model;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
+use mpc_cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
 use mpc_runtime::{GradientMode, SolverOptions};
 use std::path::PathBuf;
 

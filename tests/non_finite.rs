@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mpc_models::Pendulum;
-use mpc_runtime::cuda::host::HostModule;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
+use mpc_cuda::host::HostModule;
+use mpc_cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
 use mpc_runtime::{Batch, Bound, GradStatus, GradientMode, Model, NonFinite, Solver, SolverOptions, StopReason};
 use serde_json::Value;
 
@@ -149,7 +149,7 @@ fn host_emulated_kernels_flag_the_same_problems() {
     let bk = render_backward::<Pendulum>(&ko.clone().with_solver(SolverOptions { gradient: GradientMode::Exact, ..opts.clone() })).unwrap();
     let hm = match HostModule::build_many(&[&k, &s1, &s2, &s3, &wk, &bk]) {
         Ok(m) => m,
-        Err(e) if !in_ci() && matches!(e, mpc_runtime::cuda::host::HostError::NoCompiler(_)) => {
+        Err(e) if !in_ci() && matches!(e, mpc_cuda::host::HostError::NoCompiler(_)) => {
             eprintln!("\n!!!!! SKIPPING HOST EMULATION (no C++ compiler): {e}\n");
             return;
         }

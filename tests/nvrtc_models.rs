@@ -7,7 +7,7 @@
 
 use mpc_models::{Cartpole, Pendulum, Quadrotor};
 use mpc_runtime::Model;
-use mpc_runtime::cuda::{self, NvrtcOptions};
+use mpc_cuda::{self as cuda, NvrtcOptions};
 
 /// Known register spills, as a ratchet: (check kernel, most spill bytes, stores or loads,
 /// allowed). A kernel that spills and is not listed, or spills more than listed, fails the test;

@@ -317,8 +317,8 @@ fn mpc_solve_writes_grad_params() {
 /// (relative to the largest entry), in both gradient modes, with bounds active.
 #[test]
 fn host_emulated_backward_kernel_param_gradients_equal_the_cpu() {
-    use mpc_runtime::cuda::host::{HostError, HostModule};
-    use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward};
+    use mpc_cuda::host::{HostError, HostModule};
+    use mpc_cuda::render::{KernelOptions, Precision, render_backward};
     fn run<M: Model>(m: M, t: usize, c: &Case) {
         let b = batch(c);
         for mode in [GradientMode::Exact, GradientMode::GaussNewton] {
@@ -353,8 +353,8 @@ fn host_emulated_backward_kernel_param_gradients_equal_the_cpu() {
 /// per-problem solver (`solve_each`) to 1e-9.
 #[test]
 fn per_problem_params_in_every_kernel_equal_the_cpu() {
-    use mpc_runtime::cuda::host::{HostError, HostModule};
-    use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
+    use mpc_cuda::host::{HostError, HostModule};
+    use mpc_cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
     let t = 8;
     let base = case(3, 1, t, &[0.0, 1.0, 0.0], &[1.0, 0.0, 0.0], 1.0, 0.01, &[1.0], &[0.0]);
     // Three problems: the two of `case` and a copy of the first, each with its own mass.

@@ -6,10 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use mpc_models::Pendulum;
-use mpc_runtime::cuda::NvrtcOptions;
-use mpc_runtime::cuda::cache::{CacheKey, Origin, PtxCache};
-use mpc_runtime::cuda::host::HostModule;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_solve};
+use mpc_cuda::NvrtcOptions;
+use mpc_cuda::cache::{CacheKey, Origin, PtxCache};
+use mpc_cuda::host::HostModule;
+use mpc_cuda::render::{KernelOptions, Precision, render_solve};
 use mpc_runtime::{Batch, Bound, Model, Solver, SolverOptions};
 
 /// The uid of `nobody`, for files "owned by another user" (works as root, as in CI).

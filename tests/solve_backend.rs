@@ -32,7 +32,7 @@ fn solve(backend: &str, problem: &Path, out: &Path) -> std::process::Output {
 
 #[test]
 fn cuda_without_driver_exits_2_and_writes_nothing() {
-    if mpc::runtime::cuda::driver_available().is_ok() {
+    if mpc::cuda::driver_available().is_ok() {
         eprintln!("SKIPPED: a CUDA driver is present (run scripts/gpu-checks.sh)");
         return;
     }
@@ -51,7 +51,7 @@ fn cuda_without_driver_exits_2_and_writes_nothing() {
 
 #[test]
 fn auto_without_driver_solves_on_cpu_and_says_so() {
-    if mpc::runtime::cuda::driver_available().is_ok() {
+    if mpc::cuda::driver_available().is_ok() {
         eprintln!("SKIPPED: a CUDA driver is present (run scripts/gpu-checks.sh)");
         return;
     }

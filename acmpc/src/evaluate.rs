@@ -32,7 +32,7 @@ pub fn build_mpc(config: &TrainConfig, capacity: usize) -> Result<(MpcLayer, Str
         BackendKind::Cuda => MpcLayer::new_cuda(t, k, g, capacity)
             .map(|m| (m, "MPC layer on GPU 0 (mpc.backend = cuda)".into()))
             .map_err(|e| format!("mpc.backend = cuda: {e}")),
-        BackendKind::Auto => match mpc_runtime::cuda::driver_available() {
+        BackendKind::Auto => match mpc_cuda::driver_available() {
             Err(e) => Ok((MpcLayer::new(t, k, g), format!("MPC layer on the CPU (auto: {e})"))),
             Ok(()) => match MpcLayer::new_cuda(t, k, g, capacity) {
                 Ok(m) => Ok((m, "MPC layer on GPU 0 (auto: a CUDA driver and GPU are present)".into())),

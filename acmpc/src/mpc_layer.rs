@@ -12,8 +12,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use mpc_models::Quadrotor;
-use mpc_runtime::cuda::CudaSolver;
-use mpc_runtime::cuda::render::{KernelOptions, Precision};
+use mpc_cuda::CudaSolver;
+use mpc_cuda::render::{KernelOptions, Precision};
 use mpc_runtime::solver::{Batch, Bound, Gradients, GradientMode, Solution, Solver, SolverOptions};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,27 +2,22 @@
 //!
 //! * [`model`]: the [`Dynamics`] and [`Model`] traits that generated models implement.
 //! * [`linear`]: the run-time-sized `linear` model.
-//! * [`cuda`]: NVRTC compilation and `ptxas` reports for generated CUDA device code.
 //! * [`verify`]: finite-difference checks of a model's derivatives.
 //! * [`solver`]: the batched box-constrained iLQR solver with implicit-differentiation
 //!   gradients (CPU).
 //! * [`private_fs`]: build and cache folders no other user can change.
 //! * [`problem`]: the JSON exchange format (`mpc-problem/1`, `mpc-solution/1`).
-//! * [`reference`](mod@reference): hand-written reference implementations of the bundled models (test
-//!   oracles, independent of `#[mpc_model]`).
 
-pub mod cuda;
 pub mod linear;
 pub mod model;
 pub mod private_fs;
 pub mod problem;
-pub mod reference;
 pub mod solver;
 pub mod verify;
 
 pub use linear::LinearModel;
 pub use model::{Dynamics, Model, ParamError, TimeModel};
 pub use solver::{
-    Batch, Bound, GradStatus, GradientMode, Gradients, LineSearchRule, Method, NonFinite, Solution, Solver, SolverOptions,
-    StopReason, mask_gradients, solve_each,
+    Batch, Bound, GradStatus, GradientMode, Gradients, LineSearchRule, Method, NonFinite, Solution, Solver,
+    SolverOptions, StopReason, mask_gradients, solve_each,
 };

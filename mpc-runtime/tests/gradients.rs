@@ -14,7 +14,7 @@ mod common;
 
 use common::*;
 use mpc_runtime::problem::BoundData;
-use mpc_runtime::reference::{Cartpole, Pendulum, Quadrotor, RefCartpole, RefPendulum, RefQuadrotor};
+use mpc_oracles::{Cartpole, Pendulum, Quadrotor, RefCartpole, RefPendulum, RefQuadrotor};
 use mpc_runtime::{Dynamics, GradientMode, LinearModel};
 use rand::Rng;
 

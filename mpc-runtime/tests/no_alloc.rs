@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mpc_runtime::problem::BoundData;
-use mpc_runtime::reference::{Pendulum, RefPendulum};
+use mpc_oracles::{Pendulum, RefPendulum};
 use mpc_runtime::{GradientMode, Gradients, Solution, Solver, SolverOptions};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

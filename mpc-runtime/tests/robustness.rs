@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use mpc_runtime::problem::BoundData;
-use mpc_runtime::reference::{Cartpole, Pendulum, RefCartpole, RefPendulum};
+use mpc_oracles::{Cartpole, Pendulum, RefCartpole, RefPendulum};
 use mpc_runtime::{Dynamics, LineSearchRule, Solver, SolverOptions};
 use rand::Rng;
 

@@ -28,7 +28,7 @@
 //! The ratio to mpc.pytorch uses `results-mpc-pytorch-cpu.json` (`--peer`, or found next to the
 //! repository in `shared/peer-bench/`), else the figures of that file embedded here.
 //!
-//! `--backend cuda` times the same grid on GPU 0 through `mpc_runtime::cuda::CudaSolver` (the
+//! `--backend cuda` times the same grid on GPU 0 through `mpc_cuda::CudaSolver` (the
 //! rendered single-launch solve kernel and the backward kernel, double precision): forward =
 //! one `CudaSolver::solve` (inputs converted and copied in, the kernel, results copied back),
 //! backward = one `CudaSolver::backward`, both end to end from host arrays to host arrays; the
@@ -43,8 +43,8 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
-use mpc_runtime::cuda::CudaSolver;
-use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
+use mpc_cuda::CudaSolver;
+use mpc_cuda::render::{KernelLayout, KernelOptions, Precision};
 use mpc_runtime::{Batch, Bound, GradientMode, Gradients, LineSearchRule, Model, Solution, Solver, SolverOptions};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -124,13 +124,13 @@ pub struct BenchArgs {
 pub enum Backend {
     /// The CPU solver (`mpc_runtime::solver`).
     Cpu,
-    /// The CUDA kernels on GPU 0 (`mpc_runtime::cuda::CudaSolver`).
+    /// The CUDA kernels on GPU 0 (`mpc_cuda::CudaSolver`).
     Cuda,
     /// CUDA when a driver and a GPU are present, else the CPU.
     Auto,
 }
 
-/// `--layout` values (see `mpc_runtime::cuda::render::KernelLayout`).
+/// `--layout` values (see `mpc_cuda::render::KernelLayout`).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LayoutArg {
     /// All K iterations in one launch, one thread per problem.
@@ -454,7 +454,7 @@ impl Case {
         let model = Quadrotor::default();
         let sc = quadrotor_hover(&model, b, t, args.seed);
         let engine = if cuda {
-            let sms = mpc_runtime::cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
+            let sms = mpc_cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
             let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone()).with_layout(args.layout.layout(b, sms));
             let mut gpu = CudaSolver::new(&model, b, &ko).map_err(|e| format!("B={b} T={t}: CUDA solver: {e}"))?;
             gpu.prepare_backward().map_err(|e| format!("B={b} T={t}: CUDA backward kernel: {e}"))?;
@@ -708,7 +708,7 @@ fn check_args(args: &BenchArgs) -> Result<(), String> {
 /// driver version.
 fn gpu_info() -> Value {
     let smi = command_output("nvidia-smi", &["--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"]);
-    match mpc_runtime::cuda::device_info(0) {
+    match mpc_cuda::device_info(0) {
         Ok(d) => json!({
             "name": d.name,
             "compute_capability": format!("{}.{}", d.compute_capability.0, d.compute_capability.1),
@@ -717,7 +717,7 @@ fn gpu_info() -> Value {
             "driver_cuda_version": format!("{}.{}", d.driver_cuda_version.0, d.driver_cuda_version.1),
             "nvidia_smi": smi,
             "driver_version": smi.as_deref().and_then(|s| s.rsplit(',').next()).map(|v| v.trim().to_string()),
-            "nvrtc_version": mpc_runtime::cuda::nvrtc_version().ok().map(|(a, b)| format!("{a}.{b}")),
+            "nvrtc_version": mpc_cuda::nvrtc_version().ok().map(|(a, b)| format!("{a}.{b}")),
         }),
         Err(e) => json!({"error": e.to_string(), "nvidia_smi": smi}),
     }
@@ -732,14 +732,14 @@ pub fn run(mut args: BenchArgs) -> ExitCode {
     // Which backend runs (as `mpc solve`): explicit `cuda` must have a driver and a GPU.
     let cuda = match args.backend {
         Backend::Cpu => false,
-        Backend::Cuda => match mpc_runtime::cuda::driver_available() {
+        Backend::Cuda => match mpc_cuda::driver_available() {
             Ok(()) => true,
             Err(e) => {
                 eprintln!("mpc bench: --backend cuda: {e}");
                 return ExitCode::from(2);
             }
         },
-        Backend::Auto => match mpc_runtime::cuda::driver_available() {
+        Backend::Auto => match mpc_cuda::driver_available() {
             Ok(()) => {
                 eprintln!("mpc bench: --backend auto: using cuda (CUDA driver and GPU found)");
                 true

@@ -18,8 +18,8 @@ use std::process::ExitCode;
 use mpc_models::ModelVisitor;
 use mpc_runtime::Model;
 use mpc_runtime::solver::GradientMode;
-use mpc_runtime::cuda::render::{self, KernelOptions, Precision, RenderError, RenderedKernel};
-use mpc_runtime::cuda::{NvrtcOptions, compile_ptx};
+use mpc_cuda::render::{self, KernelOptions, Precision, RenderError, RenderedKernel};
+use mpc_cuda::{NvrtcOptions, compile_ptx};
 
 /// Which generated code to show.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

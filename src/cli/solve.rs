@@ -7,10 +7,9 @@
 //! error: it is reported per problem in `converged`.
 //!
 //! `--backend cpu|cuda|auto` (default `cpu`) picks where the forward solve runs:
-//! * `cuda`: the rendered solve kernel on GPU 0 (`mpc_runtime::cuda::CudaSolver`, double
+//! * `cuda`: the rendered solve kernel on GPU 0 (`mpc_cuda::CudaSolver`, double
 //!   precision; thread layout by `KernelLayout::auto`: a warp per problem for batches below
-//!   128 problems per multiprocessor, a thread per problem above). Without a usable CUDA driver/GPU, or for a model without CUDA code (`linear`,
-//!   `--reference-models`), it fails with exit status 2 and writes nothing.
+//!   128 problems per multiprocessor, a thread per problem above). Without a usable CUDA driver/GPU, or for a model without CUDA code (`linear`), it fails with exit status 2 and writes nothing.
 //! * `auto`: `cuda` when a driver and GPU are present and the model has CUDA code, else `cpu`;
 //!   the choice and its reason are printed on stderr, and a failed CUDA solve falls back to
 //!   the CPU with a note.
@@ -23,7 +22,6 @@
 
 use mpc_models::ModelVisitor;
 use mpc_runtime::problem::{ModelParams, Problem, solution_json};
-use mpc_runtime::reference::{self, RefModel};
 use mpc_runtime::{Dynamics, Gradients, Model, Solution, Solver};
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,10 +40,6 @@ pub struct SolveArgs {
     /// Where to write the solution document; standard output when absent.
     #[arg(long, value_name = "SOLUTION.json")]
     pub out: Option<PathBuf>,
-    /// Use the hand-written reference models (`mpc_runtime::reference`) instead of the
-    /// generated ones for `pendulum`, `cartpole` and `quadrotor` (a cross-check).
-    #[arg(long, hide = true)]
-    pub reference_models: bool,
     /// Where the forward solve runs: `cpu`, `cuda` (GPU 0; exit status 2 when there is none),
     /// or `auto` (`cuda` when available, else `cpu`, with the choice printed on stderr).
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
@@ -64,10 +58,11 @@ pub enum BackendArg {
 }
 
 /// Why the CUDA backend cannot take `p` (before trying the driver): `None` when it can.
-fn cuda_unsupported(p: &Problem, use_reference: bool) -> Option<String> {
+fn cuda_unsupported(p: &Problem) -> Option<String> {
     match &p.params {
-        ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => Some("the `linear` model has no CUDA kernel".into()),
-        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) if use_reference => Some("--reference-models run on the CPU only".into()),
+        ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => {
+            Some("the `linear` model has no CUDA kernel".into())
+        }
         ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => None,
     }
 }
@@ -79,11 +74,13 @@ struct SolveCuda<'a>(&'a Problem);
 impl ModelVisitor for SolveCuda<'_> {
     type Output = Result<Solved, String>;
     fn visit<M: Model>(self) -> Self::Output {
-        use mpc_runtime::cuda::render::{KernelLayout, KernelOptions, Precision};
+        use mpc_cuda::render::{KernelLayout, KernelOptions, Precision};
         let p = self.0;
         let models: Vec<M> = match &p.params {
             ModelParams::Named(ps) => vec![with_params::<M>(ps)?],
-            ModelParams::NamedPerProblem(lists) => lists.iter().map(|ps| with_params::<M>(ps)).collect::<Result<_, _>>()?,
+            ModelParams::NamedPerProblem(lists) => {
+                lists.iter().map(|ps| with_params::<M>(ps)).collect::<Result<_, _>>()?
+            }
             _ => unreachable!("a named model"),
         };
         let per_problem = models.len() > 1 || p.params.per_problem();
@@ -91,14 +88,15 @@ impl ModelVisitor for SolveCuda<'_> {
         let batch = p.as_batch();
         // Layout by the (unmeasured) rule of KernelLayout::auto: a warp per problem for small
         // batches, a thread per problem once the batch fills the GPU.
-        let sms = mpc_runtime::cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
+        let sms = mpc_cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
         // The KKT tolerance is in the single-launch kernel only.
-        let layout = if p.options.tol.is_some() { KernelLayout::SingleLaunch } else { KernelLayout::auto(batch.size, sms) };
+        let layout =
+            if p.options.tol.is_some() { KernelLayout::SingleLaunch } else { KernelLayout::auto(batch.size, sms) };
         let opts = KernelOptions::new(p.horizon, Precision::F64)
             .with_solver(options(p))
             .with_layout(layout)
             .with_per_problem_params(per_problem);
-        let mut gpu = mpc_runtime::cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
+        let mut gpu = mpc_cuda::CudaSolver::new(&m, batch.size, &opts).map_err(|e| e.to_string())?;
         if per_problem {
             gpu.set_params(models.iter().flat_map(|m| m.param_values()).collect()).map_err(|e| e.to_string())?;
         }
@@ -128,7 +126,9 @@ fn solve_problem_cuda(p: &Problem) -> Result<Solved, String> {
     match &p.params {
         ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveCuda(p))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
-        ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => Err("the `linear` model has no CUDA kernel".into()),
+        ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => {
+            Err("the `linear` model has no CUDA kernel".into())
+        }
     }
 }
 
@@ -208,39 +208,11 @@ impl ModelVisitor for SolveGenerated<'_> {
     }
 }
 
-fn solve_reference<M: RefModel, const N: usize>(p: &Problem) -> Result<Solved, String> {
-    let build = |params: &[(String, f64)]| -> Result<reference::RefDynamics<M, N>, String> {
-        let mut m = M::default();
-        for (k, v) in params {
-            m.set_param(k, *v).map_err(|e| format!("params.{k}: {e}"))?;
-        }
-        Ok(reference::RefDynamics::<M, N>::new(m))
-    };
-    match &p.params {
-        ModelParams::NamedPerProblem(lists) => {
-            let models = lists.iter().map(|ps| build(ps)).collect::<Result<Vec<_>, _>>()?;
-            let (s, g) = solve_each_with(&models, p);
-            Ok((s, g, Vec::new()))
-        }
-        ModelParams::Named(ps) => {
-            let (s, g) = solve_with(build(ps)?, p);
-            Ok((s, g, Vec::new()))
-        }
-        _ => unreachable!("a named model"),
-    }
-}
-
-fn solve_problem(p: &Problem, use_reference: bool) -> Result<Solved, String> {
+fn solve_problem(p: &Problem) -> Result<Solved, String> {
     let named = |(s, g)| (s, g, Vec::new());
     match &p.params {
         ModelParams::Linear(lin) => Ok(named(solve_with(lin.clone(), p))),
         ModelParams::LinearPerProblem(lins) => Ok(named(solve_each_with(lins, p))),
-        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) if use_reference => match p.model.as_str() {
-            "pendulum" => solve_reference::<reference::RefPendulum, 4>(p),
-            "cartpole" => solve_reference::<reference::RefCartpole, 6>(p),
-            "quadrotor" => solve_reference::<reference::RefQuadrotor, 14>(p),
-            other => Err(format!("model: no reference implementation of `{other}`")),
-        },
         ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveGenerated(p))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
     }
@@ -308,20 +280,20 @@ pub fn run(args: SolveArgs) -> ExitCode {
     let cuda = match args.backend {
         BackendArg::Cpu => false,
         BackendArg::Cuda => {
-            if let Err(e) = mpc_runtime::cuda::driver_available() {
+            if let Err(e) = mpc_cuda::driver_available() {
                 return fail(format!("--backend cuda: {e}"));
             }
-            if let Some(why) = cuda_unsupported(&problem, args.reference_models) {
+            if let Some(why) = cuda_unsupported(&problem) {
                 return fail(format!("--backend cuda: {why}"));
             }
             true
         }
-        BackendArg::Auto => match mpc_runtime::cuda::driver_available() {
+        BackendArg::Auto => match mpc_cuda::driver_available() {
             Err(e) => {
                 eprintln!("mpc solve: --backend auto: using cpu ({e})");
                 false
             }
-            Ok(()) => match cuda_unsupported(&problem, args.reference_models) {
+            Ok(()) => match cuda_unsupported(&problem) {
                 Some(why) => {
                     eprintln!("mpc solve: --backend auto: using cpu ({why})");
                     false
@@ -337,23 +309,28 @@ pub fn run(args: SolveArgs) -> ExitCode {
         match solve_problem_cuda(&problem) {
             Err(e) if args.backend == BackendArg::Auto => {
                 eprintln!("mpc solve: --backend auto: the CUDA solve failed, falling back to cpu: {e}");
-                (solve_problem(&problem, args.reference_models), "cpu")
+                (solve_problem(&problem), "cpu")
             }
             r => (r, "cuda"),
         }
     } else {
-        (solve_problem(&problem, args.reference_models), "cpu")
+        (solve_problem(&problem), "cpu")
     };
     let (sol, grads, param_names) = match result {
         Ok(r) => r,
         Err(e) => return fail(format!("{path}: {e}")),
     };
     if args.problem.is_none() {
-        eprintln!("mpc solve: no --problem given, solved the embedded example (quadrotor hover, B = 4, T = 10, exact gradients of L = Σ_b Σ_i u_0,i)");
+        eprintln!(
+            "mpc solve: no --problem given, solved the embedded example (quadrotor hover, B = 4, T = 10, exact gradients of L = Σ_b Σ_i u_0,i)"
+        );
         for b in 0..sol.cost.len() {
             eprintln!(
                 "  problem {b}: cost {:.6}, {} iterations, converged {}, u_0 = {:.4?}",
-                sol.cost[b], sol.iterations[b], sol.converged[b], &sol.u[b * problem.horizon * 4..b * problem.horizon * 4 + 4]
+                sol.cost[b],
+                sol.iterations[b],
+                sol.converged[b],
+                &sol.u[b * problem.horizon * 4..b * problem.horizon * 4 + 4]
             );
         }
         eprintln!("  (the solution document follows on stdout; `mpc solve --print-example` shows the problem)");

@@ -13,9 +13,9 @@
 //! Without the CUDA compilers (`scripts/setup.sh` installs them) the NVRTC part fails in CI
 //! (`CI` set) and is skipped loudly elsewhere; host emulation needs only a C++ compiler.
 
-use mpc_runtime::cuda::host::HostModule;
-use mpc_runtime::cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
-use mpc_runtime::cuda::{self, NvrtcOptions};
+use mpc_cuda::host::HostModule;
+use mpc_cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
+use mpc_cuda::{self as cuda, NvrtcOptions};
 use mpc_runtime::{Batch, Bound, GradientMode, Method, Model, Solution, Solver, SolverOptions};
 use mpc_zoo::ZooCase;
 

@@ -20,7 +20,7 @@
 //!   and writable by nobody else (created with mode 0700 when missing) and its parent cannot be
 //!   used to swap it (owned by this user or root, not writable by others unless sticky), and
 //!   a file is read only when it is owned by this user and not group- or world-writable
-//!   ([`crate::private_fs`]); otherwise the cache works from memory and says why once on
+//!   ([`mpc_runtime::private_fs`]); otherwise the cache works from memory and says why once on
 //!   stderr ([`PtxCache::disk_refused`]).
 
 use std::collections::HashMap;
@@ -157,8 +157,8 @@ impl PtxCache {
         let dir = self.dir.as_deref().ok_or("the disk cache is off")?;
         let check = self.trusted.get_or_init(|| {
             // The folder itself must be private; its parent only unable to swap it.
-            let r = crate::private_fs::check_private_dir(dir).and_then(|_| {
-                dir.parent().filter(|p| !p.as_os_str().is_empty()).map_or(Ok(()), crate::private_fs::check_parent_dir)
+            let r = mpc_runtime::private_fs::check_private_dir(dir).and_then(|_| {
+                dir.parent().filter(|p| !p.as_os_str().is_empty()).map_or(Ok(()), mpc_runtime::private_fs::check_parent_dir)
             });
             if let Err(why) = &r {
                 eprintln!("mpc: not using the PTX disk cache ({why}); kernels are cached in memory only");
@@ -222,7 +222,7 @@ impl PtxCache {
         let trusted = self.trusted_dir().is_ok();
         if let Some(path) = self.path_of(key).filter(|_| trusted) {
             // Missing, unreadable or not private to this user: a miss.
-            if !crate::private_fs::is_private_file(&path) {
+            if !mpc_runtime::private_fs::is_private_file(&path) {
                 if path.exists() {
                     self.disk_rejected.fetch_add(1, Ordering::Relaxed);
                 }

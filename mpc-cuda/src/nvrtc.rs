@@ -418,11 +418,11 @@ pub fn nvrtc_version() -> Result<(i32, i32), NvrtcError> {
 /// [`NvrtcError::Compile`] with NVRTC's complete log when the source does not compile.
 ///
 /// ```no_run
-/// use mpc_runtime::cuda::{NvrtcOptions, compile_ptx};
+/// use mpc_cuda::{NvrtcOptions, compile_ptx};
 /// let ptx = compile_ptx(r#"extern "C" __global__ void k(float* x) { x[0] = 1.0f; }"#,
 ///                       &NvrtcOptions::new("compute_80"))?;
 /// assert_eq!(ptx.entry_points(), ["k"]);
-/// # Ok::<(), mpc_runtime::cuda::NvrtcError>(())
+/// # Ok::<(), mpc_cuda::NvrtcError>(())
 /// ```
 pub fn compile_ptx(source: &str, opts: &NvrtcOptions) -> Result<Ptx, NvrtcError> {
     let (ptx, log, options) = compile(source, opts, Output::Ptx)?;

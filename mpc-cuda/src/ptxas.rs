@@ -178,7 +178,7 @@ pub fn assemble_with(ptx: &str, arch: &str, extra_args: &[&str]) -> Result<Ptxas
         move |source| PtxasError::Io { path, source }
     };
     // A private folder (fresh random name, mode 0700), removed when `tmp` drops.
-    let tmp = crate::private_fs::private_temp_dir("mpc-ptxas-").map_err(io(&std::env::temp_dir()))?;
+    let tmp = mpc_runtime::private_fs::private_temp_dir("mpc-ptxas-").map_err(io(&std::env::temp_dir()))?;
     let dir = tmp.path().to_path_buf();
     let input = dir.join("module.ptx");
     let output = dir.join("module.cubin");

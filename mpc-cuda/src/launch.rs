@@ -17,7 +17,7 @@
 //! synchronises the stream before the host looks at the data) and the launch of an entry point
 //! with the argument list of [`super::args`].
 //!
-//! All `unsafe` of the CUDA backend is in this file, in [`GpuDevice`]'s launch; the public API
+//! All `unsafe` of the CUDA backend is in this file, in `GpuDevice`'s launch; the public API
 //! ([`CudaSolver::new`], [`CudaSolver::solve`], [`CudaSolver::backward`]) is safe. Every `cudarc` call runs inside
 //! [`std::panic::catch_unwind`], and [`CudaSolver::new`] first checks
 //! [`super::driver::driver_available`], so a missing driver is an error, never a panic.
@@ -37,8 +37,8 @@ use super::driver::{CudaUnavailable, driver_available, panic_message};
 use super::nvrtc::{NvrtcError, NvrtcOptions};
 use super::orchestrate::{self, BackwardInputs, Blocks, KernelDevice, KernelReal, PlanError, backward_buffer_sizes, buffer_sizes};
 use super::render::{KernelLayout, KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_solve, render_solve_warp, render_stages};
-use crate::model::Model;
-use crate::solver::{Batch, Gradients, Solution};
+use mpc_runtime::model::Model;
+use mpc_runtime::solver::{Batch, Gradients, Solution};
 
 /// Threads per block of the one-thread-per-problem launches (the single-launch kernel keeps a
 /// large per-thread workspace in local memory, so small blocks).
@@ -439,7 +439,7 @@ impl<M: Model> CudaSolver<M> {
     /// Gradients of a loss with respect to `C`, `c`, `x_init` (and the parameters with
     /// `opts.solver.grad_params`) at the solution `sol` of `batch`, given the upstream
     /// gradients `grad_x` (B×T×nx) and `grad_u` (B×T×nu), on the GPU: the same contract as the
-    /// CPU [`crate::Solver::backward`] (implicit differentiation, active bounds fixed, the
+    /// CPU [`mpc_runtime::Solver::backward`] (implicit differentiation, active bounds fixed, the
     /// Hessian of `opts.solver.gradient`). The first call compiles the kernel (see
     /// [`CudaSolver::prepare_backward`]).
     pub fn backward(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64]) -> Result<Gradients, CudaError> {

@@ -23,43 +23,43 @@
 //! Riccati pieces) and [`CORE_TEMPLATE`] (`ilqr_core.cu.tera`) the iLQR building blocks (box QP,
 //! rollouts, Riccati pass) that the kernel templates `{% include %}`.
 
-use crate::model::Model;
-use crate::solver::{ACTIVE_TOL, GradientMode, LineSearchRule, SolverOptions};
+use mpc_runtime::model::Model;
+use mpc_runtime::solver::{ACTIVE_TOL, GradientMode, LineSearchRule, SolverOptions};
 
 /// File name of the single-launch forward-solve template under `templates/`.
 pub const SOLVE_TEMPLATE_NAME: &str = "ilqr_solve.cu.tera";
 /// The single-launch forward-solve template (tera 2 syntax).
-pub const SOLVE_TEMPLATE: &str = include_str!("../../../templates/ilqr_solve.cu.tera");
+pub const SOLVE_TEMPLATE: &str = include_str!("../../templates/ilqr_solve.cu.tera");
 /// File name of the backward-pass template under `templates/`.
 pub const BACKWARD_TEMPLATE_NAME: &str = "ilqr_backward.cu.tera";
 /// The implicit-differentiation backward-pass template (tera 2 syntax).
-pub const BACKWARD_TEMPLATE: &str = include_str!("../../../templates/ilqr_backward.cu.tera");
+pub const BACKWARD_TEMPLATE: &str = include_str!("../../templates/ilqr_backward.cu.tera");
 /// File name of the shared device helpers under `templates/` (included by other templates).
 pub const COMMON_TEMPLATE_NAME: &str = "common.cu.tera";
 /// Shared device helpers (tera 2 syntax), `{% include %}`d by kernel templates.
-pub const COMMON_TEMPLATE: &str = include_str!("../../../templates/common.cu.tera");
+pub const COMMON_TEMPLATE: &str = include_str!("../../templates/common.cu.tera");
 /// File name of the iLQR building blocks under `templates/` (included by the solve kernels).
 pub const CORE_TEMPLATE_NAME: &str = "ilqr_core.cu.tera";
 /// The iLQR building blocks (box QP, rollouts, Riccati pass), templates over the workspace type.
-pub const CORE_TEMPLATE: &str = include_str!("../../../templates/ilqr_core.cu.tera");
+pub const CORE_TEMPLATE: &str = include_str!("../../templates/ilqr_core.cu.tera");
 /// File name of the warp-per-problem solve template under `templates/`.
 pub const WARP_TEMPLATE_NAME: &str = "ilqr_solve_warp.cu.tera";
 /// The warp-per-problem single-launch solve template (tera 2 syntax).
-pub const WARP_TEMPLATE: &str = include_str!("../../../templates/ilqr_solve_warp.cu.tera");
+pub const WARP_TEMPLATE: &str = include_str!("../../templates/ilqr_solve_warp.cu.tera");
 /// File names and texts of the three-stage layout's templates (stage 1, 2, 3) under `templates/`.
 pub const STAGE_TEMPLATES: [(&str, &str); 3] = [
-    ("ilqr_stage1_rollout.cu.tera", include_str!("../../../templates/ilqr_stage1_rollout.cu.tera")),
-    ("ilqr_stage2_riccati.cu.tera", include_str!("../../../templates/ilqr_stage2_riccati.cu.tera")),
-    ("ilqr_stage3_line_search.cu.tera", include_str!("../../../templates/ilqr_stage3_line_search.cu.tera")),
+    ("ilqr_stage1_rollout.cu.tera", include_str!("../../templates/ilqr_stage1_rollout.cu.tera")),
+    ("ilqr_stage2_riccati.cu.tera", include_str!("../../templates/ilqr_stage2_riccati.cu.tera")),
+    ("ilqr_stage3_line_search.cu.tera", include_str!("../../templates/ilqr_stage3_line_search.cu.tera")),
 ];
 /// File name of the three-stage layout's shared part (constants, state layout) under `templates/`.
 pub const STAGED_TEMPLATE_NAME: &str = "ilqr_staged.cu.tera";
 /// The three-stage layout's shared part (tera 2 syntax).
-pub const STAGED_TEMPLATE: &str = include_str!("../../../templates/ilqr_staged.cu.tera");
+pub const STAGED_TEMPLATE: &str = include_str!("../../templates/ilqr_staged.cu.tera");
 /// File name of the host compatibility header under `templates/`.
 pub const HOST_COMPAT_NAME: &str = "host_compat.h";
 /// The host compatibility header that lets a host C++ compiler build the rendered kernels.
-pub const HOST_COMPAT_H: &str = include_str!("../../../templates/host_compat.h");
+pub const HOST_COMPAT_H: &str = include_str!("../../templates/host_compat.h");
 
 /// Real type of a rendered kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -540,10 +540,10 @@ pub fn render_stages<M: Model>(opts: &KernelOptions) -> Result<[RenderedKernel; 
     ])
 }
 
-/// The kernels' `STATUS_*` constants: `(name, code)` for every [`crate::solver::STOP_CODES`]
+/// The kernels' `STATUS_*` constants: `(name, code)` for every [`mpc_runtime::solver::STOP_CODES`]
 /// entry (`non-finite-rollout` → `STATUS_NONFINITE_ROLLOUT`).
 pub fn status_constants() -> Vec<(String, i32)> {
-    crate::solver::STOP_CODES
+    mpc_runtime::solver::STOP_CODES
         .iter()
         .map(|&(r, c)| (format!("STATUS_{}", r.name().to_uppercase().replace("NON-FINITE", "NONFINITE").replace('-', "_")), c))
         .collect()
@@ -587,7 +587,7 @@ pub fn render_kernel(model: &ModelCode<'_>, kind: KernelKind, opts: &KernelOptio
         _ => vec![kernel.clone()],
     };
     // DDP solve kernels are named `mpc_ddp_*` (so that one module can hold both methods).
-    let ddp = !matches!(kind, KernelKind::Backward(_)) && s.method == crate::solver::Method::Ddp && !model.is_linear;
+    let ddp = !matches!(kind, KernelKind::Backward(_)) && s.method == mpc_runtime::solver::Method::Ddp && !model.is_linear;
     let algo = |name: String| if ddp { name.replacen("mpc_ilqr", "mpc_ddp", 1) } else { name };
     let (kernel, ns) = (algo(kernel), algo(ns));
     let entries: Vec<String> = entries.into_iter().map(algo).collect();

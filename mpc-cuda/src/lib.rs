@@ -32,11 +32,11 @@ pub use driver::{CudaUnavailable, DeviceInfo, device_info, driver_available, dri
 pub use launch::{CudaError, CudaSolver, LaunchTiming};
 pub use ptxas::{KernelResources, PtxasError, PtxasReport, assemble, assemble_with, locate_ptxas};
 
-use crate::model::Model;
-use crate::solver::{Gradients, Solution, StopReason, mask_gradients, solution_ok};
+use mpc_runtime::model::Model;
+use mpc_runtime::solver::{Gradients, Solution, StopReason, mask_gradients, solution_ok};
 
 /// A solve kernel's outputs as a [`Solution`] (the GPU and host emulation alike): the
-/// `status_out` codes ([`crate::solver::STOP_CODES`]) give `converged` and `stop`. A code no
+/// `status_out` codes ([`mpc_runtime::solver::STOP_CODES`]) give `converged` and `stop`. A code no
 /// kernel writes is an error (a kernel and runtime out of step), never a guess.
 pub(crate) fn kernel_solution(x: Vec<f64>, u: Vec<f64>, cost: Vec<f64>, iters: &[i32], status: &[i32]) -> Result<Solution, String> {
     let stop = status
@@ -122,7 +122,7 @@ pub fn check_kernels(model: &str) -> String {
     let helper = format!("mpc_check_{model}");
     let mut s = format!(
         r#"
-// ---- compile-check kernels appended by mpc_runtime::cuda::check_kernels ----
+// ---- compile-check kernels appended by mpc_cuda::check_kernels ----
 namespace {helper} {{
 namespace m = ::{ns};
 constexpr int NXA = m::NX > 0 ? m::NX : 1;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::args::{Arg, Buf, args};
 use super::launch::LaunchTiming;
 use super::render::{KernelKind, KernelLayout, RenderedKernel, staged_state_len, warp_state_len, work_len};
-use crate::solver::{Batch, Bound, Gradients, Solution};
+use mpc_runtime::solver::{Batch, Bound, Gradients, Solution};
 
 /// What the launch sequence itself finds wrong (a device turns it into its own error type).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -410,7 +410,7 @@ pub(crate) fn backward<D: KernelDevice>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cuda::render::{KernelOptions, ModelCode, Precision, Stage, render_kernel};
+    use crate::render::{KernelOptions, ModelCode, Precision, Stage, render_kernel};
 
     #[test]
     fn staged_plan_fits_the_kernels_limits() {

@@ -40,7 +40,7 @@ pub enum Buf {
     CostOut,
     /// Iterations, B (int).
     ItersOut,
-    /// Stop codes ([`crate::solver::STOP_CODES`]), B (int).
+    /// Stop codes ([`mpc_runtime::solver::STOP_CODES`]), B (int).
     StatusOut,
     /// The three-stage layout's count of problems still iterating (int, 1).
     Active,
@@ -225,8 +225,8 @@ pub fn parse_signatures(source: &str) -> Vec<(String, Vec<(String, String)>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cuda::render::{KernelOptions, ModelCode, Precision, RenderedKernel, Stage, render_kernel};
-    use crate::solver::GradientMode;
+    use crate::render::{KernelOptions, ModelCode, Precision, RenderedKernel, Stage, render_kernel};
+    use mpc_runtime::solver::GradientMode;
 
     const TOY: &str = "namespace mpc_model_toy {\nconstexpr int NX = 2; constexpr int NU = 1; constexpr int NP = 1;\n}\n";
 

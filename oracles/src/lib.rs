@@ -1,12 +1,11 @@
 //! Hand-written reference implementations of the bundled models, coded straight from
 //! `shared/reference/models.md`, independent of `#[mpc_model]`.
 //!
-//! They are test oracles (and a fallback for `mpc solve` while the generated models are not
-//! available): each model's step is written once, generically over a [`Scalar`], and its
+//! They are test oracles, a dev-dependency only (no part of the product's API): each model's step is written once, generically over a [`Scalar`], and its
 //! Jacobians and co-state–weighted Hessians come from second-order forward-mode automatic
 //! differentiation ([`Jet`]), so they are exact to rounding. They are not tuned for speed.
 
-use crate::model::Dynamics;
+use mpc_runtime::Dynamics;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// Arithmetic that the reference models are written against: `f64` for values, [`Jet`] for
@@ -553,7 +552,11 @@ mod tests {
                     (0..nx).map(|k| lam[k] * if m < nx { aa[k * nx + m] } else { bb[k * nu + m - nx] }).sum()
                 };
                 let fd = (g(&ap, &bp) - g(&am, &bm)) / (2.0 * hstep);
-                assert!((fd - h[m * n + j]).abs() < 1e-6 * (1.0 + fd.abs()), "H[{m}][{j}]: fd {fd} vs {}", h[m * n + j]);
+                assert!(
+                    (fd - h[m * n + j]).abs() < 1e-6 * (1.0 + fd.abs()),
+                    "H[{m}][{j}]: fd {fd} vs {}",
+                    h[m * n + j]
+                );
                 assert!((h[m * n + j] - h[j * n + m]).abs() < 1e-12);
             }
         }
