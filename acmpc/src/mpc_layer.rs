@@ -12,8 +12,8 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 use mpc_models::Quadrotor;
-use mpc_cuda::CudaSolver;
-use mpc_cuda::render::{KernelOptions, Precision};
+use mpc_cuda::select::{self, Needs, Preference};
+use mpc_runtime::Backend;
 use mpc_runtime::solver::{Batch, Bound, Gradients, GradientMode, Solution, Solver, SolverOptions};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -33,27 +33,20 @@ pub const U_UPPER: [f64; NU] = [34.0, 10.0, 10.0, 4.0];
 /// Hover thrust `m·g` (N): the warm start of a fresh solve.
 pub const HOVER_THRUST: f64 = 0.752 * 9.8066;
 
-/// Where the layer solves: the CPU solver, or the CUDA solver (double precision, the same
-/// algorithm; its forward and backward kernels are host-emulated against the CPU solver in the
-/// test suite, but this path has not run on a GPU yet).
-enum Engine {
-    Cpu(Solver<Quadrotor>),
-    Cuda(Box<CudaSolver<Quadrotor>>),
-}
+/// Where the layer solves: any [`Backend`] (the CPU solver, or the CUDA solver in double
+/// precision, whose kernels are host-emulated against the CPU solver in the test suite but
+/// have not run on a GPU yet), with its errors as candle errors.
+struct Engine(Box<dyn Backend>);
 
 impl Engine {
     fn solve(&mut self, batch: &Batch<'_>) -> candle_core::Result<Solution> {
-        match self {
-            Engine::Cpu(s) => Ok(s.solve(batch)),
-            Engine::Cuda(s) => s.solve(batch).map_err(|e| candle_core::Error::Msg(format!("CUDA MPC solve: {e}"))),
-        }
+        let kind = self.0.kind().name();
+        self.0.try_solve(batch).map_err(|e| candle_core::Error::Msg(format!("MPC solve ({kind}): {e}")))
     }
 
     fn backward(&mut self, batch: &Batch<'_>, sol: &Solution, gx: &[f64], gu: &[f64]) -> candle_core::Result<Gradients> {
-        match self {
-            Engine::Cpu(s) => Ok(s.backward(batch, sol, gx, gu)),
-            Engine::Cuda(s) => s.backward(batch, sol, gx, gu).map_err(|e| candle_core::Error::Msg(format!("CUDA MPC backward: {e}"))),
-        }
+        let kind = self.0.kind().name();
+        self.0.try_backward(batch, sol, gx, gu).map_err(|e| candle_core::Error::Msg(format!("MPC backward ({kind}): {e}")))
     }
 }
 
@@ -103,16 +96,15 @@ impl MpcLayer {
     /// quadrotor at dt = 0.02 s.
     pub fn new(horizon: usize, iters: usize, gradient: GradientMode) -> Self {
         let solver = Solver::new(model(), horizon, options(iters, gradient));
-        Self { solver: Arc::new(Mutex::new(Engine::Cpu(solver))), horizon, on_gpu: false, health: Arc::default() }
+        Self { solver: Arc::new(Mutex::new(Engine(Box::new(solver)))), horizon, on_gpu: false, health: Arc::default() }
     }
 
     /// The same MPC on GPU 0 for batches of up to `capacity` problems (double precision).
     /// Errors (no driver, no GPU, NVRTC failure) are returned, never panics.
     pub fn new_cuda(horizon: usize, iters: usize, gradient: GradientMode, capacity: usize) -> Result<Self, String> {
-        let mut opts = KernelOptions::new(horizon, Precision::F64);
-        opts.solver = options(iters, gradient);
-        let s = CudaSolver::new(&model(), capacity, &opts).map_err(|e| e.to_string())?;
-        Ok(Self { solver: Arc::new(Mutex::new(Engine::Cuda(Box::new(s)))), horizon, on_gpu: true, health: Arc::default() })
+        let choice = select::choose(Preference::Cuda, capacity, &Needs::default()).map_err(|e| e.to_string())?;
+        let s = select::build(&choice, &model(), horizon, &options(iters, gradient), capacity).map_err(|e| e.to_string())?;
+        Ok(Self { solver: Arc::new(Mutex::new(Engine(s))), horizon, on_gpu: true, health: Arc::default() })
     }
 
     /// Whether this layer solves on the GPU.

@@ -279,7 +279,7 @@ impl HostModule {
     /// Run the shared launch sequence ([`super::orchestrate`]) on this module, in the
     /// precision of kernel `k`, holding the launch lock (`mpc_host::launch` sets process-wide
     /// `gridDim`/`blockDim` of the library).
-    fn run<T>(
+    pub(crate) fn run<T>(
         &self,
         k: &RenderedKernel,
         f32_run: impl FnOnce(&mut HostDevice<'_, f32>) -> Result<T, HostError>,

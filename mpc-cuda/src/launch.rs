@@ -36,8 +36,9 @@ use super::args::{Arg, Buf};
 use super::driver::{CudaUnavailable, driver_available, panic_message};
 use super::nvrtc::{NvrtcError, NvrtcOptions};
 use super::orchestrate::{self, BackwardInputs, Blocks, KernelDevice, KernelReal, PlanError, backward_buffer_sizes, buffer_sizes};
-use super::render::{KernelLayout, KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_solve, render_solve_warp, render_stages};
+use super::render::{KernelLayout, KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_forward};
 use mpc_runtime::model::Model;
+use mpc_runtime::backend::{Backend, BackendError, BackendKind, check_backward};
 use mpc_runtime::solver::{Batch, Gradients, Solution};
 
 /// Threads per block of the one-thread-per-problem launches (the single-launch kernel keeps a
@@ -354,11 +355,7 @@ impl<M: Model> CudaSolver<M> {
     /// capability, load them and allocate the device buffers for `capacity` problems.
     pub fn new(model: &M, capacity: usize, opts: &KernelOptions) -> Result<Self, CudaError> {
         driver_available()?;
-        let kernels: Vec<RenderedKernel> = match opts.layout {
-            KernelLayout::SingleLaunch => vec![render_solve::<M>(opts)?],
-            KernelLayout::ThreeStage => render_stages::<M>(opts)?.into(),
-            KernelLayout::WarpPerProblem => vec![render_solve_warp::<M>(opts)?],
-        };
+        let kernels = render_forward::<M>(opts)?;
         let capacity = capacity.max(1);
         guard(|| {
             let ctx = CudaContext::new(0).map_err(drv("creating the context on device 0"))?;
@@ -449,7 +446,7 @@ impl<M: Model> CudaSolver<M> {
         self.prepare_backward()?;
         let k = self.backward.as_ref().expect("prepared");
         let inp = BackwardInputs { sol, grad_x, grad_u, params: self.opts.solver.grad_params };
-        let blocks = Blocks { threads: BLOCK_SIZE, warps: WARPS_PER_BLOCK };
+        let blocks = Blocks::backward();
         let (params, stream, funcs) = (&self.params, &self.stream, &self.funcs);
         let (grads, timing) = guard(|| match &mut self.bufs {
             AnyBuffers::F32(b) => orchestrate::backward(&mut GpuDevice { stream, funcs, bufs: b }, k, params, batch, &inp, blocks),
@@ -463,18 +460,7 @@ impl<M: Model> CudaSolver<M> {
     /// [`KernelOptions::per_problem_params`] one per problem (B×NP, in `PARAM_NAMES` order) for
     /// the next batches of B problems. Checked against each batch when it is solved.
     pub fn set_params(&mut self, params: Vec<f64>) -> Result<(), CudaError> {
-        if let Some(i) = params.iter().position(|v| !v.is_finite()) {
-            return Err(CudaError::Batch(format!("params[{i}] is not finite ({})", params[i])));
-        }
-        let k = &self.kernels[0];
-        let np = k.np;
-        if !params.len().is_multiple_of(np.max(1)) || (!k.per_problem_params && params.len() != np) {
-            return Err(CudaError::Batch(format!(
-                "{} parameters: the kernel takes {}",
-                params.len(),
-                if k.per_problem_params { format!("B×{np}") } else { np.to_string() }
-            )));
-        }
+        orchestrate::check_params(&self.kernels[0], &params).map_err(CudaError::Batch)?;
         self.params = params;
         Ok(())
     }
@@ -485,10 +471,7 @@ impl<M: Model> CudaSolver<M> {
         if batch.size > self.capacity {
             return Err(CudaError::Batch(format!("{} problems, capacity {}", batch.size, self.capacity)));
         }
-        let blocks = Blocks {
-            threads: if self.opts.layout == KernelLayout::ThreeStage { STAGED_BLOCK } else { BLOCK_SIZE },
-            warps: WARPS_PER_BLOCK,
-        };
+        let blocks = Blocks::forward(self.opts.layout);
         let ks: Vec<&RenderedKernel> = self.kernels.iter().collect();
         let (layout, params, stream, funcs) = (self.opts.layout, &self.params, &self.stream, &self.funcs);
         let (sol, timing) = guard(|| match &mut self.bufs {
@@ -517,4 +500,52 @@ fn alloc<R: DeviceReal>(stream: &Arc<CudaStream>, funcs: &HashMap<String, CudaFu
     let mut bufs = GpuBuffers::default();
     ensure_all(&mut GpuDevice { stream, funcs, bufs: &mut bufs }, sizes)?;
     Ok(bufs)
+}
+
+impl From<CudaError> for BackendError {
+    fn from(e: CudaError) -> Self {
+        match e {
+            CudaError::Unavailable(u) => BackendError::Unavailable(u.to_string()),
+            e @ (CudaError::Render(_) | CudaError::Nvrtc(_)) => BackendError::Build(e.to_string()),
+            CudaError::Batch(m) => BackendError::Shape(m),
+            e @ (CudaError::Driver { .. } | CudaError::Panic(_)) => BackendError::Device(e.to_string()),
+        }
+    }
+}
+
+impl<M: Model> Backend for CudaSolver<M> {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cuda
+    }
+
+    fn horizon(&self) -> usize {
+        self.opts.horizon
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        (M::NX, M::NU)
+    }
+
+    fn try_solve_into(&mut self, batch: &Batch<'_>, sol: &mut Solution) -> Result<(), BackendError> {
+        check_capacity(batch, self.capacity)?;
+        batch.check(self.opts.horizon, M::NX, M::NU).map_err(BackendError::Shape)?;
+        *sol = self.solve(batch)?;
+        Ok(())
+    }
+
+    fn try_backward_into(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64], out: &mut Gradients) -> Result<(), BackendError> {
+        check_capacity(batch, self.capacity)?;
+        check_backward(batch, sol, grad_x, grad_u, self.opts.horizon, M::NX, M::NU)?;
+        *out = self.backward(batch, sol, grad_x, grad_u)?;
+        Ok(())
+    }
+
+    fn last_kernel_time(&self) -> Option<Duration> {
+        Some(self.last_timing.kernel)
+    }
+}
+
+/// [`BackendError::Capacity`] when `batch` is larger than `capacity`.
+pub(crate) fn check_capacity(batch: &Batch<'_>, capacity: usize) -> Result<(), BackendError> {
+    if batch.size > capacity { Err(BackendError::Capacity { batch: batch.size, capacity }) } else { Ok(()) }
 }

@@ -16,6 +16,7 @@
 pub mod args;
 pub mod cache;
 pub mod driver;
+pub mod emulated;
 pub mod host;
 pub mod launch;
 mod locate;
@@ -23,12 +24,14 @@ pub mod nvrtc;
 pub mod orchestrate;
 pub mod ptxas;
 pub mod render;
+pub mod select;
 
 pub use nvrtc::{
     NvrtcError, NvrtcLibrary, NvrtcOptions, Ptx, compile_cubin, compile_ptx, load_nvrtc, locate_nvrtc, nvrtc_available,
     nvrtc_version,
 };
 pub use driver::{CudaUnavailable, DeviceInfo, device_info, driver_available, driver_cuda_version, ptx_gate};
+pub use emulated::EmulatedSolver;
 pub use launch::{CudaError, CudaSolver, LaunchTiming};
 pub use ptxas::{KernelResources, PtxasError, PtxasReport, assemble, assemble_with, locate_ptxas};
 

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use super::args::{Arg, Buf, args};
-use super::launch::LaunchTiming;
+use super::launch::{BLOCK_SIZE, LaunchTiming, STAGED_BLOCK, WARPS_PER_BLOCK};
 use super::render::{KernelKind, KernelLayout, RenderedKernel, staged_state_len, warp_state_len, work_len};
 use mpc_runtime::solver::{Batch, Bound, Gradients, Solution};
 
@@ -84,6 +84,37 @@ pub struct Blocks {
     pub threads: u32,
     /// Warps per block of the warp-per-problem layout.
     pub warps: u32,
+}
+
+impl Blocks {
+    /// The blocks of a forward solve in `layout` (the three-stage layout's line search runs
+    /// NLS threads per problem, so fewer problems per block there).
+    pub fn forward(layout: KernelLayout) -> Blocks {
+        let threads = if layout == KernelLayout::ThreeStage { STAGED_BLOCK } else { BLOCK_SIZE };
+        Blocks { threads, warps: WARPS_PER_BLOCK }
+    }
+
+    /// The blocks of a backward pass (one thread per problem).
+    pub fn backward() -> Blocks {
+        Blocks { threads: BLOCK_SIZE, warps: WARPS_PER_BLOCK }
+    }
+}
+
+/// Check model parameters for kernel `k` before they are kept: finite, and one set (NP) or,
+/// with per-problem parameters, a whole number of sets (B×NP, checked against each batch).
+pub(crate) fn check_params(k: &RenderedKernel, params: &[f64]) -> Result<(), String> {
+    if let Some(i) = params.iter().position(|v| !v.is_finite()) {
+        return Err(format!("params[{i}] is not finite ({})", params[i]));
+    }
+    let np = k.np;
+    if !params.len().is_multiple_of(np.max(1)) || (!k.per_problem_params && params.len() != np) {
+        return Err(format!(
+            "{} parameters: the kernel takes {}",
+            params.len(),
+            if k.per_problem_params { format!("B×{np}") } else { np.to_string() }
+        ));
+    }
+    Ok(())
 }
 
 /// Launch shapes and state sizes of the three-stage layout for `b` problems, `block`

@@ -530,6 +530,16 @@ pub fn render_solve_warp<M: Model>(opts: &KernelOptions) -> Result<RenderedKerne
     render_kernel(&ModelCode::of::<M>(), KernelKind::SolveWarp, opts)
 }
 
+/// The forward-solve kernels of `opts.layout` for model `M`: one, or the three stages in
+/// order. What the GPU and the host-emulated solver both run.
+pub fn render_forward<M: Model>(opts: &KernelOptions) -> Result<Vec<RenderedKernel>, RenderError> {
+    Ok(match opts.layout {
+        KernelLayout::SingleLaunch => vec![render_solve::<M>(opts)?],
+        KernelLayout::ThreeStage => render_stages::<M>(opts)?.into(),
+        KernelLayout::WarpPerProblem => vec![render_solve_warp::<M>(opts)?],
+    })
+}
+
 /// Render the three stage kernels of the three-stage layout for model `M` (stage 1, 2, 3).
 pub fn render_stages<M: Model>(opts: &KernelOptions) -> Result<[RenderedKernel; 3], RenderError> {
     let m = ModelCode::of::<M>();

@@ -1,5 +1,7 @@
 //! Runtime of the differentiable MPC compiler.
 //!
+//! * [`backend`]: the [`Backend`] trait every solver implements (CPU here, CUDA and host
+//!   emulation in `mpc-cuda`), with typed errors.
 //! * [`model`]: the [`Dynamics`] and [`Model`] traits that generated models implement.
 //! * [`linear`]: the run-time-sized `linear` model.
 //! * [`verify`]: finite-difference checks of a model's derivatives.
@@ -8,6 +10,7 @@
 //! * [`private_fs`]: build and cache folders no other user can change.
 //! * [`problem`]: the JSON exchange format (`mpc-problem/1`, `mpc-solution/1`).
 
+pub mod backend;
 pub mod linear;
 pub mod model;
 pub mod private_fs;
@@ -15,6 +18,7 @@ pub mod problem;
 pub mod solver;
 pub mod verify;
 
+pub use backend::{Backend, BackendError, BackendKind};
 pub use linear::LinearModel;
 pub use model::{Dynamics, Model, ParamError, TimeModel};
 pub use solver::{

@@ -43,9 +43,9 @@
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
-use mpc_cuda::CudaSolver;
-use mpc_cuda::render::{KernelLayout, KernelOptions, Precision};
-use mpc_runtime::{Batch, Bound, GradientMode, Gradients, LineSearchRule, Model, Solution, Solver, SolverOptions};
+use mpc_cuda::render::KernelLayout;
+use mpc_cuda::select::{self, Choice, Needs, Preference};
+use mpc_runtime::{Backend, BackendKind, Batch, Bound, GradientMode, Gradients, LineSearchRule, Model, Solution, Solver, SolverOptions};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -81,8 +81,8 @@ pub struct BenchArgs {
     pub threads: usize,
     /// Backend to time: `cpu`, `cuda` (GPU 0; exit status 2 when there is none) or `auto`
     /// (`cuda` when a driver and GPU are present, else `cpu`, said on stderr).
-    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
-    pub backend: Backend,
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    pub backend: BackendArg,
     /// Add the large batches B = 4096 and 65536 to `--batch` (meant for `--backend cuda`).
     #[arg(long)]
     pub large: bool,
@@ -121,7 +121,7 @@ pub struct BenchArgs {
 
 /// Backends `mpc bench` knows.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
+pub enum BackendArg {
     /// The CPU solver (`mpc_runtime::solver`).
     Cpu,
     /// The CUDA kernels on GPU 0 (`mpc_cuda::CudaSolver`).
@@ -144,13 +144,14 @@ pub enum LayoutArg {
 }
 
 impl LayoutArg {
-    /// The layout for a batch of `b` problems on a GPU with `sms` multiprocessors.
-    fn layout(self, b: usize, sms: usize) -> KernelLayout {
+    /// The layout forced by the flag; `None` for the automatic rule
+    /// (`mpc_cuda::select::layout_for`).
+    fn forced(self) -> Option<KernelLayout> {
         match self {
-            LayoutArg::SingleLaunch => KernelLayout::SingleLaunch,
-            LayoutArg::ThreeStage => KernelLayout::ThreeStage,
-            LayoutArg::Warp => KernelLayout::WarpPerProblem,
-            LayoutArg::Auto => KernelLayout::auto(b, sms),
+            LayoutArg::SingleLaunch => Some(KernelLayout::SingleLaunch),
+            LayoutArg::ThreeStage => Some(KernelLayout::ThreeStage),
+            LayoutArg::Warp => Some(KernelLayout::WarpPerProblem),
+            LayoutArg::Auto => None,
         }
     }
 }
@@ -419,10 +420,14 @@ struct CaseResult {
     load_after: Option<[f64; 3]>,
 }
 
-/// What runs a case: the CPU solver, or the CUDA solver with its kernel-only samples.
-enum Engine {
-    Cpu(Solver<Quadrotor>),
-    Cuda { gpu: Box<CudaSolver<Quadrotor>>, fwd_kernel: Vec<Duration>, bwd_kernel: Vec<Duration>, check: Option<[f64; 4]> },
+/// What runs a case: a backend (the CPU solver or the CUDA solver), its kernel layout and,
+/// on the GPU, the kernel-only samples and the check against the CPU.
+struct Engine {
+    backend: Box<dyn Backend>,
+    layout: Option<KernelLayout>,
+    fwd_kernel: Vec<Duration>,
+    bwd_kernel: Vec<Duration>,
+    check: Option<[f64; 4]>,
 }
 
 /// One (B, T) case: its data, its solver (built once) and the samples so far.
@@ -453,15 +458,15 @@ impl Case {
     fn new(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize, cuda: bool) -> Result<Self, String> {
         let model = Quadrotor::default();
         let sc = quadrotor_hover(&model, b, t, args.seed);
-        let engine = if cuda {
-            let sms = mpc_cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
-            let ko = KernelOptions::new(t, Precision::F64).with_solver(opts.clone()).with_layout(args.layout.layout(b, sms));
-            let mut gpu = CudaSolver::new(&model, b, &ko).map_err(|e| format!("B={b} T={t}: CUDA solver: {e}"))?;
-            gpu.prepare_backward().map_err(|e| format!("B={b} T={t}: CUDA backward kernel: {e}"))?;
-            Engine::Cuda { gpu: Box::new(gpu), fwd_kernel: Vec::new(), bwd_kernel: Vec::new(), check: None }
+        let choice = if cuda {
+            let layout = select::layout_for(b, &Needs { layout: args.layout.forced(), ..Needs::default() });
+            Choice { kind: BackendKind::Cuda, layout: Some(layout), reason: String::new() }
         } else {
-            Engine::Cpu(Solver::new(model, t, opts.clone()))
+            Choice { kind: BackendKind::Cpu, layout: None, reason: String::new() }
         };
+        // Kernels (forward and backward) are compiled and loaded here, before any timing.
+        let backend = select::build(&choice, &model, t, opts, b).map_err(|e| format!("B={b} T={t}: {} backend: {e}", choice.kind.name()))?;
+        let engine = Engine { backend, layout: choice.layout, fwd_kernel: Vec::new(), bwd_kernel: Vec::new(), check: None };
         Ok(Case {
             b,
             t,
@@ -515,8 +520,8 @@ impl Case {
             .max(max_abs(&self.grads.x_init, &g.x_init))
             / scale;
         let r = [max_abs(&self.sol.x, &sol.x), max_abs(&self.sol.u, &sol.u), cost, grad];
-        if let Engine::Cuda { check, .. } = &mut self.engine {
-            *check = Some(r);
+        if self.engine.backend.kind() == BackendKind::Cuda {
+            self.engine.check = Some(r);
         }
     }
 
@@ -538,29 +543,18 @@ impl Case {
         let first = self.fwd.len();
         let (b, t) = (self.b, self.t);
         for _ in 0..n {
-            let (t0, t1, t2);
-            match &mut self.engine {
-                Engine::Cpu(solver) => {
-                    t0 = Instant::now();
-                    solver.solve_into(&batch, &mut self.sol);
-                    t1 = Instant::now();
-                    solver.backward_into(&batch, &self.sol, &self.grad_x, &self.grad_u, &mut self.grads);
-                    t2 = Instant::now();
-                }
-                Engine::Cuda { gpu, fwd_kernel, bwd_kernel, .. } => {
-                    t0 = Instant::now();
-                    self.sol = gpu.solve(&batch).map_err(|e| format!("B={b} T={t}: CUDA solve: {e}"))?;
-                    t1 = Instant::now();
-                    let kf = gpu.last_timing().kernel;
-                    self.grads = gpu
-                        .backward(&batch, &self.sol, &self.grad_x, &self.grad_u)
-                        .map_err(|e| format!("B={b} T={t}: CUDA backward: {e}"))?;
-                    t2 = Instant::now();
-                    if timed {
-                        fwd_kernel.push(kf);
-                        bwd_kernel.push(gpu.last_timing().kernel);
-                    }
-                }
+            let e = &mut self.engine;
+            let t0 = Instant::now();
+            e.backend.try_solve_into(&batch, &mut self.sol).map_err(|err| format!("B={b} T={t}: solve: {err}"))?;
+            let t1 = Instant::now();
+            let kf = e.backend.last_kernel_time();
+            e.backend
+                .try_backward_into(&batch, &self.sol, &self.grad_x, &self.grad_u, &mut self.grads)
+                .map_err(|err| format!("B={b} T={t}: backward: {err}"))?;
+            let t2 = Instant::now();
+            if let (true, Some(kf), Some(kb)) = (timed, kf, e.backend.last_kernel_time()) {
+                e.fwd_kernel.push(kf);
+                e.bwd_kernel.push(kb);
             }
             if timed {
                 self.fwd.push(t1 - t0);
@@ -591,12 +585,9 @@ impl Case {
         if !sol.cost.iter().all(|c| c.is_finite()) || !grad_abs_max.is_finite() {
             return Err(format!("B={b} T={t}: non-finite cost or gradient"));
         }
-        let (kernel, check, layout) = match &self.engine {
-            Engine::Cpu(_) => (None, None, None),
-            Engine::Cuda { gpu, fwd_kernel, bwd_kernel, check } => {
-                (Some((stats_ms(fwd_kernel), stats_ms(bwd_kernel))), *check, Some(format!("{:?}", gpu.layout())))
-            }
-        };
+        let e = &self.engine;
+        let kernel = (e.backend.kind() == BackendKind::Cuda).then(|| (stats_ms(&e.fwd_kernel), stats_ms(&e.bwd_kernel)));
+        let (check, layout) = (e.check, e.layout.map(|l| format!("{l:?}")));
         Ok(CaseResult {
             b,
             t,
@@ -729,26 +720,23 @@ pub fn run(mut args: BenchArgs) -> ExitCode {
         eprintln!("mpc bench: {e}");
         return ExitCode::from(2);
     }
-    // Which backend runs (as `mpc solve`): explicit `cuda` must have a driver and a GPU.
-    let cuda = match args.backend {
-        Backend::Cpu => false,
-        Backend::Cuda => match mpc_cuda::driver_available() {
-            Ok(()) => true,
-            Err(e) => {
-                eprintln!("mpc bench: --backend cuda: {e}");
-                return ExitCode::from(2);
+    // Which backend runs: the one rule of `mpc_cuda::select`, as `mpc solve`.
+    let pref = match args.backend {
+        BackendArg::Cpu => Preference::Cpu,
+        BackendArg::Cuda => Preference::Cuda,
+        BackendArg::Auto => Preference::Auto,
+    };
+    let cuda = match select::choose(pref, 1, &Needs::default()) {
+        Ok(c) => {
+            if args.backend == BackendArg::Auto {
+                eprintln!("mpc bench: --backend auto: using {} ({})", c.kind.name(), c.reason);
             }
-        },
-        Backend::Auto => match mpc_cuda::driver_available() {
-            Ok(()) => {
-                eprintln!("mpc bench: --backend auto: using cuda (CUDA driver and GPU found)");
-                true
-            }
-            Err(e) => {
-                eprintln!("mpc bench: --backend auto: using cpu ({e})");
-                false
-            }
-        },
+            c.kind == BackendKind::Cuda
+        }
+        Err(e) => {
+            eprintln!("mpc bench: --backend cuda: {e}");
+            return ExitCode::from(2);
+        }
     };
     if args.large {
         for b in [4096, 65536] {

@@ -20,9 +20,11 @@
 //! ran. The CUDA path is checked against the CPU solver through its host emulation on every
 //! machine, but it has **not yet run on a GPU** (`scripts/gpu-checks.sh` is its test there).
 
+use mpc_cuda::render::KernelLayout;
+use mpc_cuda::select::{self, Needs, Preference};
 use mpc_models::ModelVisitor;
 use mpc_runtime::problem::{ModelParams, Problem, solution_json};
-use mpc_runtime::{Dynamics, Gradients, Model, Solution, Solver};
+use mpc_runtime::{BackendKind, Dynamics, Gradients, Model, Solution, Solver};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,13 +70,14 @@ fn cuda_unsupported(p: &Problem) -> Option<String> {
 }
 
 /// Build the bundled model `M` with the problem's parameters (shared, or one set per problem),
-/// solve on the GPU and, when asked, differentiate on the GPU at that solution.
-struct SolveCuda<'a>(&'a Problem);
+/// solve on the GPU with the chosen kernel layout and, when asked, differentiate on the GPU at
+/// that solution.
+struct SolveCuda<'a>(&'a Problem, KernelLayout);
 
 impl ModelVisitor for SolveCuda<'_> {
     type Output = Result<Solved, String>;
     fn visit<M: Model>(self) -> Self::Output {
-        use mpc_cuda::render::{KernelLayout, KernelOptions, Precision};
+        use mpc_cuda::render::{KernelOptions, Precision};
         let p = self.0;
         let models: Vec<M> = match &p.params {
             ModelParams::Named(ps) => vec![with_params::<M>(ps)?],
@@ -86,12 +89,7 @@ impl ModelVisitor for SolveCuda<'_> {
         let per_problem = models.len() > 1 || p.params.per_problem();
         let m = models[0].clone();
         let batch = p.as_batch();
-        // Layout by the (unmeasured) rule of KernelLayout::auto: a warp per problem for small
-        // batches, a thread per problem once the batch fills the GPU.
-        let sms = mpc_cuda::device_info(0).map_or(1, |d| d.multiprocessors.max(1) as usize);
-        // The KKT tolerance is in the single-launch kernel only.
-        let layout =
-            if p.options.tol.is_some() { KernelLayout::SingleLaunch } else { KernelLayout::auto(batch.size, sms) };
+        let layout = self.1;
         let opts = KernelOptions::new(p.horizon, Precision::F64)
             .with_solver(options(p))
             .with_layout(layout)
@@ -122,9 +120,9 @@ impl ModelVisitor for SolveCuda<'_> {
     }
 }
 
-fn solve_problem_cuda(p: &Problem) -> Result<Solved, String> {
+fn solve_problem_cuda(p: &Problem, layout: KernelLayout) -> Result<Solved, String> {
     match &p.params {
-        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveCuda(p))
+        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveCuda(p, layout))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
         ModelParams::Linear(_) | ModelParams::LinearPerProblem(_) => {
             Err("the `linear` model has no CUDA kernel".into())
@@ -276,45 +274,30 @@ pub fn run(args: SolveArgs) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(format!("{path}: {e}")),
     };
-    // Which backend runs: explicit `cuda` must have a driver, a GPU and CUDA code for the model.
-    let cuda = match args.backend {
-        BackendArg::Cpu => false,
-        BackendArg::Cuda => {
-            if let Err(e) = mpc_cuda::driver_available() {
-                return fail(format!("--backend cuda: {e}"));
-            }
-            if let Some(why) = cuda_unsupported(&problem) {
-                return fail(format!("--backend cuda: {why}"));
-            }
-            true
-        }
-        BackendArg::Auto => match mpc_cuda::driver_available() {
-            Err(e) => {
-                eprintln!("mpc solve: --backend auto: using cpu ({e})");
-                false
-            }
-            Ok(()) => match cuda_unsupported(&problem) {
-                Some(why) => {
-                    eprintln!("mpc solve: --backend auto: using cpu ({why})");
-                    false
-                }
-                None => {
-                    eprintln!("mpc solve: --backend auto: using cuda (CUDA driver and GPU found)");
-                    true
-                }
-            },
-        },
+    // Which backend runs: the one rule of `mpc_cuda::select` (explicit `cuda` must have a
+    // driver, a GPU and CUDA code for the model).
+    let pref = match args.backend {
+        BackendArg::Cpu => Preference::Cpu,
+        BackendArg::Cuda => Preference::Cuda,
+        BackendArg::Auto => Preference::Auto,
     };
-    let (result, backend) = if cuda {
-        match solve_problem_cuda(&problem) {
+    let needs = Needs { no_cuda_code: cuda_unsupported(&problem), kkt_tol: problem.options.tol.is_some(), layout: None };
+    let choice = match select::choose(pref, problem.batch, &needs) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("--backend cuda: {e}")),
+    };
+    if args.backend == BackendArg::Auto {
+        eprintln!("mpc solve: --backend auto: using {} ({})", choice.kind.name(), choice.reason);
+    }
+    let (result, backend) = match choice.layout.filter(|_| choice.kind == BackendKind::Cuda) {
+        Some(layout) => match solve_problem_cuda(&problem, layout) {
             Err(e) if args.backend == BackendArg::Auto => {
                 eprintln!("mpc solve: --backend auto: the CUDA solve failed, falling back to cpu: {e}");
                 (solve_problem(&problem), "cpu")
             }
             r => (r, "cuda"),
-        }
-    } else {
-        (solve_problem(&problem), "cpu")
+        },
+        None => (solve_problem(&problem), "cpu"),
     };
     let (sol, grads, param_names) = match result {
         Ok(r) => r,

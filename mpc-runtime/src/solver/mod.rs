@@ -33,6 +33,7 @@ pub mod ilqr;
 pub mod linalg;
 pub mod workspace;
 
+use crate::backend::{Backend, BackendError, BackendKind, check_backward};
 use crate::model::Dynamics;
 use rayon::prelude::*;
 pub use workspace::Workspace;
@@ -490,12 +491,16 @@ impl<D: Dynamics> Solver<D> {
     }
 
     /// Solve a batch into `sol`, resizing its vectors only when the batch size changed.
-    /// Panics when an array of `batch` has the wrong length (see [`Batch::check`]).
+    /// Panics when an array of `batch` has the wrong length (see [`Batch::check`]);
+    /// [`Backend::try_solve_into`] returns the error instead.
     pub fn solve_into(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
-        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
-        if let Err(e) = batch.check(t, nx, nu) {
+        if let Err(e) = self.try_solve_into(batch, sol) {
             panic!("Solver::solve: {e}");
         }
+    }
+
+    fn solve_checked(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let bsz = batch.size;
         self.ensure_workspaces(bsz);
         sol.x.resize(bsz * t * nx, 0.0);
@@ -571,7 +576,8 @@ impl<D: Dynamics> Solver<D> {
         g
     }
 
-    /// [`Solver::backward`] into a reusable [`Gradients`].
+    /// [`Solver::backward`] into a reusable [`Gradients`]. Panics when an input has the wrong
+    /// length; [`Backend::try_backward`] returns the error instead.
     pub fn backward_into(
         &mut self,
         batch: &Batch<'_>,
@@ -581,15 +587,16 @@ impl<D: Dynamics> Solver<D> {
         out: &mut Gradients,
     ) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
-        let n = nx + nu;
-        if let Err(e) = batch.check(t, nx, nu) {
+        if let Err(e) = check_backward(batch, sol, grad_x, grad_u, t, nx, nu) {
             panic!("Solver::backward: {e}");
         }
+        self.backward_checked(batch, sol, grad_x, grad_u, out);
+    }
+
+    fn backward_checked(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64], out: &mut Gradients) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        let n = nx + nu;
         let bsz = batch.size;
-        assert_eq!(sol.x.len(), bsz * t * nx, "Solver::backward: solution x has the wrong length");
-        assert_eq!(sol.u.len(), bsz * t * nu, "Solver::backward: solution u has the wrong length");
-        assert_eq!(grad_x.len(), bsz * t * nx, "Solver::backward: grad_x: expected B×T×nx entries");
-        assert_eq!(grad_u.len(), bsz * t * nu, "Solver::backward: grad_u: expected B×T×nu entries");
         self.ensure_workspaces(bsz);
         out.cost_hess.resize(bsz * t * n * n, 0.0);
         out.cost_lin.resize(bsz * t * n, 0.0);
@@ -634,6 +641,39 @@ impl<D: Dynamics> Solver<D> {
         if np == 0 {
             out.params.clear();
         }
+    }
+}
+
+impl<D: Dynamics> Backend for Solver<D> {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Cpu
+    }
+
+    fn horizon(&self) -> usize {
+        self.horizon
+    }
+
+    fn dims(&self) -> (usize, usize) {
+        (self.model.nx(), self.model.nu())
+    }
+
+    fn try_solve_into(&mut self, batch: &Batch<'_>, sol: &mut Solution) -> Result<(), BackendError> {
+        batch.check(self.horizon, self.model.nx(), self.model.nu()).map_err(BackendError::Shape)?;
+        self.solve_checked(batch, sol);
+        Ok(())
+    }
+
+    fn try_backward_into(
+        &mut self,
+        batch: &Batch<'_>,
+        sol: &Solution,
+        grad_x: &[f64],
+        grad_u: &[f64],
+        out: &mut Gradients,
+    ) -> Result<(), BackendError> {
+        check_backward(batch, sol, grad_x, grad_u, self.horizon, self.model.nx(), self.model.nu())?;
+        self.backward_checked(batch, sol, grad_x, grad_u, out);
+        Ok(())
     }
 }
 
