@@ -22,6 +22,6 @@ pub use backend::{Backend, BackendError, BackendKind};
 pub use linear::LinearModel;
 pub use model::{Dynamics, Model, ParamError, TimeModel};
 pub use solver::{
-    Batch, Bound, GradStatus, GradientMode, Gradients, LineSearchRule, Method, NonFinite, Solution, Solver,
-    SolverOptions, StopReason, mask_gradients, solve_each,
+    Batch, Bound, GradStatus, GradientMode, Gradients, IterationRecord, LineSearchRule, Method, NonFinite, Solution, Solver,
+    SolverOptions, StopReason, format_trace, mask_gradients, solve_each,
 };

@@ -46,6 +46,11 @@ pub struct SolveArgs {
     /// or `auto` (`cuda` when available, else `cpu`, with the choice printed on stderr).
     #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
     pub backend: BackendArg,
+    /// Print each problem's iteration trace on stderr (iteration, cost, |du|, step size,
+    /// regularisation, KKT residual, outcome) and why it stopped. The solution is the same to
+    /// the bit. The CUDA kernels record no trace: there, only the stop reasons.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
 }
 
 /// `--backend` values of `mpc solve`.
@@ -149,11 +154,18 @@ fn model_dims(name: &str) -> Result<(usize, usize), String> {
     mpc_models::dispatch(name, Dims).ok_or_else(|| format!("unknown model `{name}` (known: {})", known_models()))
 }
 
-/// Solve (and differentiate when asked) with dynamics `d`.
-fn solve_with<D: Dynamics>(d: D, p: &Problem) -> (Solution, Option<Gradients>) {
+/// Solve (and differentiate when asked) with dynamics `d`; with `verbose`, with the iteration
+/// trace printed.
+fn solve_with<D: Dynamics>(d: D, p: &Problem, verbose: bool) -> (Solution, Option<Gradients>) {
     let mut solver = Solver::new(d, p.horizon, options(p));
     let batch = p.as_batch();
-    let sol = solver.solve(&batch);
+    let sol = if verbose {
+        let (sol, traces) = solver.solve_traced(&batch).expect("the batch was validated with the problem");
+        print_traces(p, &sol, &traces);
+        sol
+    } else {
+        solver.solve(&batch)
+    };
     let grads = match (&p.grad_x, &p.grad_u) {
         (Some(gx), Some(gu)) => Some(solver.backward(&batch, &sol, gx, gu)),
         _ => None,
@@ -161,10 +173,45 @@ fn solve_with<D: Dynamics>(d: D, p: &Problem) -> (Solution, Option<Gradients>) {
     (sol, grads)
 }
 
-/// Solve a batch whose problems each have their own model (per-problem params).
-fn solve_each_with<D: Dynamics + Clone>(models: &[D], p: &Problem) -> (Solution, Option<Gradients>) {
+/// Solve a batch whose problems each have their own model (per-problem params). With
+/// `verbose`, each problem is also solved alone with a trace (as `solve_each` solves it: the
+/// same numbers) and the traces printed.
+fn solve_each_with<D: Dynamics + Clone>(models: &[D], p: &Problem, verbose: bool) -> (Solution, Option<Gradients>) {
     let upstream = p.grad_x.as_deref().zip(p.grad_u.as_deref());
-    mpc_runtime::solve_each(models, p.horizon, &options(p), &p.as_batch(), upstream)
+    let batch = p.as_batch();
+    let out = mpc_runtime::solve_each(models, p.horizon, &options(p), &batch, upstream);
+    if verbose {
+        let traces = (0..batch.size)
+            .map(|i| {
+                let one = batch.single(i, p.horizon, models[i].nx(), models[i].nu());
+                let mut solver = Solver::new(models[i].clone(), p.horizon, options(p));
+                solver.solve_traced(&one).expect("the batch was validated with the problem").1.remove(0)
+            })
+            .collect::<Vec<_>>();
+        print_traces(p, &out.0, &traces);
+    }
+    out
+}
+
+/// `--verbose`: per problem, the trace table and the stop line, on stderr.
+fn print_traces(p: &Problem, sol: &Solution, traces: &[Vec<mpc_runtime::IterationRecord>]) {
+    let o = &p.options;
+    let mut text = String::new();
+    for (i, trace) in traces.iter().enumerate() {
+        text.push_str(&format!(
+            "mpc solve: problem {i} of {} ({}, T = {}, {}, max_iters {}, eps {:e}{})\n",
+            p.batch,
+            p.model,
+            p.horizon,
+            o.method.name(),
+            o.max_iters,
+            o.eps,
+            o.tol.map(|t| format!(", tol {t:e}")).unwrap_or_default()
+        ));
+        text.push_str(&mpc_runtime::format_trace(trace));
+        text.push_str(&format!("  {}\n", sol.summary(i)));
+    }
+    eprint!("{text}");
 }
 
 /// The problem's solver options, with parameter gradients on (`grad_params` is part of every
@@ -188,7 +235,7 @@ fn with_params<M: Model>(params: &[(String, f64)]) -> Result<M, String> {
 
 /// Build the bundled model `M` with the problem's parameters (shared, or one list per
 /// problem) and solve.
-struct SolveGenerated<'a>(&'a Problem);
+struct SolveGenerated<'a>(&'a Problem, bool);
 
 impl ModelVisitor for SolveGenerated<'_> {
     type Output = Result<Solved, String>;
@@ -197,21 +244,21 @@ impl ModelVisitor for SolveGenerated<'_> {
         let (sol, grads) = match &p.params {
             ModelParams::NamedPerProblem(lists) => {
                 let models = lists.iter().map(|ps| with_params::<M>(ps)).collect::<Result<Vec<_>, _>>()?;
-                solve_each_with(&models, p)
+                solve_each_with(&models, p, self.1)
             }
-            ModelParams::Named(ps) => solve_with(with_params::<M>(ps)?, p),
+            ModelParams::Named(ps) => solve_with(with_params::<M>(ps)?, p, self.1),
             _ => unreachable!("a named model"),
         };
         Ok((sol, grads, M::PARAM_NAMES.to_vec()))
     }
 }
 
-fn solve_problem(p: &Problem) -> Result<Solved, String> {
+fn solve_problem(p: &Problem, verbose: bool) -> Result<Solved, String> {
     let named = |(s, g)| (s, g, Vec::new());
     match &p.params {
-        ModelParams::Linear(lin) => Ok(named(solve_with(lin.clone(), p))),
-        ModelParams::LinearPerProblem(lins) => Ok(named(solve_each_with(lins, p))),
-        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveGenerated(p))
+        ModelParams::Linear(lin) => Ok(named(solve_with(lin.clone(), p, verbose))),
+        ModelParams::LinearPerProblem(lins) => Ok(named(solve_each_with(lins, p, verbose))),
+        ModelParams::Named(_) | ModelParams::NamedPerProblem(_) => mpc_models::dispatch(&p.model, SolveGenerated(p, verbose))
             .unwrap_or_else(|| Err(format!("model: unknown model `{}` (known: {})", p.model, known_models()))),
     }
 }
@@ -293,11 +340,17 @@ pub fn run(args: SolveArgs) -> ExitCode {
         Some(layout) => match solve_problem_cuda(&problem, layout) {
             Err(e) if args.backend == BackendArg::Auto => {
                 eprintln!("mpc solve: --backend auto: the CUDA solve failed, falling back to cpu: {e}");
-                (solve_problem(&problem), "cpu")
+                (solve_problem(&problem, args.verbose), "cpu")
             }
-            r => (r, "cuda"),
+            r => {
+                if let (true, Ok((sol, ..))) = (args.verbose, &r) {
+                    let lines: Vec<String> = (0..sol.cost.len()).map(|i| format!("mpc solve: problem {i}: {}\n", sol.summary(i))).collect();
+                    eprint!("mpc solve: --verbose: the CUDA kernels record no iteration trace\n{}", lines.concat());
+                }
+                (r, "cuda")
+            }
         },
-        None => (solve_problem(&problem), "cpu"),
+        None => (solve_problem(&problem, args.verbose), "cpu"),
     };
     let (sol, grads, param_names) = match result {
         Ok(r) => r,

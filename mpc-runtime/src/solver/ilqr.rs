@@ -1,6 +1,7 @@
 //! Control-limited iLQR for one problem (Tassa, Mansard & Todorov 2014), plus the Riccati
 //! pieces shared with the gradient pass.
 
+use super::IterationRecord;
 use super::linalg::{cholesky_solve_multi, quad_cost_parts};
 use super::workspace::Workspace;
 use super::{Bound, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
@@ -418,7 +419,9 @@ pub(crate) fn has_avx2() -> bool {
     std::arch::is_x86_feature_detected!("avx2")
 }
 
-/// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu).
+/// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu). With `trace`,
+/// one [`IterationRecord`] per line-search outcome is appended to it (the results are the same
+/// to the bit with or without).
 ///
 /// On x86-64 with AVX2 the same code runs compiled for AVX2 (4-wide vectors in the axpys of the
 /// Riccati sweep). Only element-wise loops vectorise (no reassociation, no FMA contraction), so
@@ -430,13 +433,14 @@ pub(crate) fn solve_one<D: Dynamics>(
     p: &ProblemRef<'_>,
     x_out: &mut [f64],
     u_out: &mut [f64],
+    trace: Option<&mut Vec<IterationRecord>>,
 ) -> Stats {
     #[cfg(target_arch = "x86_64")]
     if has_avx2() {
         // SAFETY: AVX2 is available on this CPU (checked just above).
-        return unsafe { solve_one_avx2(d, opts, ws, p, x_out, u_out) };
+        return unsafe { solve_one_avx2(d, opts, ws, p, x_out, u_out, trace) };
     }
-    solve_one_impl(d, opts, ws, p, x_out, u_out)
+    solve_one_impl(d, opts, ws, p, x_out, u_out, trace)
 }
 
 /// [`solve_one_impl`] compiled for AVX2.
@@ -449,8 +453,9 @@ unsafe fn solve_one_avx2<D: Dynamics>(
     p: &ProblemRef<'_>,
     x_out: &mut [f64],
     u_out: &mut [f64],
+    trace: Option<&mut Vec<IterationRecord>>,
 ) -> Stats {
-    solve_one_impl(d, opts, ws, p, x_out, u_out)
+    solve_one_impl(d, opts, ws, p, x_out, u_out, trace)
 }
 
 #[inline(always)]
@@ -461,9 +466,11 @@ fn solve_one_impl<D: Dynamics>(
     p: &ProblemRef<'_>,
     x_out: &mut [f64],
     u_out: &mut [f64],
+    trace: Option<&mut Vec<IterationRecord>>,
 ) -> Stats {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
+    let mut trace = trace;
     load_bounds(ws, p);
     load_cost_structure(ws, p, n);
     match p.u_init {
@@ -561,7 +568,7 @@ fn solve_one_impl<D: Dynamics>(
             }
             // Line search: every step size; keep the best that lowers the cost (within
             // rounding), preferring the earlier (larger) step when two are equal to rounding.
-            let mut chosen: Option<(f64, f64)> = None;
+            let mut chosen: Option<(f64, f64, f64)> = None;
             let mut first_du = f64::NAN;
             for (li, &alpha) in opts.line_search.iter().enumerate() {
                 let (jt, st) = rollout_trial(d, ws, p, alpha);
@@ -573,10 +580,10 @@ fn solve_one_impl<D: Dynamics>(
                 }
                 let better = match chosen {
                     None => true,
-                    Some((jb, _)) => jt < jb - tol,
+                    Some((jb, _, _)) => jt < jb - tol,
                 };
                 if better {
-                    chosen = Some((jt, st));
+                    chosen = Some((jt, st, alpha));
                     std::mem::swap(&mut ws.xt, &mut ws.xb);
                     std::mem::swap(&mut ws.ut, &mut ws.ub);
                     if opts.line_search_rule == LineSearchRule::FirstDecrease {
@@ -584,15 +591,16 @@ fn solve_one_impl<D: Dynamics>(
                     }
                 }
             }
-            // The step taken, if any: (cost, scale, ‖Δu‖).
+            // The step taken, if any: (cost, scale, ‖Δu‖, step size; NaN for a step chosen on the
+            // KKT residual).
             let step = match chosen {
-                Some((jb, sb)) => {
+                Some((jb, sb, alpha)) => {
                     let du = du_norm(&ws.ub, &ws.u);
                     std::mem::swap(&mut ws.x, &mut ws.xb);
                     std::mem::swap(&mut ws.u, &mut ws.ub);
                     kkt_current = false;
                     lin_current = false;
-                    Some((jb, sb, du))
+                    Some((jb, sb, du, alpha))
                 }
                 None => {
                     if vanished(first_du, mu, &ws.u) {
@@ -606,7 +614,7 @@ fn solve_one_impl<D: Dynamics>(
                             kkt = r;
                             kkt_current = true;
                             lin_current = true;
-                            Some((jt, st, du))
+                            Some((jt, st, du, f64::NAN))
                         }
                         None => {
                             if kkt_mode {
@@ -618,8 +626,20 @@ fn solve_one_impl<D: Dynamics>(
                     }
                 }
             };
+            if let Some(tr) = trace.as_deref_mut() {
+                tr.push(IterationRecord {
+                    iteration: iters,
+                    cost: step.map_or(cost, |(jt, ..)| jt),
+                    step: step.map_or(first_du, |(_, _, du, _)| du),
+                    alpha: step.map_or(f64::NAN, |(.., a)| a),
+                    mu,
+                    kkt: if kkt_mode && kkt_current { kkt } else { f64::NAN },
+                    accepted: step.is_some(),
+                    newton: ddp,
+                });
+            }
             match step {
-                Some((jt, st, du)) => {
+                Some((jt, st, du, _)) => {
                     cost = jt;
                     scale = st;
                     if cost < best_cost {

@@ -396,6 +396,19 @@ impl Solution {
         }
     }
 
+    /// Problem `i` in one line: why it stopped, whether that is convergence, iterations, cost
+    /// and KKT residual (what `mpc solve --verbose` prints under each trace).
+    pub fn summary(&self, i: usize) -> String {
+        let stop = self.stop.get(i).map_or("unknown", |s| s.name());
+        let kkt = self.kkt_residual.get(i).map_or("not computed".to_string(), |&r| sci(r, 3));
+        format!(
+            "stop: {stop} ({}) after {} iterations; cost {}; KKT residual {kkt}",
+            if self.converged[i] { "converged" } else { "not converged" },
+            self.iterations[i],
+            sci(self.cost[i], 6)
+        )
+    }
+
     /// How many problems went non-finite ([`StopReason::NonFinite`]).
     pub fn non_finite_count(&self) -> usize {
         self.stop.iter().filter(|s| s.non_finite()).count()
@@ -434,6 +447,72 @@ pub struct Stats {
     pub kkt_residual: f64,
     /// Why the solve stopped.
     pub stop: StopReason,
+}
+
+/// One line-search outcome of the forward solve ([`Solver::solve_traced`], `mpc solve
+/// --verbose`): what crocoddyl's verbose callback prints, for this solver.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct IterationRecord {
+    /// The iteration (1-based; an iteration that raises the regularisation and retries has
+    /// several records).
+    pub iteration: usize,
+    /// The cost after the step (of the current iterate when no step was taken).
+    pub cost: f64,
+    /// `‖Δu‖` of the step taken, or of the full step tried when none was.
+    pub step: f64,
+    /// The line-search step size taken; NaN when no step was taken or the step was chosen on
+    /// the KKT residual.
+    pub alpha: f64,
+    /// The regularisation μ the Riccati pass used.
+    pub mu: f64,
+    /// The KKT residual after the step, where it was computed (with `solver.tol`); else NaN.
+    pub kkt: f64,
+    /// Whether a step was taken.
+    pub accepted: bool,
+    /// Whether the Riccati pass used DDP's second-order term.
+    pub newton: bool,
+}
+
+/// `v` as C's `%.*e` (`1.250e-03`, which lines up in columns, rather than Rust's `1.25e-3`);
+/// `-` for NaN (a value not computed).
+fn sci(v: f64, prec: usize) -> String {
+    if v.is_nan() {
+        return "-".to_string();
+    }
+    let s = format!("{v:.prec$e}");
+    match s.split_once('e') {
+        Some((m, e)) => {
+            let (sign, digits) = e.strip_prefix('-').map_or(("+", e), |d| ("-", d));
+            format!("{m}e{sign}{digits:0>2}")
+        }
+        None => s,
+    }
+}
+
+/// The iteration trace of one problem as a table, one line per [`IterationRecord`] (what
+/// `mpc solve --verbose` prints): iteration, cost, ‖Δu‖, step size α, regularisation μ, KKT
+/// residual (where computed), and whether the step was taken (`step`), taken on DDP's Newton
+/// pass (`newton`), or refused (`reject`: no step size lowered the cost; μ rises).
+pub fn format_trace(records: &[IterationRecord]) -> String {
+    let num = sci;
+    let mut out = format!("{:>5} {:>13} {:>10} {:>9} {:>9} {:>10}  {}\n", "iter", "cost", "|du|", "alpha", "mu", "kkt", "outcome");
+    for r in records {
+        let outcome = match (r.accepted, r.newton) {
+            (true, false) => "step",
+            (true, true) => "newton",
+            (false, _) => "reject",
+        };
+        out.push_str(&format!(
+            "{:>5} {:>13} {:>10} {:>9} {:>9} {:>10}  {outcome}\n",
+            r.iteration,
+            num(r.cost, 6),
+            num(r.step, 3),
+            num(r.alpha, 2),
+            num(r.mu, 2),
+            num(r.kkt, 3),
+        ));
+    }
+    out
 }
 
 /// A configured batched iLQR solver for dynamics `D` and horizon `T`.
@@ -514,7 +593,7 @@ impl<D: Dynamics> Solver<D> {
         let opts = &self.options;
         let run = |i: usize, ws: &mut Workspace, x: &mut [f64], u: &mut [f64]| -> Stats {
             let p = batch.problem(i, t, nx, nu);
-            ilqr::solve_one(model, opts, ws, &p, x, u)
+            ilqr::solve_one(model, opts, ws, &p, x, u, None)
         };
         if bsz == 1 {
             let s = run(0, &mut self.workspaces[0], &mut sol.x, &mut sol.u);
@@ -543,6 +622,35 @@ impl<D: Dynamics> Solver<D> {
                 *kkt = s.kkt_residual;
                 *stop = s.stop;
             });
+    }
+
+    /// [`Backend::try_solve`] with an iteration trace per problem ([`IterationRecord`]s, in
+    /// order). The problems run one after another; the solution is the same to the bit as
+    /// without the trace.
+    pub fn solve_traced(&mut self, batch: &Batch<'_>) -> Result<(Solution, Vec<Vec<IterationRecord>>), BackendError> {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        batch.check(t, nx, nu).map_err(BackendError::Shape)?;
+        let bsz = batch.size;
+        self.ensure_workspaces(bsz);
+        let mut sol = Solution {
+            x: vec![0.0; bsz * t * nx],
+            u: vec![0.0; bsz * t * nu],
+            ..Solution::default()
+        };
+        let mut traces = Vec::with_capacity(bsz);
+        for i in 0..bsz {
+            let p = batch.problem(i, t, nx, nu);
+            let mut trace = Vec::new();
+            let (x, u) = (&mut sol.x[i * t * nx..(i + 1) * t * nx], &mut sol.u[i * t * nu..(i + 1) * t * nu]);
+            let s = ilqr::solve_one(&self.model, &self.options, &mut self.workspaces[i], &p, x, u, Some(&mut trace));
+            sol.cost.push(s.cost);
+            sol.iterations.push(s.iterations);
+            sol.converged.push(s.converged);
+            sol.kkt_residual.push(s.kkt_residual);
+            sol.stop.push(s.stop);
+            traces.push(trace);
+        }
+        Ok((sol, traces))
     }
 
     /// The KKT residual ([`Stats::kkt_residual`]) of every problem of `batch` at the controls
