@@ -277,7 +277,7 @@ fn max_rounds(s: &SolverOptions) -> usize {
     let mut bumps = 0usize;
     let mut mu = 0.0f64;
     while mu <= s.reg_max && bumps < 10_000 {
-        mu = if mu == 0.0 { s.reg_min } else { mu * s.reg_factor };
+        mu = s.raise_regularisation(mu);
         bumps += 1;
     }
     s.max_iters.saturating_mul(bumps + 2).saturating_add(1)

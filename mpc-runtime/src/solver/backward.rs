@@ -85,115 +85,115 @@ fn backward_one_impl<D: Dynamics>(
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     load_bounds(ws, p);
-    ws.x.copy_from_slice(&xs[..tt * nx]);
-    ws.u.copy_from_slice(&us[..tt * nu]);
+    ws.traj.x.copy_from_slice(&xs[..tt * nx]);
+    ws.traj.u.copy_from_slice(&us[..tt * nu]);
     linearize_all(d, ws);
     let exact = mode == GradientMode::Exact && d.has_curvature() && tt > 1;
     // Parameter gradients when asked for (`grad_p` not empty) and the model has parameters.
     let np = if grad_p.is_empty() { 0 } else { d.np() };
     if (exact || np > 0) && tt > 1 {
-        // Co-states λ_t, t = T-1 down to 1 (λ_t stored at ws.lam[t]).
+        // Co-states λ_t, t = T-1 down to 1 (λ_t stored at ws.adj.lam[t]).
         for t in (1..tt).rev() {
             let cm = &p.cm[t * n * n..(t + 1) * n * n];
             let cv = &p.cv[t * n..(t + 1) * n];
             for i in 0..nx {
                 let mut s = cv[i];
                 for j in 0..nx {
-                    s += cm[i * n + j] * ws.x[t * nx + j];
+                    s += cm[i * n + j] * ws.traj.x[t * nx + j];
                 }
                 for j in 0..nu {
-                    s += cm[i * n + nx + j] * ws.u[t * nu + j];
+                    s += cm[i * n + nx + j] * ws.traj.u[t * nu + j];
                 }
                 if t + 1 < tt {
                     for k in 0..nx {
-                        s += ws.a[t * nx * nx + k * nx + i] * ws.lam[(t + 1) * nx + k];
+                        s += ws.lin.a[t * nx * nx + k * nx + i] * ws.adj.lam[(t + 1) * nx + k];
                     }
                 }
-                ws.lam[t * nx + i] = s;
+                ws.adj.lam[t * nx + i] = s;
             }
         }
     }
     // Riccati recursion of the adjoint LQR.
     for t in (0..tt).rev() {
         let cm = &p.cm[t * n * n..(t + 1) * n * n];
-        ws.qzz.copy_from_slice(cm);
+        ws.ric.qzz.copy_from_slice(cm);
         if exact && t + 1 < tt {
             d.weighted_hessian(
-                &ws.x[t * nx..(t + 1) * nx],
-                &ws.u[t * nu..(t + 1) * nu],
-                &ws.lam[(t + 1) * nx..(t + 2) * nx],
-                &mut ws.hess,
+                &ws.traj.x[t * nx..(t + 1) * nx],
+                &ws.traj.u[t * nu..(t + 1) * nu],
+                &ws.adj.lam[(t + 1) * nx..(t + 2) * nx],
+                &mut ws.adj.hess,
             );
             for i in 0..n * n {
-                ws.qzz[i] += ws.hess[i];
+                ws.ric.qzz[i] += ws.adj.hess[i];
             }
         }
-        ws.qz[..nx].copy_from_slice(&gx[t * nx..(t + 1) * nx]);
-        ws.qz[nx..].copy_from_slice(&gu[t * nu..(t + 1) * nu]);
+        ws.ric.qz[..nx].copy_from_slice(&gx[t * nx..(t + 1) * nx]);
+        ws.ric.qz[nx..].copy_from_slice(&gu[t * nu..(t + 1) * nu]);
         if t + 1 < tt {
             add_cost_to_go(ws, nx, nu, t);
         }
         // Free controls: not within ACTIVE_TOL of a bound.
         let mut m = 0;
         for i in 0..nu {
-            let v = ws.u[t * nu + i];
-            let on = (v - ws.lo[t * nu + i]).abs() <= ACTIVE_TOL || (ws.hi[t * nu + i] - v).abs() <= ACTIVE_TOL;
+            let v = ws.traj.u[t * nu + i];
+            let on = (v - ws.data.lo[t * nu + i]).abs() <= ACTIVE_TOL || (ws.data.hi[t * nu + i] - v).abs() <= ACTIVE_TOL;
             if !on {
-                ws.idx[m] = i;
+                ws.scratch.idx[m] = i;
                 m += 1;
             }
         }
-        let kk = &mut ws.kk[t * nu * nx..(t + 1) * nu * nx];
-        let k = &mut ws.k[t * nu..(t + 1) * nu];
+        let kk = &mut ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
+        let k = &mut ws.ric.k[t * nu..(t + 1) * nu];
         kk.fill(0.0);
         k.fill(0.0);
         if m > 0 {
             let cols = nx + 1;
             for a in 0..m {
-                let i = ws.idx[a];
+                let i = ws.scratch.idx[a];
                 for b in 0..m {
-                    ws.mat[a * m + b] = ws.qzz[(nx + i) * n + nx + ws.idx[b]];
+                    ws.ric.mat[a * m + b] = ws.ric.qzz[(nx + i) * n + nx + ws.scratch.idx[b]];
                 }
                 for j in 0..nx {
-                    ws.rhs[a * cols + j] = -ws.qzz[(nx + i) * n + j];
+                    ws.ric.rhs[a * cols + j] = -ws.ric.qzz[(nx + i) * n + j];
                 }
-                ws.rhs[a * cols + nx] = -ws.qz[nx + i];
+                ws.ric.rhs[a * cols + nx] = -ws.ric.qz[nx + i];
             }
             // Positive definite in Gauss-Newton mode and at a strict local minimum; fall back to
             // pivoted LU otherwise.
             // (`quu` keeps a copy for the fallback.)
-            ws.quu[..m * m].copy_from_slice(&ws.mat[..m * m]);
-            if cholesky(&mut ws.mat[..m * m], m, 1e-14) {
-                cholesky_solve_multi(&ws.mat[..m * m], m, &mut ws.rhs[..m * cols], cols);
-            } else if !lu_solve_multi(&mut ws.quu[..m * m], m, &mut ws.rhs[..m * cols], cols) {
+            ws.ric.quu[..m * m].copy_from_slice(&ws.ric.mat[..m * m]);
+            if cholesky(&mut ws.ric.mat[..m * m], m, 1e-14) {
+                cholesky_solve_multi(&ws.ric.mat[..m * m], m, &mut ws.ric.rhs[..m * cols], cols);
+            } else if !lu_solve_multi(&mut ws.ric.quu[..m * m], m, &mut ws.ric.rhs[..m * cols], cols) {
                 // Singular reduced Hessian: the solution is not locally unique; report NaN.
-                ws.rhs[..m * cols].fill(f64::NAN);
+                ws.ric.rhs[..m * cols].fill(f64::NAN);
             }
             for a in 0..m {
-                let i = ws.idx[a];
-                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.rhs[a * cols..a * cols + nx]);
-                k[i] = ws.rhs[a * cols + nx];
+                let i = ws.scratch.idx[a];
+                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.ric.rhs[a * cols..a * cols + nx]);
+                k[i] = ws.ric.rhs[a * cols + nx];
             }
         }
         // K solves the unregularised free block exactly (Cholesky or LU): the short formula.
         update_cost_to_go(ws, nx, nu, t, true, t > 0);
     }
-    grad_x0[..nx].copy_from_slice(&ws.pv[..nx]);
+    grad_x0[..nx].copy_from_slice(&ws.ric.pv[..nx]);
     // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u.
-    ws.dx.fill(0.0);
+    ws.scratch.dx.fill(0.0);
     for t in 0..tt {
-        let dz = &mut ws.dz[t * n..(t + 1) * n];
-        dz[..nx].copy_from_slice(&ws.dx);
+        let dz = &mut ws.adj.dz[t * n..(t + 1) * n];
+        dz[..nx].copy_from_slice(&ws.scratch.dx);
         for i in 0..nu {
-            let mut s = ws.k[t * nu + i];
+            let mut s = ws.ric.k[t * nu + i];
             for j in 0..nx {
-                s += ws.kk[t * nu * nx + i * nx + j] * ws.dx[j];
+                s += ws.ric.kk[t * nu * nx + i * nx + j] * ws.scratch.dx[j];
             }
             dz[nx + i] = s;
         }
         if t + 1 < tt {
-            let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
-            let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
+            let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
+            let b = &ws.lin.b[t * nx * nu..(t + 1) * nx * nu];
             for i in 0..nx {
                 let mut s = 0.0;
                 for j in 0..nx {
@@ -202,18 +202,18 @@ fn backward_one_impl<D: Dynamics>(
                 for j in 0..nu {
                     s += b[i * nu + j] * dz[nx + j];
                 }
-                ws.xn[i] = s;
+                ws.scratch.xn[i] = s;
             }
-            ws.dx.copy_from_slice(&ws.xn);
+            ws.scratch.dx.copy_from_slice(&ws.scratch.xn);
         }
         // Outputs of this stage.
-        ws.z[..nx].copy_from_slice(&ws.x[t * nx..(t + 1) * nx]);
-        ws.z[nx..].copy_from_slice(&ws.u[t * nu..(t + 1) * nu]);
+        ws.scratch.z[..nx].copy_from_slice(&ws.traj.x[t * nx..(t + 1) * nx]);
+        ws.scratch.z[nx..].copy_from_slice(&ws.traj.u[t * nu..(t + 1) * nu]);
         grad_cv[t * n..(t + 1) * n].copy_from_slice(dz);
         let gcm = &mut grad_cm[t * n * n..(t + 1) * n * n];
         for i in 0..n {
             for j in 0..n {
-                gcm[i * n + j] = 0.5 * (dz[i] * ws.z[j] + ws.z[i] * dz[j]);
+                gcm[i * n + j] = 0.5 * (dz[i] * ws.scratch.z[j] + ws.scratch.z[i] * dz[j]);
             }
         }
     }
@@ -224,7 +224,7 @@ fn backward_one_impl<D: Dynamics>(
     }
 }
 
-/// `dL/dθ` of one problem once `ws.dz` holds the adjoint trajectory `d` and `ws.lam` the
+/// `dL/dθ` of one problem once `ws.adj.dz` holds the adjoint trajectory `d` and `ws.adj.lam` the
 /// co-states `λ` (see the module documentation).
 ///
 /// The adjoint LQR's own co-states follow from its stationarity in `d_x`:
@@ -252,25 +252,25 @@ fn param_gradient<D: Dynamics>(
 ) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
-    ws.fp.resize(nx * np, 0.0);
-    ws.hp.resize(n * np, 0.0);
+    ws.adj.fp.resize(nx * np, 0.0);
+    ws.adj.hp.resize(n * np, 0.0);
     grad_p.fill(0.0);
-    // ws.xn holds λ̂_{t+1}, ws.dx the new λ̂_t.
-    ws.xn.fill(0.0);
+    // ws.scratch.xn holds λ̂_{t+1}, ws.scratch.dx the new λ̂_t.
+    ws.scratch.xn.fill(0.0);
     for t in (0..tt).rev() {
-        let x = &ws.x[t * nx..(t + 1) * nx];
-        let u = &ws.u[t * nu..(t + 1) * nu];
-        let dz = &ws.dz[t * n..(t + 1) * n];
+        let x = &ws.traj.x[t * nx..(t + 1) * nx];
+        let u = &ws.traj.u[t * nu..(t + 1) * nu];
+        let dz = &ws.adj.dz[t * n..(t + 1) * n];
         if t + 1 < tt {
-            let lam = &ws.lam[(t + 1) * nx..(t + 2) * nx];
-            d.param_jacobian(x, u, &mut ws.fp);
+            let lam = &ws.adj.lam[(t + 1) * nx..(t + 2) * nx];
+            d.param_jacobian(x, u, &mut ws.adj.fp);
             if mixed {
-                d.param_hessian(x, u, lam, &mut ws.hp);
+                d.param_hessian(x, u, lam, &mut ws.adj.hp);
             }
             for i in 0..nx {
-                let l = ws.xn[i];
+                let l = ws.scratch.xn[i];
                 if l != 0.0 {
-                    for (g, f) in grad_p.iter_mut().zip(&ws.fp[i * np..(i + 1) * np]) {
+                    for (g, f) in grad_p.iter_mut().zip(&ws.adj.fp[i * np..(i + 1) * np]) {
                         *g += l * f;
                     }
                 }
@@ -278,7 +278,7 @@ fn param_gradient<D: Dynamics>(
             for j in 0..if mixed { n } else { 0 } {
                 let dj = dz[j];
                 if dj != 0.0 {
-                    for (g, h) in grad_p.iter_mut().zip(&ws.hp[j * np..(j + 1) * np]) {
+                    for (g, h) in grad_p.iter_mut().zip(&ws.adj.hp[j * np..(j + 1) * np]) {
                         *g += dj * h;
                     }
                 }
@@ -290,24 +290,24 @@ fn param_gradient<D: Dynamics>(
         // λ̂_t = (Ĉ_t d_t + g_t)_x + A_tᵀ λ̂_{t+1}.
         let cm = &p.cm[t * n * n..(t + 1) * n * n];
         if exact && t + 1 < tt {
-            d.weighted_hessian(x, u, &ws.lam[(t + 1) * nx..(t + 2) * nx], &mut ws.hess);
+            d.weighted_hessian(x, u, &ws.adj.lam[(t + 1) * nx..(t + 2) * nx], &mut ws.adj.hess);
         }
         for i in 0..nx {
             let mut s = gx[t * nx + i];
             for j in 0..n {
                 let mut c = cm[i * n + j];
                 if exact && t + 1 < tt {
-                    c += ws.hess[i * n + j];
+                    c += ws.adj.hess[i * n + j];
                 }
                 s += c * dz[j];
             }
             if t + 1 < tt {
                 for k in 0..nx {
-                    s += ws.a[t * nx * nx + k * nx + i] * ws.xn[k];
+                    s += ws.lin.a[t * nx * nx + k * nx + i] * ws.scratch.xn[k];
                 }
             }
-            ws.dx[i] = s;
+            ws.scratch.dx[i] = s;
         }
-        std::mem::swap(&mut ws.xn, &mut ws.dx);
+        std::mem::swap(&mut ws.scratch.xn, &mut ws.scratch.dx);
     }
 }

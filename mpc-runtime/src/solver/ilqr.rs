@@ -7,11 +7,11 @@ use super::workspace::Workspace;
 use super::{Bound, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
-/// Fill `ws.lo`/`ws.hi` (T×nu) from the problem's bounds.
+/// Fill `ws.data.lo`/`ws.data.hi` (T×nu) from the problem's bounds.
 #[inline]
 pub(crate) fn load_bounds(ws: &mut Workspace, p: &ProblemRef<'_>) {
     let (t, nu) = (ws.horizon, ws.nu);
-    for (dst, b, inf) in [(&mut ws.lo, p.lower, f64::NEG_INFINITY), (&mut ws.hi, p.upper, f64::INFINITY)] {
+    for (dst, b, inf) in [(&mut ws.data.lo, p.lower, f64::NEG_INFINITY), (&mut ws.data.hi, p.upper, f64::INFINITY)] {
         match b {
             Bound::None => dst[..t * nu].fill(inf),
             Bound::PerControl(s) => {
@@ -32,8 +32,8 @@ fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
     }
 }
 
-/// Add the dynamics' contribution `Fᵀ P F`, `Fᵀ p` (F = [A B] of stage `t`) to `ws.qzz`,
-/// `ws.qz`, where `ws.p`, `ws.pv` hold the cost-to-go of stage `t + 1`.
+/// Add the dynamics' contribution `Fᵀ P F`, `Fᵀ p` (F = [A B] of stage `t`) to `ws.ric.qzz`,
+/// `ws.ric.qz`, where `ws.ric.p`, `ws.ric.pv` hold the cost-to-go of stage `t + 1`.
 ///
 /// Exact zeros of `A` and `B` are skipped (a dynamics Jacobian is typically sparse): `P A` and
 /// `P B` are formed as `(Aᵀ P)ᵀ`, `(Bᵀ P)ᵀ` (rows of `P` scaled by the non-zero entries, `P`
@@ -43,12 +43,12 @@ fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 #[inline(always)]
 pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
     let n = nx + nu;
-    let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
-    let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
-    let p = &ws.p[..nx * nx];
+    let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
+    let b = &ws.lin.b[t * nx * nu..(t + 1) * nx * nu];
+    let p = &ws.ric.p[..nx * nx];
     // M = Aᵀ P (nx×nx), N = Bᵀ P (nu×nx), each row a sum over k ascending.
-    let m = &mut ws.atp[..nx * nx];
-    let nn = &mut ws.btp[..nu * nx];
+    let m = &mut ws.ric.atp[..nx * nx];
+    let nn = &mut ws.ric.btp[..nu * nx];
     m.fill(0.0);
     nn.fill(0.0);
     for k in 0..nx {
@@ -67,8 +67,8 @@ pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize)
         }
     }
     // P A = Mᵀ, P B = Nᵀ.
-    let pa = &mut ws.pa[..nx * nx];
-    let pb = &mut ws.pb[..nx * nu];
+    let pa = &mut ws.ric.pa[..nx * nx];
+    let pb = &mut ws.ric.pb[..nx * nu];
     for k in 0..nx {
         for j in 0..nx {
             pa[k * nx + j] = m[j * nx + k];
@@ -77,7 +77,7 @@ pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize)
             pb[k * nu + j] = nn[j * nx + k];
         }
     }
-    let qzz = &mut ws.qzz[..n * n];
+    let qzz = &mut ws.ric.qzz[..n * n];
     for k in 0..nx {
         let pa_row = &pa[k * nx..(k + 1) * nx];
         let pb_row = &pb[k * nu..(k + 1) * nu];
@@ -98,8 +98,8 @@ pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize)
                 axpy(&mut qzz[(nx + i) * n + nx..(nx + i + 1) * n], bki, pb_row);
             }
         }
-        let pk = ws.pv[k];
-        let (qx, qu) = ws.qz[..n].split_at_mut(nx);
+        let pk = ws.ric.pv[k];
+        let (qx, qu) = ws.ric.qz[..n].split_at_mut(nx);
         axpy(qx, pk, a_row);
         axpy(qu, pk, b_row);
     }
@@ -123,14 +123,14 @@ pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize)
 #[inline(always)]
 pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool) {
     let n = nx + nu;
-    let kk = &ws.kk[t * nu * nx..(t + 1) * nu * nx];
-    let k = &ws.k[t * nu..(t + 1) * nu];
-    let qzz = &ws.qzz[..n * n];
-    let qz = &ws.qz[..n];
-    let w = &mut ws.w[..nu * nx];
-    let wv = &mut ws.wv[..nu];
+    let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
+    let k = &ws.ric.k[t * nu..(t + 1) * nu];
+    let qzz = &ws.ric.qzz[..n * n];
+    let qz = &ws.ric.qz[..n];
+    let w = &mut ws.ric.w[..nu * nx];
+    let wv = &mut ws.ric.wv[..nu];
     // Rows of K that are not all zero (the free controls).
-    let rows = &mut ws.idx[..nu];
+    let rows = &mut ws.scratch.idx[..nu];
     let mut m = 0;
     for l in 0..nu {
         if kk[l * nx..(l + 1) * nx].iter().any(|&v| v != 0.0) {
@@ -147,7 +147,7 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
         }
         wv[i] = s;
     }
-    let pv = &mut ws.pv[..nx];
+    let pv = &mut ws.ric.pv[..nx];
     for i in 0..nx {
         let q_row = &qzz[i * n..(i + 1) * n];
         let mut s = qz[i];
@@ -159,7 +159,7 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
     if !need_p {
         return;
     }
-    let rows = &ws.idx[..m];
+    let rows = &ws.scratch.idx[..m];
     if !exact_gain {
         for &i in rows {
             let q_row = &qzz[(nx + i) * n..(nx + i + 1) * n];
@@ -170,7 +170,7 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
             }
         }
     }
-    let p = &mut ws.p[..nx * nx];
+    let p = &mut ws.ric.p[..nx * nx];
     for i in 0..nx {
         let q_row = &qzz[i * n..(i + 1) * n];
         let p_row = &mut p[i * nx..(i + 1) * nx];
@@ -195,11 +195,11 @@ fn is_diagonal(cm: &[f64], n: usize) -> bool {
     (0..n).all(|i| (0..n).all(|j| i == j || cm[i * n + j] == 0.0))
 }
 
-/// Fill `ws.cdiag` (T): which stage cost Hessians of `p` are diagonal.
+/// Fill `ws.data.cdiag` (T): which stage cost Hessians of `p` are diagonal.
 #[inline(always)]
 fn load_cost_structure(ws: &mut Workspace, p: &ProblemRef<'_>, n: usize) {
     for t in 0..ws.horizon {
-        ws.cdiag[t] = is_diagonal(&p.cm[t * n * n..(t + 1) * n * n], n);
+        ws.data.cdiag[t] = is_diagonal(&p.cm[t * n * n..(t + 1) * n * n], n);
     }
 }
 
@@ -247,52 +247,52 @@ fn stage_z(z: &mut [f64], x: &[f64], u: &[f64], nx: usize, nu: usize, t: usize) 
     z[nx..nx + nu].copy_from_slice(&u[t * nu..(t + 1) * nu]);
 }
 
-/// Roll the dynamics out from `x_init` with the controls in `ws.u`, writing `ws.x`; returns the
+/// Roll the dynamics out from `x_init` with the controls in `ws.traj.u`, writing `ws.traj.x`; returns the
 /// cost and its magnitude scale `Σ_t ½|z_tᵀC_t z_t| + |c_tᵀ z_t|` (for rounding tolerances).
 #[inline(always)]
 fn rollout_plain<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>) -> (f64, f64) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
-    ws.x[..nx].copy_from_slice(&p.x_init[..nx]);
+    ws.traj.x[..nx].copy_from_slice(&p.x_init[..nx]);
     let mut j = 0.0;
     let mut sc = 0.0;
     for t in 0..tt {
-        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
+        stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
         let (q, l) =
-            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n, ws.cdiag[t]);
+            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.scratch.z, n, ws.data.cdiag[t]);
         j += 0.5 * q + l;
         sc += 0.5 * q.abs() + l.abs();
         if t + 1 < tt {
-            let (cur, next) = ws.x.split_at_mut((t + 1) * nx);
-            d.step(&cur[t * nx..], &ws.u[t * nu..(t + 1) * nu], &mut next[..nx]);
+            let (cur, next) = ws.traj.x.split_at_mut((t + 1) * nx);
+            d.step(&cur[t * nx..], &ws.traj.u[t * nu..(t + 1) * nu], &mut next[..nx]);
         }
     }
     (j, sc)
 }
 
-/// Closed-loop rollout of step size `alpha` into `ws.xt`/`ws.ut`; returns its cost and scale
+/// Closed-loop rollout of step size `alpha` into `ws.traj.xt`/`ws.traj.ut`; returns its cost and scale
 /// (as [`rollout_plain`]).
 #[inline(always)]
 fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: f64) -> (f64, f64) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
-    ws.xt[..nx].copy_from_slice(&p.x_init[..nx]);
+    ws.traj.xt[..nx].copy_from_slice(&p.x_init[..nx]);
     let mut j = 0.0;
     let mut sc = 0.0;
     for t in 0..tt {
         // Per-stage slices with compile-time lengths (no bounds checks in the loops).
-        let dx = &mut ws.dx[..nx];
-        let xt = &ws.xt[t * nx..(t + 1) * nx];
-        let x = &ws.x[t * nx..(t + 1) * nx];
+        let dx = &mut ws.scratch.dx[..nx];
+        let xt = &ws.traj.xt[t * nx..(t + 1) * nx];
+        let x = &ws.traj.x[t * nx..(t + 1) * nx];
         for i in 0..nx {
             dx[i] = xt[i] - x[i];
         }
-        let kk = &ws.kk[t * nu * nx..(t + 1) * nu * nx];
-        let u = &ws.u[t * nu..(t + 1) * nu];
-        let k = &ws.k[t * nu..(t + 1) * nu];
-        let lo = &ws.lo[t * nu..(t + 1) * nu];
-        let hi = &ws.hi[t * nu..(t + 1) * nu];
-        let ut = &mut ws.ut[t * nu..(t + 1) * nu];
+        let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
+        let u = &ws.traj.u[t * nu..(t + 1) * nu];
+        let k = &ws.ric.k[t * nu..(t + 1) * nu];
+        let lo = &ws.data.lo[t * nu..(t + 1) * nu];
+        let hi = &ws.data.hi[t * nu..(t + 1) * nu];
+        let ut = &mut ws.traj.ut[t * nu..(t + 1) * nu];
         for i in 0..nu {
             let row = &kk[i * nx..(i + 1) * nx];
             let mut v = u[i] + alpha * k[i];
@@ -301,30 +301,30 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alp
             }
             ut[i] = v.max(lo[i]).min(hi[i]);
         }
-        stage_z(&mut ws.z, &ws.xt, &ws.ut, nx, nu, t);
+        stage_z(&mut ws.scratch.z, &ws.traj.xt, &ws.traj.ut, nx, nu, t);
         let (q, l) =
-            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n, ws.cdiag[t]);
+            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.scratch.z, n, ws.data.cdiag[t]);
         j += 0.5 * q + l;
         sc += 0.5 * q.abs() + l.abs();
         if t + 1 < tt {
-            let (cur, next) = ws.xt.split_at_mut((t + 1) * nx);
-            d.step(&cur[t * nx..], &ws.ut[t * nu..(t + 1) * nu], &mut next[..nx]);
+            let (cur, next) = ws.traj.xt.split_at_mut((t + 1) * nx);
+            d.step(&cur[t * nx..], &ws.traj.ut[t * nu..(t + 1) * nu], &mut next[..nx]);
         }
     }
     (j, sc)
 }
 
-/// Linearise the dynamics along `ws.x`, `ws.u` (stages 0..T-2) into `ws.a`, `ws.b`.
+/// Linearise the dynamics along `ws.traj.x`, `ws.traj.u` (stages 0..T-2) into `ws.lin.a`, `ws.lin.b`.
 #[inline(always)]
 pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     for t in 0..tt.saturating_sub(1) {
         d.linearize(
-            &ws.x[t * nx..(t + 1) * nx],
-            &ws.u[t * nu..(t + 1) * nu],
-            &mut ws.xn,
-            &mut ws.a[t * nx * nx..(t + 1) * nx * nx],
-            &mut ws.b[t * nx * nu..(t + 1) * nx * nu],
+            &ws.traj.x[t * nx..(t + 1) * nx],
+            &ws.traj.u[t * nu..(t + 1) * nu],
+            &mut ws.scratch.xn,
+            &mut ws.lin.a[t * nx * nx..(t + 1) * nx * nx],
+            &mut ws.lin.b[t * nx * nu..(t + 1) * nx * nu],
         );
     }
 }
@@ -332,7 +332,7 @@ pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
 /// How a Riccati pass ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RiccatiOutcome {
-    /// Gains in `ws.k`, `ws.kk`.
+    /// Gains in `ws.ric.k`, `ws.ric.kk`.
     Ok,
     /// Some `Q_uu + μ I` is not positive definite (more regularisation may help).
     NotPositiveDefinite,
@@ -347,7 +347,7 @@ fn all_finite(v: &[f64]) -> bool {
 }
 
 /// The control-limited Riccati backward pass at the current iterate with `Q_uu + μ I`.
-/// Fills `ws.k`, `ws.kk`.
+/// Fills `ws.ric.k`, `ws.ric.kk`.
 ///
 /// `ddp`: the stage Hessian also gets `Σ_i p_i ∇²f_i(z_t)` with `p` the cost-to-go gradient of
 /// stage `t + 1` (the second-order term of DDP, from the generated weighted Hessian).
@@ -358,13 +358,13 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, 
     for t in (0..tt).rev() {
         let cm = &p.cm[t * n * n..(t + 1) * n * n];
         let cv = &p.cv[t * n..(t + 1) * n];
-        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
-        ws.qzz.copy_from_slice(cm);
-        stage_gradient(&mut ws.qz, cm, cv, &ws.z, n, ws.cdiag[t]);
+        stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
+        ws.ric.qzz.copy_from_slice(cm);
+        stage_gradient(&mut ws.ric.qz, cm, cv, &ws.scratch.z, n, ws.data.cdiag[t]);
         if t + 1 < tt {
             if ddp {
-                d.weighted_hessian(&ws.x[t * nx..(t + 1) * nx], &ws.u[t * nu..(t + 1) * nu], &ws.pv[..nx], &mut ws.hess);
-                for (q, h) in ws.qzz[..n * n].iter_mut().zip(&ws.hess[..n * n]) {
+                d.weighted_hessian(&ws.traj.x[t * nx..(t + 1) * nx], &ws.traj.u[t * nu..(t + 1) * nu], &ws.ric.pv[..nx], &mut ws.adj.hess);
+                for (q, h) in ws.ric.qzz[..n * n].iter_mut().zip(&ws.adj.hess[..n * n]) {
                     *q += h;
                 }
             }
@@ -372,40 +372,40 @@ fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, 
         }
         for i in 0..nu {
             for j in 0..nu {
-                ws.quu[i * nu + j] = ws.qzz[(nx + i) * n + nx + j];
+                ws.ric.quu[i * nu + j] = ws.ric.qzz[(nx + i) * n + nx + j];
             }
-            ws.quu[i * nu + i] += mu;
-            ws.dlo[i] = ws.lo[t * nu + i] - ws.u[t * nu + i];
-            ws.dhi[i] = ws.hi[t * nu + i] - ws.u[t * nu + i];
+            ws.ric.quu[i * nu + i] += mu;
+            ws.ric.dlo[i] = ws.data.lo[t * nu + i] - ws.traj.u[t * nu + i];
+            ws.ric.dhi[i] = ws.data.hi[t * nu + i] - ws.traj.u[t * nu + i];
         }
-        let kt = &mut ws.k[t * nu..(t + 1) * nu];
-        if ws.qp.solve_dim(nu, &ws.quu, &ws.qz[nx..], &ws.dlo, &ws.dhi, kt).is_err() {
-            return if all_finite(&ws.quu[..nu * nu]) && all_finite(&ws.qz[..n]) {
+        let kt = &mut ws.ric.k[t * nu..(t + 1) * nu];
+        if ws.scratch.qp.solve_dim(nu, &ws.ric.quu, &ws.ric.qz[nx..], &ws.ric.dlo, &ws.ric.dhi, kt).is_err() {
+            return if all_finite(&ws.ric.quu[..nu * nu]) && all_finite(&ws.ric.qz[..n]) {
                 RiccatiOutcome::NotPositiveDefinite
             } else {
                 RiccatiOutcome::NonFinite
             };
         }
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
-        let kk = &mut ws.kk[t * nu * nx..(t + 1) * nu * nx];
+        let kk = &mut ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
         kk.fill(0.0);
-        let m = ws.qp.free_indices().len();
+        let m = ws.scratch.qp.free_indices().len();
         if m > 0 {
             for a in 0..m {
-                let i = ws.qp.free_indices()[a];
+                let i = ws.scratch.qp.free_indices()[a];
                 for j in 0..nx {
-                    ws.rhs[a * nx + j] = -ws.qzz[(nx + i) * n + j];
+                    ws.ric.rhs[a * nx + j] = -ws.ric.qzz[(nx + i) * n + j];
                 }
             }
-            cholesky_solve_multi(ws.qp.free_cholesky(), m, &mut ws.rhs[..m * nx], nx);
+            cholesky_solve_multi(ws.scratch.qp.free_cholesky(), m, &mut ws.ric.rhs[..m * nx], nx);
             for a in 0..m {
-                let i = ws.qp.free_indices()[a];
-                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.rhs[a * nx..(a + 1) * nx]);
+                let i = ws.scratch.qp.free_indices()[a];
+                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.ric.rhs[a * nx..(a + 1) * nx]);
             }
         }
         update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0);
         // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
-        if !(all_finite(&ws.k[t * nu..(t + 1) * nu]) && all_finite(&ws.pv[..nx])) {
+        if !(all_finite(&ws.ric.k[t * nu..(t + 1) * nu]) && all_finite(&ws.ric.pv[..nx])) {
             return RiccatiOutcome::NonFinite;
         }
     }
@@ -474,26 +474,26 @@ fn solve_one_impl<D: Dynamics>(
     load_bounds(ws, p);
     load_cost_structure(ws, p, n);
     match p.u_init {
-        Some(u0) => ws.u.copy_from_slice(&u0[..tt * nu]),
-        None => ws.u.fill(0.0),
+        Some(u0) => ws.traj.u.copy_from_slice(&u0[..tt * nu]),
+        None => ws.traj.u.fill(0.0),
     }
     for i in 0..tt * nu {
-        ws.u[i] = ws.u[i].max(ws.lo[i]).min(ws.hi[i]);
+        ws.traj.u[i] = ws.traj.u[i].max(ws.data.lo[i]).min(ws.data.hi[i]);
     }
     let (mut cost, mut scale) = rollout_plain(d, ws, p);
-    if !(all_finite(&ws.x[..tt * nx]) && cost.is_finite()) {
+    if !(all_finite(&ws.traj.x[..tt * nx]) && cost.is_finite()) {
         // Nothing to iterate from: the initial rollout itself overflowed (or the model is
         // undefined along it). Reported as it is, never as converged.
-        let what = if all_finite(&ws.x[..tt * nx]) { NonFinite::Cost } else { NonFinite::Rollout };
-        x_out.copy_from_slice(&ws.x);
-        u_out.copy_from_slice(&ws.u);
+        let what = if all_finite(&ws.traj.x[..tt * nx]) { NonFinite::Cost } else { NonFinite::Rollout };
+        x_out.copy_from_slice(&ws.traj.x);
+        u_out.copy_from_slice(&ws.traj.u);
         return Stats { cost, iterations: 0, converged: false, kkt_residual: f64::NAN, stop: StopReason::NonFinite(what) };
     }
-    ws.k.fill(0.0);
-    ws.xbest.copy_from_slice(&ws.x);
-    ws.ubest.copy_from_slice(&ws.u);
+    ws.ric.k.fill(0.0);
+    ws.traj.xbest.copy_from_slice(&ws.traj.x);
+    ws.traj.ubest.copy_from_slice(&ws.traj.u);
     let mut best_cost = cost;
-    // Whether ws.xbest/ubest hold the current iterate.
+    // Whether ws.traj.xbest/ubest hold the current iterate.
     let mut best_is_current = true;
     // DDP's second-order term in the Riccati pass: with `method: ddp`, or once iLQR has stalled
     // below the cost's resolution with a KKT tolerance to meet (a Gauss-Newton model whose
@@ -502,7 +502,7 @@ fn solve_one_impl<D: Dynamics>(
     let mut mu = 0.0f64;
     let mut iters = 0;
     let mut stop = StopReason::MaxIterations;
-    // The KKT residual, and whether it and the Jacobians in ws.a/ws.b belong to the current
+    // The KKT residual, and whether it and the Jacobians in ws.lin.a/ws.lin.b belong to the current
     // iterate (a step accepted on its residual comes with both).
     let mut kkt = f64::NAN;
     let mut kkt_current = false;
@@ -554,63 +554,33 @@ fn solve_one_impl<D: Dynamics>(
                 break 'outer;
             }
             if outcome == RiccatiOutcome::NotPositiveDefinite {
-                mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
-                if mu > opts.reg_max {
-                    if kkt_mode && !ddp && d.has_curvature() {
-                        ddp = true;
-                        mu = 0.0;
-                        continue;
-                    }
+                if !escalate(&mut mu, &mut ddp, kkt_mode && d.has_curvature(), opts) {
                     stop = StopReason::Stalled;
                     break 'outer;
                 }
                 continue;
             }
-            // Line search: every step size; keep the best that lowers the cost (within
-            // rounding), preferring the earlier (larger) step when two are equal to rounding.
-            let mut chosen: Option<(f64, f64, f64)> = None;
-            let mut first_du = f64::NAN;
-            for (li, &alpha) in opts.line_search.iter().enumerate() {
-                let (jt, st) = rollout_trial(d, ws, p, alpha);
-                if li == 0 {
-                    first_du = du_norm(&ws.ut, &ws.u);
-                }
-                if !jt.is_finite() || jt > accept_limit {
-                    continue;
-                }
-                let better = match chosen {
-                    None => true,
-                    Some((jb, _, _)) => jt < jb - tol,
-                };
-                if better {
-                    chosen = Some((jt, st, alpha));
-                    std::mem::swap(&mut ws.xt, &mut ws.xb);
-                    std::mem::swap(&mut ws.ut, &mut ws.ub);
-                    if opts.line_search_rule == LineSearchRule::FirstDecrease {
-                        break;
-                    }
-                }
-            }
+            let (chosen, first_du) = line_search(d, ws, p, opts, accept_limit, tol);
             // The step taken, if any: (cost, scale, ‖Δu‖, step size; NaN for a step chosen on the
             // KKT residual).
             let step = match chosen {
                 Some((jb, sb, alpha)) => {
-                    let du = du_norm(&ws.ub, &ws.u);
-                    std::mem::swap(&mut ws.x, &mut ws.xb);
-                    std::mem::swap(&mut ws.u, &mut ws.ub);
+                    let du = du_norm(&ws.traj.ub, &ws.traj.u);
+                    std::mem::swap(&mut ws.traj.x, &mut ws.traj.xb);
+                    std::mem::swap(&mut ws.traj.u, &mut ws.traj.ub);
                     kkt_current = false;
                     lin_current = false;
                     Some((jb, sb, du, alpha))
                 }
                 None => {
-                    if vanished(first_du, mu, &ws.u) {
+                    if vanished(first_du, mu, &ws.traj.u) {
                         // The step is below the tolerance and no longer measurable in the cost.
                         stop = StopReason::SmallStep;
                         break 'outer;
                     }
                     match if kkt_mode { kkt_step(d, ws, p, opts, cost + tol, kkt) } else { None } {
                         Some((jt, st, r, du)) => {
-                            // ws.x/ws.u hold the step, ws.a/ws.b its Jacobians, `r` its residual.
+                            // ws.traj.x/ws.traj.u hold the step, ws.lin.a/ws.lin.b its Jacobians, `r` its residual.
                             kkt = r;
                             kkt_current = true;
                             lin_current = true;
@@ -644,14 +614,14 @@ fn solve_one_impl<D: Dynamics>(
                     scale = st;
                     if cost < best_cost {
                         best_cost = cost;
-                        ws.xbest.copy_from_slice(&ws.x);
-                        ws.ubest.copy_from_slice(&ws.u);
+                        ws.traj.xbest.copy_from_slice(&ws.traj.x);
+                        ws.traj.ubest.copy_from_slice(&ws.traj.u);
                         best_is_current = true;
                     } else {
                         best_is_current = false;
                     }
-                    let done = vanished(du, mu, &ws.u);
-                    mu = if mu <= opts.reg_min { 0.0 } else { mu / opts.reg_factor };
+                    let done = vanished(du, mu, &ws.traj.u);
+                    mu = opts.lower_regularisation(mu);
                     if done {
                         stop = StopReason::SmallStep;
                         break 'outer;
@@ -659,13 +629,7 @@ fn solve_one_impl<D: Dynamics>(
                     break;
                 }
                 None => {
-                    mu = if mu == 0.0 { opts.reg_min } else { mu * opts.reg_factor };
-                    if mu > opts.reg_max {
-                        if kkt_mode && !ddp && d.has_curvature() {
-                            ddp = true;
-                            mu = 0.0;
-                            continue;
-                        }
+                    if !escalate(&mut mu, &mut ddp, kkt_mode && d.has_curvature(), opts) {
                         stop = StopReason::Stalled;
                         break 'outer;
                     }
@@ -675,8 +639,8 @@ fn solve_one_impl<D: Dynamics>(
     }
     let converged = stop.converged();
     if !converged && !best_is_current {
-        ws.x.copy_from_slice(&ws.xbest);
-        ws.u.copy_from_slice(&ws.ubest);
+        ws.traj.x.copy_from_slice(&ws.traj.xbest);
+        ws.traj.u.copy_from_slice(&ws.traj.ubest);
         cost = best_cost;
         kkt_current = false;
         lin_current = false;
@@ -689,9 +653,66 @@ fn solve_one_impl<D: Dynamics>(
         stop = StopReason::NonFinite(NonFinite::Residual);
     }
     let converged = stop.converged();
-    x_out.copy_from_slice(&ws.x);
-    u_out.copy_from_slice(&ws.u);
+    x_out.copy_from_slice(&ws.traj.x);
+    u_out.copy_from_slice(&ws.traj.u);
     Stats { cost, iterations: iters, converged, kkt_residual: kkt, stop }
+}
+
+/// The line search: a trial rollout per step size of `opts.line_search` (all of them, or up
+/// to the first decrease with [`LineSearchRule::FirstDecrease`]), keeping the best that lowers
+/// the cost to at most `accept_limit`, and preferring the earlier (larger) step when two are
+/// equal within the rounding tolerance `tol`. Returns the chosen trial's `(cost, scale, α)`,
+/// its states and controls left in `ws.traj.xb`/`ub`, and `‖Δu‖` of the first (full) step.
+#[inline(always)]
+fn line_search<D: Dynamics>(
+    d: &D,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    opts: &SolverOptions,
+    accept_limit: f64,
+    tol: f64,
+) -> (Option<(f64, f64, f64)>, f64) {
+    let mut chosen: Option<(f64, f64, f64)> = None;
+    let mut first_du = f64::NAN;
+    for (li, &alpha) in opts.line_search.iter().enumerate() {
+        let (jt, st) = rollout_trial(d, ws, p, alpha);
+        if li == 0 {
+            first_du = du_norm(&ws.traj.ut, &ws.traj.u);
+        }
+        if !jt.is_finite() || jt > accept_limit {
+            continue;
+        }
+        let better = match chosen {
+            None => true,
+            Some((jb, _, _)) => jt < jb - tol,
+        };
+        if better {
+            chosen = Some((jt, st, alpha));
+            std::mem::swap(&mut ws.traj.xt, &mut ws.traj.xb);
+            std::mem::swap(&mut ws.traj.ut, &mut ws.traj.ub);
+            if opts.line_search_rule == LineSearchRule::FirstDecrease {
+                break;
+            }
+        }
+    }
+    (chosen, first_du)
+}
+
+/// After a Riccati pass that was not positive definite or a line search that found no step:
+/// raise μ ([`SolverOptions::raise_regularisation`]). Past `reg_max`, switch once to DDP's
+/// second-order pass at μ = 0 where `ddp_fallback` allows (a KKT tolerance and a model with
+/// curvature); `false` when neither is left (the solve has stalled).
+fn escalate(mu: &mut f64, ddp: &mut bool, ddp_fallback: bool, opts: &SolverOptions) -> bool {
+    *mu = opts.raise_regularisation(*mu);
+    if *mu <= opts.reg_max {
+        return true;
+    }
+    if ddp_fallback && !*ddp {
+        *ddp = true;
+        *mu = 0.0;
+        return true;
+    }
+    false
 }
 
 /// The line search where the cost cannot tell the trial steps from rounding (every trial is
@@ -700,9 +721,9 @@ fn solve_one_impl<D: Dynamics>(
 /// slowly converging iteration (iLQR where the dynamics are curved and the co-states large)
 /// keeps converging below the cost's resolution instead of wandering at it.
 ///
-/// On success the trial becomes the iterate (`ws.x`, `ws.u`, with its Jacobians in `ws.a`,
-/// `ws.b`) and `(cost, scale, residual, ‖Δu‖)` is returned. On failure the iterate is
-/// unchanged but `ws.a`/`ws.b` hold the last trial's Jacobians.
+/// On success the trial becomes the iterate (`ws.traj.x`, `ws.traj.u`, with its Jacobians in `ws.lin.a`,
+/// `ws.lin.b`) and `(cost, scale, residual, ‖Δu‖)` is returned. On failure the iterate is
+/// unchanged but `ws.lin.a`/`ws.lin.b` hold the last trial's Jacobians.
 #[inline(always)]
 fn kkt_step<D: Dynamics>(
     d: &D,
@@ -717,15 +738,15 @@ fn kkt_step<D: Dynamics>(
         if !jt.is_finite() || jt > limit {
             continue;
         }
-        let du = du_norm(&ws.ut, &ws.u);
-        std::mem::swap(&mut ws.x, &mut ws.xt);
-        std::mem::swap(&mut ws.u, &mut ws.ut);
+        let du = du_norm(&ws.traj.ut, &ws.traj.u);
+        std::mem::swap(&mut ws.traj.x, &mut ws.traj.xt);
+        std::mem::swap(&mut ws.traj.u, &mut ws.traj.ut);
         let r = kkt_residual(d, ws, p, false);
         if r < kkt {
             return Some((jt, st, r, du));
         }
-        std::mem::swap(&mut ws.x, &mut ws.xt);
-        std::mem::swap(&mut ws.u, &mut ws.ut);
+        std::mem::swap(&mut ws.traj.x, &mut ws.traj.xt);
+        std::mem::swap(&mut ws.traj.u, &mut ws.traj.ut);
     }
     None
 }
@@ -740,9 +761,9 @@ fn du_norm(a: &[f64], b: &[f64]) -> f64 {
     s.sqrt()
 }
 
-/// The KKT residual ([`Stats::kkt_residual`]) at the iterate `ws.x`, `ws.u` (bounds in
-/// `ws.lo`/`ws.hi`): the adjoint sweep `λ_t = ∇_x ℓ_t + A_tᵀ λ_{t+1}`,
-/// `∇_{u_t} J = ∇_u ℓ_t + B_tᵀ λ_{t+1}`, projected onto the box. `linearized`: `ws.a`/`ws.b`
+/// The KKT residual ([`Stats::kkt_residual`]) at the iterate `ws.traj.x`, `ws.traj.u` (bounds in
+/// `ws.data.lo`/`ws.data.hi`): the adjoint sweep `λ_t = ∇_x ℓ_t + A_tᵀ λ_{t+1}`,
+/// `∇_{u_t} J = ∇_u ℓ_t + B_tᵀ λ_{t+1}`, projected onto the box. `linearized`: `ws.lin.a`/`ws.lin.b`
 /// already hold the Jacobians along this iterate; otherwise they are recomputed (and left
 /// there). NaN when anything on the way is not finite.
 #[inline(always)]
@@ -754,32 +775,32 @@ pub(crate) fn kkt_residual<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRe
         let last = t + 1 == tt;
         if !linearized && !last {
             d.linearize(
-                &ws.x[t * nx..(t + 1) * nx],
-                &ws.u[t * nu..(t + 1) * nu],
-                &mut ws.xn,
-                &mut ws.a[t * nx * nx..(t + 1) * nx * nx],
-                &mut ws.b[t * nx * nu..(t + 1) * nx * nu],
+                &ws.traj.x[t * nx..(t + 1) * nx],
+                &ws.traj.u[t * nu..(t + 1) * nu],
+                &mut ws.scratch.xn,
+                &mut ws.lin.a[t * nx * nx..(t + 1) * nx * nx],
+                &mut ws.lin.b[t * nx * nu..(t + 1) * nx * nu],
             );
         }
-        stage_z(&mut ws.z, &ws.x, &ws.u, nx, nu, t);
-        stage_gradient(&mut ws.qz, &p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.z, n, ws.cdiag[t]);
+        stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
+        stage_gradient(&mut ws.ric.qz, &p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.scratch.z, n, ws.data.cdiag[t]);
         if !last {
-            let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
-            let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
-            let lam = &ws.lam[..nx];
+            let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
+            let b = &ws.lin.b[t * nx * nu..(t + 1) * nx * nu];
+            let lam = &ws.adj.lam[..nx];
             for k in 0..nx {
                 let lk = lam[k];
                 for i in 0..nx {
-                    ws.qz[i] += a[k * nx + i] * lk;
+                    ws.ric.qz[i] += a[k * nx + i] * lk;
                 }
                 for i in 0..nu {
-                    ws.qz[nx + i] += b[k * nu + i] * lk;
+                    ws.ric.qz[nx + i] += b[k * nu + i] * lk;
                 }
             }
         }
         for i in 0..nu {
-            let (u, g) = (ws.u[t * nu + i], ws.qz[nx + i]);
-            let v = (u - (u - g).max(ws.lo[t * nu + i]).min(ws.hi[t * nu + i])).abs();
+            let (u, g) = (ws.traj.u[t * nu + i], ws.ric.qz[nx + i]);
+            let v = (u - (u - g).max(ws.data.lo[t * nu + i]).min(ws.data.hi[t * nu + i])).abs();
             if !(v <= r) {
                 r = v; // also takes NaN (and keeps it: no later `v <= NaN`)
                 if v.is_nan() {
@@ -787,7 +808,7 @@ pub(crate) fn kkt_residual<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRe
                 }
             }
         }
-        ws.lam[..nx].copy_from_slice(&ws.qz[..nx]);
+        ws.adj.lam[..nx].copy_from_slice(&ws.ric.qz[..nx]);
     }
     r
 }
@@ -797,9 +818,9 @@ pub(crate) fn kkt_residual_at<D: Dynamics>(d: &D, ws: &mut Workspace, p: &Proble
     let (nu, tt) = (d.nu(), ws.horizon);
     load_bounds(ws, p);
     load_cost_structure(ws, p, d.nx() + nu);
-    ws.u.copy_from_slice(&u[..tt * nu]);
+    ws.traj.u.copy_from_slice(&u[..tt * nu]);
     for i in 0..tt * nu {
-        ws.u[i] = ws.u[i].max(ws.lo[i]).min(ws.hi[i]);
+        ws.traj.u[i] = ws.traj.u[i].max(ws.data.lo[i]).min(ws.data.hi[i]);
     }
     rollout_plain(d, ws, p);
     kkt_residual(d, ws, p, false)

@@ -254,6 +254,19 @@ pub struct SolverOptions {
     pub reg_max: f64,
 }
 
+impl SolverOptions {
+    /// The regularisation after a failed step: `reg_min` from zero, else × `reg_factor` (the
+    /// rule of the CPU solver and of every kernel's iteration count).
+    pub fn raise_regularisation(&self, mu: f64) -> f64 {
+        if mu == 0.0 { self.reg_min } else { mu * self.reg_factor }
+    }
+
+    /// The regularisation after an accepted step: ÷ `reg_factor`, and zero once at `reg_min`.
+    pub fn lower_regularisation(&self, mu: f64) -> f64 {
+        if mu <= self.reg_min { 0.0 } else { mu / self.reg_factor }
+    }
+}
+
 impl Default for SolverOptions {
     fn default() -> Self {
         Self {
