@@ -1,13 +1,10 @@
 //! Smoke tests of `mpc bench`: a tiny grid runs and writes a well-formed JSON report; bad
 //! options are rejected with exit status 2. No timing assertions.
 
-use serde_json::Value;
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn tmp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("mpc-bench-{}-{name}", std::process::id()))
-}
+use common::{mpc, tmp_path};
+use serde_json::Value;
 
 fn positive_finite(v: &Value, what: &str) -> f64 {
     let x = v.as_f64().unwrap_or_else(|| panic!("{what}: not a number: {v}"));
@@ -17,8 +14,8 @@ fn positive_finite(v: &Value, what: &str) -> f64 {
 
 #[test]
 fn tiny_grid_writes_valid_json() {
-    let out = tmp_path("tiny.json");
-    let status = Command::new(env!("CARGO_BIN_EXE_mpc"))
+    let out = tmp_path("mpc-bench", "tiny.json");
+    let status = mpc()
         .args(["bench", "--batch", "1,2", "--horizon", "2", "--reps", "2", "--warmup", "1", "--threads", "2", "--quiet", "--json"])
         .arg(&out)
         .output()
@@ -64,7 +61,7 @@ fn bad_options_exit_2() {
     // (`--backend cuda` without a driver is covered by tests/cuda_bench_cli.rs; on a GPU machine
     // it is a valid benchmark, not a bad option.)
     for args in [&["bench", "--batch", "0"][..], &["bench", "--iters", "0"]] {
-        let out = Command::new(env!("CARGO_BIN_EXE_mpc")).args(args).output().expect("run mpc bench");
+        let out = mpc().args(args).output().expect("run mpc bench");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

@@ -1,11 +1,9 @@
 //! `mpc solve` without a problem solves the embedded example (the README's main command), and
 //! `--print-example` gives a document that `mpc solve --problem` accepts.
 
-use std::process::Command;
+mod common;
 
-fn mpc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mpc"))
-}
+use common::mpc;
 
 #[test]
 fn embedded_example_solves_and_round_trips() {

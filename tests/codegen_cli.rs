@@ -2,11 +2,9 @@
 //! kernel with it (stdout or --out DIR), PTX with --ptx when NVRTC is available, and usage
 //! errors with exit status 2.
 
-use std::process::Command;
+mod common;
 
-fn mpc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mpc"))
-}
+use common::mpc;
 
 #[test]
 fn device_code_without_horizon() {

@@ -6,17 +6,16 @@
 //! * with a driver and a GPU: a tiny grid on the GPU writes a report naming the GPU and the
 //!   driver, with kernel-only times and a GPU-vs-CPU check within tolerance.
 
+mod common;
+
+use common::{mpc, read_json, tmp_path};
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn tmp_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("mpc-cuda-bench-{}-{name}", std::process::id()))
-}
+use std::process::Output;
 
 fn bench(backend: &str, json: &PathBuf) -> Output {
     let _ = std::fs::remove_file(json);
-    Command::new(env!("CARGO_BIN_EXE_mpc"))
+    mpc()
         .args(["bench", "--backend", backend, "--batch", "1,3", "--horizon", "2", "--reps", "2", "--warmup", "1"])
         .args(["--rounds", "1", "--quiet", "--json"])
         .arg(json)
@@ -40,7 +39,7 @@ fn cuda_without_driver_exits_2_and_writes_nothing() {
         eprintln!("SKIPPED: a CUDA driver is present (see cuda_on_gpu_writes_gpu_report)");
         return;
     }
-    let json = tmp_path("cuda.json");
+    let json = tmp_path("mpc-cuda-bench", "cuda.json");
     let out = bench("cuda", &json);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -55,12 +54,12 @@ fn auto_without_driver_times_cpu_and_says_so() {
         eprintln!("SKIPPED: a CUDA driver is present");
         return;
     }
-    let json = tmp_path("auto.json");
+    let json = tmp_path("mpc-cuda-bench", "auto.json");
     let out = bench("auto", &json);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("--backend auto: using cpu"), "{err}");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc: Value = read_json(&json);
     let _ = std::fs::remove_file(&json);
     assert_eq!(doc["settings"]["backend"], "cpu");
     assert_eq!(doc["settings"]["backend_requested"], "auto");
@@ -76,11 +75,11 @@ fn cuda_on_gpu_writes_gpu_report() {
         eprintln!("SKIPPED: no CUDA driver (scripts/gpu-checks.sh runs this on a GPU machine)");
         return;
     }
-    let json = tmp_path("gpu.json");
+    let json = tmp_path("mpc-cuda-bench", "gpu.json");
     let out = bench("cuda", &json);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let doc: Value = read_json(&json);
     let _ = std::fs::remove_file(&json);
     assert_eq!(doc["settings"]["backend"], "cuda");
     assert!(doc["gpu"]["name"].is_string(), "{}", doc["gpu"]);

@@ -8,7 +8,9 @@
 //! differently from the CPU solver; on these converged problems (eps 1e-11) double agrees to
 //! well below the fixtures' own 1e-6. Single precision uses the host emulation's tolerances.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fixture_names, fixtures_dir, max_abs, max_cost_rel, model_dims};
 
 use mpc_models::ModelVisitor;
 use mpc_cuda::CudaSolver;
@@ -26,16 +28,6 @@ const TOL_F64: f64 = 1e-8;
 const TOL_F32_XU: f64 = 1e-2;
 const TOL_F32_COST: f64 = 3e-6;
 const TOL_F32_GRAD: f64 = 1e-5;
-
-fn fixtures_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    d.is_dir().then_some(d)
-}
-
-fn max_abs(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| if x.is_nan() != y.is_nan() { f64::INFINITY } else { (x - y).abs() }).fold(0.0, f64::max)
-}
 
 fn grad_err(got: &Gradients, want: &Gradients) -> f64 {
     let rel = |a: &[f64], b: &[f64]| max_abs(a, b) / b.iter().fold(1.0f64, |m, v| m.max(v.abs()));
@@ -73,7 +65,7 @@ impl ModelVisitor for Run<'_> {
             let sol = gpu.solve(&batch).unwrap_or_else(|e| panic!("{name}: {e}"));
             let rounds = gpu.last_timing().rounds;
             let (ex, eu) = (max_abs(&sol.x, &cpu.x), max_abs(&sol.u, &cpu.u));
-            let ec = sol.cost.iter().zip(&cpu.cost).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f64::max);
+            let ec = max_cost_rel(&sol.cost, &cpu.cost);
             // Backward at the CPU solution (judges the backward kernel alone) and, in double,
             // at the GPU's own solution (end to end).
             let g = gpu.backward(&batch, &cpu, gx, gu).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -114,26 +106,12 @@ fn gpu_equals_cpu_backend_on_fixtures() {
         Ok(d) => eprintln!("GPU: {} (sm_{}{}), driver CUDA {}.{}", d.name, d.compute_capability.0, d.compute_capability.1, d.driver_cuda_version.0, d.driver_cuda_version.1),
         Err(e) => panic!("driver present but device_info failed: {e}"),
     }
-    let dims = |name: &str| -> Result<(usize, usize), String> {
-        struct Dims;
-        impl ModelVisitor for Dims {
-            type Output = (usize, usize);
-            fn visit<M: Model>(self) -> (usize, usize) {
-                (M::NX, M::NU)
-            }
-        }
-        mpc_models::dispatch(name, Dims).ok_or_else(|| format!("unknown model {name}"))
-    };
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".problem.json").map(String::from))
-        .collect();
-    names.sort();
+    let names = fixture_names(&dir);
     let mut failures = Vec::new();
     let mut ran = 0;
     for name in names {
         let text = std::fs::read_to_string(dir.join(format!("{name}.problem.json"))).unwrap();
-        let p = Problem::parse(&text, &dims).unwrap();
+        let p = Problem::parse(&text, &model_dims).unwrap();
         if !mpc_models::BUNDLED.contains(&p.model.as_str()) {
             continue;
         }

@@ -16,8 +16,12 @@
 //!   the emulated solution), and to a stated tolerance in float. One host library per model
 //!   and precision holds all of its kernels (one compiler run each).
 
+mod common;
+
+use common::{fixture_names, fixtures_dir, in_ci, max_abs, max_cost_rel, model_dims};
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use mpc_models::{Cartpole, ModelVisitor, Pendulum, Quadrotor};
@@ -53,15 +57,6 @@ const TOL_F32_COST_FMA: f64 = 3e-6;
 /// relative to max(1, its largest |entry|). Measured with g++ 12 (x86-64): at most 4.5e-7
 /// (quadrotor grad_C); the maxima are printed.
 const TOL_F32_GRAD: f64 = 1e-5;
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-fn fixtures_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    d.is_dir().then_some(d)
-}
 
 // ------------------------------------------------------------------------------ NVRTC + ptxas
 
@@ -254,23 +249,8 @@ impl ModelVisitor for Prepare<'_> {
     }
 }
 
-fn model_dims(name: &str) -> Result<(usize, usize), String> {
-    struct Dims;
-    impl ModelVisitor for Dims {
-        type Output = (usize, usize);
-        fn visit<M: Model>(self) -> (usize, usize) {
-            (M::NX, M::NU)
-        }
-    }
-    mpc_models::dispatch(name, Dims).ok_or_else(|| format!("unknown model {name}"))
-}
-
 fn load_cases(dir: &Path) -> Vec<Case> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".problem.json").map(String::from))
-        .collect();
-    names.sort();
+    let names = fixture_names(dir);
     let mut cases = Vec::new();
     for name in names {
         let text = std::fs::read_to_string(dir.join(format!("{name}.problem.json"))).unwrap();
@@ -283,15 +263,6 @@ fn load_cases(dir: &Path) -> Vec<Case> {
         cases.push(mpc_models::dispatch(&model, Prepare(&name, problem)).unwrap());
     }
     cases
-}
-
-fn max_abs(a: &[f64], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| if x.is_nan() != y.is_nan() { f64::INFINITY } else { (x - y).abs() }).fold(0.0, f64::max)
-}
-
-fn max_cost_rel(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f64::max)
 }
 
 /// Largest difference of two gradient sets, each array relative to max(1, its largest |entry|

@@ -8,13 +8,16 @@
 //! * an unusable directory → the PTX is still returned (the write failure is only counted);
 //! * with NVRTC: a real kernel through `get_or_compile`, then a hit with no NVRTC call.
 
+mod common;
+
 use std::path::PathBuf;
 
 use mpc_cuda::NvrtcOptions;
 use mpc_cuda::cache::{CacheKey, Origin, PtxCache};
 
+/// A fresh (absent) temporary path for one test.
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mpc-ptx-cache-test-{}-{tag}", std::process::id()));
+    let d = common::tmp_path("mpc-ptx-cache-test", tag);
     let _ = std::fs::remove_dir_all(&d);
     d
 }

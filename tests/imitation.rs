@@ -4,6 +4,9 @@
 //! cart-pole's four parameters from starts where Adam fails; `mpc imitate` writes its table,
 //! curves and plots and rejects bad arguments with exit status 2.
 
+mod common;
+
+use common::mpc;
 use mpc::imitation::{Method, Optimizer, RunConfig, System, run};
 use mpc_runtime::GradientMode;
 
@@ -56,8 +59,7 @@ fn levenberg_marquardt_through_the_mpc_recovers_the_cartpole_parameters() {
 fn mpc_imitate_writes_its_outputs_and_rejects_bad_arguments() {
     let dir = mpc_runtime::private_fs::private_temp_dir("mpc-imitate-").unwrap();
     let out = dir.path().join("run");
-    let exe = env!("CARGO_BIN_EXE_mpc");
-    let st = std::process::Command::new(exe)
+    let st = mpc()
         .args(["imitate", "--systems", "pendulum,cartpole", "--trajectories", "3", "--seeds", "1", "--iters", "3", "--sysid-iters", "2", "--optimizer", "adam", "--out"])
         .arg(&out)
         .output()
@@ -72,7 +74,7 @@ fn mpc_imitate_writes_its_outputs_and_rejects_bad_arguments() {
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
     assert!(md.contains("mpc.dx exact") && md.contains("sysid") && md.contains("Command: `mpc imitate"));
     for bad in [vec!["--systems", "robot"], vec!["--trajectories", "0"], vec!["--lr=-1"], vec!["--optimizer", "newton"]] {
-        let st = std::process::Command::new(exe).arg("imitate").args(&bad).arg("--out").arg(dir.path().join("bad")).output().unwrap();
+        let st = mpc().arg("imitate").args(&bad).arg("--out").arg(dir.path().join("bad")).output().unwrap();
         assert_eq!(st.status.code(), Some(2), "{bad:?}");
         assert!(String::from_utf8_lossy(&st.stderr).starts_with("mpc imitate: "), "{bad:?}");
     }

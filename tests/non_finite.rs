@@ -4,8 +4,9 @@
 //! exactly what they are alone. The same on the CPU, in every CUDA layout (host-emulated), and
 //! through `mpc solve`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use common::{fixture_path, in_ci, read_json, solve_file};
 
 use mpc_models::Pendulum;
 use mpc_cuda::host::HostModule;
@@ -130,10 +131,6 @@ fn tolerance_mode_and_ddp_flag_the_same_problems() {
     }
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 /// The same batch through every CUDA layout, host-emulated (the kernels' own status codes):
 /// the same statuses as the CPU, the ordinary problems equal to it, the backward masked alike.
 #[test]
@@ -180,23 +177,19 @@ fn host_emulated_kernels_flag_the_same_problems() {
     }
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
 fn solve_doc(doc: &Value, tag: &str) -> Value {
     let dir = mpc_runtime::private_fs::private_temp_dir("mpc-nonfinite-test-").unwrap();
     let (p, s) = (dir.path().join(format!("{tag}.json")), dir.path().join(format!("{tag}.solution.json")));
     std::fs::write(&p, doc.to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mpc")).args(["solve", "--problem"]).arg(&p).arg("--out").arg(&s).output().unwrap();
+    let out = solve_file(&p, &s);
     assert!(out.status.success(), "{tag}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap()
+    read_json(&s)
 }
 
 /// The document: a valid problem whose first `x_init` entry is 1e308.
 #[test]
 fn cli_reports_the_1e308_problem_and_leaves_the_other_unchanged() {
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture("cartpole.problem.json")).unwrap()).unwrap();
+    let doc: Value = read_json(fixture_path("cartpole.problem.json"));
     let mut big = doc.clone();
     big["x_init"][0][0] = Value::from(1e308);
     let plain = solve_doc(&doc, "plain");

@@ -5,6 +5,9 @@
 //! Needs no GPU: NVRTC and `ptxas` come from the PyPI wheels that `scripts/setup.sh` installs.
 //! When NVRTC is missing the tests fail under `CI` and skip loudly otherwise.
 
+mod common;
+
+use common::in_ci;
 use mpc_models::{Cartpole, Pendulum, Quadrotor};
 use mpc_runtime::Model;
 use mpc_cuda::{self as cuda, NvrtcOptions};
@@ -22,10 +25,6 @@ const KNOWN_SPILLS: &[(&str, u32)] = &[];
 
 /// (NVRTC virtual architecture, ptxas real architecture).
 const TARGETS: [(&str, &str); 2] = [("compute_80", "sm_80"), ("compute_90", "sm_90")];
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
 
 /// True when the CUDA compilers are usable; panics in CI when they are not.
 fn tools_or_skip() -> bool {

@@ -4,6 +4,9 @@
 //! written here the way a user writes one. Also: the generated `∂f/∂θ` and mixed second
 //! derivative against finite differences of the generated step and Jacobians.
 
+mod common;
+
+use common::{fixture_path, read_json, solve_file};
 use mpc_macros::mpc_model;
 use mpc_models::{Cartpole, Pendulum, Quadrotor};
 use mpc_runtime::{Batch, Bound, Dynamics, GradientMode, LinearModel, Model, Solver, SolverOptions};
@@ -247,14 +250,13 @@ fn solve_doc(doc: &serde_json::Value) -> serde_json::Value {
     let dir = mpc_runtime::private_fs::private_temp_dir("mpc-grad-params-").unwrap();
     let (p, s) = (dir.path().join("p.json"), dir.path().join("s.json"));
     std::fs::write(&p, doc.to_string()).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mpc")).args(["solve", "--problem"]).arg(&p).arg("--out").arg(&s).output().unwrap();
+    let out = solve_file(&p, &s);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap()
+    read_json(&s)
 }
 
 fn fixture(name: &str) -> serde_json::Value {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    read_json(fixture_path(name))
 }
 
 /// `mpc solve` writes `grad_params` exactly as the format's Additions say: one array of B

@@ -9,7 +9,9 @@
 //!
 //! Case counts are set for CI (a few seconds each); `PROPTEST_CASES` raises them.
 
-use std::process::Command;
+mod common;
+
+use common::{read_json, solve_file};
 
 use mpc_models::{Cartpole, Pendulum};
 use mpc_runtime::{Batch, Bound, Dynamics, Method, Solver, SolverOptions};
@@ -153,13 +155,13 @@ proptest! {
         let dir = mpc_runtime::private_fs::private_temp_dir("mpc-prop-").unwrap();
         let (p, s) = (dir.path().join("p.json"), dir.path().join("s.json"));
         std::fs::write(&p, doc.value.to_string()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_mpc")).args(["solve", "--problem"]).arg(&p).arg("--out").arg(&s).output().unwrap();
+        let out = solve_file(&p, &s);
         let stderr = String::from_utf8_lossy(&out.stderr);
         prop_assert!(!stderr.contains("panicked"), "panic: {stderr}");
         match out.status.code() {
             Some(0) => {
                 prop_assert!(!doc.broken, "a broken document was accepted: {}", doc.value);
-                let sol: Value = serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
+                let sol: Value = read_json(&s);
                 if let Err(e) = check_solution(&sol) {
                     prop_assert!(false, "{e}\nproblem: {}", doc.value);
                 }

@@ -6,12 +6,10 @@
 //! converge to the same solution with residuals under the tolerance; bad shapes exit 2 naming
 //! the key.
 
-use serde_json::{Value, json};
-use std::process::Command;
+mod common;
 
-fn mpc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mpc"))
-}
+use common::mpc;
+use serde_json::{Value, json};
 
 fn solve(doc: &Value) -> Result<Value, String> {
     let dir = std::env::temp_dir().join(format!("mpc-additions-{}-{:x}", std::process::id(), rand_tag(doc)));

@@ -3,12 +3,14 @@
 //! `--backend auto` solves on the CPU, says so on stderr and reports `backend: "cpu"`.
 //! On a machine with a GPU the cuda checks are in `scripts/gpu-checks.sh` instead.
 
+mod common;
+
+use common::{fixture_path, mpc, read_json};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixture(name: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let p = fixture_path(name);
     p.is_file().then_some(p)
 }
 
@@ -21,7 +23,7 @@ fn out_path(tag: &str) -> PathBuf {
 }
 
 fn solve(backend: &str, problem: &Path, out: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mpc"))
+    mpc()
         .args(["solve", "--backend", backend, "--problem"])
         .arg(problem)
         .arg("--out")
@@ -64,11 +66,11 @@ fn auto_without_driver_solves_on_cpu_and_says_so() {
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(st.status.success(), "{err}");
     assert!(err.contains("--backend auto: using cpu"), "{err}");
-    let sol: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let sol: Value = read_json(&out);
     assert_eq!(sol["backend"], "cpu");
     // Same answer as the plain CPU backend.
     let cpu = out_path("cpu");
     assert!(solve("cpu", &p, &cpu).status.success());
-    let ref_sol: Value = serde_json::from_str(&std::fs::read_to_string(&cpu).unwrap()).unwrap();
+    let ref_sol: Value = read_json(&cpu);
     assert_eq!(sol, ref_sol);
 }

@@ -4,20 +4,14 @@
 //! relative to the largest entry of the reference array; converged flags equal), and malformed
 //! documents are rejected with exit status 2, a message naming the key, and no output.
 
+mod common;
+
+use common::{fixture_names, fixtures_dir, mpc, read_json, solve_file, tmp_dir};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn fixtures_dir() -> Option<PathBuf> {
-    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    d.is_dir().then_some(d)
-}
-
-fn tmp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mpc-solve-test-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+/// Prefix of this test's temporary directories.
+const TMP: &str = "mpc-solve-test";
 
 fn flat(v: &Value, out: &mut Vec<Value>) {
     match v {
@@ -90,34 +84,26 @@ fn compare(reference: &Value, cand: &Value) -> Result<String, String> {
     if bad.is_empty() { Ok(report.join(", ")) } else { Err(bad.join("; ")) }
 }
 
-fn mpc() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mpc"))
-}
-
 #[test]
 fn every_fixture_is_reproduced_by_mpc_solve() {
     let Some(dir) = fixtures_dir() else {
         eprintln!("SKIPPED: fixtures not found at {}/tests/fixtures", env!("CARGO_MANIFEST_DIR"));
         return;
     };
-    let out_dir = tmp_dir("fixtures");
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".problem.json").map(String::from))
-        .collect();
-    names.sort();
+    let out_dir = tmp_dir(TMP, "fixtures");
+    let names = fixture_names(&dir);
     assert!(!names.is_empty(), "no *.problem.json in {}", dir.display());
     let mut failures = Vec::new();
     for name in &names {
         let problem = dir.join(format!("{name}.problem.json"));
         let out = out_dir.join(format!("{name}.solution.json"));
         let _ = std::fs::remove_file(&out);
-        let st = mpc().args(["solve", "--problem"]).arg(&problem).arg("--out").arg(&out).output().unwrap();
+        let st = solve_file(&problem, &out);
         if !st.status.success() {
             failures.push(format!("{name}: exit {:?}: {}", st.status.code(), String::from_utf8_lossy(&st.stderr)));
             continue;
         }
-        let cand: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        let cand: Value = read_json(&out);
         match compare(&reference_solution(&dir, name), &cand) {
             Ok(r) => eprintln!("PASS {name}: {r}"),
             Err(e) => failures.push(format!("{name}: {e}")),
@@ -127,7 +113,7 @@ fn every_fixture_is_reproduced_by_mpc_solve() {
 }
 
 fn reference_solution(dir: &Path, name: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.solution.json"))).unwrap()).unwrap()
+    read_json(dir.join(format!("{name}.solution.json")))
 }
 
 /// Solve a problem document in-process with the hand-written models of `mpc-oracles`
@@ -188,11 +174,7 @@ fn every_fixture_is_reproduced_with_the_hand_written_models() {
         eprintln!("SKIPPED: fixtures not found");
         return;
     };
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".problem.json").map(String::from))
-        .collect();
-    names.sort();
+    let names = fixture_names(&dir);
     let mut failures = Vec::new();
     let mut solved = 0;
     for name in &names {
@@ -224,12 +206,10 @@ fn stdout_when_no_out_and_comparator_rejects_a_perturbed_answer() {
     assert!(st.status.success());
     let mut cand: Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(cand["backend"], "cpu");
-    let reference: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("pendulum_exact.solution.json")).unwrap()).unwrap();
+    let reference: Value = read_json(dir.join("pendulum_exact.solution.json"));
     compare(&reference, &cand).unwrap();
     // The Gauss-Newton fixture's gradients differ from the exact ones: the comparison must see it.
-    let gn: Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("pendulum.solution.json")).unwrap()).unwrap();
+    let gn: Value = read_json(dir.join("pendulum.solution.json"));
     assert!(compare(&gn, &cand).is_err(), "exact gradients accepted against the Gauss-Newton reference");
     // And a 2e-6 change of one control is caught.
     let u = cand["u"][0][0][0].as_f64().unwrap();
@@ -255,12 +235,12 @@ fn small_problem() -> Value {
 }
 
 fn run_doc(doc: &Value, tag: &str) -> (Option<i32>, String, bool) {
-    let d = tmp_dir(tag);
+    let d = tmp_dir(TMP, tag);
     let p = d.join("p.json");
     let out = d.join("s.json");
     let _ = std::fs::remove_file(&out);
     std::fs::write(&p, doc.to_string()).unwrap();
-    let st = mpc().args(["solve", "--problem"]).arg(&p).arg("--out").arg(&out).output().unwrap();
+    let st = solve_file(&p, &out);
     (st.status.code(), String::from_utf8_lossy(&st.stderr).into_owned(), out.exists())
 }
 
@@ -320,7 +300,7 @@ fn malformed_documents_exit_2_name_the_key_and_write_nothing() {
     assert!(!wrote);
 
     // Invalid JSON (a number out of f64 range).
-    let d = tmp_dir("json");
+    let d = tmp_dir(TMP, "json");
     std::fs::write(d.join("p.json"), "{\"format\": \"mpc-problem/1\", \"horizon\": 1e999}").unwrap();
     let st = mpc().args(["solve", "--problem"]).arg(d.join("p.json")).output().unwrap();
     assert_eq!(st.status.code(), Some(2));
@@ -346,7 +326,7 @@ fn non_convergence_is_reported_not_an_error() {
     doc["solver"] = serde_json::json!({"max_iters": 1, "eps": 1e-12});
     doc.as_object_mut().unwrap().remove("grad_x");
     doc.as_object_mut().unwrap().remove("grad_u");
-    let d = tmp_dir("nonconv");
+    let d = tmp_dir(TMP, "nonconv");
     std::fs::write(d.join("p.json"), doc.to_string()).unwrap();
     let st = mpc().args(["solve", "--problem"]).arg(d.join("p.json")).output().unwrap();
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));

@@ -2,8 +2,11 @@
 //! regular checkpoints plus `best` at any time, also after SIGKILL; the resumed run loses at most
 //! one checkpoint interval and `train.csv` has every update exactly once.
 
+mod common;
+
+use common::mpc;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const EVERY: u64 = 256; // steps per update (16 envs × 16 steps) = one checkpoint per update
@@ -66,8 +69,7 @@ fn keep_last_bounds_checkpoints_across_sigkill_and_resume() {
     let dir = mpc_runtime::private_fs::private_temp_dir("mpc-retention-test-").unwrap();
     let out = dir.path().join("run");
     let root = out.join("checkpoints");
-    let exe = env!("CARGO_BIN_EXE_mpc");
-    let mut child = Command::new(exe).args(args(&out, 1_000_000)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = mpc().args(args(&out, 1_000_000)).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let t0 = Instant::now();
     let mut max_regular = 0;
     loop {
@@ -95,7 +97,7 @@ fn keep_last_bounds_checkpoints_across_sigkill_and_resume() {
     let resumed_from = acmpc::checkpoint::load(&root).unwrap().state.steps;
     assert!(logged - resumed_from <= EVERY, "logged {logged} steps, checkpoint at {resumed_from}");
     let total = resumed_from + 4 * EVERY;
-    let st = Command::new(exe).args(args(&out, total)).arg("--resume").stdout(Stdio::null()).output().unwrap();
+    let st = mpc().args(args(&out, total)).arg("--resume").stdout(Stdio::null()).output().unwrap();
     assert!(st.status.success(), "resume failed: {}", String::from_utf8_lossy(&st.stderr));
     let rows = csv_steps(&out);
     let updates: Vec<u64> = rows.iter().map(|r| r.0).collect();
