@@ -2,7 +2,7 @@
 //! CUDA device source (CUDA printer).
 
 use crate::lower::Derived;
-use crate::print::{body, op_count, Lang, Names};
+use crate::print::{CudaPrinter, Names, RustPrinter, body, op_count};
 use crate::spec::{ModelSpec, TimeKind};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -77,14 +77,14 @@ fn sources(spec: &ModelSpec, d: &Derived) -> Sources {
         let rhs: Vec<String> = (0..nx).map(|i| format!("__x[{i}]")).chain((0..nu).map(|i| format!("__u[{i}]"))).collect();
         format!("let ({},) = ({},);\n", lhs.join(", "), rhs.join(", "))
     };
-    let rust_step = format!("{load_rust}{}", body(g, &names, Lang::Rust, &step_t("__x_next"), ""));
+    let rust_step = format!("{load_rust}{}", body(g, &names, &RustPrinter, &step_t("__x_next"), ""));
     let mut lin = step_t("__x_next");
     lin.extend(mat_t("__a", &d.a));
     lin.extend(mat_t("__b", &d.b));
-    let rust_linearize = format!("{load_rust}{}", body(g, &names, Lang::Rust, &lin, ""));
-    let rust_hessian = format!("{load_rust}{}", body(g, &names, Lang::Rust, &hess_t("__h"), ""));
-    let rust_param_jacobian = format!("{load_rust}{}", body(g, &names, Lang::Rust, &mat_t("__fp", &d.fp), ""));
-    let rust_param_hessian = format!("{load_rust}{}", body(g, &names, Lang::Rust, &mat_t("__hp", &d.hp), ""));
+    let rust_linearize = format!("{load_rust}{}", body(g, &names, &RustPrinter, &lin, ""));
+    let rust_hessian = format!("{load_rust}{}", body(g, &names, &RustPrinter, &hess_t("__h"), ""));
+    let rust_param_jacobian = format!("{load_rust}{}", body(g, &names, &RustPrinter, &mat_t("__fp", &d.fp), ""));
+    let rust_param_hessian = format!("{load_rust}{}", body(g, &names, &RustPrinter, &mat_t("__hp", &d.hp), ""));
 
     // ---- CUDA ----
     let load_cuda: String = states
@@ -104,78 +104,35 @@ fn sources(spec: &ModelSpec, d: &Derived) -> Sources {
     let fmt_bound = |v: f64| if v.is_finite() { format!("{v:?}") } else if v > 0.0 { "MPC_INF".into() } else { "-MPC_INF".into() };
     let lower: Vec<String> = spec.controls.iter().map(|c| fmt_bound(c.min)).collect();
     let upper: Vec<String> = spec.controls.iter().map(|c| fmt_bound(c.max)).collect();
-    let code = format!(
-        r#"#ifndef {guard}
-#define {guard}
-
-{prelude}
-namespace {ns} {{
-
-[[maybe_unused]] constexpr int NX = {nx};  // states: {states}
-[[maybe_unused]] constexpr int NU = {nu};  // controls: {controls}
-[[maybe_unused]] constexpr int NZ = {n};  // z = [x; u]
-[[maybe_unused]] constexpr int NP = {np};  // parameters: {params}
-[[maybe_unused]] constexpr double CONTROL_LOWER[NU] = {{{lower}}};
-[[maybe_unused]] constexpr double CONTROL_UPPER[NU] = {{{upper}}};
-
-/// Run-time parameters, in the order of the Rust model's PARAM_NAMES.
-template <typename T>
-struct Params {{
-{param_fields}}};
-
-/// The parameter defaults declared in the model.
-template <typename T>
-__host__ __device__ inline Params<T> default_params() {{
-    Params<T> p;
-{param_defaults}    return p;
-}}
-
-/// x_next = f(x, u) ({nsteps} operations).
-template <typename T>
-__device__ __forceinline__ void step(const T* __restrict__ x_, const T* __restrict__ u_, const Params<T>& p_, T* __restrict__ x_next_) {{
-{load_cuda}{step_body}}}
-
-/// x_next = f(x, u), A = df/dx (NX*NX, row-major), B = df/du (NX*NU, row-major) ({nlin} operations).
-template <typename T>
-__device__ __forceinline__ void linearize(const T* __restrict__ x_, const T* __restrict__ u_, const Params<T>& p_, T* __restrict__ x_next_, T* __restrict__ A_, T* __restrict__ B_) {{
-{load_cuda}{lin_body}}}
-
-/// H = sum_i lambda_i d2 f_i / dz2 (NZ*NZ, row-major, symmetric) ({nhess} operations).
-template <typename T>
-__device__ __forceinline__ void weighted_hessian(const T* __restrict__ x_, const T* __restrict__ u_, const T* __restrict__ lambda_, const Params<T>& p_, T* __restrict__ H_) {{
-{load_cuda}{hess_body}}}
-
-/// Fp = df/dtheta (NX*NP, row-major; the parameters in Params order) ({nfp} operations).
-template <typename T>
-__device__ __forceinline__ void param_jacobian(const T* __restrict__ x_, const T* __restrict__ u_, const Params<T>& p_, T* __restrict__ Fp_) {{
-{load_cuda}{fp_body}}}
-
-/// Hp = d2 (lambda' f) / dz dtheta (NZ*NP, row-major) ({nhp} operations).
-template <typename T>
-__device__ __forceinline__ void param_weighted_hessian(const T* __restrict__ x_, const T* __restrict__ u_, const T* __restrict__ lambda_, const Params<T>& p_, T* __restrict__ Hp_) {{
-{load_cuda}{hp_body}}}
-
-}}  // namespace {ns}
-
-#endif  // {guard}
-"#,
-        prelude = CUDA_PRELUDE,
-        np = params.len(),
-        states = states.join(", "),
-        controls = controls.join(", "),
-        params = params.join(", "),
-        lower = lower.join(", "),
-        upper = upper.join(", "),
-        nsteps = op_count(g, &d.next),
-        nlin = op_count(g, &lin_c.iter().map(|t| t.1).collect::<Vec<_>>()),
-        nhess = op_count(g, &d.h),
-        step_body = body(g, &names, Lang::Cuda, &step_t("x_next_"), "    "),
-        lin_body = body(g, &names, Lang::Cuda, &lin_c, "    "),
-        hess_body = body(g, &names, Lang::Cuda, &hess_t("H_"), "    "),
-        nfp = op_count(g, &d.fp),
-        nhp = op_count(g, &d.hp),
-        fp_body = body(g, &names, Lang::Cuda, &mat_t("Fp_", &d.fp), "    "),
-        hp_body = body(g, &names, Lang::Cuda, &mat_t("Hp_", &d.hp), "    "),
+    let code = fill(
+        MODEL_TEMPLATE,
+        &[
+            ("guard", guard.clone()),
+            ("ns", ns.clone()),
+            ("nx", nx.to_string()),
+            ("nu", nu.to_string()),
+            ("n", n.to_string()),
+            ("param_fields", param_fields.clone()),
+            ("param_defaults", param_defaults.clone()),
+            ("load_cuda", load_cuda.clone()),
+            ("prelude", CUDA_PRELUDE.to_string()),
+            ("np", params.len().to_string()),
+            ("states", states.join(", ")),
+            ("controls", controls.join(", ")),
+            ("params", params.join(", ")),
+            ("lower", lower.join(", ")),
+            ("upper", upper.join(", ")),
+            ("nsteps", op_count(g, &d.next).to_string()),
+            ("nlin", op_count(g, &lin_c.iter().map(|t| t.1).collect::<Vec<_>>()).to_string()),
+            ("nhess", op_count(g, &d.h).to_string()),
+            ("step_body", body(g, &names, &CudaPrinter, &step_t("x_next_"), "    ")),
+            ("lin_body", body(g, &names, &CudaPrinter, &lin_c, "    ")),
+            ("hess_body", body(g, &names, &CudaPrinter, &hess_t("H_"), "    ")),
+            ("nfp", op_count(g, &d.fp).to_string()),
+            ("nhp", op_count(g, &d.hp).to_string()),
+            ("fp_body", body(g, &names, &CudaPrinter, &mat_t("Fp_", &d.fp), "    ")),
+            ("hp_body", body(g, &names, &CudaPrinter, &mat_t("Hp_", &d.hp), "    ")),
+        ],
     );
     let banner = format!(
         "// =============================================================================\n\
@@ -190,45 +147,32 @@ __device__ __forceinline__ void param_weighted_hessian(const T* __restrict__ x_,
 }
 
 /// Math helpers the generated device code calls, overloaded for float and double.
-const CUDA_PRELUDE: &str = r#"#ifndef MPC_MATH_PRELUDE
-#define MPC_MATH_PRELUDE
-#define MPC_INF __builtin_huge_val()
-#define MPC_UNARY(name, f32, f64) \
-    __device__ __forceinline__ float name(float a) { return f32(a); } \
-    __device__ __forceinline__ double name(double a) { return f64(a); }
-MPC_UNARY(mpc_sin, sinf, sin)
-MPC_UNARY(mpc_cos, cosf, cos)
-MPC_UNARY(mpc_tan, tanf, tan)
-MPC_UNARY(mpc_asin, asinf, asin)
-MPC_UNARY(mpc_acos, acosf, acos)
-MPC_UNARY(mpc_atan, atanf, atan)
-MPC_UNARY(mpc_sinh, sinhf, sinh)
-MPC_UNARY(mpc_cosh, coshf, cosh)
-MPC_UNARY(mpc_tanh, tanhf, tanh)
-MPC_UNARY(mpc_exp, expf, exp)
-MPC_UNARY(mpc_ln, logf, log)
-MPC_UNARY(mpc_sqrt, sqrtf, sqrt)
-MPC_UNARY(mpc_abs, fabsf, fabs)
-#undef MPC_UNARY
-__device__ __forceinline__ float mpc_atan2(float a, float b) { return atan2f(a, b); }
-__device__ __forceinline__ double mpc_atan2(double a, double b) { return atan2(a, b); }
-__device__ __forceinline__ float mpc_pow(float a, float b) { return powf(a, b); }
-__device__ __forceinline__ double mpc_pow(double a, double b) { return pow(a, b); }
-__device__ __forceinline__ float mpc_hypot(float a, float b) { return hypotf(a, b); }
-__device__ __forceinline__ double mpc_hypot(double a, double b) { return hypot(a, b); }
-/// a^n by repeated squaring (n may be negative).
-template <typename T> __device__ __forceinline__ T mpc_powi(T a, int n) {
-    unsigned int m = n < 0 ? -n : n;
-    T r = T(1);
-    while (m) { if (m & 1u) r *= a; a *= a; m >>= 1; }
-    return n < 0 ? T(1) / r : r;
+const CUDA_PRELUDE: &str = include_str!("../templates/prelude.cuh");
+
+/// The model's CUDA header, with `@name@` placeholders ([`fill`]).
+const MODEL_TEMPLATE: &str = include_str!("../templates/model.cuh");
+
+/// `template` with every `@name@` replaced by its value. Every placeholder of the template
+/// must be given and every value used (checked by the tests): the header and the Rust side
+/// cannot silently disagree.
+fn fill(template: &str, values: &[(&str, String)]) -> String {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find('@') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let end = after.find('@').expect("model.cuh: an unclosed @placeholder@");
+        let key = &after[..end];
+        let value = values.iter().find(|(k, _)| *k == key).unwrap_or_else(|| panic!("model.cuh: no value for @{key}@"));
+        out.push_str(&value.1);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    for (k, _) in values {
+        assert!(template.contains(&format!("@{k}@")), "model.cuh: the value @{k}@ is not used");
+    }
+    out
 }
-/// sign(a) with sign(0) = 0.
-template <typename T> __device__ __forceinline__ T mpc_sign(T a) { return a > T(0) ? T(1) : (a < T(0) ? T(-1) : T(0)); }
-/// a / b, or 0 where b == 0 (keeps derivatives of norms finite at 0).
-template <typename T> __device__ __forceinline__ T mpc_div_nz(T a, T b) { return b != T(0) ? a / b : T(0); }
-#endif  // MPC_MATH_PRELUDE
-"#;
 
 fn parse_body(src: &str) -> Result<TokenStream> {
     src.parse::<TokenStream>().map_err(|e| Error::new(Span::call_site(), format!("internal error: generated Rust does not parse: {e}")))

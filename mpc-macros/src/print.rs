@@ -1,5 +1,6 @@
-//! Two printers, Rust and CUDA C++, driven by the same DAG and the same schedule, so the CPU
-//! and GPU code cannot drift apart.
+//! Two printers, Rust and CUDA C++ ([`RustPrinter`], [`CudaPrinter`]: each spells symbols,
+//! literals, temporaries, functions and statements in its language, in one place), driven by
+//! the same DAG and the same schedule ([`body`]), so the CPU and GPU code cannot drift apart.
 //!
 //! A schedule lists the interior nodes an output set needs, in topological (id) order; each
 //! becomes one temporary. Constants and symbols are printed inline.
@@ -17,30 +18,146 @@
 use crate::diff::children;
 use crate::expr::{Binary, Graph, Id, Node, Unary, Var};
 
-/// Target language.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    Rust,
-    Cuda,
-}
-
-/// Names of the symbols in one language.
+/// Names of the symbols (states, controls, parameters) as the model declares them.
 pub struct Names<'a> {
     pub states: &'a [String],
     pub controls: &'a [String],
     pub params: &'a [String],
 }
 
-impl Names<'_> {
-    fn var(&self, lang: Lang, v: Var) -> String {
-        match (lang, v) {
-            (_, Var::State(i)) => self.states[i].clone(),
-            (_, Var::Control(i)) => self.controls[i].clone(),
-            (Lang::Rust, Var::Param(i)) => format!("self.{}", self.params[i]),
-            (Lang::Cuda, Var::Param(i)) => format!("p_.{}", self.params[i]),
-            (Lang::Rust, Var::Lambda(i)) => format!("__lambda[{i}]"),
-            (Lang::Cuda, Var::Lambda(i)) => format!("lambda_[{i}]"),
+/// How one target language spells what [`body`] prints. Everything language-specific is here.
+pub trait Printer {
+    /// A parameter (`i` in `PARAM_NAMES` order) and a co-state entry.
+    fn param(&self, name: &str) -> String;
+    fn lambda(&self, i: usize) -> String;
+    /// A constant (finite, non-negative; negatives are parenthesised by the caller).
+    fn literal(&self, repr: &str) -> String;
+    /// The temporary of interior node `id` at slot `slot` of the schedule.
+    fn temp(&self, slot: usize, id: Id) -> String;
+    /// A unary math function (never `Neg`, which is the same in both).
+    fn unary(&self, op: Unary, a: &str) -> String;
+    /// A binary operation that is not an infix operator (`DivNz`, `Atan2`, `Powf`, `Hypot`).
+    fn binary(&self, op: Binary, a: &str, b: &str) -> String;
+    /// `a` to the integer power `n`.
+    fn powi(&self, a: &str, n: i32) -> String;
+    /// `a <= b ? t : e`.
+    fn if_le(&self, a: &str, b: &str, t: &str, e: &str) -> String;
+    /// What opens a body of `temps` temporaries.
+    fn prologue(&self, temps: usize, indent: &str) -> String;
+    /// The statement defining temporary `slot` (node `id`) as `rhs`.
+    fn define(&self, slot: usize, id: Id, rhs: &str, indent: &str) -> String;
+}
+
+/// Rust: `f64` methods, temporaries in one array `__t` (see the module doc).
+pub struct RustPrinter;
+
+impl Printer for RustPrinter {
+    fn param(&self, name: &str) -> String {
+        format!("self.{name}")
+    }
+    fn lambda(&self, i: usize) -> String {
+        format!("__lambda[{i}]")
+    }
+    fn literal(&self, repr: &str) -> String {
+        format!("{repr}_f64")
+    }
+    fn temp(&self, slot: usize, _id: Id) -> String {
+        format!("__t[{slot}]")
+    }
+    fn unary(&self, op: Unary, a: &str) -> String {
+        match op {
+            Unary::Sign => format!("if {a} > 0.0 {{ 1.0 }} else if {a} < 0.0 {{ -1.0 }} else {{ 0.0 }}"),
+            Unary::Neg => format!("-{a}"),
+            _ => format!("f64::{}({a})", unary_name(op)),
         }
+    }
+    fn binary(&self, op: Binary, a: &str, b: &str) -> String {
+        match op {
+            Binary::DivNz => format!("if {b} != 0.0 {{ {a} / {b} }} else {{ 0.0 }}"),
+            Binary::Atan2 => format!("f64::atan2({a}, {b})"),
+            Binary::Powf => format!("f64::powf({a}, {b})"),
+            Binary::Hypot => format!("f64::hypot({a}, {b})"),
+            Binary::Add | Binary::Sub | Binary::Mul | Binary::Div => unreachable!("infix"),
+        }
+    }
+    fn powi(&self, a: &str, n: i32) -> String {
+        format!("f64::powi({a}, {n})")
+    }
+    fn if_le(&self, a: &str, b: &str, t: &str, e: &str) -> String {
+        format!("if {a} <= {b} {{ {t} }} else {{ {e} }}")
+    }
+    fn prologue(&self, temps: usize, indent: &str) -> String {
+        if temps == 0 { String::new() } else { format!("{indent}let mut __t = [0.0_f64; {temps}];\n") }
+    }
+    fn define(&self, slot: usize, id: Id, rhs: &str, indent: &str) -> String {
+        format!("{indent}__t[{slot}] = {rhs}; // t{id}_\n")
+    }
+}
+
+/// CUDA C++: templated on the real type `T`, math through the prelude's `mpc_*` overloads,
+/// one `const T tN_` per temporary.
+pub struct CudaPrinter;
+
+impl Printer for CudaPrinter {
+    fn param(&self, name: &str) -> String {
+        format!("p_.{name}")
+    }
+    fn lambda(&self, i: usize) -> String {
+        format!("lambda_[{i}]")
+    }
+    fn literal(&self, repr: &str) -> String {
+        format!("T({repr})")
+    }
+    fn temp(&self, _slot: usize, id: Id) -> String {
+        format!("t{id}_")
+    }
+    fn unary(&self, op: Unary, a: &str) -> String {
+        match op {
+            Unary::Sign => format!("mpc_sign({a})"),
+            Unary::Neg => format!("-{a}"),
+            _ => format!("mpc_{}({a})", unary_name(op)),
+        }
+    }
+    fn binary(&self, op: Binary, a: &str, b: &str) -> String {
+        match op {
+            Binary::DivNz => format!("mpc_div_nz({a}, {b})"),
+            Binary::Atan2 => format!("mpc_atan2({a}, {b})"),
+            Binary::Powf => format!("mpc_pow({a}, {b})"),
+            Binary::Hypot => format!("mpc_hypot({a}, {b})"),
+            Binary::Add | Binary::Sub | Binary::Mul | Binary::Div => unreachable!("infix"),
+        }
+    }
+    fn powi(&self, a: &str, n: i32) -> String {
+        format!("mpc_powi({a}, {n})")
+    }
+    fn if_le(&self, a: &str, b: &str, t: &str, e: &str) -> String {
+        format!("({a} <= {b} ? {t} : {e})")
+    }
+    fn prologue(&self, _temps: usize, _indent: &str) -> String {
+        String::new()
+    }
+    fn define(&self, _slot: usize, id: Id, rhs: &str, indent: &str) -> String {
+        format!("{indent}const T t{id}_ = {rhs};\n")
+    }
+}
+
+/// The function name of a unary math node (`ln` is `f64::ln` and `mpc_ln`).
+fn unary_name(op: Unary) -> &'static str {
+    match op {
+        Unary::Sin => "sin",
+        Unary::Cos => "cos",
+        Unary::Tan => "tan",
+        Unary::Asin => "asin",
+        Unary::Acos => "acos",
+        Unary::Atan => "atan",
+        Unary::Sinh => "sinh",
+        Unary::Cosh => "cosh",
+        Unary::Tanh => "tanh",
+        Unary::Exp => "exp",
+        Unary::Ln => "ln",
+        Unary::Sqrt => "sqrt",
+        Unary::Abs => "abs",
+        Unary::Neg | Unary::Sign => unreachable!("printed by the printer itself"),
     }
 }
 
@@ -78,102 +195,49 @@ pub fn schedule(g: &Graph, outputs: &[Id]) -> Vec<Id> {
     order
 }
 
-/// A constant as a literal of the language.
-fn literal(lang: Lang, v: f64) -> String {
-    let s = format!("{v:?}");
-    let body = match lang {
-        Lang::Rust => format!("{s}_f64"),
-        Lang::Cuda => format!("T({s})"),
-    };
-    if v < 0.0 { format!("({body})") } else { body }
-}
-
-/// Where each scheduled node's temporary lives: its slot in the Rust array `__t`.
+/// Where each scheduled node's temporary lives: its slot in the schedule.
 type Slots = [usize];
 
-/// The name of the temporary of interior node `id`.
-fn temp(lang: Lang, slots: &Slots, id: Id) -> String {
-    match lang {
-        Lang::Rust => format!("__t[{}]", slots[id]),
-        Lang::Cuda => format!("t{id}_"),
-    }
-}
-
 /// The expression of an operand (temporary, symbol or literal).
-fn operand(g: &Graph, names: &Names, lang: Lang, slots: &Slots, id: Id) -> String {
+fn operand<P: Printer + ?Sized>(g: &Graph, names: &Names, pr: &P, slots: &Slots, id: Id) -> String {
     match g.node(id) {
-        Node::Const(b) => literal(lang, f64::from_bits(b)),
-        Node::Var(v) => names.var(lang, v),
-        _ => temp(lang, slots, id),
+        Node::Const(b) => {
+            let v = f64::from_bits(b);
+            let lit = pr.literal(&format!("{v:?}"));
+            if v < 0.0 { format!("({lit})") } else { lit }
+        }
+        Node::Var(Var::State(i)) => names.states[i].clone(),
+        Node::Var(Var::Control(i)) => names.controls[i].clone(),
+        Node::Var(Var::Param(i)) => pr.param(&names.params[i]),
+        Node::Var(Var::Lambda(i)) => pr.lambda(i),
+        _ => pr.temp(slots[id], id),
     }
 }
 
 /// Right-hand side of the temporary of node `id`.
-fn rhs(g: &Graph, names: &Names, lang: Lang, slots: &Slots, id: Id) -> String {
-    let o = |i: Id| operand(g, names, lang, slots, i);
-    let rust_fn = |f: &str, a: Id| format!("f64::{f}({})", o(a));
-    let cuda_fn = |f: &str, a: Id| format!("mpc_{f}({})", o(a));
+fn rhs<P: Printer + ?Sized>(g: &Graph, names: &Names, pr: &P, slots: &Slots, id: Id) -> String {
+    let o = |i: Id| operand(g, names, pr, slots, i);
     match g.node(id) {
         Node::Const(_) | Node::Var(_) => o(id),
-        Node::Unary(op, a) => {
-            let f = match op {
-                Unary::Neg => return format!("-{}", o(a)),
-                Unary::Sign => {
-                    return match lang {
-                        Lang::Rust => format!("if {a} > 0.0 {{ 1.0 }} else if {a} < 0.0 {{ -1.0 }} else {{ 0.0 }}", a = o(a)),
-                        Lang::Cuda => format!("mpc_sign({})", o(a)),
-                    }
-                }
-                Unary::Sin => "sin",
-                Unary::Cos => "cos",
-                Unary::Tan => "tan",
-                Unary::Asin => "asin",
-                Unary::Acos => "acos",
-                Unary::Atan => "atan",
-                Unary::Sinh => "sinh",
-                Unary::Cosh => "cosh",
-                Unary::Tanh => "tanh",
-                Unary::Exp => "exp",
-                Unary::Ln => "ln",
-                Unary::Sqrt => "sqrt",
-                Unary::Abs => "abs",
-            };
-            match lang {
-                Lang::Rust => rust_fn(f, a),
-                Lang::Cuda => cuda_fn(f, a),
-            }
-        }
+        Node::Unary(op, a) => pr.unary(op, &o(a)),
         Node::Binary(op, a, b) => {
             let infix = |s: &str| format!("{} {s} {}", o(a), o(b));
-            match (op, lang) {
-                (Binary::Add, _) => infix("+"),
-                (Binary::Sub, _) => infix("-"),
-                (Binary::Mul, _) => infix("*"),
-                (Binary::Div, _) => infix("/"),
-                (Binary::DivNz, Lang::Rust) => format!("if {b} != 0.0 {{ {a} / {b} }} else {{ 0.0 }}", a = o(a), b = o(b)),
-                (Binary::DivNz, Lang::Cuda) => format!("mpc_div_nz({}, {})", o(a), o(b)),
-                (Binary::Atan2, Lang::Rust) => format!("f64::atan2({}, {})", o(a), o(b)),
-                (Binary::Powf, Lang::Rust) => format!("f64::powf({}, {})", o(a), o(b)),
-                (Binary::Hypot, Lang::Rust) => format!("f64::hypot({}, {})", o(a), o(b)),
-                (Binary::Atan2, Lang::Cuda) => format!("mpc_atan2({}, {})", o(a), o(b)),
-                (Binary::Powf, Lang::Cuda) => format!("mpc_pow({}, {})", o(a), o(b)),
-                (Binary::Hypot, Lang::Cuda) => format!("mpc_hypot({}, {})", o(a), o(b)),
+            match op {
+                Binary::Add => infix("+"),
+                Binary::Sub => infix("-"),
+                Binary::Mul => infix("*"),
+                Binary::Div => infix("/"),
+                _ => pr.binary(op, &o(a), &o(b)),
             }
         }
-        Node::Powi(a, n) => match lang {
-            Lang::Rust => format!("f64::powi({}, {n})", o(a)),
-            Lang::Cuda => format!("mpc_powi({}, {n})", o(a)),
-        },
-        Node::IfLe(a, b, t, e) => match lang {
-            Lang::Rust => format!("if {} <= {} {{ {} }} else {{ {} }}", o(a), o(b), o(t), o(e)),
-            Lang::Cuda => format!("({} <= {} ? {} : {})", o(a), o(b), o(t), o(e)),
-        },
+        Node::Powi(a, n) => pr.powi(&o(a), n),
+        Node::IfLe(a, b, t, e) => pr.if_le(&o(a), &o(b), &o(t), &o(e)),
     }
 }
 
 /// Statements computing `outputs` and storing them as `target[k] = value`, each store placed
 /// right after the last temporary it needs. `indent` prefixes every line.
-pub fn body(g: &Graph, names: &Names, lang: Lang, targets: &[(String, Id)], indent: &str) -> String {
+pub fn body<P: Printer + ?Sized>(g: &Graph, names: &Names, pr: &P, targets: &[(String, Id)], indent: &str) -> String {
     let ids: Vec<Id> = targets.iter().map(|t| t.1).collect();
     let order = schedule(g, &ids);
     // Position in the schedule after which each target's value is available.
@@ -188,23 +252,17 @@ pub fn body(g: &Graph, names: &Names, lang: Lang, targets: &[(String, Id)], inde
         let at = if pos[id] == usize::MAX { 0 } else { pos[id] + 1 };
         stores[at].push(t);
     }
-    let mut out = String::new();
-    if lang == Lang::Rust && !order.is_empty() {
-        out.push_str(&format!("{indent}let mut __t = [0.0_f64; {}];\n", order.len()));
-    }
+    let mut out = pr.prologue(order.len(), indent);
     let store = |out: &mut String, t: usize| {
         let (target, id) = &targets[t];
-        out.push_str(&format!("{indent}{target} = {};\n", operand(g, names, lang, slots, *id)));
+        out.push_str(&format!("{indent}{target} = {};\n", operand(g, names, pr, slots, *id)));
     };
     for &t in &stores[0] {
         store(&mut out, t);
     }
     for (k, &id) in order.iter().enumerate() {
-        let r = rhs(g, names, lang, slots, id);
-        match lang {
-            Lang::Rust => out.push_str(&format!("{indent}__t[{k}] = {r}; // t{id}_\n")),
-            Lang::Cuda => out.push_str(&format!("{indent}const T t{id}_ = {r};\n")),
-        }
+        let r = rhs(g, names, pr, slots, id);
+        out.push_str(&pr.define(k, id, &r, indent));
         for &t in &stores[k + 1] {
             store(&mut out, t);
         }
