@@ -1,4 +1,4 @@
-//! One interface for every place a batch can be solved: the CPU [`Solver`], and in `mpc-cuda`
+//! One interface for every place a batch can be solved: the CPU [`Solver`](crate::solver::Solver), and in `mpc-cuda`
 //! the CUDA kernels on a GPU and the same kernels under host emulation. Callers hold a
 //! `Box<dyn Backend>` and get typed errors instead of panics or strings.
 

@@ -14,7 +14,8 @@
 //! `dL/dC_t = ½ (d_t z_tᵀ + z_t d_tᵀ)` and `dL/dx_init = ∂V_0/∂ξ`, the gradient at `ξ = 0` of
 //! that LQR's optimal value as a function of its initial state (which contains `grad_x[0]`).
 
-use super::ilqr::{add_cost_to_go, linearize_all, load_bounds, update_cost_to_go};
+use super::riccati::{add_cost_to_go, update_cost_to_go};
+use super::rollout::{linearize_all, load_bounds};
 use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
 use super::workspace::Workspace;
 use super::{ACTIVE_TOL, GradientMode, ProblemRef};

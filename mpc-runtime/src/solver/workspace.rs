@@ -1,10 +1,10 @@
 //! Per-problem scratch memory, allocated once per (horizon, nx, nu) and reused by every solve
 //! and every iteration: nothing in the iLQR or gradient loops allocates.
 //!
-//! Grouped by job: the [`Trajectories`] the forward solve moves between, the problem's
-//! per-stage [`StageData`], the dynamics' [`Linearization`] along the iterate, the [`Riccati`]
-//! pass's gains and cost-to-go, the backward pass's [`Adjoint`] quantities, and small
-//! [`Scratch`] vectors. The CUDA templates keep the same short names (`x`, `u`, `k`, `kk`,
+//! Grouped by job: the `Trajectories` the forward solve moves between, the problem's
+//! per-stage `StageData`, the dynamics' `Linearization` along the iterate, the `Riccati`
+//! pass's gains and cost-to-go, the backward pass's `Adjoint` quantities, and small
+//! `Scratch` vectors. The CUDA templates keep the same short names (`x`, `u`, `k`, `kk`,
 //! `p`, `pv`, ...) in their per-thread workspaces.
 
 use super::boxqp::BoxQp;

@@ -1,0 +1,92 @@
+//! What a solve returns: the [`Solution`](crate::solver::Solution) of a batch, per-problem [`Stats`](crate::solver::Stats), and the
+//! [`Gradients`](crate::solver::Gradients) of the backward pass.
+
+use super::{GradStatus, NonFinite, StopReason, sci};
+
+/// Solutions of a batch (flat, batch first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Solution {
+    /// States x_0..x_{T-1}, B×T×nx.
+    pub x: Vec<f64>,
+    /// Controls u_0..u_{T-1}, B×T×nu.
+    pub u: Vec<f64>,
+    /// Objective value per problem.
+    pub cost: Vec<f64>,
+    /// iLQR iterations used per problem.
+    pub iterations: Vec<usize>,
+    /// Whether each problem met the convergence test.
+    pub converged: Vec<bool>,
+    /// First-order optimality of each returned solution (see [`Stats::kkt_residual`](crate::solver::Stats::kkt_residual)); empty
+    /// when the backend does not compute it (fill it with [`Solver::kkt_residuals`](crate::solver::Solver::kkt_residuals)).
+    pub kkt_residual: Vec<f64>,
+    /// Why each problem stopped; empty when the backend does not report it.
+    pub stop: Vec<StopReason>,
+}
+
+impl Solution {
+    /// After `kkt_residual` was filled from outside the solve (a CUDA solution checked on the
+    /// CPU): a problem whose residual is not finite has a non-finite gradient of its cost at the returned
+    /// controls, so it is marked [`NonFinite::Residual`] and not converged, as the CPU solver does.
+    pub fn flag_non_finite_residuals(&mut self) {
+        for i in 0..self.kkt_residual.len().min(self.converged.len()) {
+            if !self.kkt_residual[i].is_finite() && !self.stop.get(i).is_some_and(|s| s.non_finite()) {
+                self.converged[i] = false;
+                if let Some(s) = self.stop.get_mut(i) {
+                    *s = StopReason::NonFinite(NonFinite::Residual);
+                }
+            }
+        }
+    }
+
+    /// Problem `i` in one line: why it stopped, whether that is convergence, iterations, cost
+    /// and KKT residual (what `mpc solve --verbose` prints under each trace).
+    pub fn summary(&self, i: usize) -> String {
+        let stop = self.stop.get(i).map_or("unknown", |s| s.name());
+        let kkt = self.kkt_residual.get(i).map_or("not computed".to_string(), |&r| sci(r, 3));
+        format!(
+            "stop: {stop} ({}) after {} iterations; cost {}; KKT residual {kkt}",
+            if self.converged[i] { "converged" } else { "not converged" },
+            self.iterations[i],
+            sci(self.cost[i], 6)
+        )
+    }
+
+    /// How many problems went non-finite ([`StopReason::NonFinite`]).
+    pub fn non_finite_count(&self) -> usize {
+        self.stop.iter().filter(|s| s.non_finite()).count()
+    }
+}
+
+/// Gradients of a loss with respect to the problem data (flat, batch first).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gradients {
+    /// dL/dC, B×T×n×n (symmetric per stage).
+    pub cost_hess: Vec<f64>,
+    /// dL/dc, B×T×n.
+    pub cost_lin: Vec<f64>,
+    /// dL/dx_init, B×nx.
+    pub x_init: Vec<f64>,
+    /// dL/dθ, B×np in the model's parameter order (`Model::PARAM_NAMES`; for the linear model
+    /// `A`, `B`, `f` row-major): per problem, at that problem's parameter values. Empty unless
+    /// [`SolverOptions::grad_params`](crate::solver::SolverOptions::grad_params) is set.
+    pub params: Vec<f64>,
+    /// Per problem: computed, or masked (zeroed) and why.
+    pub status: Vec<GradStatus>,
+}
+
+/// Per-problem result of the forward solve.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Objective value.
+    pub cost: f64,
+    /// iLQR iterations used.
+    pub iterations: usize,
+    /// Whether a convergence test was met (`stop.converged()`).
+    pub converged: bool,
+    /// Largest entry of the projected gradient of the whole cost with respect to the controls
+    /// (through the dynamics) at the returned solution: `max |u - clamp(u - ∇_u J, lo, hi)|`,
+    /// absolute. Zero at a KKT point of the box-constrained problem.
+    pub kkt_residual: f64,
+    /// Why the solve stopped.
+    pub stop: StopReason,
+}

@@ -1,0 +1,252 @@
+//! The control-limited Riccati pass of the forward solve and the cost-to-go updates it shares
+//! with the gradient pass.
+
+use super::linalg::cholesky_solve_multi;
+use super::workspace::Workspace;
+use super::ProblemRef;
+use crate::model::Dynamics;
+
+use super::rollout::{all_finite, stage_gradient, stage_z};
+
+/// `y += a x` over equal-length slices (bounds-check free, vectorisable).
+#[inline(always)]
+pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += a * xi;
+    }
+}
+
+/// Add the dynamics' contribution `Fᵀ P F`, `Fᵀ p` (F = [A B] of stage `t`) to `ws.ric.qzz`,
+/// `ws.ric.qz`, where `ws.ric.p`, `ws.ric.pv` hold the cost-to-go of stage `t + 1`.
+///
+/// Exact zeros of `A` and `B` are skipped (a dynamics Jacobian is typically sparse): `P A` and
+/// `P B` are formed as `(Aᵀ P)ᵀ`, `(Bᵀ P)ᵀ` (rows of `P` scaled by the non-zero entries, `P`
+/// being exactly symmetric), and `Aᵀ (P A)` row by row over the non-zeros of `A`. The products
+/// and the order of every sum are those of the dense evaluation; a skipped term is a `±0`, so
+/// the result is the same to the bit (for finite `P`).
+#[inline(always)]
+pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
+    let n = nx + nu;
+    let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
+    let b = &ws.lin.b[t * nx * nu..(t + 1) * nx * nu];
+    let p = &ws.ric.p[..nx * nx];
+    // M = Aᵀ P (nx×nx), N = Bᵀ P (nu×nx), each row a sum over k ascending.
+    let m = &mut ws.ric.atp[..nx * nx];
+    let nn = &mut ws.ric.btp[..nu * nx];
+    m.fill(0.0);
+    nn.fill(0.0);
+    for k in 0..nx {
+        let p_row = &p[k * nx..(k + 1) * nx];
+        let a_row = &a[k * nx..(k + 1) * nx];
+        let b_row = &b[k * nu..(k + 1) * nu];
+        for (i, &aki) in a_row.iter().enumerate() {
+            if aki != 0.0 {
+                axpy(&mut m[i * nx..(i + 1) * nx], aki, p_row);
+            }
+        }
+        for (i, &bki) in b_row.iter().enumerate() {
+            if bki != 0.0 {
+                axpy(&mut nn[i * nx..(i + 1) * nx], bki, p_row);
+            }
+        }
+    }
+    // P A = Mᵀ, P B = Nᵀ.
+    let pa = &mut ws.ric.pa[..nx * nx];
+    let pb = &mut ws.ric.pb[..nx * nu];
+    for k in 0..nx {
+        for j in 0..nx {
+            pa[k * nx + j] = m[j * nx + k];
+        }
+        for j in 0..nu {
+            pb[k * nu + j] = nn[j * nx + k];
+        }
+    }
+    let qzz = &mut ws.ric.qzz[..n * n];
+    for k in 0..nx {
+        let pa_row = &pa[k * nx..(k + 1) * nx];
+        let pb_row = &pb[k * nu..(k + 1) * nu];
+        let a_row = &a[k * nx..(k + 1) * nx];
+        let b_row = &b[k * nu..(k + 1) * nu];
+        // Rows i < nx of [Q_xx Q_xu] += A[k][i] [PA_k PB_k].
+        for (i, &aki) in a_row.iter().enumerate() {
+            if aki != 0.0 {
+                let q_row = &mut qzz[i * n..(i + 1) * n];
+                let (qx, qu) = q_row.split_at_mut(nx);
+                axpy(qx, aki, pa_row);
+                axpy(qu, aki, pb_row);
+            }
+        }
+        // Q_uu += B[k][i] PB_k.
+        for (i, &bki) in b_row.iter().enumerate() {
+            if bki != 0.0 {
+                axpy(&mut qzz[(nx + i) * n + nx..(nx + i + 1) * n], bki, pb_row);
+            }
+        }
+        let pk = ws.ric.pv[k];
+        let (qx, qu) = ws.ric.qz[..n].split_at_mut(nx);
+        axpy(qx, pk, a_row);
+        axpy(qu, pk, b_row);
+    }
+    // Q_ux = Q_xuᵀ (the C_t part was symmetric already).
+    for i in 0..nu {
+        for j in 0..nx {
+            qzz[(nx + i) * n + j] = qzz[j * n + nx + i];
+        }
+    }
+}
+
+/// Cost-to-go update with the gains of stage `t` (`K` rows zero on clamped controls):
+/// `P = Q_xx + Kᵀ(Q_uu K + Q_ux) + Q_xu K`, `p = q_x + Kᵀ(Q_uu k + q_u) + Q_xu k`.
+///
+/// `exact_gain`: the free rows of `K` solve `Q_ff K_f = -Q_fx` with the unregularised `Q_uu`
+/// (the other rows being zero), so `Kᵀ(Q_uu K + Q_ux) = K_fᵀ(Q_ff K_f + Q_fx) = 0` and
+/// `P = Q_xx + Q_xu K` (up to rounding); otherwise (`Q_uu + μI` in the gains) the full formula.
+/// Only rows of `K` that are not all zero enter `P`; its lower triangle is mirrored (`P` is
+/// symmetric, and `add_cost_to_go` relies on it being so exactly). With `need_p == false`
+/// (stage 0: nobody reads `P`) only `p` is updated.
+#[inline(always)]
+pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool) {
+    let n = nx + nu;
+    let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
+    let k = &ws.ric.k[t * nu..(t + 1) * nu];
+    let qzz = &ws.ric.qzz[..n * n];
+    let qz = &ws.ric.qz[..n];
+    let w = &mut ws.ric.w[..nu * nx];
+    let wv = &mut ws.ric.wv[..nu];
+    // Rows of K that are not all zero (the free controls).
+    let rows = &mut ws.scratch.idx[..nu];
+    let mut m = 0;
+    for l in 0..nu {
+        if kk[l * nx..(l + 1) * nx].iter().any(|&v| v != 0.0) {
+            rows[m] = l;
+            m += 1;
+        }
+    }
+    // w = Q_uu k + q_u; W = Q_uu K + Q_ux on the non-zero rows (when needed).
+    for i in 0..nu {
+        let q_row = &qzz[(nx + i) * n..(nx + i + 1) * n];
+        let mut s = qz[nx + i];
+        for l in 0..nu {
+            s += q_row[nx + l] * k[l];
+        }
+        wv[i] = s;
+    }
+    let pv = &mut ws.ric.pv[..nx];
+    for i in 0..nx {
+        let q_row = &qzz[i * n..(i + 1) * n];
+        let mut s = qz[i];
+        for l in 0..nu {
+            s += kk[l * nx + i] * wv[l] + q_row[nx + l] * k[l];
+        }
+        pv[i] = s;
+    }
+    if !need_p {
+        return;
+    }
+    let rows = &ws.scratch.idx[..m];
+    if !exact_gain {
+        for &i in rows {
+            let q_row = &qzz[(nx + i) * n..(nx + i + 1) * n];
+            let w_row = &mut w[i * nx..(i + 1) * nx];
+            w_row.copy_from_slice(&q_row[..nx]);
+            for &l in rows {
+                axpy(w_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
+            }
+        }
+    }
+    let p = &mut ws.ric.p[..nx * nx];
+    for i in 0..nx {
+        let q_row = &qzz[i * n..(i + 1) * n];
+        let p_row = &mut p[i * nx..(i + 1) * nx];
+        p_row.copy_from_slice(&q_row[..nx]);
+        for &l in rows {
+            if !exact_gain {
+                axpy(p_row, kk[l * nx + i], &w[l * nx..(l + 1) * nx]);
+            }
+            axpy(p_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
+        }
+    }
+    for i in 0..nx {
+        for j in 0..i {
+            p[j * nx + i] = p[i * nx + j];
+        }
+    }
+}
+
+/// How a Riccati pass ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RiccatiOutcome {
+    /// Gains in `ws.ric.k`, `ws.ric.kk`.
+    Ok,
+    /// Some `Q_uu + μ I` is not positive definite (more regularisation may help).
+    NotPositiveDefinite,
+    /// A stage's `Q`, gains or cost-to-go went non-finite (the Jacobians or weighted Hessian at
+    /// the iterate are, or the products overflowed): no regularisation helps.
+    NonFinite,
+}
+
+/// The control-limited Riccati backward pass at the current iterate with `Q_uu + μ I`.
+/// Fills `ws.ric.k`, `ws.ric.kk`.
+///
+/// `ddp`: the stage Hessian also gets `Σ_i p_i ∇²f_i(z_t)` with `p` the cost-to-go gradient of
+/// stage `t + 1` (the second-order term of DDP, from the generated weighted Hessian).
+#[inline(always)]
+pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, ddp: bool) -> RiccatiOutcome {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    for t in (0..tt).rev() {
+        let cm = &p.cm[t * n * n..(t + 1) * n * n];
+        let cv = &p.cv[t * n..(t + 1) * n];
+        stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
+        ws.ric.qzz.copy_from_slice(cm);
+        stage_gradient(&mut ws.ric.qz, cm, cv, &ws.scratch.z, n, ws.data.cdiag[t]);
+        if t + 1 < tt {
+            if ddp {
+                d.weighted_hessian(&ws.traj.x[t * nx..(t + 1) * nx], &ws.traj.u[t * nu..(t + 1) * nu], &ws.ric.pv[..nx], &mut ws.adj.hess);
+                for (q, h) in ws.ric.qzz[..n * n].iter_mut().zip(&ws.adj.hess[..n * n]) {
+                    *q += h;
+                }
+            }
+            add_cost_to_go(ws, nx, nu, t);
+        }
+        for i in 0..nu {
+            for j in 0..nu {
+                ws.ric.quu[i * nu + j] = ws.ric.qzz[(nx + i) * n + nx + j];
+            }
+            ws.ric.quu[i * nu + i] += mu;
+            ws.ric.dlo[i] = ws.data.lo[t * nu + i] - ws.traj.u[t * nu + i];
+            ws.ric.dhi[i] = ws.data.hi[t * nu + i] - ws.traj.u[t * nu + i];
+        }
+        let kt = &mut ws.ric.k[t * nu..(t + 1) * nu];
+        if ws.scratch.qp.solve_dim(nu, &ws.ric.quu, &ws.ric.qz[nx..], &ws.ric.dlo, &ws.ric.dhi, kt).is_err() {
+            return if all_finite(&ws.ric.quu[..nu * nu]) && all_finite(&ws.ric.qz[..n]) {
+                RiccatiOutcome::NotPositiveDefinite
+            } else {
+                RiccatiOutcome::NonFinite
+            };
+        }
+        // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
+        let kk = &mut ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
+        kk.fill(0.0);
+        let m = ws.scratch.qp.free_indices().len();
+        if m > 0 {
+            for a in 0..m {
+                let i = ws.scratch.qp.free_indices()[a];
+                for j in 0..nx {
+                    ws.ric.rhs[a * nx + j] = -ws.ric.qzz[(nx + i) * n + j];
+                }
+            }
+            cholesky_solve_multi(ws.scratch.qp.free_cholesky(), m, &mut ws.ric.rhs[..m * nx], nx);
+            for a in 0..m {
+                let i = ws.scratch.qp.free_indices()[a];
+                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.ric.rhs[a * nx..(a + 1) * nx]);
+            }
+        }
+        update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0);
+        // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
+        if !(all_finite(&ws.ric.k[t * nu..(t + 1) * nu]) && all_finite(&ws.ric.pv[..nx])) {
+            return RiccatiOutcome::NonFinite;
+        }
+    }
+    RiccatiOutcome::Ok
+}

@@ -1,0 +1,170 @@
+//! The problem data a solve loads once (bounds, which cost Hessians are diagonal), the stage
+//! cost, and the rollouts: open-loop from `x_init`, closed-loop trials of the line search, and
+//! the linearisation along the iterate.
+
+use super::linalg::quad_cost_parts;
+use super::workspace::Workspace;
+use super::{Bound, ProblemRef};
+use crate::model::Dynamics;
+
+/// Fill `ws.data.lo`/`ws.data.hi` (T×nu) from the problem's bounds.
+#[inline]
+pub(crate) fn load_bounds(ws: &mut Workspace, p: &ProblemRef<'_>) {
+    let (t, nu) = (ws.horizon, ws.nu);
+    for (dst, b, inf) in [(&mut ws.data.lo, p.lower, f64::NEG_INFINITY), (&mut ws.data.hi, p.upper, f64::INFINITY)] {
+        match b {
+            Bound::None => dst[..t * nu].fill(inf),
+            Bound::PerControl(s) => {
+                for st in 0..t {
+                    dst[st * nu..(st + 1) * nu].copy_from_slice(&s[..nu]);
+                }
+            }
+            Bound::PerStage(s) => dst[..t * nu].copy_from_slice(&s[..t * nu]),
+        }
+    }
+}
+
+/// Whether the `n × n` stage cost Hessian `cm` is diagonal (every off-diagonal entry exactly 0).
+#[inline(always)]
+pub(crate) fn is_diagonal(cm: &[f64], n: usize) -> bool {
+    (0..n).all(|i| (0..n).all(|j| i == j || cm[i * n + j] == 0.0))
+}
+
+/// Fill `ws.data.cdiag` (T): which stage cost Hessians of `p` are diagonal.
+#[inline(always)]
+pub(crate) fn load_cost_structure(ws: &mut Workspace, p: &ProblemRef<'_>, n: usize) {
+    for t in 0..ws.horizon {
+        ws.data.cdiag[t] = is_diagonal(&p.cm[t * n * n..(t + 1) * n * n], n);
+    }
+}
+
+/// `(zᵀ C z, cᵀ z)` of one stage, with the diagonal shortcut when `diag` and `z` is finite:
+/// then every skipped product is a `±0`, so the result is that of the dense sum to the bit.
+#[inline(always)]
+pub(crate) fn stage_cost_parts(cm: &[f64], cv: &[f64], z: &[f64], n: usize, diag: bool) -> (f64, f64) {
+    let z = &z[..n];
+    if diag && z.iter().all(|v| v.is_finite()) {
+        let mut q = 0.0;
+        let mut l = 0.0;
+        for i in 0..n {
+            q += z[i] * (cm[i * n + i] * z[i]);
+            l += z[i] * cv[i];
+        }
+        (q, l)
+    } else {
+        quad_cost_parts(cm, cv, z, n)
+    }
+}
+
+/// `g = C z + c` of one stage, with the diagonal shortcut as in [`stage_cost_parts`] (the same
+/// result to the bit).
+#[inline(always)]
+pub(crate) fn stage_gradient(g: &mut [f64], cm: &[f64], cv: &[f64], z: &[f64], n: usize, diag: bool) {
+    if diag && z[..n].iter().all(|v| v.is_finite()) {
+        for i in 0..n {
+            g[i] = cv[i] + cm[i * n + i] * z[i];
+        }
+    } else {
+        for i in 0..n {
+            let mut s = cv[i];
+            for j in 0..n {
+                s += cm[i * n + j] * z[j];
+            }
+            g[i] = s;
+        }
+    }
+}
+
+/// Stage `t`'s `z = [x; u]` into `z`.
+#[inline(always)]
+pub(crate) fn stage_z(z: &mut [f64], x: &[f64], u: &[f64], nx: usize, nu: usize, t: usize) {
+    z[..nx].copy_from_slice(&x[t * nx..(t + 1) * nx]);
+    z[nx..nx + nu].copy_from_slice(&u[t * nu..(t + 1) * nu]);
+}
+
+/// Roll the dynamics out from `x_init` with the controls in `ws.traj.u`, writing `ws.traj.x`; returns the
+/// cost and its magnitude scale `Σ_t ½|z_tᵀC_t z_t| + |c_tᵀ z_t|` (for rounding tolerances).
+#[inline(always)]
+pub(crate) fn rollout_plain<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>) -> (f64, f64) {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    ws.traj.x[..nx].copy_from_slice(&p.x_init[..nx]);
+    let mut j = 0.0;
+    let mut sc = 0.0;
+    for t in 0..tt {
+        stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
+        let (q, l) =
+            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.scratch.z, n, ws.data.cdiag[t]);
+        j += 0.5 * q + l;
+        sc += 0.5 * q.abs() + l.abs();
+        if t + 1 < tt {
+            let (cur, next) = ws.traj.x.split_at_mut((t + 1) * nx);
+            d.step(&cur[t * nx..], &ws.traj.u[t * nu..(t + 1) * nu], &mut next[..nx]);
+        }
+    }
+    (j, sc)
+}
+
+/// Closed-loop rollout of step size `alpha` into `ws.traj.xt`/`ws.traj.ut`; returns its cost and scale
+/// (as [`rollout_plain`]).
+#[inline(always)]
+pub(crate) fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: f64) -> (f64, f64) {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    ws.traj.xt[..nx].copy_from_slice(&p.x_init[..nx]);
+    let mut j = 0.0;
+    let mut sc = 0.0;
+    for t in 0..tt {
+        // Per-stage slices with compile-time lengths (no bounds checks in the loops).
+        let dx = &mut ws.scratch.dx[..nx];
+        let xt = &ws.traj.xt[t * nx..(t + 1) * nx];
+        let x = &ws.traj.x[t * nx..(t + 1) * nx];
+        for i in 0..nx {
+            dx[i] = xt[i] - x[i];
+        }
+        let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
+        let u = &ws.traj.u[t * nu..(t + 1) * nu];
+        let k = &ws.ric.k[t * nu..(t + 1) * nu];
+        let lo = &ws.data.lo[t * nu..(t + 1) * nu];
+        let hi = &ws.data.hi[t * nu..(t + 1) * nu];
+        let ut = &mut ws.traj.ut[t * nu..(t + 1) * nu];
+        for i in 0..nu {
+            let row = &kk[i * nx..(i + 1) * nx];
+            let mut v = u[i] + alpha * k[i];
+            for jx in 0..nx {
+                v += row[jx] * dx[jx];
+            }
+            ut[i] = v.max(lo[i]).min(hi[i]);
+        }
+        stage_z(&mut ws.scratch.z, &ws.traj.xt, &ws.traj.ut, nx, nu, t);
+        let (q, l) =
+            stage_cost_parts(&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.scratch.z, n, ws.data.cdiag[t]);
+        j += 0.5 * q + l;
+        sc += 0.5 * q.abs() + l.abs();
+        if t + 1 < tt {
+            let (cur, next) = ws.traj.xt.split_at_mut((t + 1) * nx);
+            d.step(&cur[t * nx..], &ws.traj.ut[t * nu..(t + 1) * nu], &mut next[..nx]);
+        }
+    }
+    (j, sc)
+}
+
+/// Linearise the dynamics along `ws.traj.x`, `ws.traj.u` (stages 0..T-2) into `ws.lin.a`, `ws.lin.b`.
+#[inline(always)]
+pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    for t in 0..tt.saturating_sub(1) {
+        d.linearize(
+            &ws.traj.x[t * nx..(t + 1) * nx],
+            &ws.traj.u[t * nu..(t + 1) * nu],
+            &mut ws.scratch.xn,
+            &mut ws.lin.a[t * nx * nx..(t + 1) * nx * nx],
+            &mut ws.lin.b[t * nx * nu..(t + 1) * nx * nu],
+        );
+    }
+}
+
+#[inline(always)]
+pub(crate) fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
