@@ -4,49 +4,53 @@
 #     bash scripts/gpu-checks.sh            # everything, results under bench/results/gpu-<UTC>/
 #     QUICK=1 bash scripts/gpu-checks.sh    # correctness only (no benchmarks, no profiles)
 #
-# The CUDA launch path (mpc-cuda/src/{driver,launch}.rs, `mpc solve|bench --backend
-# cuda`) was written on machines without a GPU and has not run on hardware; this script is its
-# test and its benchmark. Steps (each one PASS/FAIL/SKIP in the summary; the script goes on
-# after a failure and exits 1 if any step failed):
+# The CUDA launch path (mpc-cuda/src/{driver,launch}.rs, `mpc solve|bench --backend cuda`) was
+# written on machines without a GPU; this script is its test and its benchmark, sized for a
+# 15-minute device lease that includes the machine's start: BUDGET_S (default 600 s) is the
+# script's share, and a step that would not fit in what is left is skipped, not cut. Steps in
+# order of importance, each PASS/FAIL/SKIP in SUMMARY.md, which is rewritten after every step
+# (a run cut off by the lease still reports); the script goes on after a failure and exits 1
+# if any step failed:
 #   1. GPU and driver (nvidia-smi), NVRTC present (scripts/setup.sh installs the wheels);
-#   2. release build of the `mpc` binary and the CUDA test binaries;
-#   3. Rust tests on the GPU: tests/cuda_gpu_fixtures.rs (CudaSolver solve + backward, both
-#      gradient modes, f64 and f32, against the CPU backend on every bundled-model fixture),
-#      tests/cuda_bench_cli.rs (`mpc bench --backend cuda` report), tests/solve_backend.rs;
+#   2. one release build: the `mpc` binary and the GPU test binaries;
+#   3. correctness (about 3 min): tests/backends.rs (every Backend, the GPU included, against
+#      the CPU on the fixtures, and their typed errors), tests/cuda_gpu_fixtures.rs (every
+#      layout, both gradient modes, f64 and f32, against the CPU; and the --fmad=false build
+#      against host emulation to a few ulp, the sharp test of the launch path),
+#      tests/solve_backend.rs, tests/cuda_bench_cli.rs;
 #   4. `mpc solve --backend auto` must choose cuda;
-#   5. `mpc solve --backend cuda` on every bundled-model fixture (the `linear*` ones have no
-#      kernel) against the reference solutions with shared/tools/compare_solutions.py (x, u
-#      1e-6; cost 1e-6 rel.; gradients 1e-5 rel., from the GPU backward kernel);
-#   6. largest difference of x, u, cost and the gradients between --backend cuda and cpu;
-#   7. `mpc bench --backend cuda --large`: the Table II grid (B in {1, 256}, T in {2, 10, 50},
-#      K = 5, forward and backward) plus B = 4096 and 65536, end-to-end and kernel-only
-#      times, GPU name and driver in the JSON; once per forward layout (single-launch,
-#      three-stage, warp per problem), which is the measurement the automatic layout choice
-#      (KernelLayout::auto, so far an unmeasured rule) needs;
-#   8. `mpc bench --backend cpu` on this machine's cores (same grid), for the ratio;
-#   9. mpc.pytorch 0.0.6 on the same GPU (shared/peer-bench's task, torch on cuda), when
-#      python3 can import torch (with CUDA) and mpc -- or PEER_WHEEL names the mpc-0.0.6 wheel;
-#  10. profiles of the hottest kernel (the quadrotor solve kernel at B = 256, T = 50) with
-#      nsys and ncu when they are installed, plus the backward kernel with ncu.
+#   5. `mpc solve --backend cuda` on every bundled-model fixture (tests/fixtures; `linear*` have
+#      no kernel) against the reference solutions with scripts/compare_solutions.py (a copy of
+#      shared/tools/compare_solutions.py) and against `--backend cpu`;
+#   6. `mpc bench --backend cuda`, the Table II grid (B in {1, 256}, T in {2, 10, 50}, K = 5,
+#      forward and backward, end-to-end and kernel-only), single-launch layout, then the
+#      three-stage and warp-per-problem layouts (the data KernelLayout::auto needs), then the
+#      large batches B = 4096, 65536;
+#   7. `mpc bench --backend cpu` on this machine's cores, for the ratio;
+#   8. mpc.pytorch 0.0.6 on the same GPU when python3 can import torch (with CUDA) and mpc;
+#   9. nsys / ncu profiles of the quadrotor kernels (B = 256, T = 50) when installed.
 # Outputs (OUTDIR, default bench/results/gpu-<UTC stamp>/): gpu-checks.log, nvidia-smi.txt,
-# cuda-table2.{json,md}, cuda-table2-{three-stage,warp}.{json,md}, cpu-table2.{json,md}, mpc-pytorch-cuda.json, nsys-*/ncu-* reports,
-# SUMMARY.md (steps, GPU, driver, the headline numbers against the issue's targets).
-# Env: CARGO_TARGET_DIR (default target), FIXTURES (default ../shared/fixtures or
-# /work/shared/fixtures), COMPARE (the comparator), PEER_DIR (shared/peer-bench), PEER_WHEEL,
-# OUTDIR, QUICK, BENCH_REPS (default 100), BENCH_BUDGET_S (default 20).
+# cuda-table2{,-three-stage,-warp,-large}.{json,md}, cpu-table2.{json,md},
+# mpc-pytorch-cuda.json, nsys-*/ncu-* reports, SUMMARY.md.
+# Env: CARGO_TARGET_DIR (default target), FIXTURES (default tests/fixtures), COMPARE,
+# PEER_DIR (shared/peer-bench), PEER_WHEEL, OUTDIR, QUICK (correctness only), BUDGET_S
+# (default 600), BENCH_REPS (default 30), BENCH_BUDGET_S (default 5).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 TARGET=$CARGO_TARGET_DIR
 pick() { for p in "$@"; do [ -e "$p" ] && { echo "$p"; return; }; done; echo "$1"; }
-FIXTURES=${FIXTURES:-$(pick "$ROOT/../shared/fixtures" /work/shared/fixtures)}
-COMPARE=${COMPARE:-$(pick "$ROOT/../shared/tools/compare_solutions.py" /work/shared/tools/compare_solutions.py)}
+FIXTURES=${FIXTURES:-$(pick "$ROOT/tests/fixtures" "$ROOT/../shared/fixtures")}
+COMPARE=${COMPARE:-$ROOT/scripts/compare_solutions.py}
 PEER_DIR=${PEER_DIR:-$(pick "$ROOT/../shared/peer-bench" /work/shared/peer-bench)}
 STAMP=$(date -u +%Y-%m-%dT%H%MZ)
 OUTDIR=${OUTDIR:-$ROOT/bench/results/gpu-$STAMP}
-BENCH_REPS=${BENCH_REPS:-100}
-BENCH_BUDGET_S=${BENCH_BUDGET_S:-20}
+BENCH_REPS=${BENCH_REPS:-30}
+BENCH_BUDGET_S=${BENCH_BUDGET_S:-5}
+BUDGET_S=${BUDGET_S:-600}
+START=$SECONDS
+left() { echo $((BUDGET_S - (SECONDS - START))); }
 mkdir -p "$OUTDIR"
 exec > >(tee -a "$OUTDIR/gpu-checks.log") 2>&1
 WORK=$(mktemp -d); trap 'rm -rf "$WORK"' EXIT
@@ -54,14 +58,83 @@ MPC="$TARGET/release/mpc"
 
 SUMMARY=()
 FAILED=0
-step() { # step NAME CMD...: run, record PASS/FAIL
+step() { # step NAME CMD...: run, record PASS/FAIL, rewrite SUMMARY.md
   local name=$1; shift
-  echo; echo "=== $name"
+  echo; echo "=== $name ($(left) s of the budget left)"
   local t0=$SECONDS
   if "$@"; then SUMMARY+=("| PASS | $name | $((SECONDS - t0)) s |")
   else local rc=$?; SUMMARY+=("| FAIL (exit $rc) | $name | $((SECONDS - t0)) s |"); FAILED=1; fi
+  write_summary
 }
-skip() { echo; echo "=== $1: SKIPPED ($2)"; SUMMARY+=("| SKIP | $1: $2 | |"); }
+skip() { echo; echo "=== $1: SKIPPED ($2)"; SUMMARY+=("| SKIP | $1: $2 | |"); write_summary; }
+# timed NEED_S NAME CMD...: a step that needs about NEED_S seconds, skipped when less is left.
+timed() {
+  local need=$1 name=$2; shift 2
+  if [ "$(left)" -lt "$need" ]; then skip "$name" "about ${need} s needed, $(left) s of BUDGET_S left"; else step "$name" "$@"; fi
+}
+
+# ------------------------------------------------------------------------------- summary
+write_summary() {
+{
+  echo "# GPU checks, $STAMP"
+  echo
+  echo "Command: \`bash scripts/gpu-checks.sh\` at $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (dirty)'), host $(hostname)."
+  echo
+  [ -f "$OUTDIR/nvidia-smi.txt" ] && { echo '```'; cat "$OUTDIR/nvidia-smi.txt"; echo '```'; echo; }
+  echo "| result | step | time |"
+  echo "| --- | --- | --- |"
+  printf '%s\n' "${SUMMARY[@]}"
+  echo
+  if [ -f "$OUTDIR/cuda-table2.json" ]; then
+    python3 - "$OUTDIR/cuda-table2.json" "$OUTDIR/cpu-table2.json" "$OUTDIR/mpc-pytorch-cuda.json" "$OUTDIR/cuda-table2-three-stage.json" "$OUTDIR/cuda-table2-warp.json" <<'PY'
+import json, os, sys
+cuda = json.load(open(sys.argv[1]))
+cpu = json.load(open(sys.argv[2])) if os.path.exists(sys.argv[2]) else None
+peer = json.load(open(sys.argv[3])) if os.path.exists(sys.argv[3]) else None
+staged = json.load(open(sys.argv[4])) if os.path.exists(sys.argv[4]) else None
+warp = json.load(open(sys.argv[5])) if os.path.exists(sys.argv[5]) else None
+def row(doc, B, T):
+    return next((r for r in (doc or {}).get("rows", []) if r["B"] == B and r["T"] == T and "forward_ms" in r), None)
+g = cuda.get("gpu") or {}
+print(f"GPU {g.get('name')} (cc {g.get('compute_capability')}), driver {g.get('driver_version')} (CUDA {g.get('driver_cuda_version')}), NVRTC {g.get('nvrtc_version')}")
+print()
+print("| B | T | single-launch fwd ms (kernel) | three-stage fwd ms (kernel) | warp fwd ms (kernel) | bwd ms (kernel) | cpu fwd / bwd ms | mpc.pytorch cuda fwd / bwd ms | GPU vs CPU check |")
+print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+for r in cuda["rows"]:
+    B, T = r["B"], r["T"]
+    c, p, s3, w = row(cpu, B, T), row(peer, B, T), row(staged, B, T), row(warp, B, T)
+    k = lambda key: r[key]["median"] if r.get(key) else float("nan")
+    chk = r.get("check_vs_cpu") or {}
+    print(f"| {B} | {T} | {r['forward_ms']['median']:.3f} ({k('kernel_forward_ms'):.3f}) | "
+          + (f"{s3['forward_ms']['median']:.3f} ({s3['kernel_forward_ms']['median']:.3f})" if s3 else "–") + " | "
+          + (f"{w['forward_ms']['median']:.3f} ({w['kernel_forward_ms']['median']:.3f})" if w else "–")
+          + f" | {r['backward_ms']['median']:.3f} ({k('kernel_backward_ms'):.3f}) | "
+          + (f"{c['forward_ms']['median']:.3f} / {c['backward_ms']['median']:.3f}" if c else "–") + " | "
+          + (f"{p['forward_ms']['median']:.2f} / {p['backward_ms']['median']:.2f}" if p else "–") + " | "
+          + (", ".join(f"{kk} {vv:.1e}" for kk, vv in chk.items()) if chk else "–") + " |")
+print()
+t = [("B=1 T=10 forward", row(cuda, 1, 10), "forward_ms", 0.1), ("B=256 T=50 forward", row(cuda, 256, 50), "forward_ms", 1.0),
+     ("B=256 T=50 backward", row(cuda, 256, 50), "backward_ms", 0.5)]
+for name, r, key, target in t:
+    if r:
+        v = r[key]["median"]
+        print(f"- {name}: {v:.3f} ms end to end (target <= {target} ms: {'met' if v <= target else 'NOT met'}), kernel {r['kernel_' + key]['median']:.3f} ms")
+# Which forward layout is fastest per (B, T): the data that should set KernelLayout::auto.
+lay = {"single-launch": cuda, "three-stage": staged, "warp": warp}
+best = []
+for r in cuda["rows"]:
+    cand = [(row(d, r["B"], r["T"])["kernel_forward_ms"]["median"], n) for n, d in lay.items() if d and row(d, r["B"], r["T"]) and row(d, r["B"], r["T"]).get("kernel_forward_ms")]
+    if cand:
+        best.append(f"B={r['B']} T={r['T']}: {min(cand)[1]}")
+if best:
+    print("- fastest forward layout (kernel time): " + "; ".join(best))
+big = sorted((r["B"], r["kernel_forward_ms"]["median"]) for r in cuda["rows"] if r["T"] == 50 and r.get("kernel_forward_ms"))
+if len(big) > 1:
+    print("- throughput T=50 (problems per ms of forward kernel): " + ", ".join(f"B={b}: {b / ms:.1f}" for b, ms in big))
+PY
+  fi
+} > "$OUTDIR/SUMMARY.md.tmp" && mv "$OUTDIR/SUMMARY.md.tmp" "$OUTDIR/SUMMARY.md"
+}
 
 # ---------------------------------------------------------------------------- 1. the machine
 gpu_info() {
@@ -77,20 +150,20 @@ nvrtc_check() {
 step "NVRTC present" nvrtc_check
 
 # ------------------------------------------------------------------------------- 2. builds
-build() { cargo build --release --bin mpc && cargo test --release --no-run --test cuda_gpu_fixtures --test cuda_bench_cli --test solve_backend; }
+build() { cargo test --release --no-run --test backends --test cuda_gpu_fixtures --test cuda_bench_cli --test solve_backend && cargo build --release --bin mpc; }
 step "release build" build
 [ -x "$MPC" ] || { echo "no binary at $MPC: stopping"; printf '%s\n' "${SUMMARY[@]}"; exit 1; }
 
 # ------------------------------------------------------------------------ 3. Rust GPU tests
 gpu_tests() {
-  cargo test --release --test cuda_gpu_fixtures --test cuda_bench_cli --test solve_backend -- --nocapture --test-threads 1 \
+  cargo test --release --test backends --test cuda_gpu_fixtures --test solve_backend --test cuda_bench_cli -- --nocapture --test-threads 1 \
     2>&1 | tee "$WORK/tests.log"
   local rc=${PIPESTATUS[0]}
   # On a GPU machine the tests must have run, not skipped.
   if grep -q "SKIPPED: no CUDA driver" "$WORK/tests.log"; then echo "the GPU tests skipped: no driver seen"; return 1; fi
   return "$rc"
 }
-step "GPU vs CPU backend on the fixtures (cargo test --release cuda_gpu_fixtures, cuda_bench_cli)" gpu_tests
+timed 120 "correctness: every backend vs the CPU, every layout and gradient mode, --fmad=false parity (cargo test --release)" gpu_tests
 
 # ------------------------------------------------------------------------- 4.-6. mpc solve
 auto_probe() {
@@ -134,26 +207,20 @@ if [ -n "${QUICK:-}" ]; then
   skip "benchmarks and profiles" "QUICK is set"
 else
 # ------------------------------------------------------------------------- 7.-8. mpc bench
-  bench_cuda() {
-    "$MPC" bench --backend cuda --large --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
-      --json "$OUTDIR/cuda-table2.json" | tee "$OUTDIR/cuda-table2.md"
+  bench_cuda() { # bench_cuda SUFFIX ARGS...: the Table II grid (or ARGS' grid) into cuda-table2SUFFIX.*
+    local suffix=$1; shift
+    "$MPC" bench --backend cuda "$@" --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
+      --json "$OUTDIR/cuda-table2$suffix.json" | tee "$OUTDIR/cuda-table2$suffix.md"
   }
-  step "mpc bench --backend cuda --large (Table II grid + B = 4096, 65536), single-launch layout" bench_cuda
-  bench_cuda_staged() {
-    "$MPC" bench --backend cuda --layout three-stage --large --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
-      --json "$OUTDIR/cuda-table2-three-stage.json" | tee "$OUTDIR/cuda-table2-three-stage.md"
-  }
-  step "mpc bench --backend cuda --large, three-stage layout" bench_cuda_staged
-  bench_cuda_warp() {
-    "$MPC" bench --backend cuda --layout warp --large --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
-      --json "$OUTDIR/cuda-table2-warp.json" | tee "$OUTDIR/cuda-table2-warp.md"
-  }
-  step "mpc bench --backend cuda --large, warp-per-problem layout" bench_cuda_warp
+  timed 60 "mpc bench --backend cuda, Table II grid, single-launch layout" bench_cuda "" --layout single-launch
+  timed 60 "mpc bench --backend cuda, Table II grid, three-stage layout" bench_cuda -three-stage --layout three-stage
+  timed 60 "mpc bench --backend cuda, Table II grid, warp-per-problem layout" bench_cuda -warp --layout warp
+  timed 90 "mpc bench --backend cuda, B = 4096, 65536 (automatic layout)" bench_cuda -large --batch 4096,65536
   bench_cpu() {
     "$MPC" bench --backend cpu --threads "$(nproc)" --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
       --json "$OUTDIR/cpu-table2.json" | tee "$OUTDIR/cpu-table2.md"
   }
-  step "mpc bench --backend cpu on this machine ($(nproc) threads)" bench_cpu
+  timed 60 "mpc bench --backend cpu on this machine ($(nproc) threads)" bench_cpu
 
 # ------------------------------------------------------------------- 9. mpc.pytorch on GPU
   PEER_PY=python3
@@ -221,7 +288,7 @@ json.dump(doc, open(os.environ["OUT"], "w"), indent=1)
 print("written", os.environ["OUT"])
 PY
     }
-    step "mpc.pytorch on the same GPU" peer_gpu
+    timed 120 "mpc.pytorch on the same GPU" peer_gpu
   else
     skip "mpc.pytorch on the same GPU" "python3 cannot import torch (with CUDA) and mpc, or $PEER_DIR/peer_common.py is missing (pip install mpc==0.0.6, or PEER_WHEEL=path/to/mpc-0.0.6-py3-none-any.whl)"
   fi
@@ -229,7 +296,7 @@ PY
 # ------------------------------------------------------------------------------ 10. profiles
   PROFILE_ARGS=(bench --backend cuda --batch 256 --horizon 50 --reps 3 --warmup 1 --rounds 1 --quiet)
   if command -v nsys >/dev/null; then
-    step "nsys profile (B = 256, T = 50)" nsys profile --force-overwrite true -o "$OUTDIR/nsys-B256-T50" --stats=true "$MPC" "${PROFILE_ARGS[@]}"
+    timed 60 "nsys profile (B = 256, T = 50)" nsys profile --force-overwrite true -o "$OUTDIR/nsys-B256-T50" --stats=true "$MPC" "${PROFILE_ARGS[@]}"
   else skip "nsys profile" "nsys not installed"; fi
   if command -v ncu >/dev/null; then
     ncu_solve() {
@@ -240,71 +307,12 @@ PY
       ncu --set full --kernel-name regex:mpc_ilqr_backward --launch-skip 1 --launch-count 1 -f -o "$OUTDIR/ncu-backward-B256-T50" "$MPC" "${PROFILE_ARGS[@]}" \
         && ncu --import "$OUTDIR/ncu-backward-B256-T50.ncu-rep" --page details > "$OUTDIR/ncu-backward-B256-T50.txt"
     }
-    step "ncu profile of the solve kernel (B = 256, T = 50)" ncu_solve
-    step "ncu profile of the backward kernel (B = 256, T = 50)" ncu_backward
+    timed 90 "ncu profile of the solve kernel (B = 256, T = 50)" ncu_solve
+    timed 90 "ncu profile of the backward kernel (B = 256, T = 50)" ncu_backward
   else skip "ncu profiles" "ncu not installed"; fi
 fi
 
-# ------------------------------------------------------------------------------- summary
-{
-  echo "# GPU checks, $STAMP"
-  echo
-  echo "Command: \`bash scripts/gpu-checks.sh\` at $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo ' (dirty)'), host $(hostname)."
-  echo
-  [ -f "$OUTDIR/nvidia-smi.txt" ] && { echo '```'; cat "$OUTDIR/nvidia-smi.txt"; echo '```'; echo; }
-  echo "| result | step | time |"
-  echo "| --- | --- | --- |"
-  printf '%s\n' "${SUMMARY[@]}"
-  echo
-  if [ -f "$OUTDIR/cuda-table2.json" ]; then
-    python3 - "$OUTDIR/cuda-table2.json" "$OUTDIR/cpu-table2.json" "$OUTDIR/mpc-pytorch-cuda.json" "$OUTDIR/cuda-table2-three-stage.json" "$OUTDIR/cuda-table2-warp.json" <<'PY'
-import json, os, sys
-cuda = json.load(open(sys.argv[1]))
-cpu = json.load(open(sys.argv[2])) if os.path.exists(sys.argv[2]) else None
-peer = json.load(open(sys.argv[3])) if os.path.exists(sys.argv[3]) else None
-staged = json.load(open(sys.argv[4])) if os.path.exists(sys.argv[4]) else None
-warp = json.load(open(sys.argv[5])) if os.path.exists(sys.argv[5]) else None
-def row(doc, B, T):
-    return next((r for r in (doc or {}).get("rows", []) if r["B"] == B and r["T"] == T and "forward_ms" in r), None)
-g = cuda.get("gpu") or {}
-print(f"GPU {g.get('name')} (cc {g.get('compute_capability')}), driver {g.get('driver_version')} (CUDA {g.get('driver_cuda_version')}), NVRTC {g.get('nvrtc_version')}")
-print()
-print("| B | T | single-launch fwd ms (kernel) | three-stage fwd ms (kernel) | warp fwd ms (kernel) | bwd ms (kernel) | cpu fwd / bwd ms | mpc.pytorch cuda fwd / bwd ms | GPU vs CPU check |")
-print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-for r in cuda["rows"]:
-    B, T = r["B"], r["T"]
-    c, p, s3, w = row(cpu, B, T), row(peer, B, T), row(staged, B, T), row(warp, B, T)
-    k = lambda key: r[key]["median"] if r.get(key) else float("nan")
-    chk = r.get("check_vs_cpu") or {}
-    print(f"| {B} | {T} | {r['forward_ms']['median']:.3f} ({k('kernel_forward_ms'):.3f}) | "
-          + (f"{s3['forward_ms']['median']:.3f} ({s3['kernel_forward_ms']['median']:.3f})" if s3 else "–") + " | "
-          + (f"{w['forward_ms']['median']:.3f} ({w['kernel_forward_ms']['median']:.3f})" if w else "–")
-          + f" | {r['backward_ms']['median']:.3f} ({k('kernel_backward_ms'):.3f}) | "
-          + (f"{c['forward_ms']['median']:.3f} / {c['backward_ms']['median']:.3f}" if c else "–") + " | "
-          + (f"{p['forward_ms']['median']:.2f} / {p['backward_ms']['median']:.2f}" if p else "–") + " | "
-          + (", ".join(f"{kk} {vv:.1e}" for kk, vv in chk.items()) if chk else "–") + " |")
-print()
-t = [("B=1 T=10 forward", row(cuda, 1, 10), "forward_ms", 0.1), ("B=256 T=50 forward", row(cuda, 256, 50), "forward_ms", 1.0),
-     ("B=256 T=50 backward", row(cuda, 256, 50), "backward_ms", 0.5)]
-for name, r, key, target in t:
-    if r:
-        v = r[key]["median"]
-        print(f"- {name}: {v:.3f} ms end to end (target <= {target} ms: {'met' if v <= target else 'NOT met'}), kernel {r['kernel_' + key]['median']:.3f} ms")
-# Which forward layout is fastest per (B, T): the data that should set KernelLayout::auto.
-lay = {"single-launch": cuda, "three-stage": staged, "warp": warp}
-best = []
-for r in cuda["rows"]:
-    cand = [(row(d, r["B"], r["T"])["kernel_forward_ms"]["median"], n) for n, d in lay.items() if d and row(d, r["B"], r["T"]) and row(d, r["B"], r["T"]).get("kernel_forward_ms")]
-    if cand:
-        best.append(f"B={r['B']} T={r['T']}: {min(cand)[1]}")
-if best:
-    print("- fastest forward layout (kernel time): " + "; ".join(best))
-big = sorted((r["B"], r["kernel_forward_ms"]["median"]) for r in cuda["rows"] if r["T"] == 50 and r.get("kernel_forward_ms"))
-if len(big) > 1:
-    print("- throughput T=50 (problems per ms of forward kernel): " + ", ".join(f"B={b}: {b / ms:.1f}" for b, ms in big))
-PY
-  fi
-} > "$OUTDIR/SUMMARY.md"
+write_summary
 echo; cat "$OUTDIR/SUMMARY.md"
 echo; echo "results in $OUTDIR"
 if [ "$FAILED" = 0 ]; then echo "ALL GPU CHECKS PASSED"; else echo "SOME GPU CHECKS FAILED"; exit 1; fi

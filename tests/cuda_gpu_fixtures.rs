@@ -1,7 +1,8 @@
 //! The CUDA backend on a real GPU against the CPU backend, on every bundled-model fixture of
 //! `tests/fixtures` (the reference fixtures of `../shared/fixtures`, copied into the repository): `CudaSolver::solve` (single-launch, three-stage and warp-per-problem
 //! layouts) and
-//! `CudaSolver::backward` (both gradient modes), double and single precision. Skipped (with a note) where there is no CUDA driver, which is
+//! `CudaSolver::backward` (both gradient modes), double and single precision, and the
+//! `--fmad=false` build against host emulation (`fmad_false_gpu_equals_host_emulation`). Skipped (with a note) where there is no CUDA driver, which is
 //! every CI machine; `scripts/gpu-checks.sh` runs it on a GPU machine.
 //!
 //! Tolerances: the GPU kernels are compiled with FMA contraction (`--fmad=true`), so they round
@@ -120,4 +121,78 @@ fn gpu_equals_cpu_backend_on_fixtures() {
     }
     assert!(ran >= 6, "expected the bundled-model fixtures, ran {ran}");
     assert!(failures.is_empty(), "GPU differs from the CPU backend:\n{}", failures.join("\n"));
+}
+
+/// `--fmad=false` parity: without FMA contraction the GPU's arithmetic is the host emulation's
+/// exact build (`HostBuild::Exact`, `-ffp-contract=off`) operation for operation; they differ
+/// only where the device's math library (sin, cos, sqrt rounding) differs from the host's by
+/// an ulp or two. Any larger difference is the launch path (an argument, a buffer, a grid)
+/// and not arithmetic. Tolerances: double 1e-11 absolute on x, u and relative on the cost
+/// (the fixtures' solves converge to eps 1e-11, so ulp-level differences stay ulp-level);
+/// float 1e-4 (from ulps of sinf/cosf through up to 500 iterations; the FMA build's
+/// tolerance is 1e-2). Both set before a GPU measured them: a failure prints the numbers.
+const TOL_PARITY_F64: f64 = 1e-11;
+const TOL_PARITY_F32: f64 = 1e-4;
+
+struct Parity<'a>(&'a str, &'a Problem);
+
+impl ModelVisitor for Parity<'_> {
+    type Output = Vec<String>;
+    fn visit<M: Model>(self) -> Vec<String> {
+        use mpc_cuda::host::HostBuild;
+        use mpc_cuda::{CompileOptions, EmulatedSolver};
+        use mpc_runtime::Backend;
+        let Parity(name, p) = self;
+        let mut m = M::default();
+        let ModelParams::Named(ps) = &p.params else { unreachable!() };
+        for (k, v) in ps {
+            m.set_param(k, *v).unwrap();
+        }
+        let batch = p.as_batch();
+        let (gx, gu) = (p.grad_x.as_ref().unwrap(), p.grad_u.as_ref().unwrap());
+        let mut failures = Vec::new();
+        for (precision, layout) in [
+            (Precision::F64, KernelLayout::SingleLaunch),
+            (Precision::F32, KernelLayout::SingleLaunch),
+            (Precision::F64, KernelLayout::ThreeStage),
+            (Precision::F64, KernelLayout::WarpPerProblem),
+        ] {
+            let ko = KernelOptions::new(p.horizon, precision).with_solver(p.options.clone()).with_layout(layout);
+            let mut gpu = CudaSolver::new_with(&m, batch.size, &ko, CompileOptions { fmad: false })
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let mut host = EmulatedSolver::new(&m, batch.size, &ko, HostBuild::Exact).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (a, b) = (gpu.try_solve(&batch).unwrap(), host.try_solve(&batch).unwrap());
+            let (ga, gb) = (gpu.try_backward(&batch, &a, gx, gu).unwrap(), host.try_backward(&batch, &b, gx, gu).unwrap());
+            let (ex, eu, ec, eg) = (max_abs(&a.x, &b.x), max_abs(&a.u, &b.u), max_cost_rel(&a.cost, &b.cost), grad_err(&ga, &gb));
+            let tol = if precision == Precision::F64 { TOL_PARITY_F64 } else { TOL_PARITY_F32 };
+            let line = format!(
+                "{name:<22} {precision} {layout:?} fmad=false vs host exact: dx {ex:.1e} du {eu:.1e} cost {ec:.1e} grad {eg:.1e}; iters {:?} vs {:?}",
+                a.iterations, b.iterations
+            );
+            eprintln!("{line}");
+            if !(ex <= tol && eu <= tol && ec <= tol && eg <= tol) {
+                failures.push(line);
+            }
+        }
+        failures
+    }
+}
+
+#[test]
+fn fmad_false_gpu_equals_host_emulation() {
+    if let Err(e) = mpc_cuda::driver_available() {
+        eprintln!("SKIPPED: no CUDA driver/GPU ({e}); scripts/gpu-checks.sh runs this on a GPU machine");
+        return;
+    }
+    if let Err(e) = mpc_cuda::host::locate_cxx() {
+        panic!("a GPU machine without a host C++ compiler: {e}");
+    }
+    let dir = fixtures_dir().expect("tests/fixtures");
+    let mut failures = Vec::new();
+    for name in ["pendulum_exact", "cartpole", "quadrotor_hover"] {
+        let text = std::fs::read_to_string(dir.join(format!("{name}.problem.json"))).unwrap();
+        let p = Problem::parse(&text, &model_dims).unwrap();
+        failures.extend(mpc_models::dispatch(&p.model.clone(), Parity(name, &p)).unwrap());
+    }
+    assert!(failures.is_empty(), "fmad=false GPU differs from host emulation beyond a few ulp:\n{}", failures.join("\n"));
 }

@@ -264,7 +264,23 @@ pub struct CudaSolver<M: Model> {
     bufs: AnyBuffers,
     last_timing: LaunchTiming,
     ctx: Arc<CudaContext>,
+    compile: CompileOptions,
     _model: PhantomData<M>,
+}
+
+/// How NVRTC compiles the kernels of a [`CudaSolver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompileOptions {
+    /// Contract multiply-adds into FMAs (`--fmad`, NVRTC's default `true`). `false` gives the
+    /// arithmetic of host emulation's exact build (`HostBuild::Exact`), which the GPU parity
+    /// test compares to a few ulp.
+    pub fmad: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { fmad: true }
+    }
 }
 
 /// Where one GPU call spent its wall-clock time.
@@ -291,8 +307,14 @@ impl<M: Model> std::fmt::Debug for CudaSolver<M> {
 /// 12, whereas NVRTC's PTX needs a driver as new as its PTX ISA), then, if NVRTC cannot target
 /// the device or the driver refuses the cubin, as PTX for the driver to JIT. Both through the
 /// module cache ([`super::cache`]). An error names both attempts.
-fn load(ctx: &Arc<CudaContext>, arch: &str, k: &RenderedKernel, funcs: &mut HashMap<String, CudaFunction>) -> Result<(), CudaError> {
-    let nv = NvrtcOptions { program_name: k.file_name(), ..NvrtcOptions::new(arch.to_string()) };
+fn load(
+    ctx: &Arc<CudaContext>,
+    arch: &str,
+    k: &RenderedKernel,
+    compile: CompileOptions,
+    funcs: &mut HashMap<String, CudaFunction>,
+) -> Result<(), CudaError> {
+    let nv = NvrtcOptions { program_name: k.file_name(), fmad: compile.fmad, ..NvrtcOptions::new(arch.to_string()) };
     let cubin = super::cache::global()
         .get_or_compile_cubin(&k.source, &nv)
         .map_err(|e| format!("cubin: {e}"))
@@ -354,6 +376,12 @@ impl<M: Model> CudaSolver<M> {
     /// parameters are uploaded on every solve), compile them with NVRTC for device 0's compute
     /// capability, load them and allocate the device buffers for `capacity` problems.
     pub fn new(model: &M, capacity: usize, opts: &KernelOptions) -> Result<Self, CudaError> {
+        Self::new_with(model, capacity, opts, CompileOptions::default())
+    }
+
+    /// [`CudaSolver::new`] with NVRTC settings `compile` (the parity test builds without FMA
+    /// contraction).
+    pub fn new_with(model: &M, capacity: usize, opts: &KernelOptions, compile: CompileOptions) -> Result<Self, CudaError> {
         driver_available()?;
         let kernels = render_forward::<M>(opts)?;
         let capacity = capacity.max(1);
@@ -363,7 +391,7 @@ impl<M: Model> CudaSolver<M> {
             let arch = format!("compute_{major}{minor}");
             let mut funcs = HashMap::new();
             for k in &kernels {
-                load(&ctx, &arch, k, &mut funcs)?;
+                load(&ctx, &arch, k, compile, &mut funcs)?;
             }
             let stream = ctx.default_stream();
             let sizes = buffer_sizes(&kernels[0], opts.layout, capacity);
@@ -383,6 +411,7 @@ impl<M: Model> CudaSolver<M> {
                 bufs,
                 last_timing: LaunchTiming::default(),
                 ctx,
+                compile,
                 _model: PhantomData,
             })
         })
@@ -420,9 +449,10 @@ impl<M: Model> CudaSolver<M> {
         if self.backward.is_none() {
             let kernel = render_backward::<M>(&self.opts)?;
             let (ctx, stream, arch, funcs, bufs) = (&self.ctx, &self.stream, &self.arch, &mut self.funcs, &mut self.bufs);
+            let compile = self.compile;
             let sizes = backward_buffer_sizes(&kernel, self.capacity);
             guard(|| {
-                load(ctx, arch, &kernel, funcs)?;
+                load(ctx, arch, &kernel, compile, funcs)?;
                 match bufs {
                     AnyBuffers::F32(b) => ensure_all(&mut GpuDevice { stream, funcs, bufs: b }, &sizes),
                     AnyBuffers::F64(b) => ensure_all(&mut GpuDevice { stream, funcs, bufs: b }, &sizes),

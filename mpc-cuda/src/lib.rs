@@ -32,7 +32,7 @@ pub use nvrtc::{
 };
 pub use driver::{CudaUnavailable, DeviceInfo, device_info, driver_available, driver_cuda_version, ptx_gate};
 pub use emulated::EmulatedSolver;
-pub use launch::{CudaError, CudaSolver, LaunchTiming};
+pub use launch::{CompileOptions, CudaError, CudaSolver, LaunchTiming};
 pub use ptxas::{KernelResources, PtxasError, PtxasReport, assemble, assemble_with, locate_ptxas};
 
 use mpc_runtime::model::Model;
