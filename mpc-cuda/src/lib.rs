@@ -19,6 +19,8 @@ pub mod driver;
 pub mod emulated;
 pub mod host;
 pub mod launch;
+#[cfg(test)]
+mod launch_fit;
 mod locate;
 pub mod nvrtc;
 pub mod orchestrate;
