@@ -27,6 +27,8 @@ pub mod normalize;
 pub mod optim;
 pub mod policy;
 pub mod ppo;
+mod run_dir;
+mod train_row;
 pub mod trainer;
 
 pub use config::TrainConfig;

@@ -10,6 +10,10 @@ use crate::normalize::ObsNormalizer;
 use crate::optim::Adam;
 use crate::policy::{ActorCritic, FEATURES, N_FEATURES};
 use crate::ppo::{self, RolloutBuffer, UpdateStats};
+use crate::run_dir::resume;
+pub use crate::run_dir::{RunOptions, RunSummary, plot_run};
+pub use crate::train_row::CSV_COLUMNS;
+use crate::train_row::TrainRow;
 use indicatif::{ProgressBar, ProgressStyle};
 use mpc_runtime::solver::GradientMode;
 use racing::env::{OBS_DIM, VecEnv};
@@ -18,7 +22,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// The solver's gradient mode for a configuration.
@@ -41,129 +45,6 @@ pub fn resident_mib() -> f64 {
         .map(|pages| pages * 4096.0 / (1024.0 * 1024.0))
         .unwrap_or(f64::NAN)
 }
-
-/// Options of one training run besides the configuration.
-pub struct RunOptions {
-    /// Run directory (logs, checkpoints, plots).
-    pub out: PathBuf,
-    /// Continue from `out/checkpoints/latest`.
-    pub resume: bool,
-    /// Show a progress bar.
-    pub progress: bool,
-}
-
-/// What a finished run reports.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct RunSummary {
-    /// Environment steps trained.
-    pub steps: u64,
-    /// Wall-clock training time (s).
-    pub wall_seconds: f64,
-    /// Environment steps per second.
-    pub steps_per_second: f64,
-    /// Mean return of the last 100 finished episodes.
-    pub mean_return: f64,
-    /// Mean return of the episodes finished in the first rollout.
-    pub first_mean_return: f64,
-    /// Resident memory after the first update and at the end (MiB).
-    pub rss_mib: (f64, f64),
-    /// Final checkpoint directory.
-    pub checkpoint: PathBuf,
-}
-
-/// Declares `TrainRow` with one `f64` field per CSV column, and its column names from the field
-/// names: a column cannot be added, dropped or moved without its value.
-macro_rules! train_row {
-    ($($(#[doc = $doc:literal])+ $field:ident,)+) => {
-        /// Number of columns of `train.csv`.
-        const N_COLUMNS: usize = [$(stringify!($field)),+].len();
-
-        /// One row of `train.csv` and one step of the TensorBoard file: the scalars of one PPO
-        /// update. A field's name is its column's name and the field order is the column order;
-        /// NaN values are written as empty cells (and left out of TensorBoard).
-        struct TrainRow {
-            $($(#[doc = $doc])+ $field: f64,)+
-        }
-
-        impl TrainRow {
-            /// The column names, in order.
-            const COLUMNS: [&'static str; N_COLUMNS] = [$(stringify!($field)),+];
-
-            /// The values in the order of [`Self::COLUMNS`].
-            fn values(&self) -> [f64; N_COLUMNS] {
-                [$(self.$field),+]
-            }
-        }
-    };
-}
-
-train_row! {
-    /// PPO updates done, this one included.
-    update,
-    /// Environment steps taken.
-    steps,
-    /// Wall-clock training time over all resumed segments (s).
-    wall_s,
-    /// Environment steps per second since this segment started.
-    steps_per_s,
-    /// Learning rate of the schedule at this update.
-    lr,
-    /// Mean return of the last 100 finished episodes.
-    ep_return_mean100,
-    /// Mean length (steps) of the last 100 finished episodes.
-    ep_length_mean100,
-    /// Mean number of gates passed in the last 100 finished episodes.
-    ep_gates_mean100,
-    /// Mean number of laps in the last 100 finished episodes.
-    ep_laps_mean100,
-    /// Mean lap time (s) of those of the last 100 episodes that timed a lap.
-    lap_time_mean100,
-    /// Fraction of the last 100 episodes that ended on the ground or by missing a gate.
-    crash_fraction100,
-    /// Episodes finished.
-    episodes,
-    /// Clipped surrogate loss.
-    policy_loss,
-    /// Value loss (MSE).
-    value_loss,
-    /// Approximate KL between the rollout policy and the updated one.
-    approx_kl,
-    /// Fraction of samples whose probability ratio was clipped.
-    clip_fraction,
-    /// Gradient norm before clipping.
-    grad_norm,
-    /// Explained variance of the values on the rollout.
-    explained_variance,
-    /// Mean std of the Gaussian after the update.
-    std,
-    /// Time spent collecting the rollout (s).
-    rollout_s,
-    /// Time spent in the PPO update (s).
-    update_s,
-    /// Resident memory after the update (MiB).
-    rss_mib,
-    /// Mean return of the deterministic evaluation (NaN when none was due).
-    eval_return,
-    /// Mean number of gates passed in the evaluation.
-    eval_gates,
-    /// Best lap time of the evaluation (s).
-    eval_lap_time,
-    /// Minibatch steps of the actor and critic.
-    policy_minibatches,
-    /// Critic-only minibatch steps after the KL stop.
-    critic_only_minibatches,
-    /// Learning rate of the actor network (the schedule's times the adaptive multiplier).
-    actor_lr,
-    /// Live heap (MiB; NaN without the counting allocator).
-    heap_mib,
-    /// Non-finite MPC solves since the previous update.
-    mpc_non_finite,
-    /// MPC gradients masked since the previous update.
-    mpc_grads_masked,
-}
-
-/// CSV columns, one row per PPO update.
-pub const CSV_COLUMNS: &[&str] = &TrainRow::COLUMNS;
 
 #[derive(Default)]
 struct EpisodeWindow {
@@ -277,37 +158,6 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         run.iteration()?;
     }
     run.finish()
-}
-
-/// Loads `checkpoints/latest` under `ckpt_root` into the networks and the optimiser; returns its
-/// observation statistics and counters. The configuration must be the saved one, except that a
-/// run may be extended (a larger `ppo.total_steps`) and keep another number of checkpoints.
-fn resume(
-    cfg: &TrainConfig,
-    ckpt_root: &Path,
-    policy: &ActorCritic,
-    opt: &mut Adam,
-) -> anyhow::Result<(ObsNormalizer, TrainState)> {
-    let ck = checkpoint::load(ckpt_root).map_err(|e| anyhow::anyhow!("--resume: {e}"))?;
-    // A run may be extended (a larger `ppo.total_steps`); everything else must match.
-    let mut saved = ck.config.clone();
-    saved.ppo.total_steps = cfg.ppo.total_steps;
-    saved.log.keep_last = cfg.log.keep_last;
-    if saved != *cfg {
-        anyhow::bail!(
-            "--resume: the configuration differs from the one saved in {} (resume with the same --config/--set)",
-            ck.dir.display()
-        );
-    }
-    policy.params.load(&ck.model).map_err(anyhow::Error::msg)?;
-    opt.load_state(&ck.optimizer, ck.state.adam_steps)
-        .map_err(anyhow::Error::msg)?;
-    eprintln!(
-        "resuming from {} at {} steps",
-        ck.dir.display(),
-        ck.state.steps
-    );
-    Ok((ck.normalizer, ck.state))
 }
 
 /// The progress bar over `ppo.total_steps`, at `steps`; hidden unless `show`.
@@ -744,96 +594,5 @@ impl<'a> Run<'a> {
         let json = serde_json::to_string_pretty(&summary)?;
         std::fs::write(self.opts.out.join("summary.json"), json)?;
         Ok(summary)
-    }
-}
-
-/// Training curves of a run directory as one PNG (`train.csv` → `training.png`).
-pub fn plot_run(out: &Path) -> anyhow::Result<PathBuf> {
-    let (header, cols) = crate::logging::read_csv(&out.join("train.csv"))?;
-    let col = |name: &str| header.iter().position(|h| h == name).map(|i| &cols[i]);
-    let steps = col("steps").ok_or_else(|| anyhow::anyhow!("train.csv has no steps column"))?;
-    let mut series = Vec::new();
-    for (name, title, ylabel) in [
-        (
-            "ep_return_mean100",
-            "episode return (mean of last 100)",
-            "return",
-        ),
-        ("ep_gates_mean100", "gates passed per episode", "gates"),
-        (
-            "ep_length_mean100",
-            "episode length (mean of last 100; 2500 = timeout)",
-            "steps",
-        ),
-        (
-            "lap_time_mean100",
-            "lap time (mean of last 100 episodes with a lap)",
-            "s",
-        ),
-        ("eval_return", "deterministic evaluation return", "return"),
-        ("approx_kl", "approximate KL", "KL"),
-        ("actor_lr", "actor learning rate", "lr"),
-        ("rss_mib", "resident memory", "MiB"),
-        ("heap_mib", "live heap", "MiB"),
-    ] {
-        if let Some(c) = col(name) {
-            let pts: Vec<(f64, f64)> = steps
-                .iter()
-                .zip(c)
-                .filter(|(_, y)| y.is_finite())
-                .map(|(x, y)| (*x, *y))
-                .collect();
-            series.push((title.to_string(), ylabel.to_string(), pts));
-        }
-    }
-    let p = out.join("training.png");
-    racing::plot::curves_png(&p, "training", &series).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(p)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The CSV header and the TensorBoard tags are a file format: renaming, adding or moving a
-    /// field of `TrainRow` changes it, and resumed runs extend only a header they start with.
-    #[test]
-    fn csv_columns_are_the_train_row_fields_in_order() {
-        assert_eq!(
-            CSV_COLUMNS,
-            [
-                "update",
-                "steps",
-                "wall_s",
-                "steps_per_s",
-                "lr",
-                "ep_return_mean100",
-                "ep_length_mean100",
-                "ep_gates_mean100",
-                "ep_laps_mean100",
-                "lap_time_mean100",
-                "crash_fraction100",
-                "episodes",
-                "policy_loss",
-                "value_loss",
-                "approx_kl",
-                "clip_fraction",
-                "grad_norm",
-                "explained_variance",
-                "std",
-                "rollout_s",
-                "update_s",
-                "rss_mib",
-                "eval_return",
-                "eval_gates",
-                "eval_lap_time",
-                "policy_minibatches",
-                "critic_only_minibatches",
-                "actor_lr",
-                "heap_mib",
-                "mpc_non_finite",
-                "mpc_grads_masked",
-            ]
-        );
     }
 }

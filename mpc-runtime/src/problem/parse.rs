@@ -1,136 +1,9 @@
-//! The JSON exchange format (`shared/problem-format.md`): parsing and validation of
-//! `mpc-problem/1` documents, and writing of `mpc-solution/1` documents.
-//!
-//! Every validation failure is a [`ProblemError`] naming the offending key and, for arrays,
-//! the expected shape in symbols and numbers, e.g.
-//! `C: expected shape B×T×n×n = 4×10×4×4, got 4×10×4×3`.
+//! Parsing and validation of `mpc-problem/1` documents: every failure names its key and the expected shape.
 
+use super::{BoundData, ModelDims, ModelParams, PROBLEM_FORMAT, Problem, ProblemError, SYMMETRY_RTOL};
 use crate::linear::LinearModel;
-use crate::solver::{Batch, Bound, GradientMode, Gradients, Method, Solution, SolverOptions};
+use crate::solver::{GradientMode, Method, SolverOptions};
 use serde_json::{Map, Value};
-use std::fmt;
-
-/// The `format` value of a problem document.
-pub const PROBLEM_FORMAT: &str = "mpc-problem/1";
-/// The `format` value of a solution document.
-pub const SOLUTION_FORMAT: &str = "mpc-solution/1";
-/// Relative tolerance of the symmetry check on `C` (relative to the largest entry of `C_t`).
-pub const SYMMETRY_RTOL: f64 = 1e-9;
-
-/// A malformed problem document.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ProblemError {
-    /// The offending key (`"C"`, `"params.A"`, `"solver.eps"`, or `""` for the document).
-    pub key: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-impl ProblemError {
-    /// An error about `key`.
-    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { key: key.into(), message: message.into() }
-    }
-}
-
-impl fmt::Display for ProblemError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() { write!(f, "{}", self.message) } else { write!(f, "{}: {}", self.key, self.message) }
-    }
-}
-
-impl std::error::Error for ProblemError {}
-
-/// Control bounds as stored in a problem.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub enum BoundData {
-    /// Key absent: unbounded.
-    #[default]
-    None,
-    /// `nu` bounds shared by every problem and stage.
-    PerControl(Vec<f64>),
-    /// B×T×nu bounds.
-    PerStage(Vec<f64>),
-}
-
-impl BoundData {
-    /// Borrow as a solver [`Bound`].
-    pub fn as_bound(&self) -> Bound<'_> {
-        match self {
-            BoundData::None => Bound::None,
-            BoundData::PerControl(v) => Bound::PerControl(v),
-            BoundData::PerStage(v) => Bound::PerStage(v),
-        }
-    }
-    /// The bound of problem `b`, stage `t`, control `i` (`default` when absent).
-    fn at(&self, b: usize, t: usize, i: usize, horizon: usize, nu: usize, default: f64) -> f64 {
-        match self {
-            BoundData::None => default,
-            BoundData::PerControl(v) => v[i],
-            BoundData::PerStage(v) => v[(b * horizon + t) * nu + i],
-        }
-    }
-}
-
-/// Model parameters of a problem.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ModelParams {
-    /// The `linear` model, built from `A`, `B`, `f`, shared by the batch.
-    Linear(LinearModel),
-    /// Scalar parameters of a named model, in document order (validated by the model), shared
-    /// by the batch.
-    Named(Vec<(String, f64)>),
-    /// One `linear` model per problem (some of `A`, `B`, `f` given per problem).
-    LinearPerProblem(Vec<LinearModel>),
-    /// The parameters of each problem (some given per problem as arrays of B numbers; the
-    /// shared ones repeated), B lists in document order.
-    NamedPerProblem(Vec<Vec<(String, f64)>>),
-}
-
-impl ModelParams {
-    /// Whether the problems of the batch have different parameters.
-    pub fn per_problem(&self) -> bool {
-        matches!(self, ModelParams::LinearPerProblem(_) | ModelParams::NamedPerProblem(_))
-    }
-}
-
-/// `(nx, nu)` of a named model, or why the name is not known.
-pub type ModelDims<'a> = &'a dyn Fn(&str) -> Result<(usize, usize), String>;
-
-/// A validated problem document.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Problem {
-    /// Model name.
-    pub model: String,
-    /// Model parameters.
-    pub params: ModelParams,
-    /// Horizon `T`.
-    pub horizon: usize,
-    /// Batch size `B`.
-    pub batch: usize,
-    /// State dimension.
-    pub nx: usize,
-    /// Control dimension.
-    pub nu: usize,
-    /// B×nx.
-    pub x_init: Vec<f64>,
-    /// `C`, B×T×n×n (symmetrised).
-    pub cost_hess: Vec<f64>,
-    /// `c`, B×T×n.
-    pub cost_lin: Vec<f64>,
-    /// Lower control bounds.
-    pub u_lower: BoundData,
-    /// Upper control bounds.
-    pub u_upper: BoundData,
-    /// Warm start, B×T×nu.
-    pub u_init: Option<Vec<f64>>,
-    /// Solver settings (defaults of the format where absent).
-    pub options: SolverOptions,
-    /// Upstream gradient dL/dx*, B×T×nx (zeros when only `grad_u` is given).
-    pub grad_x: Option<Vec<f64>>,
-    /// Upstream gradient dL/du*, B×T×nu (zeros when only `grad_x` is given).
-    pub grad_u: Option<Vec<f64>>,
-}
 
 fn fmt_dims(d: &[usize]) -> String {
     if d.is_empty() {
@@ -421,24 +294,6 @@ impl Problem {
             grad_u,
         })
     }
-
-    /// Borrow the batch for the solver.
-    pub fn as_batch(&self) -> Batch<'_> {
-        Batch {
-            size: self.batch,
-            x_init: &self.x_init,
-            cost_hess: &self.cost_hess,
-            cost_lin: &self.cost_lin,
-            u_lower: self.u_lower.as_bound(),
-            u_upper: self.u_upper.as_bound(),
-            u_init: self.u_init.as_deref(),
-        }
-    }
-
-    /// Whether the document asks for the backward pass (`grad_x` and/or `grad_u` present).
-    pub fn wants_gradients(&self) -> bool {
-        self.grad_x.is_some()
-    }
 }
 
 /// Parse the optional `solver` object.
@@ -510,97 +365,10 @@ fn parse_options(v: Option<&Value>) -> Result<SolverOptions, ProblemError> {
     Ok(o)
 }
 
-/// A flat array as a nested JSON array of the given shape.
-fn nest(data: &[f64], shape: &[usize]) -> Value {
-    if shape.len() <= 1 {
-        return Value::Array(data.iter().map(|&v| num(v)).collect());
-    }
-    let stride: usize = shape[1..].iter().product();
-    Value::Array((0..shape[0]).map(|i| nest(&data[i * stride..(i + 1) * stride], &shape[1..])).collect())
-}
-
-fn num(v: f64) -> Value {
-    serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null)
-}
-
-/// The solution document of `problem` (with the gradients when given) as a JSON value.
-/// `param_names` names the entries of [`Gradients::params`] for a named model (in its
-/// parameter order); the `linear` model's are `A`, `B`, `f` by construction.
-pub fn solution_value(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, param_names: &[&str], backend: &str) -> Value {
-    let (b, t, nx, nu) = (problem.batch, problem.horizon, problem.nx, problem.nu);
-    let n = nx + nu;
-    let mut m = Map::new();
-    m.insert("format".into(), Value::String(SOLUTION_FORMAT.into()));
-    m.insert("x".into(), nest(&sol.x, &[b, t, nx]));
-    m.insert("u".into(), nest(&sol.u, &[b, t, nu]));
-    m.insert("cost".into(), nest(&sol.cost, &[b]));
-    m.insert("iterations".into(), Value::Array(sol.iterations.iter().map(|&i| Value::from(i as u64)).collect()));
-    m.insert("converged".into(), Value::Array(sol.converged.iter().map(|&c| Value::Bool(c)).collect()));
-    if sol.kkt_residual.len() == b {
-        m.insert("kkt_residual".into(), nest(&sol.kkt_residual, &[b]));
-    }
-    if sol.stop.len() == b {
-        m.insert("stop".into(), Value::Array(sol.stop.iter().map(|s| Value::String(s.name().into())).collect()));
-    }
-    if let Some(g) = grads {
-        m.insert("grad_C".into(), nest(&g.cost_hess, &[b, t, n, n]));
-        m.insert("grad_c".into(), nest(&g.cost_lin, &[b, t, n]));
-        m.insert("grad_x_init".into(), nest(&g.x_init, &[b, nx]));
-        if g.status.len() == b {
-            m.insert("grad_status".into(), Value::Array(g.status.iter().map(|s| Value::String(s.name().into())).collect()));
-        }
-        if !g.params.is_empty() && g.params.len() % b == 0 {
-            let np = g.params.len() / b;
-            let column = |k: usize| -> Vec<f64> { (0..b).map(|i| g.params[i * np + k]).collect() };
-            let mut gp = Map::new();
-            if problem.model == "linear" && np == nx * nx + nx * nu + nx {
-                let block = |from: usize, len: usize| -> Vec<f64> {
-                    (0..b).flat_map(|i| g.params[i * np + from..i * np + from + len].to_vec()).collect()
-                };
-                gp.insert("A".into(), nest(&block(0, nx * nx), &[b, nx, nx]));
-                gp.insert("B".into(), nest(&block(nx * nx, nx * nu), &[b, nx, nu]));
-                gp.insert("f".into(), nest(&block(nx * nx + nx * nu, nx), &[b, nx]));
-            } else if param_names.len() == np {
-                for (k, name) in param_names.iter().enumerate() {
-                    gp.insert((*name).into(), nest(&column(k), &[b]));
-                }
-            }
-            if !gp.is_empty() {
-                m.insert("grad_params".into(), Value::Object(gp));
-            }
-        }
-    }
-    m.insert("backend".into(), Value::String(backend.into()));
-    Value::Object(m)
-}
-
-/// The solution document as text (compact JSON, shortest round-trip floats).
-pub fn solution_json(problem: &Problem, sol: &Solution, grads: Option<&Gradients>, param_names: &[&str], backend: &str) -> String {
-    solution_value(problem, sol, grads, param_names, backend).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn dims(m: &str) -> Result<(usize, usize), String> {
-        match m {
-            "pendulum" => Ok((3, 1)),
-            _ => Err(format!("unknown model `{m}`")),
-        }
-    }
-
-    fn base() -> Value {
-        serde_json::json!({
-            "format": "mpc-problem/1",
-            "model": "linear",
-            "params": {"A": [[1.0, 0.1], [0.0, 1.0]], "B": [[0.0], [0.1]]},
-            "horizon": 2,
-            "x_init": [[1.0, 0.0]],
-            "C": [[[[1,0,0],[0,1,0],[0,0,1]], [[1,0,0],[0,1,0],[0,0,1]]]],
-            "c": [[[0,0,0],[0,0,0]]],
-        })
-    }
+    use crate::problem::fixtures::{base, dims};
 
     fn err(v: Value) -> ProblemError {
         Problem::from_value(&v, &dims).unwrap_err()
@@ -679,23 +447,5 @@ mod tests {
 
         let e = Problem::parse("{\"format\": 1e999}", &dims).unwrap_err();
         assert!(e.message.contains("invalid JSON"), "{e}");
-    }
-
-    #[test]
-    fn solution_round_trips_shapes() {
-        let p = Problem::from_value(&base(), &dims).unwrap();
-        let sol = Solution {
-            x: vec![1.0, 0.0, 0.5, 0.25],
-            u: vec![0.1, 0.2],
-            cost: vec![3.0],
-            iterations: vec![2],
-            converged: vec![true],
-            ..Default::default()
-        };
-        let v = solution_value(&p, &sol, None, &[], "cpu");
-        assert_eq!(v["x"], serde_json::json!([[[1.0, 0.0], [0.5, 0.25]]]));
-        assert_eq!(v["u"], serde_json::json!([[[0.1], [0.2]]]));
-        assert_eq!(v["backend"], "cpu");
-        assert!(v.get("grad_C").is_none());
     }
 }

@@ -8,34 +8,39 @@
 //! **Untested on hardware.** This was written and compiled on a machine without a GPU or CUDA
 //! driver. The kernel itself is checked (NVRTC + `ptxas` compile it; the host emulation in
 //! [`super::host`] runs the same source bit-for-bit against the CPU solver); what has never run
-//! is this file: context creation, module loading, copies and the launch. `scripts/gpu-checks.sh`
+//! is this module: context creation, module loading, copies and the launch. `scripts/gpu-checks.sh`
 //! is the check to run on a machine with a GPU.
 //!
 //! The launch sequences (buffers, uploads, kernels, grids, the three-stage rounds, downloads) are
 //! not here: they are [`super::orchestrate`]'s, shared with host emulation, which runs them in
-//! the tests. This file is the device under them: `cudarc` allocations, copies (every read
+//! the tests. This module is the device under them (`device.rs`): `cudarc` allocations, copies (every read
 //! synchronises the stream before the host looks at the data) and the launch of an entry point
 //! with the argument list of [`super::args`].
 //!
-//! All `unsafe` of the CUDA backend is in this file, in `GpuDevice`'s launch; the public API
+//! All `unsafe` of the CUDA backend is in this module's files, in `GpuDevice`'s launch (`device.rs`) and in
+//! module loading (`module.rs`, the driver's JIT error log); the public API
 //! ([`CudaSolver::new`], [`CudaSolver::solve`], [`CudaSolver::backward`]) is safe. Every `cudarc` call runs inside
 //! [`std::panic::catch_unwind`], and [`CudaSolver::new`] first checks
 //! [`super::driver::driver_available`], so a missing driver is an error, never a panic.
 //!
 //! The kernels' argument lists are declared once, in [`super::args`].
 
-use std::collections::{HashMap, HashSet};
+mod device;
+mod module;
+
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits};
+use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 
-use super::args::{Arg, Buf};
+use device::{AnyBuffers, GpuDevice, alloc, ensure_all};
+use module::load;
 use super::driver::{CudaUnavailable, driver_available, panic_message};
-use super::nvrtc::{NvrtcError, NvrtcOptions};
-use super::orchestrate::{self, BackwardInputs, Blocks, KernelDevice, KernelReal, PlanError, backward_buffer_sizes, buffer_sizes};
+use super::nvrtc::NvrtcError;
+use super::orchestrate::{self, BackwardInputs, Blocks, PlanError, backward_buffer_sizes, buffer_sizes};
 use super::render::{KernelLayout, KernelOptions, Precision, RenderError, RenderedKernel, render_backward, render_forward};
 use mpc_runtime::model::Model;
 use mpc_runtime::backend::{Backend, BackendError, BackendKind, check_backward};
@@ -99,153 +104,6 @@ fn guard<T>(f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(CudaError::Panic(panic_message(p.as_ref()))))
 }
 
-/// NVRTC-compile `source` for `opts`, or take the PTX from the module cache (memory, then
-/// disk: [`super::cache`]).
-fn cached_ptx(source: &str, opts: &NvrtcOptions) -> Result<String, NvrtcError> {
-    super::cache::global().get_or_compile(source, opts)
-}
-
-/// `f32` / `f64` as exchanged with the device.
-trait DeviceReal: KernelReal + DeviceRepr + ValidAsZeroBits + Unpin {}
-impl<R: KernelReal + DeviceRepr + ValidAsZeroBits + Unpin> DeviceReal for R {}
-
-/// Device memory by buffer name, allocated for the solver's capacity and grown only if a call
-/// needs more; `null` marks buffers bound as null pointers for the next launches.
-struct GpuBuffers<R> {
-    reals: HashMap<Buf, CudaSlice<R>>,
-    ints: HashMap<Buf, CudaSlice<i32>>,
-    null: HashSet<Buf>,
-}
-
-impl<R> Default for GpuBuffers<R> {
-    fn default() -> Self {
-        GpuBuffers { reals: HashMap::new(), ints: HashMap::new(), null: HashSet::new() }
-    }
-}
-
-enum AnyBuffers {
-    F32(GpuBuffers<f32>),
-    F64(GpuBuffers<f64>),
-}
-
-/// The GPU as a [`KernelDevice`]: the stream, the loaded entry points and the buffers.
-struct GpuDevice<'a, R> {
-    stream: &'a Arc<CudaStream>,
-    funcs: &'a HashMap<String, CudaFunction>,
-    bufs: &'a mut GpuBuffers<R>,
-}
-
-impl<R: DeviceReal> KernelDevice for GpuDevice<'_, R> {
-    type Error = CudaError;
-
-    fn ensure(&mut self, buf: Buf, len: usize) -> Result<(), CudaError> {
-        if len == 0 {
-            self.bufs.null.insert(buf);
-            return Ok(());
-        }
-        self.bufs.null.remove(&buf);
-        let s = self.stream;
-        if buf.is_int() {
-            if self.bufs.ints.get(&buf).is_none_or(|v| v.len() < len) {
-                self.bufs.ints.insert(buf, s.alloc_zeros::<i32>(len).map_err(drv("allocating device memory"))?);
-            }
-        } else if self.bufs.reals.get(&buf).is_none_or(|v| v.len() < len) {
-            self.bufs.reals.insert(buf, s.alloc_zeros::<R>(len).map_err(drv("allocating device memory"))?);
-        }
-        Ok(())
-    }
-
-    fn write(&mut self, buf: Buf, data: &[f64]) -> Result<(), CudaError> {
-        if data.is_empty() {
-            return Ok(());
-        }
-        let dst = self.bufs.reals.get_mut(&buf).filter(|d| d.len() >= data.len());
-        let dst = dst.ok_or_else(|| CudaError::Batch(format!("{buf:?}: {} entries do not fit the buffer", data.len())))?;
-        let host: Vec<R> = data.iter().map(|&x| R::from_f64(x)).collect();
-        // From pageable memory the driver stages the data before it returns, so `host` may go;
-        // the orchestration synchronises once after all uploads.
-        self.stream.memcpy_htod(&host, &mut dst.slice_mut(0..data.len())).map_err(drv("copying to the device"))
-    }
-
-    fn write_ints(&mut self, buf: Buf, data: &[i32]) -> Result<(), CudaError> {
-        let dst = self.bufs.ints.get_mut(&buf).filter(|d| d.len() >= data.len());
-        let dst = dst.ok_or_else(|| CudaError::Batch(format!("{buf:?}: {} entries do not fit the buffer", data.len())))?;
-        self.stream.memcpy_htod(data, &mut dst.slice_mut(0..data.len())).map_err(drv("copying to the device"))
-    }
-
-    fn read(&mut self, buf: Buf, len: usize) -> Result<Vec<f64>, CudaError> {
-        let src = self.bufs.reals.get(&buf).filter(|d| d.len() >= len);
-        let src = src.ok_or_else(|| CudaError::Batch(format!("{buf:?}: {len} entries read from a smaller buffer")))?;
-        let mut h = vec![R::from_f64(0.0); len];
-        self.stream.memcpy_dtoh(&src.slice(0..len), &mut h).map_err(drv("copying from the device"))?;
-        self.stream.synchronize().map_err(drv("copying from the device"))?;
-        Ok(h.into_iter().map(R::to_f64).collect())
-    }
-
-    fn read_ints(&mut self, buf: Buf, len: usize) -> Result<Vec<i32>, CudaError> {
-        let src = self.bufs.ints.get(&buf).filter(|d| d.len() >= len);
-        let src = src.ok_or_else(|| CudaError::Batch(format!("{buf:?}: {len} entries read from a smaller buffer")))?;
-        let mut h = vec![0i32; len];
-        self.stream.memcpy_dtoh(&src.slice(0..len), &mut h).map_err(drv("copying from the device"))?;
-        self.stream.synchronize().map_err(drv("copying from the device"))?;
-        Ok(h)
-    }
-
-    fn launch(&mut self, entry: &str, grid: u32, block: u32, args: &[Arg], batch: i32) -> Result<(), CudaError> {
-        let func = self.funcs.get(entry).ok_or_else(|| CudaError::Batch(format!("kernel entry point {entry} is not loaded")))?;
-        let s: &CudaStream = self.stream;
-        // Each buffer's device address (0 for a null one), with cudarc's stream-ordering guards
-        // held until the launch is issued.
-        let mut guards = Vec::new();
-        let mut ptrs: Vec<u64> = Vec::with_capacity(args.len());
-        for a in args {
-            let p = match a.buf {
-                Some(b) if !self.bufs.null.contains(&b) => {
-                    let (p, g) = if b.is_int() {
-                        self.bufs.ints.get(&b).map(|v| v.device_ptr(s))
-                    } else {
-                        self.bufs.reals.get(&b).map(|v| v.device_ptr(s))
-                    }
-                    .ok_or_else(|| CudaError::Batch(format!("{entry}: buffer {b:?} was never allocated")))?;
-                    guards.push(g);
-                    p
-                }
-                _ => 0,
-            };
-            ptrs.push(p);
-        }
-        let cfg = LaunchConfig { grid_dim: (grid, 1, 1), block_dim: (block, 1, 1), shared_mem_bytes: 0 };
-        let mut lb = s.launch_builder(func);
-        for (a, p) in args.iter().zip(&ptrs) {
-            if a.buf.is_some() {
-                lb.arg(p);
-            } else {
-                lb.arg(&batch);
-            }
-        }
-        // SAFETY: the argument list is the kernel's own (`args` of its kind, checked against
-        // every rendered `extern "C"` signature by cuda::args' tests): each buffer argument is
-        // an 8-byte device address of the kernel's real type or int (the buffers were allocated
-        // in the precision of the kernels they serve), null only where the kernels accept it
-        // (u_init, grad_params, params with NP = 0), then `int batch`. The orchestration ensured
-        // every buffer for this batch, so the kernels index within them; threads past the batch
-        // return at once.
-        unsafe { lb.launch(cfg) }.map_err(drv("launching a kernel"))?;
-        drop(guards);
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<(), CudaError> {
-        self.stream.synchronize().map_err(drv("running the kernels"))
-    }
-
-    fn max_block(&mut self, entry: &str) -> Result<u32, CudaError> {
-        let func = self.funcs.get(entry).ok_or_else(|| CudaError::Batch(format!("kernel entry point {entry} is not loaded")))?;
-        let n = func.max_threads_per_block().map_err(drv("reading the kernel's threads-per-block limit"))?;
-        Ok(n.max(0) as u32)
-    }
-}
-
 /// The forward solve and the backward pass of model `M` on the GPU, for batches of up to
 /// `capacity` problems of one horizon and one set of compile-time solver settings
 /// ([`KernelOptions`]; the gradient mode of the backward pass is `opts.solver.gradient`).
@@ -299,75 +157,6 @@ pub struct LaunchTiming {
 impl<M: Model> std::fmt::Debug for CudaSolver<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CudaSolver").field("kernel", &self.kernels[0].kernel).field("arch", &self.arch).finish_non_exhaustive()
-    }
-}
-
-/// Compile `k` for the device's architecture `arch` (`compute_XY`), load it and add its entry
-/// points to `funcs`. First as a cubin for `sm_XY` (no driver JIT; runs on any driver of CUDA
-/// 12, whereas NVRTC's PTX needs a driver as new as its PTX ISA), then, if NVRTC cannot target
-/// the device or the driver refuses the cubin, as PTX for the driver to JIT. Both through the
-/// module cache ([`super::cache`]). An error names both attempts.
-fn load(
-    ctx: &Arc<CudaContext>,
-    arch: &str,
-    k: &RenderedKernel,
-    compile: CompileOptions,
-    funcs: &mut HashMap<String, CudaFunction>,
-) -> Result<(), CudaError> {
-    let nv = NvrtcOptions { program_name: k.file_name(), fmad: compile.fmad, ..NvrtcOptions::new(arch.to_string()) };
-    let cubin = super::cache::global()
-        .get_or_compile_cubin(&k.source, &nv)
-        .map_err(|e| format!("cubin: {e}"))
-        .and_then(|bin| ctx.load_module(cudarc::nvrtc::Ptx::from_binary(bin)).map_err(|e| format!("loading the cubin: {e:?}")));
-    let module = match cubin {
-        Ok(m) => m,
-        Err(first) => {
-            let (driver, nvrtc) = (super::driver::driver_cuda_version()?, super::nvrtc::nvrtc_version()?);
-            super::driver::ptx_gate(driver, nvrtc)
-                .map_err(|gate| CudaError::Driver { what: "loading the module", message: format!("{first}; no PTX fallback: {gate}") })?;
-            let ptx = cached_ptx(&k.source, &nv)?;
-            ctx.load_module(cudarc::nvrtc::Ptx::from_src(ptx.clone())).map_err(|e| CudaError::Driver {
-                what: "loading the module",
-                message: format!("{first}; then PTX for {arch}: {e:?}; the driver's JIT log: {}", jit_error_log(ctx, ptx)),
-            })?
-        }
-    };
-    for e in &k.entries {
-        funcs.insert(e.clone(), module.load_function(e).map_err(drv("finding the kernel"))?);
-    }
-    Ok(())
-}
-
-/// The driver's JIT error log for the PTX `ptx`: the module loaded once more, with log buffers,
-/// only to explain a load that failed (cudarc's `load_module` keeps the log to itself).
-fn jit_error_log(ctx: &Arc<CudaContext>, ptx: String) -> String {
-    use cudarc::driver::sys;
-    use std::ffi::c_void;
-    if ctx.bind_to_thread().is_err() {
-        return "(unavailable: the context could not be made current)".into();
-    }
-    let mut image = ptx.into_bytes();
-    image.push(0);
-    let mut log = vec![0u8; 1 << 14];
-    let mut opts = [sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER, sys::CUjit_option::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES];
-    let mut vals: [*mut c_void; 2] = [log.as_mut_ptr() as *mut c_void, log.len() as *mut c_void];
-    let mut module: sys::CUmodule = std::ptr::null_mut();
-    // SAFETY: `image` is NUL-terminated PTX text; the options are the error-log buffer (`log`,
-    // alive for the call) and its size passed by value, as cuModuleLoadDataEx documents; a module
-    // that loads after all is unloaded at once.
-    let r = catch_unwind(AssertUnwindSafe(|| unsafe {
-        let r = sys::cuModuleLoadDataEx(&mut module, image.as_ptr() as *const c_void, 2, opts.as_mut_ptr(), vals.as_mut_ptr());
-        if r == sys::CUresult::CUDA_SUCCESS && !module.is_null() {
-            sys::cuModuleUnload(module);
-        }
-        r
-    }));
-    let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
-    let text = String::from_utf8_lossy(&log[..end]).trim().to_string();
-    match (r, text.is_empty()) {
-        (Err(_), _) => "(unavailable: cudarc panicked)".into(),
-        (Ok(code), true) => format!("(empty; {code:?})"),
-        (Ok(_), false) => text,
     }
 }
 
@@ -517,19 +306,6 @@ impl<M: Model> CudaSolver<M> {
     pub fn last_timing(&self) -> LaunchTiming {
         self.last_timing
     }
-}
-
-fn ensure_all<D: KernelDevice>(dev: &mut D, sizes: &[(Buf, usize)]) -> Result<(), D::Error> {
-    for &(buf, len) in sizes {
-        dev.ensure(buf, len.max(1))?;
-    }
-    Ok(())
-}
-
-fn alloc<R: DeviceReal>(stream: &Arc<CudaStream>, funcs: &HashMap<String, CudaFunction>, sizes: &[(Buf, usize)]) -> Result<GpuBuffers<R>, CudaError> {
-    let mut bufs = GpuBuffers::default();
-    ensure_all(&mut GpuDevice { stream, funcs, bufs: &mut bufs }, sizes)?;
-    Ok(bufs)
 }
 
 impl From<CudaError> for BackendError {
