@@ -5,30 +5,20 @@
 //! each array's largest entry), and answer bad input with the same typed errors, never a
 //! panic.
 
+mod common;
+
 use mpc_cuda::render::KernelLayout;
 use mpc_cuda::select::{self, Choice};
 use mpc_models::{ModelVisitor, Pendulum};
 use mpc_runtime::problem::{ModelParams, Problem};
 use mpc_runtime::{Backend, BackendError, BackendKind, Batch, Bound, Model, Solver};
-use std::path::Path;
 
 /// Double precision against the CPU (as tests/cuda_host_emulation.rs).
 const TOL: f64 = 1e-9;
 
 fn fixture(name: &str) -> Problem {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/{name}.problem.json"));
-    let text = std::fs::read_to_string(&path).unwrap();
-    let dims = |m: &str| -> Result<(usize, usize), String> {
-        struct Dims;
-        impl ModelVisitor for Dims {
-            type Output = (usize, usize);
-            fn visit<M: Model>(self) -> (usize, usize) {
-                (M::NX, M::NU)
-            }
-        }
-        mpc_models::dispatch(m, Dims).ok_or_else(|| format!("unknown model {m}"))
-    };
-    Problem::parse(&text, &dims).unwrap()
+    let text = std::fs::read_to_string(common::fixture_path(&format!("{name}.problem.json"))).unwrap();
+    Problem::parse(&text, &common::model_dims).unwrap()
 }
 
 fn model<M: Model>(p: &Problem) -> M {

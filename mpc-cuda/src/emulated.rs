@@ -8,10 +8,10 @@
 use std::marker::PhantomData;
 
 use crate::host::{HostBuild, HostError, HostModule};
-use crate::launch::check_capacity;
+use crate::launch::{check_backward_inputs, check_solve};
 use crate::orchestrate::{self, BackwardInputs, Blocks};
 use crate::render::{KernelKind, KernelOptions, RenderedKernel, render_backward, render_forward};
-use mpc_runtime::backend::{Backend, BackendError, BackendKind, check_backward};
+use mpc_runtime::backend::{Backend, BackendError, BackendKind};
 use mpc_runtime::model::Model;
 use mpc_runtime::solver::{Batch, Gradients, Solution};
 
@@ -88,8 +88,7 @@ impl<M: Model> Backend for EmulatedSolver<M> {
     }
 
     fn try_solve_into(&mut self, batch: &Batch<'_>, sol: &mut Solution) -> Result<(), BackendError> {
-        check_capacity(batch, self.capacity)?;
-        batch.check(self.opts.horizon, M::NX, M::NU).map_err(BackendError::Shape)?;
+        check_solve(batch, self.capacity, self.opts.horizon, M::NX, M::NU)?;
         let ks = self.forward_kernels();
         let (layout, params, blocks) = (self.opts.layout, &self.params, Blocks::forward(self.opts.layout));
         let (s, _) = self.module.run(
@@ -102,8 +101,7 @@ impl<M: Model> Backend for EmulatedSolver<M> {
     }
 
     fn try_backward_into(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64], out: &mut Gradients) -> Result<(), BackendError> {
-        check_capacity(batch, self.capacity)?;
-        check_backward(batch, sol, grad_x, grad_u, self.opts.horizon, M::NX, M::NU)?;
+        check_backward_inputs(batch, self.capacity, sol, (grad_x, grad_u), self.opts.horizon, M::NX, M::NU)?;
         let k = self.module.kernels().last().expect("built with the backward kernel");
         let inp = BackwardInputs { sol, grad_x, grad_u, params: self.opts.solver.grad_params };
         let (params, blocks) = (&self.params, Blocks::backward());

@@ -333,15 +333,13 @@ impl<M: Model> Backend for CudaSolver<M> {
     }
 
     fn try_solve_into(&mut self, batch: &Batch<'_>, sol: &mut Solution) -> Result<(), BackendError> {
-        check_capacity(batch, self.capacity)?;
-        batch.check(self.opts.horizon, M::NX, M::NU).map_err(BackendError::Shape)?;
+        check_solve(batch, self.capacity, self.opts.horizon, M::NX, M::NU)?;
         *sol = self.solve(batch)?;
         Ok(())
     }
 
     fn try_backward_into(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64], out: &mut Gradients) -> Result<(), BackendError> {
-        check_capacity(batch, self.capacity)?;
-        check_backward(batch, sol, grad_x, grad_u, self.opts.horizon, M::NX, M::NU)?;
+        check_backward_inputs(batch, self.capacity, sol, (grad_x, grad_u), self.opts.horizon, M::NX, M::NU)?;
         *out = self.backward(batch, sol, grad_x, grad_u)?;
         Ok(())
     }
@@ -351,7 +349,25 @@ impl<M: Model> Backend for CudaSolver<M> {
     }
 }
 
-/// [`BackendError::Capacity`] when `batch` is larger than `capacity`.
-pub(crate) fn check_capacity(batch: &Batch<'_>, capacity: usize) -> Result<(), BackendError> {
-    if batch.size > capacity { Err(BackendError::Capacity { batch: batch.size, capacity }) } else { Ok(()) }
+/// The checks of a kernel backend's forward solve: [`BackendError::Capacity`] when `batch` is
+/// larger than `capacity`, else the batch's shapes against `T`, `nx`, `nu`.
+pub(crate) fn check_solve(batch: &Batch<'_>, capacity: usize, horizon: usize, nx: usize, nu: usize) -> Result<(), BackendError> {
+    if batch.size > capacity {
+        return Err(BackendError::Capacity { batch: batch.size, capacity });
+    }
+    batch.check(horizon, nx, nu).map_err(BackendError::Shape)
+}
+
+/// [`check_solve`] for a backward pass: also the solution and the upstream gradients.
+pub(crate) fn check_backward_inputs(
+    batch: &Batch<'_>,
+    capacity: usize,
+    sol: &Solution,
+    grad: (&[f64], &[f64]),
+    horizon: usize,
+    nx: usize,
+    nu: usize,
+) -> Result<(), BackendError> {
+    check_solve(batch, capacity, horizon, nx, nu)?;
+    check_backward(batch, sol, grad.0, grad.1, horizon, nx, nu)
 }
