@@ -55,7 +55,7 @@ fn ms(v: f64) -> String {
 pub(super) fn table(results: &[CaseResult], peer: &Peer) -> String {
     let mut s = String::new();
     let cuda = results.iter().any(|r| r.kernel.is_some());
-    s.push_str("| B | T | iters | forward median ms (p10–p90) | mpc.pytorch fwd ms | fwd speed-up | backward median ms (p10–p90) | mpc.pytorch bwd ms | bwd speed-up | reps | others' load |");
+    s.push_str("| B | T | iters | forward median ms (p10–p90) | stored mpc.pytorch fwd ms | fwd ratio to stored | backward median ms (p10–p90) | stored mpc.pytorch bwd ms | bwd ratio to stored | reps | others' load |");
     s.push_str(if cuda { " kernel fwd / bwd ms |\n" } else { "\n" });
     s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     s.push_str(if cuda { "---:|\n" } else { "\n" });
@@ -91,13 +91,18 @@ pub(super) fn table(results: &[CaseResult], peer: &Peer) -> String {
             }
         }
     }
+    s.push_str(&format!(
+        "\nmpc.pytorch columns: {}, recorded in another run, not measured in this one; the ratios to them are not same-run \
+         speed-ups (run shared/peer-bench/bench_mpc_pytorch.py back to back with this for those).\n",
+        peer.source
+    ));
     s
 }
 
 /// The line printed when a case is done: its medians and the ratios to mpc.pytorch.
 pub(super) fn case_line(r: &CaseResult, peer: &Peer) -> String {
     let vs = peer.get(r.b, r.t).map_or(String::new(), |(f, bw)| {
-        format!(" (mpc.pytorch ×{:.0} / ×{:.0})", f / r.forward.median, bw / r.backward.median)
+        format!(" (vs stored mpc.pytorch ×{:.0} / ×{:.0})", f / r.forward.median, bw / r.backward.median)
     });
     format!(
         "B={} T={}: forward {} ms, backward {} ms, {} reps{vs}",
