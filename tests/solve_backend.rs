@@ -14,12 +14,11 @@ fn fixture(name: &str) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-fn out_path(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mpc-backend-test-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    let p = d.join(format!("{tag}.json"));
-    let _ = std::fs::remove_file(&p);
-    p
+/// A fresh temporary directory (removed on drop) and the output path `<dir>/<tag>.json` in it.
+fn out_path(tag: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = common::tmp_dir("mpc-backend-test", tag);
+    let p = d.path().join(format!("{tag}.json"));
+    (d, p)
 }
 
 fn solve(backend: &str, problem: &Path, out: &Path) -> std::process::Output {
@@ -42,7 +41,7 @@ fn cuda_without_driver_exits_2_and_writes_nothing() {
         eprintln!("SKIPPED: fixtures not found");
         return;
     };
-    let out = out_path("cuda");
+    let (_dir, out) = out_path("cuda");
     let st = solve("cuda", &p, &out);
     let err = String::from_utf8_lossy(&st.stderr);
     assert_eq!(st.status.code(), Some(2), "{err}");
@@ -61,7 +60,7 @@ fn auto_without_driver_solves_on_cpu_and_says_so() {
         eprintln!("SKIPPED: fixtures not found");
         return;
     };
-    let out = out_path("auto");
+    let (_dir, out) = out_path("auto");
     let st = solve("auto", &p, &out);
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(st.status.success(), "{err}");
@@ -69,7 +68,7 @@ fn auto_without_driver_solves_on_cpu_and_says_so() {
     let sol: Value = read_json(&out);
     assert_eq!(sol["backend"], "cpu");
     // Same answer as the plain CPU backend.
-    let cpu = out_path("cpu");
+    let (_cpu_dir, cpu) = out_path("cpu");
     assert!(solve("cpu", &p, &cpu).status.success());
     let ref_sol: Value = read_json(&cpu);
     assert_eq!(sol, ref_sol);

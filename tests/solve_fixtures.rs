@@ -81,7 +81,7 @@ fn compare(reference: &Value, cand: &Value) -> Result<String, String> {
         Some(a) if a.len() == reference["iterations"].as_array().unwrap().len() && a.iter().all(|v| v.is_u64()) => {}
         _ => bad.push(format!("iterations: {}", cand["iterations"])),
     }
-    if bad.is_empty() { Ok(report.join(", ")) } else { Err(bad.join("; ")) }
+    if bad.is_empty() { Ok(report.join(", ")) } else { Err(bad.path().join("; ")) }
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn every_fixture_is_reproduced_by_mpc_solve() {
     let mut failures = Vec::new();
     for name in &names {
         let problem = dir.join(format!("{name}.problem.json"));
-        let out = out_dir.join(format!("{name}.solution.json"));
+        let out = out_dir.path().join(format!("{name}.solution.json"));
         let _ = std::fs::remove_file(&out);
         let st = solve_file(&problem, &out);
         if !st.status.success() {
@@ -236,8 +236,8 @@ fn small_problem() -> Value {
 
 fn run_doc(doc: &Value, tag: &str) -> (Option<i32>, String, bool) {
     let d = tmp_dir(TMP, tag);
-    let p = d.join("p.json");
-    let out = d.join("s.json");
+    let p = d.path().join("p.json");
+    let out = d.path().join("s.json");
     let _ = std::fs::remove_file(&out);
     std::fs::write(&p, doc.to_string()).unwrap();
     let st = solve_file(&p, &out);
@@ -301,8 +301,8 @@ fn malformed_documents_exit_2_name_the_key_and_write_nothing() {
 
     // Invalid JSON (a number out of f64 range).
     let d = tmp_dir(TMP, "json");
-    std::fs::write(d.join("p.json"), "{\"format\": \"mpc-problem/1\", \"horizon\": 1e999}").unwrap();
-    let st = mpc().args(["solve", "--problem"]).arg(d.join("p.json")).output().unwrap();
+    std::fs::write(d.path().join("p.json"), "{\"format\": \"mpc-problem/1\", \"horizon\": 1e999}").unwrap();
+    let st = mpc().args(["solve", "--problem"]).arg(d.path().join("p.json")).output().unwrap();
     assert_eq!(st.status.code(), Some(2));
     assert!(st.stdout.is_empty());
 }
@@ -327,8 +327,8 @@ fn non_convergence_is_reported_not_an_error() {
     doc.as_object_mut().unwrap().remove("grad_x");
     doc.as_object_mut().unwrap().remove("grad_u");
     let d = tmp_dir(TMP, "nonconv");
-    std::fs::write(d.join("p.json"), doc.to_string()).unwrap();
-    let st = mpc().args(["solve", "--problem"]).arg(d.join("p.json")).output().unwrap();
+    std::fs::write(d.path().join("p.json"), doc.to_string()).unwrap();
+    let st = mpc().args(["solve", "--problem"]).arg(d.path().join("p.json")).output().unwrap();
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     let sol: Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(sol["converged"], serde_json::json!([false]));

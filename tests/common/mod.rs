@@ -52,11 +52,11 @@ pub fn tmp_path(prefix: &str, name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("{prefix}-{}-{name}", std::process::id()))
 }
 
-/// The directory `<temp dir>/<prefix>-<pid>-<tag>`, created if absent.
-pub fn tmp_dir(prefix: &str, tag: &str) -> PathBuf {
-    let d = tmp_path(prefix, tag);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh directory `<temp dir>/<prefix>-<tag>-XXXXXX`, removed when the handle drops (tests
+/// leave nothing behind in /tmp).
+#[allow(dead_code)]
+pub fn tmp_dir(prefix: &str, tag: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("{prefix}-{tag}-")).tempdir().unwrap()
 }
 
 /// The `mpc` binary under test.
