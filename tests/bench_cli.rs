@@ -1,10 +1,13 @@
-//! Smoke tests of `mpc bench`: a tiny grid runs and writes a well-formed JSON report; bad
-//! options are rejected with exit status 2. No timing assertions.
+//! Smoke tests of `mpc bench`: a tiny grid runs and writes a well-formed JSON report with the
+//! machine's measured limit and the achieved rates; `--peer-run` runs a peer benchmark in the
+//! same invocation and labels the ratios as same-run; bad options and a failing peer are
+//! rejected with exit status 2. No timing assertions.
 
 mod common;
 
-use common::{mpc, tmp_path};
+use common::{mpc, tmp_dir, tmp_path};
 use serde_json::Value;
+use std::path::Path;
 
 fn positive_finite(v: &Value, what: &str) -> f64 {
     let x = v.as_f64().unwrap_or_else(|| panic!("{what}: not a number: {v}"));
@@ -49,11 +52,106 @@ fn tiny_grid_writes_valid_json() {
         assert!(row["iterations_max"].as_u64().unwrap() <= 5);
         assert!(row["cost_mean"].as_f64().unwrap().is_finite());
     }
-    // The Table II cells have mpc.pytorch figures (file or embedded), so the ratio is there.
+    // The Table II cells have mpc.pytorch figures (file or embedded), so the ratio is there,
+    // labelled as stored (not measured in this run).
     let t2 = &rows[0];
     positive_finite(&t2["peer_forward_ms"], "peer_forward_ms");
     positive_finite(&t2["speedup_forward"], "speedup_forward");
     positive_finite(&t2["speedup_backward"], "speedup_backward");
+    assert_eq!(doc["peer"]["same_run"], false);
+    assert!(stdout.contains("stored mpc.pytorch fwd ms") && stdout.contains("not measured in this one"), "{stdout}");
+    // The machine's limit and each case's rate against it.
+    let limit = &doc["machine_limit"];
+    let one = positive_finite(&limit["gflops_one_core"], "gflops_one_core");
+    positive_finite(&limit["gflops_all_threads"], "gflops_all_threads");
+    assert!(["avx512f", "avx2+fma", "scalar"].contains(&limit["isa"].as_str().unwrap()), "{limit}");
+    for row in rows {
+        positive_finite(&row["gflops_forward"], "gflops_forward");
+        positive_finite(&row["gflops_backward"], "gflops_backward");
+        let f = positive_finite(&row["fraction_of_limit_forward"], "fraction_of_limit_forward");
+        // Below the machine's FMA peak (this debug build runs far below it).
+        assert!(f < 1.0, "{row} (one core: {one} GFLOP/s)");
+    }
+    assert!(stdout.contains("GFLOP/s fwd / bwd (of limit)"), "{stdout}");
+}
+
+/// A stand-in for `bench_mpc_pytorch.py`: checks the arguments `mpc bench --peer-run` passes and
+/// writes a report in the peer's format (`ms` per (B, T)), or fails when `fail` is set.
+fn fake_peer(dir: &Path, fail: bool) -> std::path::PathBuf {
+    let script = dir.join("fake_peer.py");
+    let body = format!(
+        r#"import argparse, json, sys
+ap = argparse.ArgumentParser()
+ap.add_argument("--batches", type=int, nargs="+", required=True)
+ap.add_argument("--horizons", type=int, nargs="+", required=True)
+ap.add_argument("--lqr-iter", type=int, required=True)
+ap.add_argument("--threads", type=int, required=True)
+ap.add_argument("--seed", type=int, required=True)
+ap.add_argument("--wait-idle", type=float, required=True)
+ap.add_argument("--out", required=True)
+a = ap.parse_args()
+if {fail}:
+    sys.exit("ModuleNotFoundError: No module named 'mpc'")
+assert a.lqr_iter == 3 and a.threads == 2 and a.seed == 7, a
+rows = [dict(B=b, T=t, forward_ms=dict(median=1000.0 * b + t), backward_ms=dict(median=100.0 * b + t))
+        for b in a.batches for t in a.horizons]
+json.dump(dict(rows=rows, machine=dict(cpu="fake", nproc=2, mpc="0.0.6", torch="0", python="3")), open(a.out, "w"))
+print("fake peer done", file=sys.stderr)
+"#,
+        fail = if fail { "True" } else { "False" }
+    );
+    std::fs::write(&script, body).unwrap();
+    script
+}
+
+fn peer_bench(script: &Path, json: &Path) -> std::process::Output {
+    mpc()
+        .args(["bench", "--batch", "1,2", "--horizon", "2", "--iters", "3", "--seed", "7", "--reps", "2", "--warmup", "1"])
+        .args(["--threads", "2", "--quiet", "--peer-run", "python3", "--peer-script"])
+        .arg(script)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .expect("run mpc bench")
+}
+
+#[test]
+fn peer_run_measures_the_peer_in_the_same_invocation() {
+    let d = tmp_dir("mpc-bench", "peer-run");
+    let json = d.path().join("out.json");
+    let out = peer_bench(&fake_peer(d.path(), false), &json);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("fake peer done"), "the peer's progress is shown: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("mpc.pytorch fwd ms (this run)") && stdout.contains("same-run speed-ups"), "{stdout}");
+    assert!(!stdout.contains("stored"), "{stdout}");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["peer"]["same_run"], true);
+    assert_eq!(doc["peer"]["report"]["machine"]["cpu"], "fake");
+    for row in doc["rows"].as_array().unwrap() {
+        let (b, t) = (row["B"].as_f64().unwrap(), row["T"].as_f64().unwrap());
+        // The ratio is the peer's median of this very (B, T) over ours.
+        assert_eq!(row["peer_forward_ms"].as_f64().unwrap(), 1000.0 * b + t);
+        let ratio = row["speedup_forward"].as_f64().unwrap();
+        let ours = row["forward_ms"]["median"].as_f64().unwrap();
+        assert!((ratio - (1000.0 * b + t) / ours).abs() <= 1e-9 * ratio, "{row}");
+    }
+}
+
+#[test]
+fn failing_peer_exits_2_and_writes_nothing() {
+    let d = tmp_dir("mpc-bench", "peer-fail");
+    let json = d.path().join("out.json");
+    let out = peer_bench(&fake_peer(d.path(), true), &json);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--peer-run") && stderr.contains("No module named 'mpc'"), "{stderr}");
+    assert!(!json.exists());
+    // A missing script is named too.
+    let out = peer_bench(&d.path().join("absent.py"), &json);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("absent.py"));
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn compare(reference: &Value, cand: &Value) -> Result<String, String> {
         Some(a) if a.len() == reference["iterations"].as_array().unwrap().len() && a.iter().all(|v| v.is_u64()) => {}
         _ => bad.push(format!("iterations: {}", cand["iterations"])),
     }
-    if bad.is_empty() { Ok(report.join(", ")) } else { Err(bad.path().join("; ")) }
+    if bad.is_empty() { Ok(report.join(", ")) } else { Err(bad.join("; ")) }
 }
 
 #[test]

@@ -20,7 +20,7 @@ pub mod verify;
 
 pub use backend::{Backend, BackendError, BackendKind};
 pub use linear::LinearModel;
-pub use model::{Dynamics, Model, ParamError, TimeModel};
+pub use model::{Dynamics, Model, OpCounts, ParamError, TimeModel};
 pub use solver::{
     Batch, Bound, GradStatus, GradientMode, Gradients, IterationRecord, LineSearchRule, Method, NonFinite, Solution, Solver,
     SolverOptions, StopReason, format_trace, mask_gradients, solve_each,

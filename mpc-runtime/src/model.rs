@@ -148,6 +148,22 @@ pub trait Model: Clone + Default + Send + Sync + 'static {
     fn eval_param_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], hp: &mut [f64]);
     /// True when the generated second derivatives are all identically zero.
     const IS_LINEAR: bool;
+    /// Arithmetic operations of the generated functions (for operation counts and GFLOP/s).
+    const OP_COUNTS: OpCounts;
+}
+
+/// Arithmetic operations of a generated model's functions: the interior nodes of its expression
+/// DAG after simplification and common-subexpression elimination, as emitted. Each `+`, `×`,
+/// `÷`, power or elementary function (`sin`, `sqrt`, ...) counts as one operation, so this is a
+/// nominal count: a transcendental function costs a few tens of machine instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpCounts {
+    /// `step`: `x_next = f(x, u)`.
+    pub step: usize,
+    /// `linearize`: `x_next`, `A = ∂f/∂x` and `B = ∂f/∂u` together.
+    pub linearize: usize,
+    /// `weighted_hessian`: `Σ λ_i ∂²f_i/∂z²`.
+    pub weighted_hessian: usize,
 }
 
 impl<M: Model> Dynamics for M {

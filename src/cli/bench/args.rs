@@ -59,6 +59,16 @@ pub struct BenchArgs {
     /// when absent, embedded figures as the fallback.
     #[arg(long, value_name = "PEER.json")]
     pub peer: Option<PathBuf>,
+    /// Run the mpc.pytorch benchmark (`bench_mpc_pytorch.py`) with this Python interpreter in
+    /// this invocation, on the same grid, iterations, threads and seed, before timing this
+    /// solver, and take the ratios from that run only (a virtual environment made as
+    /// `shared/peer-bench/README.md` says, e.g. `--peer-run "$PEER_VENV/bin/python"`).
+    #[arg(long, value_name = "PYTHON", conflicts_with = "peer")]
+    pub peer_run: Option<PathBuf>,
+    /// The peer benchmark script for `--peer-run`; searched as
+    /// `shared/peer-bench/bench_mpc_pytorch.py` next to the repository when absent.
+    #[arg(long, value_name = "SCRIPT.py", requires = "peer_run")]
+    pub peer_script: Option<PathBuf>,
     /// Before each (B, T), wait at most this many seconds until other processes keep fewer
     /// than `--idle-cores` cores busy.
     #[arg(long, default_value_t = 0.0)]

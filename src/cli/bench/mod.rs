@@ -25,8 +25,12 @@
 //!   process's own CPU time, during) each case are recorded: on a shared machine they explain
 //!   outliers. `--wait-idle` waits for a quiet machine first.
 //!
-//! The ratio to mpc.pytorch uses `results-mpc-pytorch-cpu.json` (`--peer`, or found next to the
-//! repository in `shared/peer-bench/`), else the figures of that file embedded here.
+//! The ratio to mpc.pytorch: with `--peer-run PYTHON`, from the peer benchmark
+//! (`shared/peer-bench/bench_mpc_pytorch.py`, or `--peer-script`) run in this invocation on the
+//! same grid, K, threads and seed just before this solver's repetitions: the only same-run
+//! speed-ups. Otherwise from a stored `results-mpc-pytorch-cpu.json` (`--peer`, or found next to
+//! the repository in `shared/peer-bench/`), else the figures of that file embedded here, and
+//! labelled as recorded in another run.
 //!
 //! `--backend cuda` times the same grid on GPU 0 through `mpc_cuda::CudaSolver` (the
 //! rendered single-launch solve kernel and the backward kernel, double precision): forward =
@@ -45,7 +49,9 @@
 
 mod args;
 mod case;
+mod flops;
 mod machine;
+mod peak;
 mod peer;
 mod report;
 mod stats;
@@ -82,15 +88,41 @@ fn try_run(mut args: BenchArgs) -> Result<(), ExitCode> {
     if args.large {
         add_large_batches(&mut args, cuda);
     }
-    let peer = peer::load_peer(args.peer.as_deref()).map_err(|e| {
-        eprintln!("mpc bench: --peer: {e}");
-        ExitCode::from(2)
-    })?;
+    let peer = match &args.peer_run {
+        Some(python) => {
+            let run = peer::PeerRun {
+                python,
+                script: args.peer_script.as_deref(),
+                batches: &args.batch,
+                horizons: &args.horizon,
+                iters: args.iters,
+                threads: args.threads,
+                seed: args.seed,
+                wait_idle: args.wait_idle,
+            };
+            peer::run_peer(&run).map_err(|e| {
+                eprintln!("mpc bench: {e}");
+                ExitCode::from(2)
+            })?
+        }
+        None => peer::load_peer(args.peer.as_deref()).map_err(|e| {
+            eprintln!("mpc bench: --peer: {e}");
+            ExitCode::from(2)
+        })?,
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build().map_err(|e| {
         eprintln!("mpc bench: cannot build a {}-thread pool: {e}", args.threads);
         ExitCode::FAILURE
     })?;
     let opts = solver_options(&args);
+    // The machine's limit, measured before the cases (and after the peer, which loads the cores).
+    let peak = (!cuda).then(|| peak::measure(&pool));
+    if let Some(p) = &peak
+        && !args.quiet
+    {
+        eprintln!("mpc bench: {}", p.describe());
+    }
+    let perf = report::Perf::new(&args, &opts, peak);
 
     let cases: Vec<(usize, usize)> = args.batch.iter().flat_map(|&b| args.horizon.iter().map(move |&t| (b, t))).collect();
     let pb = progress_bar(cases.len() * args.reps, args.quiet);
@@ -102,13 +134,13 @@ fn try_run(mut args: BenchArgs) -> Result<(), ExitCode> {
     }
     let rounds = args.rounds.clamp(1, args.reps);
     time_rounds(&args, &pool, &mut states, rounds, cuda, &pb).map_err(|e| fail(&pb, e))?;
-    let results = finish_cases(&states, &peer, args.quiet, &pb).map_err(|e| fail(&pb, e))?;
+    let results = finish_cases(&states, &peer, &perf, args.quiet, &pb).map_err(|e| fail(&pb, e))?;
     pb.finish_and_clear();
     let total_s = t_start.elapsed().as_secs_f64();
 
-    println!("{}", report::table(&results, &peer));
+    println!("{}", report::table(&results, &peer, &perf));
     let gpu = cuda.then(machine::gpu_info);
-    let info = RunInfo { args: &args, opts: &opts, peer: &peer, cuda, rounds, started, total_s };
+    let info = RunInfo { args: &args, opts: &opts, peer: &peer, perf: &perf, cuda, rounds, started, total_s };
     report::print_settings(&info, gpu.as_ref(), &results);
     if let Some(path) = &args.json {
         report::write_json(path, &info, gpu.as_ref(), &results).map_err(|e| {
@@ -248,11 +280,17 @@ fn record_load_before(c: &mut Case, args: &BenchArgs, round: usize) {
 }
 
 /// The statistics of every case, each announced with its medians as it is done.
-fn finish_cases(states: &[Case], peer: &Peer, quiet: bool, pb: &ProgressBar) -> Result<Vec<CaseResult>, String> {
+fn finish_cases(
+    states: &[Case],
+    peer: &Peer,
+    perf: &report::Perf,
+    quiet: bool,
+    pb: &ProgressBar,
+) -> Result<Vec<CaseResult>, String> {
     let mut results = Vec::new();
     for c in states {
         let r = c.finish()?;
-        let msg = report::case_line(&r, peer);
+        let msg = report::case_line(&r, peer, perf);
         if quiet { eprintln!("{msg}") } else { pb.println(msg) }
         results.push(r);
     }

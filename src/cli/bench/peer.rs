@@ -1,7 +1,9 @@
-//! The mpc.pytorch figures `mpc bench` compares with: read from `results-mpc-pytorch-cpu.json`, else embedded.
+//! The mpc.pytorch figures `mpc bench` compares with: measured in the same invocation
+//! (`--peer-run`), else read from a stored `results-mpc-pytorch-cpu.json`, else embedded.
 
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// mpc.pytorch 0.0.6 on this 2-core machine (`results-mpc-pytorch-cpu.json`, medians in ms):
 /// `(B, T, forward, backward)`. Used when the file is not found.
@@ -17,7 +19,12 @@ const PEER_FALLBACK: &[(usize, usize, f64, f64)] = &[
 /// Peer medians per (B, T) and where they came from.
 pub(super) struct Peer {
     pub(super) source: String,
+    /// `(B, T, forward ms, backward ms)` medians.
     pub(super) rows: Vec<(usize, usize, f64, f64)>,
+    /// Measured in this invocation (`--peer-run`): only then are the ratios same-run speed-ups.
+    pub(super) same_run: bool,
+    /// The peer's own JSON report (settings, machine, every statistic) when it ran here.
+    pub(super) report: Option<Value>,
 }
 
 impl Peer {
@@ -30,6 +37,11 @@ impl Peer {
 fn parse_peer(path: &Path) -> Result<Peer, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse_peer_json(path, v)
+}
+
+/// The peer medians of a parsed `results-mpc-pytorch-cpu.json` document read from `path`.
+fn parse_peer_json(path: &Path, v: Value) -> Result<Peer, String> {
     let rows = v["rows"].as_array().ok_or_else(|| format!("{}: no `rows` array", path.display()))?;
     let mut out = Vec::new();
     for r in rows {
@@ -43,7 +55,98 @@ fn parse_peer(path: &Path) -> Result<Peer, String> {
         };
         out.push((b as usize, t as usize, f, bw));
     }
-    Ok(Peer { source: path.display().to_string(), rows: out })
+    let m = &v["machine"];
+    let machine = match (m["cpu"].as_str(), m["nproc"].as_u64()) {
+        (Some(cpu), Some(n)) => format!(" (recorded on {cpu}, {n} cores)"),
+        _ => String::new(),
+    };
+    Ok(Peer { source: format!("{}{machine}", path.display()), rows: out, same_run: false, report: Some(v) })
+}
+
+/// The first existing `shared/peer-bench/<name>` next to the repository or above the working
+/// directory.
+fn find_shared(name: &str) -> Option<PathBuf> {
+    let rel = Path::new("shared/peer-bench").join(name);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut candidates = vec![repo.join("..").join(&rel), repo.join(&rel)];
+    if let Ok(cwd) = std::env::current_dir() {
+        candidates.extend(cwd.ancestors().map(|d| d.join(&rel)));
+    }
+    candidates.into_iter().find(|c| c.is_file()).map(|c| c.canonicalize().unwrap_or(c))
+}
+
+/// What `--peer-run` runs: the interpreter, the script and the grid and settings to give it.
+pub(super) struct PeerRun<'a> {
+    pub(super) python: &'a Path,
+    pub(super) script: Option<&'a Path>,
+    pub(super) batches: &'a [usize],
+    pub(super) horizons: &'a [usize],
+    pub(super) iters: usize,
+    pub(super) threads: usize,
+    pub(super) seed: u64,
+    pub(super) wait_idle: f64,
+}
+
+/// Run the mpc.pytorch benchmark now (its progress goes to stderr) and read its medians.
+/// Errors name what is missing: the script, the interpreter, or what the script printed last.
+pub(super) fn run_peer(r: &PeerRun) -> Result<Peer, String> {
+    let script = match r.script {
+        Some(s) if s.is_file() => s.to_path_buf(),
+        Some(s) => return Err(format!("--peer-script: {} is not a file", s.display())),
+        None => find_shared("bench_mpc_pytorch.py").ok_or(
+            "--peer-run: shared/peer-bench/bench_mpc_pytorch.py not found next to the repository; give --peer-script",
+        )?,
+    };
+    let out = tempfile::Builder::new()
+        .prefix("mpc-bench-peer-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(|e| format!("--peer-run: cannot make a temporary file: {e}"))?;
+    let list = |v: &[usize]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut cmd = Command::new(r.python);
+    cmd.arg(&script)
+        .arg("--batches")
+        .args(list(r.batches))
+        .arg("--horizons")
+        .args(list(r.horizons))
+        .args(["--lqr-iter", &r.iters.to_string(), "--threads", &r.threads.to_string()])
+        .args(["--seed", &r.seed.to_string(), "--wait-idle", &r.wait_idle.to_string(), "--out"])
+        .arg(out.path());
+    eprintln!("mpc bench: --peer-run: {} {} (mpc.pytorch, in this run)", r.python.display(), script.display());
+    let output = cmd
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .map_err(|e| format!("--peer-run: cannot run {}: {e}", r.python.display()))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprint!("{stderr}");
+    if !output.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "--peer-run: {} {} failed ({}): {}",
+            r.python.display(),
+            script.display(),
+            output.status,
+            tail.join(" / ")
+        ));
+    }
+    let mut peer = parse_peer(out.path()).map_err(|e| format!("--peer-run: the peer's report: {e}"))?;
+    for &b in r.batches {
+        for &t in r.horizons {
+            if peer.get(b, t).is_none() {
+                return Err(format!("--peer-run: the peer's report has no row for B = {b}, T = {t}"));
+            }
+        }
+    }
+    let versions = peer.report.as_ref().map_or(String::new(), |v| {
+        let m = &v["machine"];
+        let get = |k: &str| m[k].as_str().unwrap_or("?").to_string();
+        format!(" (mpc {}, torch {}, python {})", get("mpc"), get("torch"), get("python"))
+    });
+    peer.source = format!("measured in this run by {}{versions}", script.display());
+    peer.same_run = true;
+    Ok(peer)
 }
 
 /// The peer results: `--peer`, else the first `shared/peer-bench/results-mpc-pytorch-cpu.json`
@@ -52,19 +155,15 @@ pub(super) fn load_peer(explicit: Option<&Path>) -> Result<Peer, String> {
     if let Some(p) = explicit {
         return parse_peer(p);
     }
-    let rel = Path::new("shared/peer-bench/results-mpc-pytorch-cpu.json");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut candidates = vec![repo.join("..").join(rel), repo.join(rel)];
-    if let Ok(cwd) = std::env::current_dir() {
-        candidates.extend(cwd.ancestors().map(|d| d.join(rel)));
+    if let Some(c) = find_shared("results-mpc-pytorch-cpu.json")
+        && let Ok(p) = parse_peer(&c)
+    {
+        return Ok(p);
     }
-    for c in candidates {
-        if c.is_file()
-            && let Ok(p) = parse_peer(&c)
-        {
-            let source = c.canonicalize().map(|p| p.display().to_string()).unwrap_or(p.source);
-            return Ok(Peer { source, rows: p.rows });
-        }
-    }
-    Ok(Peer { source: "embedded (results-mpc-pytorch-cpu.json not found)".into(), rows: PEER_FALLBACK.to_vec() })
+    Ok(Peer {
+        source: "embedded (results-mpc-pytorch-cpu.json not found)".into(),
+        rows: PEER_FALLBACK.to_vec(),
+        same_run: false,
+        report: None,
+    })
 }

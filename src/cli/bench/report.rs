@@ -2,10 +2,12 @@
 
 use super::args::BenchArgs;
 use super::case::CaseResult;
+use super::flops::FlopModel;
 use super::machine::machine_info;
+use super::peak::Peak;
 use super::peer::Peer;
 use mpc_models::Quadrotor;
-use mpc_runtime::{Model, SolverOptions};
+use mpc_runtime::{GradientMode, LineSearchRule, Method, Model, SolverOptions};
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -14,6 +16,7 @@ pub(super) struct RunInfo<'a> {
     pub(super) args: &'a BenchArgs,
     pub(super) opts: &'a SolverOptions,
     pub(super) peer: &'a Peer,
+    pub(super) perf: &'a Perf,
     /// Whether the CUDA backend ran.
     pub(super) cuda: bool,
     /// Passes through the grid the timed repetitions were spread over.
@@ -28,6 +31,45 @@ impl RunInfo<'_> {
     /// The backend that ran, as the report names it.
     fn backend(&self) -> &'static str {
         if self.cuda { "cuda" } else { "cpu" }
+    }
+}
+
+/// Achieved rates: the machine's measured limit and the nominal operation counts (CPU only).
+pub(super) struct Perf {
+    peak: Option<Peak>,
+    threads: usize,
+    /// Line-search trials per iteration (all steps with the `Best` rule; 1, a lower bound, with
+    /// `FirstDecrease`).
+    trials: f64,
+    ddp: bool,
+    exact: bool,
+}
+
+impl Perf {
+    pub(super) fn new(args: &BenchArgs, opts: &SolverOptions, peak: Option<Peak>) -> Perf {
+        let trials = match opts.line_search_rule {
+            LineSearchRule::Best => opts.line_search.len() as f64,
+            LineSearchRule::FirstDecrease => 1.0,
+        };
+        Perf {
+            peak,
+            threads: args.threads,
+            trials,
+            ddp: opts.method == Method::Ddp,
+            exact: opts.gradient == GradientMode::Exact,
+        }
+    }
+
+    /// (forward GFLOP/s, backward GFLOP/s, forward and backward fractions of the limit) of a
+    /// case; `None` on the GPU (no peak measured).
+    fn rates(&self, r: &CaseResult) -> Option<(f64, f64, f64, f64)> {
+        let peak = self.peak?;
+        let m = FlopModel { nx: Quadrotor::NX, nu: Quadrotor::NU, horizon: r.t, ops: Quadrotor::OP_COUNTS };
+        let fwd = m.forward(r.iterations_mean, self.trials, self.ddp) * r.b as f64 / (r.forward.median * 1e-3) / 1e9;
+        let bwd = m.backward(self.exact) * r.b as f64 / (r.backward.median * 1e-3) / 1e9;
+        // One problem runs on one thread; a batch on the whole pool.
+        let limit = peak.limit(self.threads.min(r.b));
+        Some((fwd, bwd, fwd / limit, bwd / limit))
     }
 }
 
@@ -52,13 +94,23 @@ fn ms(v: f64) -> String {
 
 /// Markdown table of the results with the mpc.pytorch ratios (and, for CUDA, the kernel-only
 /// medians).
-pub(super) fn table(results: &[CaseResult], peer: &Peer) -> String {
+pub(super) fn table(results: &[CaseResult], peer: &Peer, perf: &Perf) -> String {
     let mut s = String::new();
     let cuda = results.iter().any(|r| r.kernel.is_some());
-    s.push_str("| B | T | iters | forward median ms (p10–p90) | stored mpc.pytorch fwd ms | fwd ratio to stored | backward median ms (p10–p90) | stored mpc.pytorch bwd ms | bwd ratio to stored | reps | others' load |");
-    s.push_str(if cuda { " kernel fwd / bwd ms |\n" } else { "\n" });
+    let (pf_h, pfr_h, pb_h, pbr_h) = if peer.same_run {
+        ("mpc.pytorch fwd ms (this run)", "fwd speed-up", "mpc.pytorch bwd ms (this run)", "bwd speed-up")
+    } else {
+        ("stored mpc.pytorch fwd ms", "fwd ratio to stored", "stored mpc.pytorch bwd ms", "bwd ratio to stored")
+    };
+    s.push_str(&format!(
+        "| B | T | iters | forward median ms (p10–p90) | {pf_h} | {pfr_h} | backward median ms (p10–p90) | {pb_h} | {pbr_h} | reps | others' load |"
+    ));
+    let rated = perf.peak.is_some();
+    s.push_str(if cuda { " kernel fwd / bwd ms |" } else { "" });
+    s.push_str(if rated { " GFLOP/s fwd / bwd (of limit) |\n" } else { "\n" });
     s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    s.push_str(if cuda { "---:|\n" } else { "\n" });
+    s.push_str(if cuda { "---:|" } else { "" });
+    s.push_str(if rated { "---:|\n" } else { "\n" });
     for r in results {
         let p = peer.get(r.b, r.t);
         let (pf, pfr, pb, pbr) = match p {
@@ -90,22 +142,44 @@ pub(super) fn table(results: &[CaseResult], peer: &Peer) -> String {
                 None => s.push_str(" – |\n"),
             }
         }
+        if let Some((f, b, ff, bf)) = perf.rates(r) {
+            s.pop();
+            s.push_str(&format!(" {f:.2} / {b:.2} ({:.0} % / {:.0} %) |\n", 100.0 * ff, 100.0 * bf));
+        }
     }
-    s.push_str(&format!(
-        "\nmpc.pytorch columns: {}, recorded in another run, not measured in this one; the ratios to them are not same-run \
-         speed-ups (run shared/peer-bench/bench_mpc_pytorch.py back to back with this for those).\n",
-        peer.source
-    ));
+    if let Some(p) = &perf.peak {
+        s.push_str(&format!(
+            "\nGFLOP/s: nominal dense-equivalent operations of the algorithm (src/cli/bench/flops.rs) per second, \
+             against the {}; a batch of one problem runs on one core.\n",
+            p.describe()
+        ));
+    }
+    if peer.same_run {
+        s.push_str(&format!(
+            "\nmpc.pytorch columns: {}, just before this solver's repetitions: same-run speed-ups (medians).\n",
+            peer.source
+        ));
+    } else {
+        s.push_str(&format!(
+            "\nmpc.pytorch columns: {}, recorded in another run, not measured in this one; the ratios to them are not \
+             same-run speed-ups (`--peer-run PYTHON` measures the peer in this run).\n",
+            peer.source
+        ));
+    }
     s
 }
 
 /// The line printed when a case is done: its medians and the ratios to mpc.pytorch.
-pub(super) fn case_line(r: &CaseResult, peer: &Peer) -> String {
+pub(super) fn case_line(r: &CaseResult, peer: &Peer, perf: &Perf) -> String {
+    let which = if peer.same_run { "mpc.pytorch in this run" } else { "stored mpc.pytorch" };
     let vs = peer.get(r.b, r.t).map_or(String::new(), |(f, bw)| {
-        format!(" (vs stored mpc.pytorch ×{:.0} / ×{:.0})", f / r.forward.median, bw / r.backward.median)
+        format!(" (vs {which} ×{:.0} / ×{:.0})", f / r.forward.median, bw / r.backward.median)
+    });
+    let rate = perf.rates(r).map_or(String::new(), |(f, b, ff, bf)| {
+        format!(", {f:.2} / {b:.2} GFLOP/s ({:.0} % / {:.0} % of the limit)", 100.0 * ff, 100.0 * bf)
     });
     format!(
-        "B={} T={}: forward {} ms, backward {} ms, {} reps{vs}",
+        "B={} T={}: forward {} ms, backward {} ms, {} reps{rate}{vs}",
         r.b,
         r.t,
         ms(r.forward.median),
@@ -140,9 +214,14 @@ pub(super) fn print_settings(info: &RunInfo, gpu: Option<&Value>, results: &[Cas
 }
 
 /// One case's row of the JSON report.
-fn json_row(r: &CaseResult, peer: &Peer, iters: usize) -> Value {
+fn json_row(r: &CaseResult, peer: &Peer, perf: &Perf, iters: usize) -> Value {
     let p = peer.get(r.b, r.t);
+    let rates = perf.rates(r);
     json!({
+        "gflops_forward": rates.map(|x| x.0),
+        "gflops_backward": rates.map(|x| x.1),
+        "fraction_of_limit_forward": rates.map(|x| x.2),
+        "fraction_of_limit_backward": rates.map(|x| x.3),
         "B": r.b, "T": r.t, "lqr_iter": iters, "reps": r.reps,
         "forward_ms": r.forward.to_json(),
         "backward_ms": r.backward.to_json(),
@@ -207,15 +286,21 @@ pub(super) fn write_json(
     results: &[CaseResult],
 ) -> Result<(), String> {
     let peer = info.peer;
-    let rows: Vec<Value> = results.iter().map(|r| json_row(r, peer, info.args.iters)).collect();
+    let rows: Vec<Value> = results.iter().map(|r| json_row(r, peer, info.perf, info.args.iters)).collect();
+    let peak = info.perf.peak.map(|p| {
+        json!({"isa": p.isa, "lanes": p.lanes, "gflops_one_core": p.per_core, "gflops_all_threads": p.all_threads,
+               "threads": p.threads, "method": "independent f64 FMA chains in registers, best of 7 (src/cli/bench/peak.rs)"})
+    });
     let doc = json!({
         "benchmark": format!("mpc {} solver on the CA-AC-MPC quadrotor, hover-to-random-target, Table II style", info.backend().to_uppercase()),
         "settings": settings_json(info),
         "machine": machine_info(),
+        "machine_limit": peak,
+        "flop_count": "nominal dense-equivalent operations per problem (src/cli/bench/flops.rs), model operations from Quadrotor::OP_COUNTS",
         "gpu": gpu,
         "date": info.started,
         "command": std::env::args().collect::<Vec<_>>(),
-        "peer": {"source": peer.source, "rows": peer.rows.iter().map(|r| json!({"B": r.0, "T": r.1, "forward_ms": r.2, "backward_ms": r.3})).collect::<Vec<_>>()},
+        "peer": {"source": peer.source, "same_run": peer.same_run, "report": peer.report, "rows": peer.rows.iter().map(|r| json!({"B": r.0, "T": r.1, "forward_ms": r.2, "backward_ms": r.3})).collect::<Vec<_>>()},
         "rows": rows,
         "total_wall_s": info.total_s,
     });
