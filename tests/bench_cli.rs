@@ -97,6 +97,7 @@ rows = [dict(B=b, T=t, forward_ms=dict(median=1000.0 * b + t), backward_ms=dict(
         for b in a.batches for t in a.horizons]
 json.dump(dict(rows=rows, machine=dict(cpu="fake", nproc=2, mpc="0.0.6", torch="0", python="3")), open(a.out, "w"))
 print("fake peer done", file=sys.stderr)
+print("| fake peer table |")
 "#,
         fail = if fail { "True" } else { "False" }
     );
@@ -126,6 +127,8 @@ fn peer_run_measures_the_peer_in_the_same_invocation() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("mpc.pytorch fwd ms (this run)") && stdout.contains("same-run speed-ups"), "{stdout}");
     assert!(!stdout.contains("stored"), "{stdout}");
+    // The peer's own output goes to stderr, not into this command's table.
+    assert!(!stdout.contains("fake peer table") && stderr.contains("fake peer table"), "{stdout}");
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(doc["peer"]["same_run"], true);
     assert_eq!(doc["peer"]["report"]["machine"]["cpu"], "fake");

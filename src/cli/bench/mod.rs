@@ -32,6 +32,10 @@
 //! the repository in `shared/peer-bench/`), else the figures of that file embedded here, and
 //! labelled as recorded in another run.
 //!
+//! On the CPU the run also measures this machine's float64 FMA limit (`peak.rs`: per core and
+//! on the pool's threads) and reports each case's nominal dense-equivalent GFLOP/s (`flops.rs`,
+//! with the model's generated operation counts) as a fraction of it.
+//!
 //! `--backend cuda` times the same grid on GPU 0 through `mpc_cuda::CudaSolver` (the
 //! rendered single-launch solve kernel and the backward kernel, double precision): forward =
 //! one `CudaSolver::solve` (inputs converted and copied in, the kernel, results copied back),

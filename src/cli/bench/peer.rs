@@ -113,13 +113,10 @@ pub(super) fn run_peer(r: &PeerRun) -> Result<Peer, String> {
         .args(["--seed", &r.seed.to_string(), "--wait-idle", &r.wait_idle.to_string(), "--out"])
         .arg(out.path());
     eprintln!("mpc bench: --peer-run: {} {} (mpc.pytorch, in this run)", r.python.display(), script.display());
-    let output = cmd
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .map_err(|e| format!("--peer-run: cannot run {}: {e}", r.python.display()))?;
+    // Everything the peer prints goes to stderr: stdout stays this command's own table.
+    let output = cmd.output().map_err(|e| format!("--peer-run: cannot run {}: {e}", r.python.display()))?;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    eprint!("{stderr}");
+    eprint!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
     if !output.status.success() {
         let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();
