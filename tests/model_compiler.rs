@@ -207,3 +207,29 @@ fn bicycle_solves_and_differentiates_end_to_end() {
     let fd = (y_at(3.5 + h) - y_at(3.5 - h)) / (2.0 * h);
     assert!((analytic - fd).abs() <= 1e-6 * (1.0 + fd.abs()), "dL/dy_ref: implicit {analytic}, finite differences {fd}");
 }
+
+/// The operation counts the Rust side reports (`Model::OP_COUNTS`, used by `mpc bench` for
+/// GFLOP/s) are the ones the generated CUDA code states; a linear model's weighted Hessian
+/// costs nothing.
+#[test]
+fn operation_counts_match_the_generated_code() {
+    fn stated(src: &str, what: &str) -> usize {
+        let line = src.lines().find(|l| l.starts_with(what) && l.ends_with("operations).")).unwrap_or_else(|| panic!("{what}"));
+        let open = line.rfind('(').unwrap();
+        line[open + 1..].split_whitespace().next().unwrap().parse().unwrap()
+    }
+    fn check<M: Model>() {
+        let c = M::OP_COUNTS;
+        assert_eq!(c.step, stated(M::CUDA_SOURCE, "/// x_next = f(x, u) ("), "{}", M::NAME);
+        assert_eq!(c.linearize, stated(M::CUDA_SOURCE, "/// x_next = f(x, u), A = df/dx"), "{}", M::NAME);
+        assert_eq!(c.weighted_hessian, stated(M::CUDA_SOURCE, "/// H = sum_i lambda_i"), "{}", M::NAME);
+        assert!(c.linearize >= c.step, "{}: {c:?}", M::NAME);
+    }
+    check::<Bicycle>();
+    check::<Oscillator>();
+    check::<KitchenSink>();
+    check::<mpc_models::Quadrotor>();
+    let c = DoubleIntegrator::OP_COUNTS;
+    assert!(c.step > 0 && c.weighted_hessian == 0, "{c:?}");
+    assert!(Bicycle::OP_COUNTS.weighted_hessian > 0);
+}
