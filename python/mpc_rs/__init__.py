@@ -1,0 +1,116 @@
+"""Batched differentiable MPC from the ``mpc`` model compiler, on NumPy arrays.
+
+``Solver(model, horizon, ...)`` solves batches of box-constrained MPC problems
+
+    min_{x, u}  sum_t  1/2 z_t^T C_t z_t + c_t^T z_t,   z_t = [x_t; u_t]
+    s.t.        x_0 = x_init,  x_{t+1} = f(x_t, u_t),  u_lower <= u_t <= u_upper
+
+with the CPU iLQR solver of ``mpc-runtime`` (Rust, generated analytic derivatives, the batch
+spread over threads, the GIL released while solving), and differentiates the solution by the
+implicit-function theorem: ``backward(dL/dx, dL/du)`` returns ``dL/dC``, ``dL/dc`` and
+``dL/dx_init`` (and ``dL/dtheta`` of the model's parameters with ``grad_params=True``).
+
+Arrays are batch-first (mpc.pytorch is time-major: ``x_init`` is the same, but transpose its
+``C``, ``c``, ``x`` and ``u`` between axes 0 and 1). Inputs are converted to C-contiguous
+float64; shapes are checked and a wrong one raises ``ValueError`` naming the argument and the
+expected shape.
+
+Example::
+
+    import numpy as np, mpc_rs
+    s = mpc_rs.Solver("pendulum", horizon=20)
+    B, n = 4, s.nx + s.nu
+    C = np.tile(np.eye(n), (B, 20, 1, 1))
+    sol = s.solve(np.random.randn(B, s.nx), C, np.zeros((B, 20, n)))
+    grads = s.backward(np.ones_like(sol["x"]), np.zeros_like(sol["u"]))
+"""
+
+import numpy as np
+
+from . import _native
+
+__all__ = ["Solver", "models"]
+
+
+def models():
+    """Names of the bundled models."""
+    return list(_native.models())
+
+
+def _f64(name, a):
+    if a is None:
+        return None
+    try:
+        return np.ascontiguousarray(a, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name}: cannot be read as a float64 array ({e})") from None
+
+
+class Solver:
+    """A batched MPC solver for one model and horizon; workspaces are allocated once and reused.
+
+    Parameters
+    ----------
+    model : str
+        A bundled model (``mpc_rs.models()``).
+    horizon : int
+        Number of stages T (states x_0..x_{T-1}, controls u_0..u_{T-1}).
+    params : dict, optional
+        Model parameters by name (``Solver.params`` lists them with their defaults).
+    method : {"ilqr", "ddp"}
+        iLQR (Gauss-Newton model of the dynamics) or DDP (with the dynamics' second derivatives).
+    gradient : {"exact", "gauss-newton"}
+        Hessian of the implicit gradients: the Lagrangian's (exact) or the cost's (as mpc.pytorch).
+    max_iter : int
+        Iteration cap.
+    tol : float, optional
+        Stop when the KKT residual (max projected gradient) is at most ``tol``.
+    eps : float
+        Stop when the control update's norm falls below ``eps`` (when ``tol`` is not given).
+    line_search : list of float, optional
+        Step sizes tried per iteration, the best kept (default 1, 0.5, 0.25, 0.1).
+    grad_params : bool
+        Also return ``dL/dtheta`` (B, n_params) from ``backward``.
+    """
+
+    def __init__(self, model, horizon, *, params=None, method="ilqr", gradient="exact", max_iter=50, tol=None,
+                 eps=1e-7, line_search=None, grad_params=False):
+        items = None if params is None else [(str(k), float(v)) for k, v in dict(params).items()]
+        self._s = _native.NativeSolver(model, int(horizon), params=items, method=method, gradient=gradient,
+                                       max_iter=int(max_iter), tol=None if tol is None else float(tol), eps=float(eps),
+                                       line_search=None if line_search is None else [float(a) for a in line_search],
+                                       grad_params=bool(grad_params))
+
+    model = property(lambda self: self._s.model, doc="Model name.")
+    nx = property(lambda self: self._s.nx, doc="State dimension.")
+    nu = property(lambda self: self._s.nu, doc="Control dimension.")
+    horizon = property(lambda self: self._s.horizon, doc="Horizon T.")
+    params = property(lambda self: dict(self._s.params), doc="Model parameters (name -> value) in use.")
+    control_bounds = property(lambda self: tuple(np.array(b) for b in self._s.control_bounds),
+                              doc="The model's (lower, upper) control bounds, each (nu,).")
+
+    def solve(self, x_init, C, c, u_lower=None, u_upper=None, u_init=None):
+        """Solve a batch of B problems.
+
+        ``x_init`` (B, nx); ``C`` (B, T, n, n) symmetric, n = nx + nu; ``c`` (B, T, n);
+        ``u_lower``/``u_upper`` (nu,) or (B, T, nu), the model's bounds when omitted;
+        ``u_init`` (B, T, nu) warm start (zeros when omitted, projected onto the bounds).
+
+        Returns a dict: ``x`` (B, T, nx), ``u`` (B, T, nu), ``cost`` (B,), ``iterations`` (B,),
+        ``converged`` (B,) bool, ``kkt_residual`` (B,), ``stop`` (list of B reasons) and
+        ``state`` (this solve, for ``backward(..., state=...)``).
+        """
+        return self._s.solve(_f64("x_init", x_init), _f64("C", C), _f64("c", c), _f64("u_lower", u_lower),
+                             _f64("u_upper", u_upper), _f64("u_init", u_init))
+
+    def backward(self, grad_x, grad_u, state=None):
+        """Gradients of a loss L at a solution, given ``dL/dx`` (B, T, nx) and ``dL/du`` (B, T, nu).
+
+        ``state``: the ``state`` entry of the ``solve`` result to differentiate (the last solve
+        when omitted).
+
+        Returns a dict: ``C`` (B, T, n, n), ``c`` (B, T, n), ``x_init`` (B, nx), ``params``
+        (B, n_params, with ``grad_params=True``) and ``status`` (list of B: "ok", or why a
+        problem's gradients were masked to zero).
+        """
+        return self._s.backward(_f64("grad_x", grad_x), _f64("grad_u", grad_u), state)

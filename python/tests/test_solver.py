@@ -1,0 +1,198 @@
+"""The Python bindings against the project's own answers and against finite differences.
+
+* Every fixture of ``tests/fixtures`` with a bundled model is solved through ``mpc_rs`` and
+  compared with what ``mpc solve`` writes for the same problem (the same Rust solver behind both:
+  equal to 1e-12), solution and gradients.
+* Implicit gradients against central finite differences of re-solved problems.
+* Bad input raises ValueError naming the argument and the expected shape.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+import mpc_rs
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+def mpc_binary():
+    """The `mpc` CLI: $MPC_BIN, else the debug or release build of this checkout."""
+    if os.environ.get("MPC_BIN"):
+        return os.environ["MPC_BIN"]
+    for profile in ("debug", "release"):
+        p = REPO / "target" / profile / "mpc"
+        if p.exists():
+            return str(p)
+    pytest.fail("no mpc binary: build it (cargo build) or set MPC_BIN")
+
+
+def fixture_names():
+    names = []
+    for p in sorted(FIXTURES.glob("*.problem.json")):
+        doc = json.loads(p.read_text())
+        if doc.get("model") in mpc_rs.models() and "params_per_problem" not in doc:
+            names.append(p.name[: -len(".problem.json")])
+    return names
+
+
+def solver_for(doc, **extra):
+    settings = dict(doc.get("solver", {}))
+    kwargs = {}
+    for key, arg in (("max_iters", "max_iter"), ("eps", "eps"), ("tol", "tol"), ("method", "method"),
+                     ("gradient", "gradient"), ("line_search", "line_search")):
+        if key in settings:
+            kwargs[arg] = settings[key]
+    kwargs.update(extra)
+    return mpc_rs.Solver(doc["model"], doc["horizon"], params=doc.get("params"), **kwargs)
+
+
+def close(a, b, what, rtol=1e-12):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape, f"{what}: shapes {a.shape} vs {b.shape}"
+    scale = max(1.0, float(np.max(np.abs(b))) if b.size else 1.0)
+    err = float(np.max(np.abs(a - b))) if a.size else 0.0
+    assert err <= rtol * scale, f"{what}: max difference {err:.3e} (scale {scale:.3e})"
+
+
+def test_fixtures_are_found():
+    assert len(fixture_names()) >= 6, fixture_names()
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_fixture_equals_mpc_solve(name, tmp_path):
+    problem = FIXTURES / f"{name}.problem.json"
+    doc = json.loads(problem.read_text())
+    out = tmp_path / "solution.json"
+    run = subprocess.run([mpc_binary(), "solve", "--problem", str(problem), "--out", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    ref = json.loads(out.read_text())
+
+    s = solver_for(doc)
+    lower = doc.get("u_lower")
+    upper = doc.get("u_upper")
+    sol = s.solve(doc["x_init"], doc["C"], doc["c"], u_lower=lower, u_upper=upper, u_init=doc.get("u_init"))
+    close(sol["x"], ref["x"], f"{name}: x")
+    close(sol["u"], ref["u"], f"{name}: u")
+    close(sol["cost"], ref["cost"], f"{name}: cost")
+    assert list(sol["iterations"]) == ref["iterations"], name
+    assert list(sol["converged"]) == ref["converged"], name
+    if "grad_x" in doc:
+        g = s.backward(doc["grad_x"], doc["grad_u"])
+        close(g["C"], ref["grad_C"], f"{name}: dL/dC")
+        close(g["c"], ref["grad_c"], f"{name}: dL/dc")
+        close(g["x_init"], ref["grad_x_init"], f"{name}: dL/dx_init")
+
+
+def pendulum_batch(rng, b=3, t=12):
+    s = mpc_rs.Solver("pendulum", t, tol=1e-12, max_iter=500, gradient="exact")
+    n = s.nx + s.nu
+    q = np.diag([0.1, 0.1, 0.1, 1.0])
+    cm = np.tile(q, (b, t, 1, 1))
+    cv = 0.1 * rng.standard_normal((b, t, n))
+    theta = rng.uniform(-0.5, 0.5, b)
+    x0 = np.stack([np.cos(theta), np.sin(theta), rng.uniform(-0.3, 0.3, b)], axis=1)
+    return s, x0, cm, cv
+
+
+def test_gradients_match_finite_differences_of_resolved_problems():
+    rng = np.random.default_rng(0)
+    s, x0, cm, cv = pendulum_batch(rng)
+    wx = rng.standard_normal((x0.shape[0], s.horizon, s.nx))
+    wu = rng.standard_normal((x0.shape[0], s.horizon, s.nu))
+
+    def loss(x0_, cv_):
+        sol = s.solve(x0_, cm, cv_)
+        assert all(sol["converged"]), sol["stop"]
+        return float(np.sum(wx * sol["x"]) + np.sum(wu * sol["u"]))
+
+    sol = s.solve(x0, cm, cv)
+    assert all(sol["converged"])
+    # The box is wide enough here that no bound is active: the solution is smooth in the data.
+    assert np.max(np.abs(sol["u"])) < 1.9
+    g = s.backward(wx, wu)
+    h = 1e-6
+    for (i, t, j) in [(0, 0, 0), (1, 5, 2), (2, 11, 3), (0, 3, 1)]:
+        d = np.zeros_like(cv)
+        d[i, t, j] = h
+        fd = (loss(x0, cv + d) - loss(x0, cv - d)) / (2 * h)
+        assert abs(g["c"][i, t, j] - fd) <= 1e-5 * max(1.0, abs(fd)), (i, t, j, g["c"][i, t, j], fd)
+    for (i, j) in [(0, 2), (1, 1), (2, 0)]:
+        d = np.zeros_like(x0)
+        d[i, j] = h
+        fd = (loss(x0 + d, cv) - loss(x0 - d, cv)) / (2 * h)
+        assert abs(g["x_init"][i, j] - fd) <= 1e-5 * max(1.0, abs(fd)), (i, j, g["x_init"][i, j], fd)
+    # dL/dC is the symmetric outer-product form of dL/dc (module docs of the runtime's backward).
+    z = np.concatenate([sol["x"], sol["u"]], axis=2)
+    sym = 0.5 * (g["c"][..., :, None] * z[..., None, :] + z[..., :, None] * g["c"][..., None, :])
+    close(g["C"], sym, "dL/dC", rtol=1e-12)
+
+
+def test_parameter_gradients():
+    rng = np.random.default_rng(1)
+    _, x0, cm, cv = pendulum_batch(rng, b=2, t=8)
+    s = mpc_rs.Solver("pendulum", 8, tol=1e-12, max_iter=500, gradient="exact", grad_params=True)
+    sol = s.solve(x0, cm, cv)
+    wx = rng.standard_normal(sol["x"].shape)
+    wu = rng.standard_normal(sol["u"].shape)
+    g = s.backward(wx, wu)
+    names = list(s.params)
+    k = names.index("m")
+    h = 1e-6
+
+    def loss(m):
+        p = dict(s.params)
+        p["m"] = m
+        s2 = mpc_rs.Solver("pendulum", 8, params=p, tol=1e-12, max_iter=500)
+        r = s2.solve(x0, cm, cv)
+        return np.sum(wx * r["x"], axis=(1, 2)) + np.sum(wu * r["u"], axis=(1, 2))
+
+    m0 = s.params["m"]
+    fd = (loss(m0 + h) - loss(m0 - h)) / (2 * h)
+    assert g["params"].shape == (2, len(names))
+    assert np.all(np.abs(g["params"][:, k] - fd) <= 1e-5 * np.maximum(1.0, np.abs(fd))), (g["params"][:, k], fd)
+
+
+def test_bad_input_names_the_argument_and_shape():
+    s = mpc_rs.Solver("cartpole", 5)
+    n = s.nx + s.nu
+    x0 = np.zeros((2, s.nx))
+    cm = np.tile(np.eye(n), (2, 5, 1, 1))
+    cv = np.zeros((2, 5, n))
+    with pytest.raises(ValueError, match=rf"x_init: expected shape \(B, {s.nx}\)"):
+        s.solve(np.zeros((2, s.nx + 1)), cm, cv)
+    with pytest.raises(ValueError, match=rf"C: expected shape \(2, 5, {n}, {n}\)"):
+        s.solve(x0, cm[:, :4], cv)
+    with pytest.raises(ValueError, match=r"c: expected shape"):
+        s.solve(x0, cm, cv[:1])
+    with pytest.raises(ValueError, match=r"u_lower: expected shape"):
+        s.solve(x0, cm, cv, u_lower=np.zeros(3))
+    with pytest.raises(ValueError, match=r"C: cannot be read as a float64 array"):
+        s.solve(x0, "not an array", cv)
+    with pytest.raises(RuntimeError, match="call solve first"):
+        s.backward(np.zeros((2, 5, s.nx)), np.zeros((2, 5, s.nu)))
+    s.solve(x0, cm, cv)
+    with pytest.raises(ValueError, match=rf"grad_u: expected shape \(2, 5, {s.nu}\)"):
+        s.backward(np.zeros((2, 5, s.nx)), np.zeros((2, 5, 2)))
+    with pytest.raises(ValueError, match="unknown model"):
+        mpc_rs.Solver("submarine", 5)
+    with pytest.raises(ValueError, match="params: "):
+        mpc_rs.Solver("cartpole", 5, params={"no_such_param": 1.0})
+    with pytest.raises(ValueError, match="method: expected"):
+        mpc_rs.Solver("cartpole", 5, method="sqp")
+
+
+def test_float32_and_fortran_inputs_are_converted():
+    s = mpc_rs.Solver("pendulum", 6)
+    n = s.nx + s.nu
+    x0 = np.array([[1.0, 0.0, 0.2]], dtype=np.float32)
+    cm = np.asfortranarray(np.tile(np.eye(n), (1, 6, 1, 1)))
+    a = s.solve(x0, cm, np.zeros((1, 6, n)))
+    b = s.solve(x0.astype(np.float64), np.ascontiguousarray(cm), np.zeros((1, 6, n)))
+    assert np.array_equal(a["u"], b["u"])
