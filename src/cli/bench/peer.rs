@@ -2,8 +2,11 @@
 //! (`--peer-run`), else read from a stored `results-mpc-pytorch-cpu.json`, else embedded.
 
 use serde_json::Value;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// mpc.pytorch 0.0.6 on this 2-core machine (`results-mpc-pytorch-cpu.json`, medians in ms):
 /// `(B, T, forward, backward)`. Used when the file is not found.
@@ -113,19 +116,31 @@ pub(super) fn run_peer(r: &PeerRun) -> Result<Peer, String> {
         .args(["--seed", &r.seed.to_string(), "--wait-idle", &r.wait_idle.to_string(), "--out"])
         .arg(out.path());
     eprintln!("mpc bench: --peer-run: {} {} (mpc.pytorch, in this run)", r.python.display(), script.display());
-    // Everything the peer prints goes to stderr: stdout stays this command's own table.
-    let output = cmd.output().map_err(|e| format!("--peer-run: cannot run {}: {e}", r.python.display()))?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprint!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
-    if !output.status.success() {
-        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
+    // Everything the peer prints goes to stderr as it comes (its progress over minutes): stdout
+    // stays this command's own table. The last lines of its stderr explain a failure.
+    let to_stderr = std::io::stderr().as_fd().try_clone_to_owned().map_err(|e| format!("--peer-run: {e}"))?;
+    let mut child = cmd
+        .stdout(Stdio::from(to_stderr))
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("--peer-run: cannot run {}: {e}", r.python.display()))?;
+    let mut tail: VecDeque<String> = VecDeque::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if tail.len() == 3 {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+    let status = child.wait().map_err(|e| format!("--peer-run: {e}"))?;
+    if !status.success() {
         return Err(format!(
-            "--peer-run: {} {} failed ({}): {}",
+            "--peer-run: {} {} failed ({status}): {}",
             r.python.display(),
             script.display(),
-            output.status,
-            tail.join(" / ")
+            Vec::from(tail).join(" / ")
         ));
     }
     let mut peer = parse_peer(out.path()).map_err(|e| format!("--peer-run: the peer's report: {e}"))?;
