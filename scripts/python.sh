@@ -17,12 +17,17 @@ py="$venv/bin/python"
     "maturin>=1.5,<2" "numpy>=1.21" "pytest>=7"
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT
-"$venv/bin/maturin" build --release --quiet --manifest-path python/Cargo.toml --out "$wheels" >&2
-"$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheels"/mpc_rs-*.whl
-echo "python: installed $(basename "$wheels"/mpc_rs-*.whl) into $venv" >&2
+# mpc_rs, and the example of a user's crate that exports its own model (python/examples/ballbeam).
+for manifest in python/Cargo.toml python/examples/ballbeam/Cargo.toml; do
+    "$venv/bin/maturin" build --release --quiet --manifest-path "$manifest" --out "$wheels" >&2
+done
+"$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
+echo "python: installed $(cd "$wheels" && echo *.whl) into $venv" >&2
 if [[ "${1:-}" == "--no-test" ]]; then
     exit 0
 fi
+# The user's crate also builds the way users build first: cargo's dev profile, full debug info.
+cargo build --quiet --manifest-path python/examples/ballbeam/Cargo.toml
 cargo build --quiet --bin mpc
 # From a folder outside the source tree, so that `import mpc_rs` is the installed wheel.
 cd "$wheels"

@@ -23,5 +23,5 @@ pub use linear::LinearModel;
 pub use model::{Dynamics, Model, OpCounts, ParamError, TimeModel};
 pub use solver::{
     Batch, Bound, GradStatus, GradientMode, Gradients, IterationRecord, LineSearchRule, Method, NonFinite, Solution, Solver,
-    SolverOptions, StopReason, format_trace, mask_gradients, solve_each,
+    SolveEach, SolverOptions, StopReason, format_trace, mask_gradients, solve_each,
 };

@@ -15,6 +15,10 @@ Arrays are batch-first (mpc.pytorch is time-major: ``x_init`` is the same, but t
 float64; shapes are checked and a wrong one raises ``ValueError`` naming the argument and the
 expected shape.
 
+A user's own ``#[mpc_model]`` types are exported from their crate into a Python module of
+their own with one line of Rust, ``mpc_pyo3::python_module!(my_robots, [Arm]);``, and solved
+here with ``Solver("arm", horizon, module=my_robots)`` (see ``python/examples/ballbeam``).
+
 Example::
 
     import numpy as np, mpc_rs
@@ -71,12 +75,19 @@ class Solver:
         Step sizes tried per iteration, the best kept (default 1, 0.5, 0.25, 0.1).
     grad_params : bool
         Also return ``dL/dtheta`` (B, n_params) from ``backward``.
+    module : module, optional
+        The extension module that compiled ``model``: a user's crate's module made with
+        ``mpc_pyo3::python_module!`` (default: this package's bundled models).
     """
 
     def __init__(self, model, horizon, *, params=None, method="ilqr", gradient="exact", max_iter=50, tol=None,
-                 eps=1e-7, line_search=None, grad_params=False):
+                 eps=1e-7, line_search=None, grad_params=False, module=None):
         items = None if params is None else [(str(k), float(v)) for k, v in dict(params).items()]
-        self._s = _native.NativeSolver(model, int(horizon), params=items, method=method, gradient=gradient,
+        self.grad_params = bool(grad_params)
+        native = _native if module is None else module
+        if not hasattr(native, "NativeSolver"):
+            raise ValueError(f"module: {native!r} is not a module made with mpc_pyo3::python_module!")
+        self._s = native.NativeSolver(model, int(horizon), params=items, method=method, gradient=gradient,
                                        max_iter=int(max_iter), tol=None if tol is None else float(tol), eps=float(eps),
                                        line_search=None if line_search is None else [float(a) for a in line_search],
                                        grad_params=bool(grad_params))
@@ -89,19 +100,49 @@ class Solver:
     control_bounds = property(lambda self: tuple(np.array(b) for b in self._s.control_bounds),
                               doc="The model's (lower, upper) control bounds, each (nu,).")
 
-    def solve(self, x_init, C, c, u_lower=None, u_upper=None, u_init=None):
+    @property
+    def param_names(self):
+        """The model's parameter names, in the column order of per-problem ``params``."""
+        return list(self._s.params.keys())
+
+    def param_rows(self, params, batch):
+        """Per-problem parameters as a (B, n_params) float64 array: ``params`` is such an array,
+        or a dict name -> scalar or (B,) array (parameters not named keep the solver's values)."""
+        if params is None:
+            return None
+        if isinstance(params, dict):
+            names = self.param_names
+            unknown = sorted(set(params) - set(names))
+            if unknown:
+                raise ValueError(f"params: unknown parameter(s) {unknown} of {self.model} (known: {names})")
+            rows = np.tile(np.array([self._s.params[k] for k in names], dtype=np.float64), (batch, 1))
+            for j, k in enumerate(names):
+                if k in params:
+                    v = _f64(f"params[{k!r}]", params[k])
+                    if v.ndim > 1 or (v.ndim == 1 and v.shape[0] != batch):
+                        raise ValueError(f"params[{k!r}]: expected a scalar or shape ({batch},), got {v.shape}")
+                    rows[:, j] = v
+            return rows
+        return _f64("params", params)
+
+    def solve(self, x_init, C, c, u_lower=None, u_upper=None, u_init=None, params=None):
         """Solve a batch of B problems.
 
         ``x_init`` (B, nx); ``C`` (B, T, n, n) symmetric, n = nx + nu; ``c`` (B, T, n);
         ``u_lower``/``u_upper`` (nu,) or (B, T, nu), the model's bounds when omitted;
-        ``u_init`` (B, T, nu) warm start (zeros when omitted, projected onto the bounds).
+        ``u_init`` (B, T, nu) warm start (zeros when omitted, projected onto the bounds);
+        ``params``: per-problem model parameters, (B, n_params) in ``param_names`` order or a
+        dict name -> (B,) (each problem then has its own dynamics; default: the solver's).
 
         Returns a dict: ``x`` (B, T, nx), ``u`` (B, T, nu), ``cost`` (B,), ``iterations`` (B,),
-        ``converged`` (B,) bool, ``kkt_residual`` (B,), ``stop`` (list of B reasons) and
-        ``state`` (this solve, for ``backward(..., state=...)``).
+        ``converged`` (B,) bool, ``kkt_residual`` (B,), ``stop`` (list of B reasons),
+        ``seconds`` (time inside the Rust solver, without the binding) and ``state`` (this
+        solve, for ``backward(..., state=...)``).
         """
-        return self._s.solve(_f64("x_init", x_init), _f64("C", C), _f64("c", c), _f64("u_lower", u_lower),
-                             _f64("u_upper", u_upper), _f64("u_init", u_init))
+        x_init = _f64("x_init", x_init)
+        batch = x_init.shape[0] if x_init.ndim >= 1 else 0
+        return self._s.solve(x_init, _f64("C", C), _f64("c", c), _f64("u_lower", u_lower), _f64("u_upper", u_upper),
+                             _f64("u_init", u_init), self.param_rows(params, batch))
 
     def backward(self, grad_x, grad_u, state=None):
         """Gradients of a loss L at a solution, given ``dL/dx`` (B, T, nx) and ``dL/du`` (B, T, nu).
@@ -110,7 +151,8 @@ class Solver:
         when omitted).
 
         Returns a dict: ``C`` (B, T, n, n), ``c`` (B, T, n), ``x_init`` (B, nx), ``params``
-        (B, n_params, with ``grad_params=True``) and ``status`` (list of B: "ok", or why a
-        problem's gradients were masked to zero).
+        (B, n_params, with ``grad_params=True``, at each problem's parameters), ``status``
+        (list of B: "ok", or why a problem's gradients were masked to zero) and ``seconds``
+        (time inside the Rust backward pass).
         """
         return self._s.backward(_f64("grad_x", grad_x), _f64("grad_u", grad_u), state)

@@ -4,7 +4,9 @@
 returns ``(x, u)``, batch-first: ``x_init`` (B, nx), ``C`` (B, T, n, n), ``c`` (B, T, n) →
 ``x`` (B, T, nx), ``u`` (B, T, nu). The backward pass is the solver's implicit gradient
 (``gradient="exact"`` by default, or ``"gauss-newton"`` as mpc.pytorch and CA-AC-MPC), giving
-``dL/dx_init``, ``dL/dC`` (symmetric) and ``dL/dc``; bounds and warm start get no gradient.
+``dL/dx_init``, ``dL/dC`` (symmetric) and ``dL/dc``, and ``dL/dparams`` for per-problem model
+parameters ``params`` (B, n_params) when the layer is built with ``grad_params=True``; bounds and
+warm start get no gradient. A user's own model: ``MPC("arm", T, module=my_robots)``.
 
 float64 and float32 tensors are accepted (the solve runs in float64; results come back in the
 input's dtype), on any device (the solve runs on the CPU; results come back on the input's
@@ -32,11 +34,14 @@ def _np(t):
 
 
 class MpcFunction(torch.autograd.Function):
-    """``MpcFunction.apply(solver, x_init, C, c, u_lower, u_upper, u_init) -> (x, u)``."""
+    """``MpcFunction.apply(solver, x_init, C, c, u_lower, u_upper, u_init, params) -> (x, u)``."""
 
     @staticmethod
-    def forward(ctx, solver, x_init, C, c, u_lower=None, u_upper=None, u_init=None):
-        sol = solver.solve(_np(x_init), _np(C), _np(c), _np(u_lower), _np(u_upper), _np(u_init))
+    def forward(ctx, solver, x_init, C, c, u_lower=None, u_upper=None, u_init=None, params=None):
+        if params is not None and params.requires_grad and not solver.grad_params:
+            raise ValueError("params: requires grad, but the layer was built without grad_params=True")
+        sol = solver.solve(_np(x_init), _np(C), _np(c), _np(u_lower), _np(u_upper), _np(u_init), _np(params))
+        ctx.with_params = params is not None
         ctx.solver = solver
         ctx.state = sol["state"]
         ctx.like = (x_init.dtype, x_init.device)
@@ -54,7 +59,8 @@ class MpcFunction(torch.autograd.Function):
         def back(a):
             return torch.from_numpy(a).to(device=device, dtype=dtype)
 
-        return None, back(g["x_init"]), back(g["C"]), back(g["c"]), None, None, None
+        gp = back(g["params"]) if ctx.with_params and "params" in g else None
+        return None, back(g["x_init"]), back(g["C"]), back(g["c"]), None, None, None, gp
 
 
 class MPC(torch.nn.Module):
@@ -64,5 +70,5 @@ class MPC(torch.nn.Module):
         super().__init__()
         self.solver = Solver(model, horizon, **solver_options)
 
-    def forward(self, x_init, C, c, u_lower=None, u_upper=None, u_init=None):
-        return MpcFunction.apply(self.solver, x_init, C, c, u_lower, u_upper, u_init)
+    def forward(self, x_init, C, c, u_lower=None, u_upper=None, u_init=None, params=None):
+        return MpcFunction.apply(self.solver, x_init, C, c, u_lower, u_upper, u_init, params)

@@ -64,3 +64,25 @@ def test_calls_are_differentiated_independently():
     assert torch.equal(ga, ca.grad)
     ub.sum().backward()
     assert cb.grad is not None and not torch.equal(cb.grad, ga)
+
+
+def test_gradcheck_per_problem_parameters_of_a_users_model():
+    """dL/dθ through the layer for a model exported from a user's crate (ballbeam)."""
+    ballbeam = pytest.importorskip("ballbeam")
+    t = 8
+    layer = MPC("ball_beam", t, module=ballbeam, tol=1e-13, max_iter=500, gradient="exact", grad_params=True)
+    names = layer.solver.param_names
+    base = torch.tensor([layer.solver.params[k] for k in names], dtype=torch.float64)
+    params = base.expand(2, -1).clone()
+    params[:, names.index("m")] = torch.tensor([0.1, 0.14], dtype=torch.float64)
+    params.requires_grad_(True)
+    C = torch.diag(torch.tensor([20.0, 1.0, 5.0, 0.5, 1.0], dtype=torch.float64)).expand(2, t, 5, 5).clone()
+    c = 0.05 * torch.randn(2, t, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x0 = torch.tensor([[0.2, 0.0, 0.05, 0.0], [-0.25, 0.0, -0.02, 0.0]], dtype=torch.float64, requires_grad=True)
+
+    def f(x0_, p_):
+        return layer(x0_, C, c, params=p_)
+
+    assert torch.autograd.gradcheck(f, (x0, params), eps=1e-6, atol=1e-6, rtol=1e-4)
+    with pytest.raises(ValueError, match="grad_params=True"):
+        MPC("ball_beam", t, module=ballbeam)(x0, C, c, params=params)

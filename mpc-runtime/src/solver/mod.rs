@@ -29,6 +29,7 @@
 
 pub mod backward;
 mod batch;
+mod each;
 pub mod boxqp;
 pub mod ilqr;
 mod kkt;
@@ -45,6 +46,7 @@ use crate::backend::{Backend, BackendError, BackendKind, check_backward};
 use crate::model::Dynamics;
 use rayon::prelude::*;
 pub use batch::{Batch, Bound};
+pub use each::SolveEach;
 pub(crate) use batch::ProblemRef;
 pub use options::{ACTIVE_TOL, GradientMode, LineSearchRule, Method, SolverOptions};
 pub use results::{Gradients, Solution, Stats};
@@ -325,51 +327,18 @@ impl<D: Dynamics> Backend for Solver<D> {
 
 /// Solve a batch whose problems each have their own dynamics (`models[i]` for problem `i`: one
 /// mass per environment, per-problem parameters), and differentiate it when `upstream` holds
-/// `(grad_x, grad_u)` (B×T×nx, B×T×nu). The problems run in parallel, each with a solver of its
-/// own (allocated per call). Same results as [`Solver`] on each problem alone.
-pub fn solve_each<D: Dynamics + Clone>(
+/// `(grad_x, grad_u)` (B×T×nx, B×T×nu): [`SolveEach`] for one call. Same results as [`Solver`]
+/// on each problem alone.
+pub fn solve_each<D: Dynamics + Clone + Send>(
     models: &[D],
     horizon: usize,
     options: &SolverOptions,
     batch: &Batch<'_>,
     upstream: Option<(&[f64], &[f64])>,
 ) -> (Solution, Option<Gradients>) {
-    let b = batch.size;
-    assert_eq!(models.len(), b, "solve_each: one model per problem");
-    let (nx, nu) = (models[0].nx(), models[0].nu());
-    let t = horizon;
-    if let Err(e) = batch.check(t, nx, nu) {
-        panic!("solve_each: {e}");
-    }
-    let parts: Vec<(Solution, Option<Gradients>)> = (0..b)
-        .into_par_iter()
-        .map(|i| {
-            let one = batch.single(i, t, nx, nu);
-            let mut solver = Solver::new(models[i].clone(), t, options.clone());
-            let sol = solver.solve(&one);
-            let g = upstream.map(|(gx, gu)| {
-                solver.backward(&one, &sol, &gx[i * t * nx..(i + 1) * t * nx], &gu[i * t * nu..(i + 1) * t * nu])
-            });
-            (sol, g)
-        })
-        .collect();
-    let mut sol = Solution::default();
-    let mut grads = upstream.map(|_| Gradients::default());
-    for (s, g) in parts {
-        sol.x.extend(s.x);
-        sol.u.extend(s.u);
-        sol.cost.extend(s.cost);
-        sol.iterations.extend(s.iterations);
-        sol.converged.extend(s.converged);
-        sol.kkt_residual.extend(s.kkt_residual);
-        sol.stop.extend(s.stop);
-        if let (Some(all), Some(g)) = (grads.as_mut(), g) {
-            all.cost_hess.extend(g.cost_hess);
-            all.cost_lin.extend(g.cost_lin);
-            all.x_init.extend(g.x_init);
-            all.params.extend(g.params);
-            all.status.extend(g.status);
-        }
-    }
+    assert_eq!(models.len(), batch.size, "solve_each: one model per problem");
+    let mut each = SolveEach::new(models.to_vec(), horizon, options.clone());
+    let sol = each.try_solve(batch).unwrap_or_else(|e| panic!("solve_each: {e}"));
+    let grads = upstream.map(|(gx, gu)| each.try_backward(batch, &sol, gx, gu).unwrap_or_else(|e| panic!("solve_each: {e}")));
     (sol, grads)
 }
