@@ -14,7 +14,7 @@ bash scripts/setup.sh
 venv="${MPC_VENV:-$repo/.venv}"
 py="$venv/bin/python"
 "$py" -m pip install --quiet --disable-pip-version-check --no-input --prefer-binary \
-    "maturin>=1.5,<2" "numpy>=1.21" "pytest>=7"
+    "maturin>=1.5,<2" "numpy>=1.21" "pytest>=7" "gymnasium>=1.1"
 wheels="$(mktemp -d)"
 trap 'rm -rf "$wheels"' EXIT
 # mpc_rs, and the example of a user's crate that exports its own model (python/examples/ballbeam).

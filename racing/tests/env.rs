@@ -620,7 +620,17 @@ fn vec_env_resets_finished_episodes_at_once() {
     let fall = vec![[-1.0f32, 0.0, 0.0, 0.0]; n];
     let mut done_at = vec![None; n];
     for step in 1..=60 {
+        let before = venv.envs().to_vec();
         let out = venv.step(&fall);
+        // The last observation of each ended episode is the one its env had before the reset.
+        let ended_envs: Vec<usize> = out.final_observations.iter().map(|(i, _)| *i).collect();
+        assert_eq!(ended_envs, (0..n).filter(|&i| out.dones[i]).collect::<Vec<_>>());
+        for (i, obs) in &out.final_observations {
+            let mut env = before[*i].clone();
+            env.step(fall[*i].map(f64::from));
+            assert_eq!(&env.observation(), obs);
+            assert_ne!(&venv.env(*i).observation(), obs);
+        }
         for i in 0..n {
             if out.dones[i] {
                 assert!(done_at[i].is_none(), "env {i} ended twice");

@@ -28,6 +28,9 @@ pub struct VecStep {
     pub events: Vec<Event>,
     /// Statistics of every episode that ended in this step, in env order.
     pub finished: Vec<EpisodeStats>,
+    /// For each entry of `finished`: its env and the episode's last observation (before the
+    /// reset; Gymnasium's `final_obs`, what bootstrapping a truncated episode needs).
+    pub final_observations: Vec<(usize, [f32; OBS_DIM])>,
 }
 
 impl VecEnv {
@@ -73,19 +76,20 @@ impl VecEnv {
     /// the ended episode's statistics are in [`VecStep::finished`]. Parallel over envs (rayon)
     /// for batches of at least 128.
     pub fn step(&mut self, actions: &[[f32; 4]]) -> VecStep {
-        let one = |(i, (env, rng)): (usize, (&mut RacingEnv, &mut StdRng))| -> (StepOutcome, Option<EpisodeStats>) {
+        type Ended = (EpisodeStats, (usize, [f32; OBS_DIM]));
+        let one = |(i, (env, rng)): (usize, (&mut RacingEnv, &mut StdRng))| -> (StepOutcome, Option<Ended>) {
             let a = actions.get(i).map_or([0.0; 4], |a| a.map(f64::from));
             let out = env.step(a);
             let finished = if out.done {
-                let stats = env.stats().clone();
+                let ended = (env.stats().clone(), (i, env.observation()));
                 env.reset(rng);
-                Some(stats)
+                Some(ended)
             } else {
                 None
             };
             (out, finished)
         };
-        let results: Vec<(StepOutcome, Option<EpisodeStats>)> = if self.envs.len() >= 2 * PAR_MIN_LEN {
+        let results: Vec<(StepOutcome, Option<Ended>)> = if self.envs.len() >= 2 * PAR_MIN_LEN {
             self.envs.par_iter_mut().zip(self.rngs.par_iter_mut()).enumerate().with_min_len(PAR_MIN_LEN).map(one).collect()
         } else {
             self.envs.iter_mut().zip(self.rngs.iter_mut()).enumerate().map(one).collect()
@@ -95,12 +99,16 @@ impl VecEnv {
             dones: Vec::with_capacity(results.len()),
             events: Vec::with_capacity(results.len()),
             finished: Vec::new(),
+            final_observations: Vec::new(),
         };
         for (o, f) in results {
             out.rewards.push(o.reward as f32);
             out.dones.push(o.done);
             out.events.push(o.event);
-            out.finished.extend(f);
+            if let Some((stats, last)) = f {
+                out.finished.push(stats);
+                out.final_observations.push(last);
+            }
         }
         out
     }
