@@ -19,7 +19,8 @@ roll, pitch and yaw body rates. Episodes end on a crash or a missed gate (``term
 ``max_steps`` (``truncated``). ``info["event"]`` names what happened in the step (``none``,
 ``gate_passed``, ``lap_finished``, ``miss``, ``ground``, ``timeout``, ...); the statistics of an
 ended episode are ``return``, ``length``, ``gates_passed``, ``laps``, ``lap_times``, ``end``,
-``max_speed``.
+``max_speed`` (``RacingEnv``: ``info["episode_stats"]`` of the ending step, leaving
+``info["episode"]`` to Gymnasium's and SB3's episode recorders).
 """
 
 import json
@@ -123,7 +124,7 @@ class RacingEnv(gym.Env):
         if ended:
             _, final_obs, stats = ended[0]
             obs = final_obs[None, :]
-            info["episode"] = stats
+            info["episode_stats"] = stats
             self._ended = True
         return obs[0], float(rewards[0]), bool(terminated[0]), bool(truncated[0]), info
 

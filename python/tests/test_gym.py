@@ -83,7 +83,7 @@ def test_timeout_truncates():
         _, _, term, trunc, info = env.step(hover)
         assert not term
         assert trunc == (k == 4), (k, info)
-    assert info["episode"]["length"] == 5 and info["event"].endswith("timeout")
+    assert info["episode_stats"]["length"] == 5 and info["event"].endswith("timeout")
     with pytest.raises(RuntimeError, match="call reset"):
         env.step(hover)
 

@@ -1,5 +1,5 @@
-"""The PyTorch layer (runs where torch is installed; the CI image has none: torch's PyPI wheels
-bring ~4 GB of CUDA libraries): gradcheck in float64, equality with the NumPy API, float32,
+"""The PyTorch layer (runs where torch is installed: ``scripts/python-torch.sh``, which CI runs,
+installs it into a venv of its own): gradcheck in float64, equality with the NumPy API, float32,
 and independent forward calls differentiated out of order."""
 
 import numpy as np

@@ -115,3 +115,55 @@ impl<D: Dynamics + Send> Backend for SolveEach<D> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LinearModel;
+
+    fn model(k: f64) -> LinearModel {
+        LinearModel::new(2, 1, vec![1.0, 0.1, 0.0, k], vec![0.0, 0.1], None).unwrap()
+    }
+
+    /// Each problem equals its own solver alone, bit for bit, forward and backward; a batch of
+    /// the wrong size is a shape error, not a panic.
+    #[test]
+    fn equals_each_problem_alone() {
+        let (t, b) = (6, 3);
+        let models: Vec<_> = [0.9, 1.0, 1.1].into_iter().map(model).collect();
+        let x0 = [1.0, 0.0, -0.5, 0.2, 0.3, -1.0];
+        let cm: Vec<f64> = (0..b * t).flat_map(|_| [1.0, 0.0, 0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.1]).collect();
+        let cv: Vec<f64> = (0..b * t * 3).map(|i| 0.01 * i as f64).collect();
+        let lo = [-0.5];
+        let hi = [0.5];
+        let batch = Batch {
+            size: b,
+            x_init: &x0,
+            cost_hess: &cm,
+            cost_lin: &cv,
+            u_lower: crate::Bound::PerControl(&lo),
+            u_upper: crate::Bound::PerControl(&hi),
+            u_init: None,
+        };
+        let opts = SolverOptions { grad_params: true, ..SolverOptions::default() };
+        let mut each = SolveEach::new(models.clone(), t, opts.clone());
+        let sol = each.try_solve(&batch).unwrap();
+        let gx: Vec<f64> = (0..b * t * 2).map(|i| (i as f64).sin()).collect();
+        let gu = vec![1.0; b * t];
+        let g = each.try_backward(&batch, &sol, &gx, &gu).unwrap();
+        for (i, m) in models.into_iter().enumerate() {
+            let mut alone = Solver::new(m, t, opts.clone());
+            let one = batch.single(i, t, 2, 1);
+            let s = alone.solve(&one);
+            assert_eq!(s.u[..], sol.u[i * t..(i + 1) * t]);
+            assert_eq!(s.x[..], sol.x[i * t * 2..(i + 1) * t * 2]);
+            let gi = alone.backward(&one, &s, &gx[i * t * 2..(i + 1) * t * 2], &gu[i * t..(i + 1) * t]);
+            assert_eq!(gi.cost_lin[..], g.cost_lin[i * t * 3..(i + 1) * t * 3]);
+            let np = gi.params.len();
+            assert!(np > 0);
+            assert_eq!(gi.params[..], g.params[i * np..(i + 1) * np]);
+        }
+        let two = Batch { size: 2, x_init: &x0[..4], cost_hess: &cm[..2 * t * 9], cost_lin: &cv[..2 * t * 3], ..batch };
+        assert!(matches!(each.try_solve(&two), Err(BackendError::Shape(m)) if m.contains("3 per-problem models")));
+    }
+}
