@@ -1,6 +1,6 @@
 """The Stable-Baselines3 example (PPO whose actor ends in the MPC layer) learns: a short seeded
 run on the racing task raises the mean episode return (needs torch and stable-baselines3:
-``scripts/python-torch.sh``; skipped where they are not installed)."""
+``scripts/python-extras.sh``; skipped where they are not installed)."""
 
 import importlib.util
 import pathlib

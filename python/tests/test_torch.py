@@ -1,4 +1,4 @@
-"""The PyTorch layer (runs where torch is installed: ``scripts/python-torch.sh``, which CI runs,
+"""The PyTorch layer (runs where torch is installed: ``scripts/python-extras.sh``, which CI runs,
 installs it into a venv of its own): gradcheck in float64, equality with the NumPy API, float32,
 and independent forward calls differentiated out of order."""
 
