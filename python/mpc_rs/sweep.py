@@ -73,28 +73,45 @@ def trial(config):
     log = open(run.parent / "train.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
 
-    def report_new():
-        nonlocal done, known
+    def snapshot(step_dir, updates):
+        """The run directory as of checkpoint `step_dir` (after `updates` updates): what
+        `mpc train --resume` needs."""
+        snap = pathlib.Path(tempfile.mkdtemp(prefix="mpc-ckpt-")) / "run"
+        (snap / "checkpoints").mkdir(parents=True)
+        shutil.copy2(run / "config.yaml", snap / "config.yaml")
+        lines = (run / "train.csv").read_text().splitlines(keepends=True)
+        (snap / "train.csv").write_text("".join(lines[: 1 + updates]))
+        shutil.copytree(step_dir, snap / "checkpoints" / step_dir.name)
+        (snap / "checkpoints" / "latest").write_text(step_dir.name + "\n")
+        return tune.Checkpoint.from_directory(str(snap))
+
+    def report_new(finished):
+        # The trainer writes an update's CSV row, then its checkpoint: a row is reported once
+        # the next one exists (or the trainer has exited), with its checkpoint when it has one.
+        nonlocal done
         rows = _rows(run / "train.csv")
-        for k, row in enumerate(rows[done:]):
-            metrics = {k2: _num(row.get(k2)) for k2 in REPORTED}
-            metrics["update"] = done + k + 1
-            now = set(_checkpoints(run))
-            last = k == len(rows) - done - 1
-            if last and now - known:
-                # The trainer's state lives in its run directory: hand Tune a copy of it.
-                snap = pathlib.Path(tempfile.mkdtemp(prefix="mpc-ckpt-"))
-                shutil.copytree(run, snap / "run", ignore=shutil.ignore_patterns("tb"))
-                known = now
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(str(snap / "run")))
+        upto = len(rows) if finished else len(rows) - 1
+        for k in range(done, max(done, upto)):
+            row = rows[k]
+            metrics = {key: _num(row.get(key)) for key in REPORTED}
+            metrics["update"] = k + 1
+            step_dir = run / "checkpoints" / f"step_{int(_num(row['steps'])):09d}"
+            if step_dir.name not in known and step_dir.is_dir():
+                known.add(step_dir.name)
+                tune.report(metrics, checkpoint=snapshot(step_dir, k + 1))
             else:
                 tune.report(metrics)
-        done = len(rows)
+            done = k + 1
+            if restored is None and metrics["update"] == config.get("_fail_at_update"):
+                # Test hook: a trial dying mid-run (preempted node), which Tune restarts from its
+                # last checkpoint.
+                proc.kill()
+                raise RuntimeError(f"injected failure after update {metrics['update']}")
 
     while proc.poll() is None:
         time.sleep(0.5)
-        report_new()
-    report_new()
+        report_new(False)
+    report_new(True)
     log.close()
     if proc.returncode != 0:
         tail = (run.parent / "train.log").read_text().splitlines()[-15:]
@@ -102,7 +119,7 @@ def trial(config):
 
 
 def sweep(horizons, iters, seeds, sets=(), out="runs/sweep", mpc_bin=None, address=None, cpus_per_trial=1,
-          num_cpus=None):
+          num_cpus=None, _fail_at_update=None):
     """Runs the grid and writes ``results.csv`` and ``results.md`` into ``out``; returns the rows."""
     import ray
 
@@ -115,6 +132,7 @@ def sweep(horizons, iters, seeds, sets=(), out="runs/sweep", mpc_bin=None, addre
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False)
     space = {"mpc_bin": os.path.abspath(mpc_bin), "sets": list(sets), "threads": cpus_per_trial,
+             "_fail_at_update": _fail_at_update,
              "horizon": tune.grid_search(list(horizons)), "iters": tune.grid_search(list(iters)),
              "seed": tune.grid_search(list(seeds))}
     tuner = tune.Tuner(tune.with_resources(trial, {"cpu": cpus_per_trial}), param_space=space,
