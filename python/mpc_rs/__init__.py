@@ -75,13 +75,19 @@ class Solver:
         Step sizes tried per iteration, the best kept (default 1, 0.5, 0.25, 0.1).
     grad_params : bool
         Also return ``dL/dtheta`` (B, n_params) from ``backward``.
+    backend : {"cpu", "cuda", "auto", "emulate"}
+        Where batches are solved: the CPU solver; the GPU (CUDA kernels generated for the model,
+        compiled by NVRTC at the first solve; an error naming the reason without a driver or
+        GPU); the GPU when there is one, else the CPU (each result says which, and why); or the
+        CUDA kernels built for the host and run by the GPU's launch code (no GPU needed, slow:
+        a check of the GPU path). GPU solutions get their KKT residual from the CPU.
     module : module, optional
         The extension module that compiled ``model``: a user's crate's module made with
         ``mpc_pyo3::python_module!`` (default: this package's bundled models).
     """
 
     def __init__(self, model, horizon, *, params=None, method="ilqr", gradient="exact", max_iter=50, tol=None,
-                 eps=1e-7, line_search=None, grad_params=False, module=None):
+                 eps=1e-7, line_search=None, grad_params=False, backend="cpu", module=None):
         items = None if params is None else [(str(k), float(v)) for k, v in dict(params).items()]
         self.grad_params = bool(grad_params)
         native = _native if module is None else module
@@ -90,7 +96,7 @@ class Solver:
         self._s = native.NativeSolver(model, int(horizon), params=items, method=method, gradient=gradient,
                                        max_iter=int(max_iter), tol=None if tol is None else float(tol), eps=float(eps),
                                        line_search=None if line_search is None else [float(a) for a in line_search],
-                                       grad_params=bool(grad_params))
+                                       grad_params=bool(grad_params), backend=str(backend))
 
     model = property(lambda self: self._s.model, doc="Model name.")
     nx = property(lambda self: self._s.nx, doc="State dimension.")
@@ -136,7 +142,8 @@ class Solver:
 
         Returns a dict: ``x`` (B, T, nx), ``u`` (B, T, nu), ``cost`` (B,), ``iterations`` (B,),
         ``converged`` (B,) bool, ``kkt_residual`` (B,), ``stop`` (list of B reasons),
-        ``seconds`` (time inside the Rust solver, without the binding) and ``state`` (this
+        ``seconds`` (time inside the Rust solver, without the binding), ``backend`` (where it
+        ran: "cpu", "cuda" or "host-emulation") with ``backend_reason``, and ``state`` (this
         solve, for ``backward(..., state=...)``).
         """
         x_init = _f64("x_init", x_init)

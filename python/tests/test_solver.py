@@ -240,3 +240,41 @@ def test_the_gil_is_released_while_solving():
     unhindered = counted_while(sleep)
     assert d >= 0.2, d
     assert during_solve >= 0.1 * unhindered, (during_solve, unhindered, d)
+
+
+def test_cuda_kernels_in_host_emulation_equal_the_cpu_solver():
+    """backend="emulate": the model's generated CUDA kernels, built for the host and run by the
+    GPU's launch orchestration, through the same Python API; equal to the CPU solver (double)."""
+    rng = np.random.default_rng(5)
+    _, x0, cm, cv = pendulum_batch(rng, b=3, t=8)
+    wx, wu = rng.standard_normal((3, 8, 3)), rng.standard_normal((3, 8, 1))
+    for kw in ({}, {"tol": 1e-10, "max_iter": 100}):
+        cpu = mpc_rs.Solver("pendulum", 8, grad_params=True, **kw)
+        emu = mpc_rs.Solver("pendulum", 8, grad_params=True, backend="emulate", **kw)
+        for params in (None, {"m": np.array([0.8, 1.0, 1.3])}):
+            a, b = cpu.solve(x0, cm, cv, params=params), emu.solve(x0, cm, cv, params=params)
+            assert a["backend"] == "cpu" and b["backend"] == "host-emulation"
+            for k in ("x", "u", "cost"):
+                close(b[k], a[k], f"{kw} {params}: {k}", rtol=1e-9)
+            assert list(b["converged"]) == list(a["converged"]) and list(b["iterations"]) == list(a["iterations"])
+            close(b["kkt_residual"], a["kkt_residual"], "kkt", rtol=1e-9)
+            ga, gb = cpu.backward(wx, wu), emu.backward(wx, wu)
+            for k in ("C", "c", "x_init", "params"):
+                close(gb[k], ga[k], f"{kw} {params}: dL/d{k}", rtol=1e-9)
+
+
+def test_cuda_backend_without_a_gpu():
+    from mpc_rs import _native
+
+    s = mpc_rs.Solver("pendulum", 5, backend="auto")
+    n = s.nx + s.nu
+    x0, cm, cv = np.array([[1.0, 0.0, 0.1]]), np.tile(np.eye(n), (1, 5, 1, 1)), np.zeros((1, 5, n))
+    r = s.solve(x0, cm, cv)
+    if r["backend"] == "cpu":  # this machine has no usable CUDA driver or GPU
+        assert r["backend_reason"], r
+        with pytest.raises(RuntimeError, match=r"\S"):
+            mpc_rs.Solver("pendulum", 5, backend="cuda").solve(x0, cm, cv)
+    else:
+        assert r["backend"] == "cuda"
+    with pytest.raises(ValueError, match="backend: expected"):
+        _native.NativeSolver("pendulum", 5, backend="tpu")

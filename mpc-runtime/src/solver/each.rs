@@ -25,6 +25,20 @@ impl<D: Dynamics + Clone> SolveEach<D> {
     }
 }
 
+impl<D: Dynamics + Send> SolveEach<D> {
+    /// [`Solver::kkt_residuals`] of each problem's controls `u` (B×T×nu) under its own model
+    /// (for solutions computed elsewhere, e.g. on a GPU). Panics on wrong lengths.
+    pub fn kkt_residuals(&mut self, batch: &Batch<'_>, u: &[f64]) -> Vec<f64> {
+        let (t, (nx, nu)) = (self.horizon, self.dims);
+        assert_eq!(batch.size, self.solvers.len(), "SolveEach::kkt_residuals: one model per problem");
+        self.solvers
+            .par_iter_mut()
+            .enumerate()
+            .flat_map_iter(|(i, s)| s.kkt_residuals(&batch.single(i, t, nx, nu), &u[i * t * nu..(i + 1) * t * nu]))
+            .collect()
+    }
+}
+
 impl<D: Dynamics> SolveEach<D> {
     fn check_size(&self, b: usize) -> Result<(), BackendError> {
         if b == self.solvers.len() {

@@ -16,9 +16,13 @@
 //! (`ValueError`). The Python class `mpc_rs.Solver(model, horizon, module=...)` wraps any such
 //! module (dtype and memory-order conversion, parameters by name, documentation).
 
+use mpc_cuda::host::HostBuild;
+use mpc_cuda::render::{KernelOptions, Precision};
+use mpc_cuda::select::{self, Needs, Preference};
+use mpc_cuda::{CudaSolver, EmulatedSolver};
 use mpc_runtime::{
-    Backend, BackendError, Batch, Bound as UBound, GradStatus, GradientMode, Gradients, Method, Model, Solution, SolveEach,
-    Solver, SolverOptions,
+    Backend, BackendError, BackendKind, Batch, Bound as UBound, GradStatus, GradientMode, Gradients, Method, Model, Solution,
+    SolveEach, Solver, SolverOptions,
 };
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -88,20 +92,84 @@ fn models() -> Vec<&'static str> {
     registry().iter().map(|e| e.name).collect()
 }
 
+/// Where a solver runs (Python's `backend=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The CPU solver.
+    Cpu,
+    /// The GPU (an error naming the reason when there is none).
+    Cuda,
+    /// The GPU when there is one, else the CPU.
+    Auto,
+    /// The CUDA kernels built for the host and run by the GPU's launch orchestration (no GPU
+    /// needed; slow: for checking the GPU path).
+    Emulate,
+}
+
+impl Place {
+    fn parse(s: &str) -> Result<Place, String> {
+        match s {
+            "cpu" => Ok(Place::Cpu),
+            "cuda" => Ok(Place::Cuda),
+            "auto" => Ok(Place::Auto),
+            "emulate" | "host-emulation" => Ok(Place::Emulate),
+            other => Err(format!("backend: expected 'cpu', 'cuda', 'auto' or 'emulate', got {other:?}")),
+        }
+    }
+}
+
 /// What a solver is built from.
 pub struct Config<'a> {
     horizon: usize,
     opts: SolverOptions,
     params: &'a [(String, f64)],
+    place: Place,
 }
 
-/// The solvers of one model type: one for the whole batch (shared parameters) and, for
-/// per-problem parameters, a [`SolveEach`] rebuilt when the parameter rows change.
+/// One model's solvers: the CPU solver for the whole batch (shared parameters), for per-problem
+/// parameters a [`SolveEach`] rebuilt when the parameter rows change, and the GPU (or emulated)
+/// kernels, built at the first batch that needs them.
 trait Engine: Send {
     fn meta(&self) -> &Meta;
-    fn shared(&mut self) -> &mut dyn Backend;
-    /// The backend for a batch whose problem `i` has parameters `rows[i * np..(i + 1) * np]`.
-    fn each(&mut self, rows: &[f64]) -> Result<&mut dyn Backend, String>;
+    /// Solves `batch` (problem `i` with parameters `rows[i * np..(i + 1) * np]` when given);
+    /// returns the backend that ran it and why it was chosen.
+    fn solve(&mut self, batch: &Batch<'_>, rows: Option<&[f64]>, sol: &mut Solution) -> Result<(BackendKind, String), BackendError>;
+    /// The implicit gradients at `sol`, on the backend that solved it.
+    fn backward(
+        &mut self,
+        batch: &Batch<'_>,
+        rows: Option<&[f64]>,
+        sol: &Solution,
+        grads: (&[f64], &[f64]),
+        out: &mut Gradients,
+    ) -> Result<(), BackendError>;
+}
+
+/// The kernels on the GPU or in host emulation.
+enum Gpu<M: Model> {
+    Cuda(CudaSolver<M>),
+    Emulated(EmulatedSolver<M>),
+}
+
+impl<M: Model> Gpu<M> {
+    fn backend(&mut self) -> &mut dyn Backend {
+        match self {
+            Gpu::Cuda(g) => g,
+            Gpu::Emulated(g) => g,
+        }
+    }
+    fn set_params(&mut self, params: Vec<f64>) -> Result<(), BackendError> {
+        match self {
+            Gpu::Cuda(g) => g.set_params(params).map_err(BackendError::from),
+            Gpu::Emulated(g) => g.set_params(params),
+        }
+    }
+}
+
+struct Device<M: Model> {
+    gpu: Gpu<M>,
+    capacity: usize,
+    per_problem: bool,
 }
 
 struct Typed<M: Model> {
@@ -111,6 +179,10 @@ struct Typed<M: Model> {
     opts: SolverOptions,
     shared: Solver<M>,
     each: Option<(Vec<f64>, SolveEach<M>)>,
+    place: Place,
+    /// For `cuda`/`auto`: the decision (made once; the driver does not come and go).
+    choice: Option<(BackendKind, String)>,
+    device: Option<Device<M>>,
 }
 
 impl<M: Model> Typed<M> {
@@ -129,7 +201,82 @@ impl<M: Model> Typed<M> {
             upper: M::CONTROL_UPPER.to_vec(),
         };
         let shared = Solver::new(model.clone(), c.horizon, c.opts.clone());
-        Ok(Box::new(Typed { meta, model, horizon: c.horizon, opts: c.opts.clone(), shared, each: None }))
+        Ok(Box::new(Typed {
+            meta,
+            model,
+            horizon: c.horizon,
+            opts: c.opts.clone(),
+            shared,
+            each: None,
+            place: c.place,
+            choice: None,
+            device: None,
+        }))
+    }
+
+    fn each(&mut self, rows: &[f64]) -> Result<&mut SolveEach<M>, BackendError> {
+        if !self.each.as_ref().is_some_and(|(have, _)| have.as_slice() == rows) {
+            let np = M::PARAM_NAMES.len();
+            let mut models = Vec::with_capacity(rows.len() / np.max(1));
+            for (i, row) in rows.chunks(np).enumerate() {
+                let mut m = self.model.clone();
+                for (name, v) in M::PARAM_NAMES.iter().zip(row) {
+                    m.set_param(name, *v).map_err(|e| BackendError::Shape(format!("params[{i}]: {e}")))?;
+                }
+                models.push(m);
+            }
+            self.each = Some((rows.to_vec(), SolveEach::new(models, self.horizon, self.opts.clone())));
+        }
+        Ok(&mut self.each.as_mut().expect("built above").1)
+    }
+
+    fn needs(&self) -> Needs {
+        Needs { kkt_tol: self.opts.tol.is_some(), ..Needs::default() }
+    }
+
+    /// Where a batch of `b` problems runs: the CPU (`None`) or the kernels, (re)built for at
+    /// least `b` problems with per-problem parameters or not.
+    fn place_batch(&mut self, b: usize, per_problem: bool) -> Result<(BackendKind, String), BackendError> {
+        let (kind, reason) = match self.place {
+            Place::Cpu => return Ok((BackendKind::Cpu, "asked for".into())),
+            Place::Emulate => (BackendKind::HostEmulation, "asked for".to_string()),
+            Place::Cuda | Place::Auto => {
+                if self.choice.is_none() {
+                    let pref = if self.place == Place::Cuda { Preference::Cuda } else { Preference::Auto };
+                    let c = select::choose(pref, b, &self.needs())?;
+                    self.choice = Some((c.kind, c.reason));
+                }
+                self.choice.clone().expect("chosen above")
+            }
+        };
+        if kind == BackendKind::Cpu {
+            return Ok((kind, reason));
+        }
+        if !self.device.as_ref().is_some_and(|d| d.capacity >= b && d.per_problem == per_problem) {
+            self.device = None;
+            let opts = KernelOptions::new(self.horizon, Precision::F64)
+                .with_solver(self.opts.clone())
+                .with_layout(select::layout_for(b, &self.needs()))
+                .with_per_problem_params(per_problem);
+            let gpu = if kind == BackendKind::Cuda {
+                let mut g = CudaSolver::new(&self.model, b, &opts)?;
+                g.prepare_backward()?;
+                Gpu::Cuda(g)
+            } else {
+                Gpu::Emulated(EmulatedSolver::new(&self.model, b, &opts, HostBuild::Exact)?)
+            };
+            self.device = Some(Device { gpu, capacity: b, per_problem });
+        }
+        Ok((kind, reason))
+    }
+
+    /// The kernels, with this batch's parameters set.
+    fn gpu(&mut self, rows: Option<&[f64]>) -> Result<&mut Gpu<M>, BackendError> {
+        let d = self.device.as_mut().expect("placed on the device");
+        if let Some(r) = rows {
+            d.gpu.set_params(r.to_vec())?;
+        }
+        Ok(&mut d.gpu)
     }
 }
 
@@ -137,23 +284,40 @@ impl<M: Model> Engine for Typed<M> {
     fn meta(&self) -> &Meta {
         &self.meta
     }
-    fn shared(&mut self) -> &mut dyn Backend {
-        &mut self.shared
-    }
-    fn each(&mut self, rows: &[f64]) -> Result<&mut dyn Backend, String> {
-        if !self.each.as_ref().is_some_and(|(have, _)| have.as_slice() == rows) {
-            let np = M::PARAM_NAMES.len();
-            let mut models = Vec::with_capacity(rows.len() / np.max(1));
-            for (i, row) in rows.chunks(np).enumerate() {
-                let mut m = self.model.clone();
-                for (name, v) in M::PARAM_NAMES.iter().zip(row) {
-                    m.set_param(name, *v).map_err(|e| format!("params[{i}]: {e}"))?;
-                }
-                models.push(m);
+
+    fn solve(&mut self, batch: &Batch<'_>, rows: Option<&[f64]>, sol: &mut Solution) -> Result<(BackendKind, String), BackendError> {
+        let placed = self.place_batch(batch.size, rows.is_some())?;
+        if placed.0 == BackendKind::Cpu {
+            match rows {
+                None => self.shared.try_solve_into(batch, sol)?,
+                Some(r) => self.each(r)?.try_solve_into(batch, sol)?,
             }
-            self.each = Some((rows.to_vec(), SolveEach::new(models, self.horizon, self.opts.clone())));
+            return Ok(placed);
         }
-        Ok(&mut self.each.as_mut().expect("built above").1)
+        self.gpu(rows)?.backend().try_solve_into(batch, sol)?;
+        // The kernels do not compute the KKT residual: check their controls on the CPU.
+        sol.kkt_residual = match rows {
+            None => self.shared.kkt_residuals(batch, &sol.u),
+            Some(r) => self.each(r)?.kkt_residuals(batch, &sol.u),
+        };
+        sol.flag_non_finite_residuals();
+        Ok(placed)
+    }
+
+    fn backward(
+        &mut self,
+        batch: &Batch<'_>,
+        rows: Option<&[f64]>,
+        sol: &Solution,
+        (gx, gu): (&[f64], &[f64]),
+        out: &mut Gradients,
+    ) -> Result<(), BackendError> {
+        let (kind, _) = self.place_batch(batch.size, rows.is_some())?;
+        match (kind, rows) {
+            (BackendKind::Cpu, None) => self.shared.try_backward_into(batch, sol, gx, gu, out),
+            (BackendKind::Cpu, Some(r)) => self.each(r)?.try_backward_into(batch, sol, gx, gu, out),
+            _ => self.gpu(rows)?.backend().try_backward_into(batch, sol, gx, gu, out),
+        }
     }
 }
 
@@ -271,21 +435,15 @@ fn array<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: &[usize]) ->
 }
 
 impl NativeSolver {
-    /// The backend for a batch with these per-problem parameters (the shared solver for `None`).
-    fn backend(&mut self, rows: &Option<Vec<f64>>, what: &str) -> PyResult<&mut dyn Backend> {
-        let engine =
-            self.engine.get_mut().map_err(|_| PyRuntimeError::new_err(format!("{what}: an earlier call panicked")))?;
-        match rows {
-            None => Ok(engine.shared()),
-            Some(rows) => engine.each(rows).map_err(PyValueError::new_err),
-        }
+    fn engine(&mut self, what: &str) -> PyResult<&mut Box<dyn Engine>> {
+        self.engine.get_mut().map_err(|_| PyRuntimeError::new_err(format!("{what}: an earlier call panicked")))
     }
 }
 
 #[pymethods]
 impl NativeSolver {
     #[new]
-    #[pyo3(signature = (model, horizon, *, params=None, method="ilqr", gradient="exact", max_iter=50, tol=None, eps=1e-7, line_search=None, grad_params=false))]
+    #[pyo3(signature = (model, horizon, *, params=None, method="ilqr", gradient="exact", max_iter=50, tol=None, eps=1e-7, line_search=None, grad_params=false, backend="cpu"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         model: &str,
@@ -298,7 +456,9 @@ impl NativeSolver {
         eps: f64,
         line_search: Option<Vec<f64>>,
         grad_params: bool,
+        backend: &str,
     ) -> PyResult<Self> {
+        let place = Place::parse(backend).map_err(PyValueError::new_err)?;
         if horizon == 0 {
             return Err(PyValueError::new_err("horizon: must be at least 1"));
         }
@@ -331,7 +491,7 @@ impl NativeSolver {
         let entry = registry().iter().find(|e| e.name == model).ok_or_else(|| {
             PyValueError::new_err(format!("model: unknown model {model:?} (this module has: {})", models().join(", ")))
         })?;
-        let engine = (entry.make)(&Config { horizon, opts, params: &params }).map_err(PyValueError::new_err)?;
+        let engine = (entry.make)(&Config { horizon, opts, params: &params, place }).map_err(PyValueError::new_err)?;
         let meta = engine.meta().clone();
         Ok(NativeSolver { engine: Mutex::new(engine), meta, horizon, grad_params, last: None })
     }
@@ -430,13 +590,13 @@ impl NativeSolver {
             params: rows,
             sol: Solution::default(),
         };
-        let backend = self.backend(&last.params, "solve")?;
+        let engine = self.engine("solve")?;
         let mut sol = Solution::default();
-        let seconds = py.detach(|| {
+        let done = py.detach(|| {
             let t0 = Instant::now();
-            backend.try_solve_into(&last.batch(), &mut sol).map(|()| t0.elapsed().as_secs_f64())
+            engine.solve(&last.batch(), last.params.as_deref(), &mut sol).map(|placed| (placed, t0.elapsed().as_secs_f64()))
         });
-        let seconds = seconds.map_err(backend_error)?;
+        let ((kind, reason), seconds) = done.map_err(backend_error)?;
         let out = PyDict::new(py);
         out.set_item("x", array(py, sol.x.clone(), &[b, t, nx])?)?;
         out.set_item("u", array(py, sol.u.clone(), &[b, t, nu])?)?;
@@ -446,6 +606,8 @@ impl NativeSolver {
         out.set_item("kkt_residual", array(py, sol.kkt_residual.clone(), &[b])?)?;
         out.set_item("stop", sol.stop.iter().map(|s| s.name()).collect::<Vec<_>>())?;
         out.set_item("seconds", seconds)?;
+        out.set_item("backend", kind.name())?;
+        out.set_item("backend_reason", reason)?;
         last.sol = sol;
         let last = Arc::new(last);
         out.set_item("state", SolveState { inner: last.clone() })?;
@@ -471,11 +633,13 @@ impl NativeSolver {
         let n = nx + nu;
         let (_, gx) = take("grad_x", &grad_x, &[Some(b), Some(t), Some(nx)], "(B, T, nx) of the last solve")?;
         let (_, gu) = take("grad_u", &grad_u, &[Some(b), Some(t), Some(nu)], "(B, T, nu) of the last solve")?;
-        let backend = self.backend(&last.params, "backward")?;
+        let engine = self.engine("backward")?;
         let mut g = Gradients::default();
         let seconds = py.detach(|| {
             let t0 = Instant::now();
-            backend.try_backward_into(&last.batch(), &last.sol, &gx, &gu, &mut g).map(|()| t0.elapsed().as_secs_f64())
+            engine
+                .backward(&last.batch(), last.params.as_deref(), &last.sol, (&gx, &gu), &mut g)
+                .map(|()| t0.elapsed().as_secs_f64())
         });
         let seconds = seconds.map_err(backend_error)?;
         let out = PyDict::new(py);
