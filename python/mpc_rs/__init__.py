@@ -151,6 +151,15 @@ class Solver:
         return self._s.solve(x_init, _f64("C", C), _f64("c", c), _f64("u_lower", u_lower), _f64("u_upper", u_upper),
                              _f64("u_init", u_init), self.param_rows(params, batch))
 
+    def dynamics(self, x, u, params=None, jacobians=False):
+        """One step of the model's discrete dynamics per row (the generated code the solver uses):
+        ``x`` (B, nx), ``u`` (B, nu), ``params`` per row as in ``solve``. Returns a dict with
+        ``x_next`` (B, nx) and, with ``jacobians=True``, ``A`` = d x_next / dx (B, nx, nx) and
+        ``B`` = d x_next / du (B, nx, nu)."""
+        x = _f64("x", x)
+        batch = x.shape[0] if x.ndim >= 1 else 0
+        return self._s.dynamics(x, _f64("u", u), self.param_rows(params, batch), bool(jacobians))
+
     def backward(self, grad_x, grad_u, state=None):
         """Gradients of a loss L at a solution, given ``dL/dx`` (B, T, nx) and ``dL/du`` (B, T, nu).
 

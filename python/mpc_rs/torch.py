@@ -18,15 +18,18 @@ From mpc.pytorch (time-major ``(T, B, ...)``)::
     x, u = layer(x_init, C.transpose(0, 1), c.transpose(0, 1))
     x, u = x.transpose(0, 1), u.transpose(0, 1)
 
-CA-AC-MPC's ``FastMPC`` call (batch-first ``x0 [B, nx]``, ``C [B, T, n, n]``, ``c [B, T, n]``)
-maps one to one onto ``layer(x0, C, c)``.
+CA-AC-MPC's ``FastMPC`` call (batch-first ``x0 [B, nx]``, ``C [B, T, n, n]``, ``c [B, T, n]``
+-> ``X [B, T+1, nx]``, ``U [B, T, nu]``) is ``FastMPC(horizon)(x0, C, c, u_init=...)``: the same
+solve, plus the state ``X[:, T] = f(x_{T-1}, u_{T-1})`` after the last control, with its
+gradient (through the model's Jacobians at the solution).
 """
 
+import numpy as np
 import torch
 
 from . import Solver
 
-__all__ = ["MPC", "MpcFunction"]
+__all__ = ["MPC", "MpcFunction", "FastMPC"]
 
 
 def _np(t):
@@ -72,3 +75,52 @@ class MPC(torch.nn.Module):
 
     def forward(self, x_init, C, c, u_lower=None, u_upper=None, u_init=None, params=None):
         return MpcFunction.apply(self.solver, x_init, C, c, u_lower, u_upper, u_init, params)
+
+
+class _FastMpcFunction(torch.autograd.Function):
+    """``(solver, x0, C, c, u_init) -> (X [B, T+1, nx], U [B, T, nu])``."""
+
+    @staticmethod
+    def forward(ctx, solver, x0, C, c, u_init=None):
+        sol = solver.solve(_np(x0), _np(C), _np(c), None, None, _np(u_init))
+        step = solver.dynamics(sol["x"][:, -1], sol["u"][:, -1], jacobians=True)
+        ctx.solver, ctx.state = solver, sol["state"]
+        ctx.jac = (step["A"], step["B"])
+        ctx.like = (x0.dtype, x0.device)
+        dtype, device = ctx.like
+        X = torch.from_numpy(np.concatenate([sol["x"], step["x_next"][:, None]], axis=1)).to(device=device, dtype=dtype)
+        U = torch.from_numpy(sol["u"]).to(device=device, dtype=dtype)
+        return X, U
+
+    @staticmethod
+    def backward(ctx, grad_X, grad_U):
+        dtype, device = ctx.like
+        gX, gU = _np(grad_X), _np(grad_U).copy()
+        A, B = ctx.jac
+        # X_T = f(x_{T-1}, u_{T-1}): its gradient joins those of the last solution stage.
+        gx = gX[:, :-1].copy()
+        gx[:, -1] += np.einsum("bij,bi->bj", A, gX[:, -1])
+        gU[:, -1] += np.einsum("bij,bi->bj", B, gX[:, -1])
+        g = ctx.solver.backward(gx, gU, state=ctx.state)
+
+        def back(a):
+            return torch.from_numpy(a).to(device=device, dtype=dtype)
+
+        return None, back(g["x_init"]), back(g["C"]), back(g["c"]), None
+
+
+class FastMPC(torch.nn.Module):
+    """CA-AC-MPC's ``FastMPC`` call on this solver (see the module documentation):
+    ``FastMPC(horizon, model="quadrotor", max_iter=5, gradient="gauss-newton", **options)`` and
+    ``X, U = mpc(x0, C, c, u_init=None)`` with ``X`` (B, T+1, nx) and ``U`` (B, T, nu); the
+    control bounds are the model's (the quadrotor's are CA-AC-MPC's). Differences: the solve is
+    in float64 (results in the input's dtype) and has no ``reg_eps`` regularisation of ``Q_uu``
+    (it solves the box-constrained problem itself, K iterations of iLQR with a line search)."""
+
+    def __init__(self, horizon, model="quadrotor", max_iter=5, gradient="gauss-newton", **solver_options):
+        super().__init__()
+        solver_options.setdefault("eps", 1e-12)
+        self.solver = Solver(model, horizon, max_iter=max_iter, gradient=gradient, **solver_options)
+
+    def forward(self, x0, C, c, u_init=None):
+        return _FastMpcFunction.apply(self.solver, x0, C, c, u_init)

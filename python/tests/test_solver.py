@@ -278,3 +278,23 @@ def test_cuda_backend_without_a_gpu():
         assert r["backend"] == "cuda"
     with pytest.raises(ValueError, match="backend: expected"):
         _native.NativeSolver("pendulum", 5, backend="tpu")
+
+
+def test_dynamics_jacobians_match_finite_differences():
+    s = mpc_rs.Solver("quadrotor", 3)
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 10))
+    x[:, 3:7] /= np.linalg.norm(x[:, 3:7], axis=1, keepdims=True)
+    u = np.array([[7.0, 0.1, -0.2, 0.3], [9.0, 0.0, 0.5, -0.1]])
+    d = s.dynamics(x, u, jacobians=True)
+    h = 1e-6
+    for j in range(10):
+        e = np.zeros_like(x)
+        e[:, j] = h
+        fd = (s.dynamics(x + e, u)["x_next"] - s.dynamics(x - e, u)["x_next"]) / (2 * h)
+        assert np.allclose(d["A"][:, :, j], fd, atol=1e-6), j
+    for j in range(4):
+        e = np.zeros_like(u)
+        e[:, j] = h
+        fd = (s.dynamics(x, u + e)["x_next"] - s.dynamics(x, u - e)["x_next"]) / (2 * h)
+        assert np.allclose(d["B"][:, :, j], fd, atol=1e-6), j

@@ -86,3 +86,28 @@ def test_gradcheck_per_problem_parameters_of_a_users_model():
     assert torch.autograd.gradcheck(f, (x0, params), eps=1e-6, atol=1e-6, rtol=1e-4)
     with pytest.raises(ValueError, match="grad_params=True"):
         MPC("ball_beam", t, module=ballbeam)(x0, C, c, params=params)
+
+
+def test_fastmpc_drop_in_returns_the_terminal_state_with_its_gradient():
+    from mpc_rs.torch import FastMPC
+
+    t = 5
+    mpc = FastMPC(t, model="pendulum", max_iter=500, tol=1e-13, gradient="exact")
+    x0, C, c = problem(b=2, t=t, seed=6)
+    X, U = mpc(x0, C, c)
+    assert X.shape == (2, t + 1, 3) and U.shape == (2, t, 1)
+    ref = mpc_rs.Solver("pendulum", t, max_iter=500, tol=1e-13).solve(x0.numpy(), C.numpy(), c.numpy())
+    assert np.array_equal(X[:, :t].numpy(), ref["x"]) and np.array_equal(U.numpy(), ref["u"])
+    step = mpc.solver.dynamics(ref["x"][:, -1], ref["u"][:, -1])
+    assert np.array_equal(X[:, t].numpy(), step["x_next"])
+    x0.requires_grad_(True)
+    c.requires_grad_(True)
+    # The terminal state's gradient is what this checks: weight it heavily.
+    w = torch.tensor([1.0] * t + [10.0], dtype=torch.float64)[None, :, None]
+
+    def f(x0_, c_):
+        X_, U_ = mpc(x0_, C, c_)
+        return (w * X_).sum(dim=(1, 2)), U_
+
+    assert torch.autograd.gradcheck(f, (x0, c), eps=1e-6, atol=1e-6, rtol=1e-4)
+

@@ -153,3 +153,16 @@ def test_gradients_match_finite_differences_of_resolved_problems():
         d[i, t, j] = h
         fd = (loss(cv_=cv + d) - loss(cv_=cv - d))[i] / (2 * h)
         assert abs(g["c"][i, t, j] - fd) <= 1e-5 * max(1.0, abs(fd)), (i, t, j, g["c"][i, t, j], fd)
+
+
+def test_dynamics_from_python_equal_the_numpy_model_per_problem():
+    s = mpc_rs.Solver("ball_beam", T, module=ballbeam)
+    x = np.array([[0.2, 0.1, 0.05, -0.1], [-0.3, 0.0, -0.02, 0.2]])
+    u = np.array([[0.3], [-1.0]])
+    masses = np.array([0.08, 0.2])
+    got = s.dynamics(x, u, params={"m": masses})["x_next"]
+    for i in range(2):
+        p = dict(DEFAULTS, m=masses[i])
+        np.testing.assert_allclose(got[i], step(x[i], u[i], p), rtol=0, atol=1e-13)
+    with pytest.raises(ValueError, match=r"u: expected shape \(2, 1\)"):
+        s.dynamics(x, u[:1])

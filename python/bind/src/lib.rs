@@ -134,6 +134,10 @@ trait Engine: Send {
     /// Solves `batch` (problem `i` with parameters `rows[i * np..(i + 1) * np]` when given);
     /// returns the backend that ran it and why it was chosen.
     fn solve(&mut self, batch: &Batch<'_>, rows: Option<&[f64]>, sol: &mut Solution) -> Result<(BackendKind, String), BackendError>;
+    /// One step of the dynamics from each row of `x` (B×nx), `u` (B×nu), with row `i`'s
+    /// parameters when given: `x_next` (B×nx) and, with `jac`, the Jacobians `A` (B×nx×nx) and
+    /// `B` (B×nx×nu).
+    fn dynamics(&self, x: &[f64], u: &[f64], rows: Option<&[f64]>, jac: bool) -> Result<[Vec<f64>; 3], String>;
     /// The implicit gradients at `sol`, on the backend that solved it.
     fn backward(
         &mut self,
@@ -283,6 +287,32 @@ impl<M: Model> Typed<M> {
 impl<M: Model> Engine for Typed<M> {
     fn meta(&self) -> &Meta {
         &self.meta
+    }
+
+    fn dynamics(&self, x: &[f64], u: &[f64], rows: Option<&[f64]>, jac: bool) -> Result<[Vec<f64>; 3], String> {
+        let (nx, nu, np) = (M::NX, M::NU, M::PARAM_NAMES.len());
+        let b = x.len() / nx;
+        let mut next = vec![0.0; b * nx];
+        let (mut a, mut bm) = if jac { (vec![0.0; b * nx * nx], vec![0.0; b * nx * nu]) } else { (Vec::new(), Vec::new()) };
+        let mut own = self.model.clone();
+        for i in 0..b {
+            let model = match rows {
+                None => &self.model,
+                Some(r) => {
+                    for (name, v) in M::PARAM_NAMES.iter().zip(&r[i * np..(i + 1) * np]) {
+                        own.set_param(name, *v).map_err(|e| format!("params[{i}]: {e}"))?;
+                    }
+                    &own
+                }
+            };
+            let (xi, ui, ni) = (&x[i * nx..(i + 1) * nx], &u[i * nu..(i + 1) * nu], &mut next[i * nx..(i + 1) * nx]);
+            if jac {
+                model.eval_linearize(xi, ui, ni, &mut a[i * nx * nx..(i + 1) * nx * nx], &mut bm[i * nx * nu..(i + 1) * nx * nu]);
+            } else {
+                model.eval_step(xi, ui, ni);
+            }
+        }
+        Ok([next, a, bm])
     }
 
     fn solve(&mut self, batch: &Batch<'_>, rows: Option<&[f64]>, sol: &mut Solution) -> Result<(BackendKind, String), BackendError> {
@@ -612,6 +642,35 @@ impl NativeSolver {
         let last = Arc::new(last);
         out.set_item("state", SolveState { inner: last.clone() })?;
         self.last = Some(last);
+        Ok(out)
+    }
+
+    /// One step of the model's dynamics per row; see `mpc_rs.Solver.dynamics`.
+    #[pyo3(signature = (x, u, params=None, jacobians=false))]
+    fn dynamics<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: PyReadonlyArrayDyn<'py, f64>,
+        u: PyReadonlyArrayDyn<'py, f64>,
+        params: Option<PyReadonlyArrayDyn<'py, f64>>,
+        jacobians: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (nx, nu, np) = (self.meta.nx, self.meta.nu, self.meta.param_names.len());
+        let (shape, xs) = take("x", &x, &[None, Some(nx)], "(B, nx)")?;
+        let b = shape[0];
+        let (_, us) = take("u", &u, &[Some(b), Some(nu)], "(B, nu)")?;
+        let rows = match &params {
+            None => None,
+            Some(a) => Some(take("params", a, &[Some(b), Some(np)], "(B, n_params)")?.1),
+        };
+        let engine = self.engine("dynamics")?;
+        let [next, a, bm] = engine.dynamics(&xs, &us, rows.as_deref(), jacobians).map_err(PyValueError::new_err)?;
+        let out = PyDict::new(py);
+        out.set_item("x_next", array(py, next, &[b, nx])?)?;
+        if jacobians {
+            out.set_item("A", array(py, a, &[b, nx, nx])?)?;
+            out.set_item("B", array(py, bm, &[b, nx, nu])?)?;
+        }
         Ok(out)
     }
 
