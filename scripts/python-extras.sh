@@ -19,13 +19,10 @@ start=$SECONDS
 "$tvenv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input --prefer-binary \
     "torch==2.15.0" "stable-baselines3==2.9.2" "gymnasium==1.4.0" "ray[tune]==2.60.0" "numpy>=1.21" "pytest>=7"
 echo "python-extras: torch $("$tvenv/bin/python" -c 'import torch; print(torch.__version__)') in $tvenv ($((SECONDS - start)) s)" >&2
-wheels="$(mktemp -d)"
-trap 'rm -rf "$wheels"' EXIT
-for manifest in python/Cargo.toml python/examples/ballbeam/Cargo.toml; do
-    "$repo/.venv/bin/maturin" build --release --quiet --manifest-path "$manifest" --out "$wheels" >&2
-done
-"$tvenv/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheels"/*.whl
+# The mpc_rs and ballbeam wheels, built and installed there by the same script as for .venv.
+MPC_VENV="$tvenv" bash scripts/python.sh --no-test
 cargo build --quiet --bin mpc
-cd "$wheels"
+# From a folder outside the source tree, so that `import mpc_rs` is the installed wheel.
+cd "$(mktemp -d)"
 MPC_BIN="$repo/target/debug/mpc" "$tvenv/bin/python" -m pytest -q "$repo/python/tests/test_torch.py" \
     "$repo/python/tests/test_sb3.py" "$repo/python/tests/test_sweep.py"
