@@ -19,6 +19,18 @@ pub enum PolicyKind {
     Mlp,
 }
 
+/// The AC-MPC actor's cost-map network (the ablation of issue 14: the paper's text against the
+/// reference code).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostMapNet {
+    /// Three hidden layers with exact GELU (the reference code, `CostMapNet` of CA-AC-MPC).
+    #[default]
+    Gelu3,
+    /// Two hidden ReLU layers (the paper's text: "a two-layer 512-unit ReLU MLP").
+    Relu2,
+}
+
 /// Which implicit gradient the MPC layer returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -123,6 +135,9 @@ pub struct NetConfig {
     pub hidden: usize,
     /// Initial log standard deviation of the Gaussian (None: −1.2 for acmpc, −0.82 for mlp).
     pub log_std_init: Option<f64>,
+    /// The AC-MPC actor's cost-map network (absent in older configs: the reference's GELU stack).
+    #[serde(default)]
+    pub cost_map: CostMapNet,
 }
 
 /// Logging, checkpoint and evaluation cadence (in environment steps).
@@ -340,6 +355,12 @@ mod tests {
         assert_eq!(c.ppo.total_steps, 1000);
         assert_eq!(c.policy, PolicyKind::Mlp);
         assert_eq!(c.log_std_init(), -0.82);
+        assert_eq!(c.net.cost_map, CostMapNet::Gelu3);
+        let c = TrainConfig::build(None, &["net.cost_map=relu2".into()]).unwrap();
+        assert_eq!(c.net.cost_map, CostMapNet::Relu2);
+        assert_eq!(TrainConfig::build(Some(&c.to_yaml()), &[]).unwrap(), c);
+        let e = TrainConfig::build(None, &["net.cost_map=relu3".into()]).unwrap_err().to_string();
+        assert!(e.contains("cost_map"), "{e}");
         let e = TrainConfig::build(None, &["ppo.clip=0.1".into()]).unwrap_err().to_string();
         assert!(e.contains("clip"), "{e}");
         let e = TrainConfig::build(None, &["n_envs=2".into()]).unwrap_err().to_string();

@@ -52,7 +52,8 @@ pub fn build_policy(config: &TrainConfig, capacity: usize) -> Result<(ActorCriti
         }
         PolicyKind::Mlp => (None, "AC-MLP policy: no MPC layer".to_string()),
     };
-    let p = ActorCritic::new(config.policy, config.net.hidden, mpc, config.log_std_init(), config.seed).map_err(|e| e.to_string())?;
+    let p = ActorCritic::with_cost_map(config.policy, config.net.hidden, mpc, config.log_std_init(), config.seed, config.net.cost_map)
+        .map_err(|e| e.to_string())?;
     Ok((p, note))
 }
 

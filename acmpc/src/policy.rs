@@ -9,7 +9,7 @@
 //! * Orthogonal initialisation (gain √2 on hidden layers, 1 on the value head, 0.5 on the last
 //!   cost-map layer, 0.01 on the MLP action head), zero biases; log-std a free 4-vector.
 
-use crate::config::PolicyKind;
+use crate::config::{CostMapNet, PolicyKind};
 use crate::mpc_layer::{COST_PER_STAGE, MpcLayer, NU, NX, NZ};
 use candle_core::{D, DType, Device, Tensor, Var};
 use rand::rngs::StdRng;
@@ -249,6 +249,19 @@ pub const ACTION_OFFSET: [f64; NU] = [-9.8066 / 35.406166, 0.0, 0.0, 0.0];
 impl ActorCritic {
     /// Builds a freshly initialised policy.
     pub fn new(kind: PolicyKind, hidden: usize, mpc: Option<MpcLayer>, log_std_init: f64, seed: u64) -> candle_core::Result<Self> {
+        Self::with_cost_map(kind, hidden, mpc, log_std_init, seed, CostMapNet::Gelu3)
+    }
+
+    /// [`ActorCritic::new`] with the AC-MPC actor's cost-map network chosen (`Relu2`: the
+    /// paper's two ReLU layers; `Gelu3`: the reference code's three GELU layers).
+    pub fn with_cost_map(
+        kind: PolicyKind,
+        hidden: usize,
+        mpc: Option<MpcLayer>,
+        log_std_init: f64,
+        seed: u64,
+        cost_map_net: CostMapNet,
+    ) -> candle_core::Result<Self> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut ps = ParamStore::default();
         let g = 2f64.sqrt();
@@ -256,14 +269,20 @@ impl ActorCritic {
             PolicyKind::Acmpc => {
                 let mpc = mpc.ok_or_else(|| candle_core::Error::Msg("AC-MPC policy needs an MPC layer".into()))?;
                 let t = mpc.horizon();
-                let net = Mlp {
-                    layers: vec![
+                let layers = match cost_map_net {
+                    CostMapNet::Gelu3 => vec![
                         ps.dense("actor.0", N_FEATURES, hidden, g, Activation::Gelu, &mut rng)?,
                         ps.dense("actor.1", hidden, hidden, g, Activation::Gelu, &mut rng)?,
                         ps.dense("actor.2", hidden, hidden, g, Activation::Gelu, &mut rng)?,
                         ps.dense("actor.3", hidden, 28 * t, 0.5, Activation::Identity, &mut rng)?,
                     ],
+                    CostMapNet::Relu2 => vec![
+                        ps.dense("actor.0", N_FEATURES, hidden, g, Activation::Relu, &mut rng)?,
+                        ps.dense("actor.1", hidden, hidden, g, Activation::Relu, &mut rng)?,
+                        ps.dense("actor.2", hidden, 28 * t, 0.5, Activation::Identity, &mut rng)?,
+                    ],
                 };
+                let net = Mlp { layers };
                 let (index, scale, offset) = cost_map(t);
                 let n = index.len();
                 Actor::Mpc {

@@ -15,6 +15,18 @@ pub struct RunOptions {
     pub resume: bool,
     /// Show a progress bar.
     pub progress: bool,
+    /// Stop (with a checkpoint and an evaluation) once this many environment steps are done,
+    /// before the end of `ppo.total_steps`: the learning-rate schedule stays that of the whole
+    /// run, so `--resume` later continues it unchanged (long runs split across sessions, and
+    /// ablations compared at equal steps of the same schedule).
+    pub stop_at: Option<u64>,
+}
+
+impl RunOptions {
+    /// The step count this invocation trains to: `ppo.total_steps`, or `stop_at` when earlier.
+    pub fn end_steps(&self, cfg: &TrainConfig) -> u64 {
+        self.stop_at.map_or(cfg.ppo.total_steps, |s| s.min(cfg.ppo.total_steps))
+    }
 }
 
 /// What a finished run reports.

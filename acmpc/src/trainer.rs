@@ -154,7 +154,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> anyhow::Result<RunSummary>
         crate::fpu::flush_denormals_for_training();
     }
     let mut run = Run::start(cfg, opts)?;
-    while run.state.steps < cfg.ppo.total_steps {
+    while run.state.steps < opts.end_steps(cfg) {
         run.iteration()?;
     }
     run.finish()
@@ -402,7 +402,7 @@ impl<'a> Run<'a> {
     /// end); a new best return saves the `best` checkpoint.
     fn evaluate_if_due(&mut self) -> anyhow::Result<EvalScores> {
         let cfg = self.cfg;
-        if self.state.steps < self.next_eval && self.state.steps < cfg.ppo.total_steps {
+        if self.state.steps < self.next_eval && self.state.steps < self.opts.end_steps(cfg) {
             return Ok(EvalScores {
                 ret: f64::NAN,
                 gates: f64::NAN,
@@ -559,7 +559,7 @@ impl<'a> Run<'a> {
     /// end), keeping the last `log.keep_last`.
     fn checkpoint_if_due(&mut self) -> anyhow::Result<()> {
         let cfg = self.cfg;
-        if self.state.steps < self.next_ckpt && self.state.steps < cfg.ppo.total_steps {
+        if self.state.steps < self.next_ckpt && self.state.steps < self.opts.end_steps(cfg) {
             return Ok(());
         }
         self.next_ckpt = self

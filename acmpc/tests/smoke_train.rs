@@ -46,7 +46,7 @@ fn mean_return_by_update(dir: &std::path::Path) -> Vec<f64> {
 fn ac_mpc_smoke_training_improves_return_and_resumes() {
     let dir = tmp("mpc");
     let cfg = small("acmpc", 16 * 64 * 30);
-    let s = train(&cfg, &RunOptions { out: dir.clone(), resume: false, progress: false }).unwrap();
+    let s = train(&cfg, &RunOptions { out: dir.clone(), resume: false, progress: false, stop_at: None }).unwrap();
     let r = mean_return_by_update(&dir);
     eprintln!("AC-MPC returns by update: {r:?}; summary {s:?}");
     assert_eq!(s.steps, 16 * 64 * 30);
@@ -59,12 +59,12 @@ fn ac_mpc_smoke_training_improves_return_and_resumes() {
     // Resuming with another configuration is refused, naming the reason.
     let mut other = cfg.clone();
     other.ppo.clip_range = 0.1;
-    let err = train(&other, &RunOptions { out: dir.clone(), resume: true, progress: false }).unwrap_err().to_string();
+    let err = train(&other, &RunOptions { out: dir.clone(), resume: true, progress: false, stop_at: None }).unwrap_err().to_string();
     assert!(err.contains("configuration differs"), "{err}");
     // Extending the run (larger total_steps) resumes from the checkpoint: two more updates.
     let mut more = cfg.clone();
     more.ppo.total_steps = 16 * 64 * 32;
-    let s2 = train(&more, &RunOptions { out: dir.clone(), resume: true, progress: false }).unwrap();
+    let s2 = train(&more, &RunOptions { out: dir.clone(), resume: true, progress: false, stop_at: None }).unwrap();
     assert_eq!(s2.steps, 16 * 64 * 32);
     let ck = acmpc::checkpoint::load(&dir.join("checkpoints")).unwrap();
     assert_eq!(ck.state.updates, 32);
@@ -86,8 +86,24 @@ fn ac_mpc_smoke_training_improves_return_and_resumes() {
 #[test]
 fn ac_mlp_smoke_training_improves_return() {
     let dir = tmp("mlp");
-    let cfg = small("mlp", 16 * 64 * 30);
-    train(&cfg, &RunOptions { out: dir.clone(), resume: false, progress: false }).unwrap();
+    let mut cfg = small("mlp", 16 * 64 * 30);
+    cfg.ppo.lr_final = 2e-4;
+    // Stopped after 20 updates (checkpoint written there), then resumed to the end: the schedule
+    // is that of the whole run, so the learning rates are those of one uninterrupted run.
+    let s = train(&cfg, &RunOptions { out: dir.clone(), resume: false, progress: false, stop_at: Some(16 * 64 * 20) }).unwrap();
+    assert_eq!(s.steps, 16 * 64 * 20);
+    assert_eq!(acmpc::checkpoint::load(&dir.join("checkpoints")).unwrap().state.updates, 20);
+    train(&cfg, &RunOptions { out: dir.clone(), resume: true, progress: false, stop_at: None }).unwrap();
+    let (header, cols) = acmpc::logging::read_csv(&dir.join("train.csv")).unwrap();
+    let lr = &cols[header.iter().position(|h| h == "lr").unwrap()];
+    assert_eq!(lr.len(), 30);
+    let steps = &cols[header.iter().position(|h| h == "steps").unwrap()];
+    assert!(lr[29] < 0.5 * lr[0], "the schedule decays within the run: {lr:?}");
+    for (u, (&l, &st)) in lr.iter().zip(steps).enumerate() {
+        // The whole run's schedule at the update's first step.
+        let want = cfg.learning_rate(st as u64 - 16 * 64);
+        assert!((l - want).abs() <= 1e-12, "update {u}: lr {l}, whole-run schedule {want}");
+    }
     let r = mean_return_by_update(&dir);
     eprintln!("AC-MLP returns by update: {r:?}");
     let first = r.iter().cloned().find(|v| v.is_finite()).unwrap();

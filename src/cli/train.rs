@@ -27,6 +27,10 @@ pub struct TrainArgs {
     /// Continue from the run directory's latest checkpoint (same configuration required).
     #[arg(long)]
     pub resume: bool,
+    /// Stop once this many environment steps are done (checkpoint and evaluation written), keeping
+    /// the schedule of `ppo.total_steps`; `--resume` continues from there.
+    #[arg(long, value_name = "STEPS")]
+    pub stop_at: Option<u64>,
     /// Print the effective configuration and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -74,7 +78,7 @@ pub fn run(args: TrainArgs) -> ExitCode {
         print!("{}", cfg.to_yaml());
         return ExitCode::SUCCESS;
     }
-    let opts = RunOptions { out: args.out.clone(), resume: args.resume, progress: !args.no_progress };
+    let opts = RunOptions { out: args.out.clone(), resume: args.resume, progress: !args.no_progress, stop_at: args.stop_at };
     match train(&cfg, &opts) {
         Ok(s) => {
             let plot = plot_run(&args.out).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(plot failed: {e})"));
