@@ -10,20 +10,59 @@ use super::kkt::{du_norm, kkt_residual, kkt_step};
 use super::riccati::{RiccatiOutcome, riccati};
 use super::rollout::{all_finite, linearize_all, load_bounds, load_cost_structure, rollout_plain, rollout_trial};
 
-/// Whether this CPU runs the AVX2 build of the solver loops (detected once, cached by std).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(crate) fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
+/// The instruction set a solver loop is compiled for: the same source, built three times.
+/// Only element-wise loops vectorise (no reassociation, no FMA contraction), so every build
+/// gives the same result to the bit (a unit test checks it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// The target's baseline (SSE2 on x86-64).
+    Base,
+    /// AVX2: 4-wide f64 vectors.
+    Avx2,
+    /// AVX-512F: 8-wide f64 vectors.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest build this CPU runs (detected once, cached by std); `MPC_NO_AVX512=1` keeps
+    /// AVX2 where AVX-512 exists (for comparisons).
+    #[inline(always)]
+    pub(crate) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static NO_512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && !*NO_512.get_or_init(|| std::env::var_os("MPC_NO_AVX512").is_some_and(|v| v == "1"))
+            {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Base
+    }
+
+    /// Every build this CPU can run.
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Base];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Isa::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
 }
 
 /// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu). With `trace`,
 /// one [`IterationRecord`] per line-search outcome is appended to it (the results are the same
-/// to the bit with or without).
-///
-/// On x86-64 with AVX2 the same code runs compiled for AVX2 (4-wide vectors in the axpys of the
-/// Riccati sweep). Only element-wise loops vectorise (no reassociation, no FMA contraction), so
-/// the result is the same to the bit as the baseline SSE2 build.
+/// to the bit with or without). Runs the widest build of [`Isa::detect`].
 pub(crate) fn solve_one<D: Dynamics>(
     d: &D,
     opts: &SolverOptions,
@@ -33,18 +72,51 @@ pub(crate) fn solve_one<D: Dynamics>(
     u_out: &mut [f64],
     trace: Option<&mut Vec<IterationRecord>>,
 ) -> Stats {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2() {
-        // SAFETY: AVX2 is available on this CPU (checked just above).
-        return unsafe { solve_one_avx2(d, opts, ws, p, x_out, u_out, trace) };
+    solve_one_with(Isa::detect(), d, opts, ws, p, x_out, u_out, trace)
+}
+
+/// [`solve_one`] in the build `isa` (which this CPU must support).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn solve_one_with<D: Dynamics>(
+    isa: Isa,
+    d: &D,
+    opts: &SolverOptions,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    x_out: &mut [f64],
+    u_out: &mut [f64],
+    trace: Option<&mut Vec<IterationRecord>>,
+) -> Stats {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller passes a build this CPU supports (Isa::detect or Isa::available).
+        Isa::Avx512 => unsafe { solve_one_avx512(d, opts, ws, p, x_out, u_out, trace) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { solve_one_avx2(d, opts, ws, p, x_out, u_out, trace) },
+        _ => solve_one_impl(d, opts, ws, p, x_out, u_out, trace),
     }
-    solve_one_impl(d, opts, ws, p, x_out, u_out, trace)
 }
 
 /// [`solve_one_impl`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn solve_one_avx2<D: Dynamics>(
+    d: &D,
+    opts: &SolverOptions,
+    ws: &mut Workspace,
+    p: &ProblemRef<'_>,
+    x_out: &mut [f64],
+    u_out: &mut [f64],
+    trace: Option<&mut Vec<IterationRecord>>,
+) -> Stats {
+    solve_one_impl(d, opts, ws, p, x_out, u_out, trace)
+}
+
+/// [`solve_one_impl`] compiled for AVX-512.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f")]
+unsafe fn solve_one_avx512<D: Dynamics>(
     d: &D,
     opts: &SolverOptions,
     ws: &mut Workspace,
@@ -311,4 +383,111 @@ fn escalate(mu: &mut f64, ddp: &mut bool, ddp_fallback: bool, opts: &SolverOptio
         return true;
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::solver::Bound;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// A nonlinear test model with a sparse Jacobian: `x'_i = x_i + h (c_i sin x_{i+1} + Σ_j
+    /// G_ij u_j)` (indices mod nx).
+    struct Ring {
+        nx: usize,
+        nu: usize,
+        c: Vec<f64>,
+        g: Vec<f64>,
+    }
+
+    impl Dynamics for Ring {
+        fn nx(&self) -> usize {
+            self.nx
+        }
+        fn nu(&self) -> usize {
+            self.nu
+        }
+        fn step(&self, x: &[f64], u: &[f64], xn: &mut [f64]) {
+            let h = 0.1;
+            for i in 0..self.nx {
+                let mut v = self.c[i] * x[(i + 1) % self.nx].sin();
+                for j in 0..self.nu {
+                    v += self.g[i * self.nu + j] * u[j];
+                }
+                xn[i] = x[i] + h * v;
+            }
+        }
+        fn linearize(&self, x: &[f64], u: &[f64], xn: &mut [f64], a: &mut [f64], b: &mut [f64]) {
+            self.step(x, u, xn);
+            let (nx, nu, h) = (self.nx, self.nu, 0.1);
+            a[..nx * nx].fill(0.0);
+            for i in 0..nx {
+                a[i * nx + i] = 1.0;
+                a[i * nx + (i + 1) % nx] += h * self.c[i] * x[(i + 1) % nx].cos();
+                for j in 0..nu {
+                    b[i * nu + j] = h * self.g[i * nu + j];
+                }
+            }
+        }
+        fn weighted_hessian(&self, x: &[f64], _u: &[f64], lambda: &[f64], hm: &mut [f64]) {
+            let n = self.nx + self.nu;
+            hm[..n * n].fill(0.0);
+            for i in 0..self.nx {
+                let k = (i + 1) % self.nx;
+                hm[k * n + k] -= lambda[i] * 0.1 * self.c[i] * x[k].sin();
+            }
+        }
+    }
+
+    /// Every build of the solver loop (baseline, AVX2, AVX-512, as this CPU allows) gives the
+    /// same solution to the bit, for the three accumulator paths of `add_cost_to_go`
+    /// (`nx + nu` ≤ 16, ≤ 32, > 32), dense and diagonal costs, active bounds.
+    #[test]
+    fn every_instruction_set_build_gives_the_same_bits() {
+        let mut rng = StdRng::seed_from_u64(11);
+        let t = 8;
+        for &(nx, nu) in &[(4, 2), (13, 3), (26, 4), (30, 6)] {
+            let n = nx + nu;
+            let ring = Ring {
+                nx,
+                nu,
+                c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
+                g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
+            };
+            let x0: Vec<f64> = (0..nx).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut cm = vec![0.0; t * n * n];
+            for s in 0..t {
+                for i in 0..n {
+                    cm[s * n * n + i * n + i] = rng.random_range(0.5..2.0);
+                    if s % 2 == 1 && i + 1 < n {
+                        // Odd stages dense (not diagonal): a symmetric coupling.
+                        let v = rng.random_range(-0.2..0.2);
+                        cm[s * n * n + i * n + i + 1] = v;
+                        cm[s * n * n + (i + 1) * n + i] = v;
+                    }
+                }
+            }
+            let cv: Vec<f64> = (0..t * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let (lo, hi) = (vec![-0.3; nu], vec![0.4; nu]);
+            let p = ProblemRef { x_init: &x0, cm: &cm, cv: &cv, lower: Bound::PerControl(&lo), upper: Bound::PerControl(&hi), u_init: None };
+            let opts = SolverOptions { max_iters: 6, ..SolverOptions::default() };
+            let mut out: Vec<(Isa, Vec<f64>, Vec<f64>, f64)> = Vec::new();
+            for isa in Isa::available() {
+                let mut ws = Workspace::new(t, nx, nu);
+                let (mut x, mut u) = (vec![0.0; t * nx], vec![0.0; t * nu]);
+                let st = solve_one_with(isa, &ring, &opts, &mut ws, &p, &mut x, &mut u, None);
+                assert!(st.cost.is_finite() && st.iterations > 0, "{isa:?} nx={nx}: {st:?}");
+                assert!(u.iter().any(|&v| v == -0.3 || v == 0.4), "nx={nx}: no bound active");
+                out.push((isa, x, u, st.cost));
+            }
+            let (_, x0b, u0b, c0) = &out[0];
+            for (isa, x, u, c) in &out[1..] {
+                let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(x), bits(x0b), "{isa:?} states differ (nx={nx}, nu={nu})");
+                assert_eq!(bits(u), bits(u0b), "{isa:?} controls differ (nx={nx}, nu={nu})");
+                assert_eq!(c.to_bits(), c0.to_bits());
+            }
+        }
+    }
 }

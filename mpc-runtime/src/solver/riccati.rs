@@ -19,73 +19,81 @@ pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 /// Add the dynamics' contribution `Fᵀ P F`, `Fᵀ p` (F = [A B] of stage `t`) to `ws.ric.qzz`,
 /// `ws.ric.qz`, where `ws.ric.p`, `ws.ric.pv` hold the cost-to-go of stage `t + 1`.
 ///
-/// Exact zeros of `A` and `B` are skipped (a dynamics Jacobian is typically sparse): `P A` and
-/// `P B` are formed as `(Aᵀ P)ᵀ`, `(Bᵀ P)ᵀ` (rows of `P` scaled by the non-zero entries, `P`
-/// being exactly symmetric), and `Aᵀ (P A)` row by row over the non-zeros of `A`. The products
-/// and the order of every sum are those of the dense evaluation; a skipped term is a `±0`, so
-/// the result is the same to the bit (for finite `P`).
+/// Each output row is accumulated in registers (a stack array for `nx + nu ≤ 32`, after
+/// inlining the sizes are constants and the row lives in vector registers) and written once:
+/// `[PA PB]` row `k` = `Σ_m P[k][m] [A_m B_m]`, then `[Q_xx Q_xu]` row `i` +=
+/// `Σ_k A[k][i] [PA_k PB_k]` and `Q_uu` row `i` += `Σ_k B[k][i] PB_k`, each sum over its index
+/// ascending. Terms with an exactly zero scalar factor are skipped (a dynamics Jacobian is
+/// typically sparse); a skipped or zero term is a `±0`, which leaves an accumulator started at
+/// `+0` or at a `Q` entry unchanged, so the result is that of the dense evaluation to the bit
+/// (for finite `P`); `P` being exactly symmetric, `P A` is also `(Aᵀ P)ᵀ` to the bit.
 #[inline(always)]
 pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
     let n = nx + nu;
+    if n <= 16 {
+        add_cost_to_go_with(ws, nx, nu, t, &mut [0.0; 16]);
+    } else if n <= 32 {
+        add_cost_to_go_with(ws, nx, nu, t, &mut [0.0; 32]);
+    } else {
+        let mut acc = std::mem::take(&mut ws.ric.acc);
+        add_cost_to_go_with(ws, nx, nu, t, &mut acc);
+        ws.ric.acc = acc;
+    }
+}
+
+/// [`add_cost_to_go`] with the row accumulator `acc` (at least `nx + nu` long).
+#[inline(always)]
+fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: &mut [f64]) {
+    let n = nx + nu;
+    let acc = &mut acc[..n];
     let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
     let b = &ws.lin.b[t * nx * nu..(t + 1) * nx * nu];
     let p = &ws.ric.p[..nx * nx];
-    // M = Aᵀ P (nx×nx), N = Bᵀ P (nu×nx), each row a sum over k ascending.
-    let m = &mut ws.ric.atp[..nx * nx];
-    let nn = &mut ws.ric.btp[..nu * nx];
-    m.fill(0.0);
-    nn.fill(0.0);
-    for k in 0..nx {
-        let p_row = &p[k * nx..(k + 1) * nx];
-        let a_row = &a[k * nx..(k + 1) * nx];
-        let b_row = &b[k * nu..(k + 1) * nu];
-        for (i, &aki) in a_row.iter().enumerate() {
-            if aki != 0.0 {
-                axpy(&mut m[i * nx..(i + 1) * nx], aki, p_row);
-            }
-        }
-        for (i, &bki) in b_row.iter().enumerate() {
-            if bki != 0.0 {
-                axpy(&mut nn[i * nx..(i + 1) * nx], bki, p_row);
-            }
-        }
-    }
-    // P A = Mᵀ, P B = Nᵀ.
     let pa = &mut ws.ric.pa[..nx * nx];
     let pb = &mut ws.ric.pb[..nx * nu];
     for k in 0..nx {
-        for j in 0..nx {
-            pa[k * nx + j] = m[j * nx + k];
+        acc.fill(0.0);
+        let (ax, au) = acc.split_at_mut(nx);
+        for (m, &pkm) in p[k * nx..(k + 1) * nx].iter().enumerate() {
+            if pkm != 0.0 {
+                axpy(ax, pkm, &a[m * nx..(m + 1) * nx]);
+                axpy(au, pkm, &b[m * nu..(m + 1) * nu]);
+            }
         }
-        for j in 0..nu {
-            pb[k * nu + j] = nn[j * nx + k];
-        }
+        pa[k * nx..(k + 1) * nx].copy_from_slice(ax);
+        pb[k * nu..(k + 1) * nu].copy_from_slice(au);
     }
     let qzz = &mut ws.ric.qzz[..n * n];
-    for k in 0..nx {
-        let pa_row = &pa[k * nx..(k + 1) * nx];
-        let pb_row = &pb[k * nu..(k + 1) * nu];
-        let a_row = &a[k * nx..(k + 1) * nx];
-        let b_row = &b[k * nu..(k + 1) * nu];
-        // Rows i < nx of [Q_xx Q_xu] += A[k][i] [PA_k PB_k].
-        for (i, &aki) in a_row.iter().enumerate() {
+    // Rows i < nx of [Q_xx Q_xu] += Σ_k A[k][i] [PA_k PB_k].
+    for i in 0..nx {
+        acc.copy_from_slice(&qzz[i * n..(i + 1) * n]);
+        let (ax, au) = acc.split_at_mut(nx);
+        for k in 0..nx {
+            let aki = a[k * nx + i];
             if aki != 0.0 {
-                let q_row = &mut qzz[i * n..(i + 1) * n];
-                let (qx, qu) = q_row.split_at_mut(nx);
-                axpy(qx, aki, pa_row);
-                axpy(qu, aki, pb_row);
+                axpy(ax, aki, &pa[k * nx..(k + 1) * nx]);
+                axpy(au, aki, &pb[k * nu..(k + 1) * nu]);
             }
         }
-        // Q_uu += B[k][i] PB_k.
-        for (i, &bki) in b_row.iter().enumerate() {
+        qzz[i * n..(i + 1) * n].copy_from_slice(acc);
+    }
+    // Q_uu row i += Σ_k B[k][i] PB_k.
+    for i in 0..nu {
+        let au = &mut acc[..nu];
+        au.copy_from_slice(&qzz[(nx + i) * n + nx..(nx + i + 1) * n]);
+        for k in 0..nx {
+            let bki = b[k * nu + i];
             if bki != 0.0 {
-                axpy(&mut qzz[(nx + i) * n + nx..(nx + i + 1) * n], bki, pb_row);
+                axpy(au, bki, &pb[k * nu..(k + 1) * nu]);
             }
         }
+        qzz[(nx + i) * n + nx..(nx + i + 1) * n].copy_from_slice(au);
+    }
+    let (qx, qu) = ws.ric.qz[..n].split_at_mut(nx);
+    for k in 0..nx {
         let pk = ws.ric.pv[k];
-        let (qx, qu) = ws.ric.qz[..n].split_at_mut(nx);
-        axpy(qx, pk, a_row);
-        axpy(qu, pk, b_row);
+        axpy(qx, pk, &a[k * nx..(k + 1) * nx]);
+        axpy(qu, pk, &b[k * nu..(k + 1) * nu]);
     }
     // Q_ux = Q_xuᵀ (the C_t part was symmetric already).
     for i in 0..nu {
@@ -249,4 +257,79 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
         }
     }
     RiccatiOutcome::Ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `add_cost_to_go` equals the plain dense evaluation (`PA = P A` with every term, sums in
+    /// index order, then `Q += Fᵀ [PA PB]`, `q += Fᵀ p`) to the bit, for sparse `A`, `B` and the
+    /// three accumulator paths.
+    #[test]
+    fn cost_to_go_products_equal_the_dense_sums_to_the_bit() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for &(nx, nu) in &[(3, 1), (12, 4), (20, 9), (31, 5)] {
+            let n = nx + nu;
+            let mut ws = Workspace::new(2, nx, nu);
+            let mut r = |zero: f64| if rng.random_range(0.0..1.0) < zero { 0.0 } else { rng.random_range(-1.0..1.0) };
+            let a: Vec<f64> = (0..nx * nx).map(|_| r(0.6)).collect();
+            let b: Vec<f64> = (0..nx * nu).map(|_| r(0.5)).collect();
+            let mut pm = vec![0.0; nx * nx];
+            for i in 0..nx {
+                for j in 0..=i {
+                    let v = r(0.2);
+                    pm[i * nx + j] = v;
+                    pm[j * nx + i] = v;
+                }
+            }
+            let pv: Vec<f64> = (0..nx).map(|_| r(0.0)).collect();
+            let q0: Vec<f64> = (0..n * n).map(|_| r(0.3)).collect();
+            let qz0: Vec<f64> = (0..n).map(|_| r(0.0)).collect();
+            ws.lin.a[..nx * nx].copy_from_slice(&a);
+            ws.lin.b[..nx * nu].copy_from_slice(&b);
+            ws.ric.p.copy_from_slice(&pm);
+            ws.ric.pv.copy_from_slice(&pv);
+            ws.ric.qzz.copy_from_slice(&q0);
+            ws.ric.qz.copy_from_slice(&qz0);
+            add_cost_to_go(&mut ws, nx, nu, 0);
+            // Dense reference: F = [A B] (nx×n), PF = P F, Q[i][j] += Σ_k F[k][i] PF[k][j].
+            let f = |k: usize, j: usize| if j < nx { a[k * nx + j] } else { b[k * nu + j - nx] };
+            let mut pf = vec![0.0; nx * n];
+            for k in 0..nx {
+                for j in 0..n {
+                    let mut s = 0.0;
+                    for m in 0..nx {
+                        s += pm[k * nx + m] * f(m, j);
+                    }
+                    pf[k * n + j] = s;
+                }
+            }
+            let mut q = q0.clone();
+            let mut qz = qz0.clone();
+            for i in 0..n {
+                // Rows of x: every column; rows of u: the Q_uu columns (Q_ux is mirrored).
+                for j in (if i < nx { 0 } else { nx })..n {
+                    let mut s = q0[i * n + j];
+                    for k in 0..nx {
+                        s += f(k, i) * pf[k * n + j];
+                    }
+                    q[i * n + j] = s;
+                }
+                for k in 0..nx {
+                    qz[i] += pv[k] * f(k, i);
+                }
+            }
+            for i in 0..nu {
+                for j in 0..nx {
+                    q[(nx + i) * n + j] = q[j * n + nx + i];
+                }
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ws.ric.qzz[..n * n]), bits(&q), "Q (nx={nx}, nu={nu})");
+            assert_eq!(bits(&ws.ric.qz[..n]), bits(&qz), "q (nx={nx}, nu={nu})");
+        }
+    }
 }

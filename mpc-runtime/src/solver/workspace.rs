@@ -59,9 +59,8 @@ pub(crate) struct Riccati {
     /// `P·A` and `P·B`.
     pub pa: Vec<f64>,
     pub pb: Vec<f64>,
-    /// `Aᵀ·P` (nx×nx) and `Bᵀ·P` (nu×nx).
-    pub atp: Vec<f64>,
-    pub btp: Vec<f64>,
+    /// Row accumulator of the cost-to-go products when `nx + nu > 32` (n; else a stack array).
+    pub acc: Vec<f64>,
     /// Regularised `Q_uu`, and the box bounds of the control step.
     pub quu: Vec<f64>,
     pub dlo: Vec<f64>,
@@ -144,8 +143,7 @@ impl Workspace {
                 qz: v(n),
                 pa: v(nx * nx),
                 pb: v(nx * nu),
-                atp: v(nx * nx),
-                btp: v(nu * nx),
+                acc: v(if n > 32 { n } else { 0 }),
                 quu: v(nu * nu),
                 dlo: v(nu),
                 dhi: v(nu),
