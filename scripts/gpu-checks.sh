@@ -22,6 +22,8 @@
 #   5. `mpc solve --backend cuda` on every bundled-model fixture (tests/fixtures; `linear*` have
 #      no kernel) against the reference solutions with scripts/compare_solutions.py (a copy of
 #      shared/tools/compare_solutions.py) and against `--backend cpu`;
+#      then the Python package's Solver(backend="cuda") against the CPU (when a .venv with the
+#      built wheel was carried to the machine);
 #   6. `mpc bench --backend cuda`, the Table II grid (B in {1, 256}, T in {2, 10, 50}, K = 5,
 #      forward and backward, end-to-end and kernel-only), single-launch layout, then the
 #      three-stage and warp-per-problem layouts (the data KernelLayout::auto needs), then the
@@ -202,6 +204,19 @@ PY
   return $ok
 }
 step "mpc solve: --backend cuda vs --backend cpu (x, u, cost, gradients)" cuda_vs_cpu
+
+# The Python package's backend="cuda" (python/bind: the same CudaSolver behind mpc_rs.Solver),
+# when a .venv with the built wheel was carried here (the device machine cannot reach PyPI;
+# `bash scripts/python.sh --no-test` makes one).
+python_cuda() {
+  "$ROOT/.venv/bin/python" -m pytest -q "$ROOT/python/tests/test_solver.py" -k "cuda" -rs 2>&1 | tee "$WORK/python-cuda.log"
+  local rc=${PIPESTATUS[0]}
+  if grep -q "SKIPPED.*no GPU" "$WORK/python-cuda.log"; then echo "the Python GPU test skipped: no GPU seen"; return 1; fi
+  return "$rc"
+}
+if "$ROOT/.venv/bin/python" -c "import mpc_rs, pytest" 2>/dev/null; then
+  step "Python mpc_rs.Solver(backend=\"cuda\") vs the CPU solver (solutions, gradients, parameters)" python_cuda
+else skip "Python mpc_rs.Solver(backend=\"cuda\")" "no .venv with mpc_rs and pytest (bash scripts/python.sh --no-test)"; fi
 
 if [ -n "${QUICK:-}" ]; then
   skip "benchmarks and profiles" "QUICK is set"

@@ -242,25 +242,42 @@ def test_the_gil_is_released_while_solving():
     assert during_solve >= 0.1 * unhindered, (during_solve, unhindered, d)
 
 
-def test_cuda_kernels_in_host_emulation_equal_the_cpu_solver():
-    """backend="emulate": the model's generated CUDA kernels, built for the host and run by the
-    GPU's launch orchestration, through the same Python API; equal to the CPU solver (double)."""
+def _equal_to_the_cpu_solver(backend, label, rtol):
+    """Solutions and all gradients of `backend` against the CPU solver (pendulum, per-problem
+    parameters, with and without a KKT tolerance)."""
     rng = np.random.default_rng(5)
     _, x0, cm, cv = pendulum_batch(rng, b=3, t=8)
     wx, wu = rng.standard_normal((3, 8, 3)), rng.standard_normal((3, 8, 1))
     for kw in ({}, {"tol": 1e-10, "max_iter": 100}):
         cpu = mpc_rs.Solver("pendulum", 8, grad_params=True, **kw)
-        emu = mpc_rs.Solver("pendulum", 8, grad_params=True, backend="emulate", **kw)
+        dev = mpc_rs.Solver("pendulum", 8, grad_params=True, backend=backend, **kw)
         for params in (None, {"m": np.array([0.8, 1.0, 1.3])}):
-            a, b = cpu.solve(x0, cm, cv, params=params), emu.solve(x0, cm, cv, params=params)
-            assert a["backend"] == "cpu" and b["backend"] == "host-emulation"
+            a, b = cpu.solve(x0, cm, cv, params=params), dev.solve(x0, cm, cv, params=params)
+            assert a["backend"] == "cpu" and b["backend"] == label, (a["backend"], b["backend"])
             for k in ("x", "u", "cost"):
-                close(b[k], a[k], f"{kw} {params}: {k}", rtol=1e-9)
+                close(b[k], a[k], f"{kw} {params}: {k}", rtol=rtol)
             assert list(b["converged"]) == list(a["converged"]) and list(b["iterations"]) == list(a["iterations"])
-            close(b["kkt_residual"], a["kkt_residual"], "kkt", rtol=1e-9)
-            ga, gb = cpu.backward(wx, wu), emu.backward(wx, wu)
+            close(b["kkt_residual"], a["kkt_residual"], "kkt", rtol=rtol)
+            ga, gb = cpu.backward(wx, wu), dev.backward(wx, wu)
             for k in ("C", "c", "x_init", "params"):
-                close(gb[k], ga[k], f"{kw} {params}: dL/d{k}", rtol=1e-9)
+                close(gb[k], ga[k], f"{kw} {params}: dL/d{k}", rtol=rtol)
+
+
+def test_cuda_kernels_in_host_emulation_equal_the_cpu_solver():
+    """backend="emulate": the model's generated CUDA kernels, built for the host and run by the
+    GPU's launch orchestration, through the same Python API; equal to the CPU solver (double)."""
+    _equal_to_the_cpu_solver("emulate", "host-emulation", 1e-9)
+
+
+def test_cuda_backend_on_a_gpu_equals_the_cpu_solver():
+    """backend="cuda" on a machine with a GPU (run by scripts/gpu-checks.sh): the same checks as
+    the host emulation, to 1e-6 (NVRTC contracts multiply-adds into FMAs)."""
+    probe = mpc_rs.Solver("pendulum", 2, backend="auto")
+    n = probe.nx + probe.nu
+    r = probe.solve(np.array([[1.0, 0.0, 0.1]]), np.tile(np.eye(n), (1, 2, 1, 1)), np.zeros((1, 2, n)))
+    if r["backend"] != "cuda":
+        pytest.skip(f"no GPU: {r['backend_reason']}")
+    _equal_to_the_cpu_solver("cuda", "cuda", 1e-6)
 
 
 def test_cuda_backend_without_a_gpu():
