@@ -8,7 +8,8 @@ use super::{LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats,
 use crate::model::Dynamics;
 use super::kkt::{du_norm, kkt_residual, kkt_step};
 use super::riccati::{RiccatiOutcome, riccati};
-use super::rollout::{all_finite, linearize_all, load_bounds, load_cost_structure, rollout_plain, rollout_trial};
+use super::status::finite as all_finite;
+use super::rollout::{linearize_all, load_bounds, load_cost_structure, rollout_plain, rollout_trial};
 
 /// The instruction set a solver loop is compiled for: the same source, built three times.
 /// Only element-wise loops vectorise (no reassociation, no FMA contraction), so every build

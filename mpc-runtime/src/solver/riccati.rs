@@ -6,7 +6,8 @@ use super::workspace::Workspace;
 use super::ProblemRef;
 use crate::model::Dynamics;
 
-use super::rollout::{all_finite, stage_gradient, stage_z};
+use super::rollout::{stage_gradient, stage_z};
+use super::status::finite as all_finite;
 
 /// `y += a x` over equal-length slices (bounds-check free, vectorisable).
 #[inline(always)]

@@ -163,8 +163,3 @@ pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
         );
     }
 }
-
-#[inline(always)]
-pub(crate) fn all_finite(v: &[f64]) -> bool {
-    v.iter().all(|x| x.is_finite())
-}

@@ -115,7 +115,7 @@ impl GradStatus {
 pub fn mask_gradients(solution_ok: bool, grads: [&mut [f64]; 4]) -> GradStatus {
     let status = if !solution_ok {
         GradStatus::MaskedSolution
-    } else if grads.iter().any(|g| g.iter().any(|v| !v.is_finite())) {
+    } else if !grads.iter().all(|g| finite(g)) {
         GradStatus::MaskedNonFinite
     } else {
         return GradStatus::Ok;
@@ -129,6 +129,42 @@ pub fn mask_gradients(solution_ok: bool, grads: [&mut [f64]; 4]) -> GradStatus {
 /// Whether problem `i` of `sol` is usable for the backward pass (see [`mask_gradients`]).
 pub fn solution_ok(sol: &Solution, i: usize, t: usize, nx: usize, nu: usize) -> bool {
     !sol.stop.get(i).is_some_and(|s| s.non_finite())
-        && sol.x[i * t * nx..(i + 1) * t * nx].iter().all(|v| v.is_finite())
-        && sol.u[i * t * nu..(i + 1) * t * nu].iter().all(|v| v.is_finite())
+        && finite(&sol.x[i * t * nx..(i + 1) * t * nx])
+        && finite(&sol.u[i * t * nu..(i + 1) * t * nu])
+}
+
+/// Whether every entry of `v` is finite: a branch-free test per block of 64, which vectorises
+/// (an early-exit `iter().all` tests and branches on every entry; the gradients of one problem
+/// hold T·(n² + n) values, and this test was a sixth of the backward pass's time).
+#[inline(always)]
+pub(crate) fn finite(v: &[f64]) -> bool {
+    // `x - x` is 0 for a finite `x` and NaN for ±inf and NaN (a compare SSE2 vectorises).
+    v.chunks(64).all(|c| c.iter().fold(true, |ok, &x| ok & (x - x == 0.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `finite` is `iter().all(is_finite)` for every position of a non-finite value (inside and
+    /// across the blocks of 64), every kind of one, and the extreme finite values.
+    #[test]
+    fn finite_equals_the_entrywise_test() {
+        for len in [0, 1, 63, 64, 65, 200] {
+            let base: Vec<f64> = (0..len).map(|i| [f64::MAX, -f64::MAX, f64::MIN_POSITIVE, 5e-324, -0.0, 1.5][i % 6]).collect();
+            assert!(finite(&base), "len {len}");
+            for pos in 0..len {
+                for bad in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN] {
+                    let mut v = base.clone();
+                    v[pos] = bad;
+                    assert!(!finite(&v), "len {len}, {bad} at {pos}");
+                }
+            }
+        }
+        let (mut a, mut b) = (vec![1.0; 100], vec![2.0; 3]);
+        assert_eq!(mask_gradients(true, [&mut a, &mut b, &mut [], &mut []]), GradStatus::Ok);
+        b[2] = f64::NAN;
+        assert_eq!(mask_gradients(true, [&mut a, &mut b, &mut [], &mut []]), GradStatus::MaskedNonFinite);
+        assert!(a.iter().chain(&b).all(|&v| v == 0.0));
+    }
 }
