@@ -17,12 +17,13 @@
 use super::riccati::{add_cost_to_go, update_cost_to_go};
 use super::rollout::{linearize_all, load_bounds};
 use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
+use super::isa::{Isa, isa_builds};
 use super::workspace::Workspace;
 use super::{ACTIVE_TOL, GradientMode, ProblemRef};
 use crate::model::Dynamics;
 
 /// Gradients of one problem; see the module documentation. Runs the widest build of
-/// `ilqr::Isa::detect` (all bit-identical, as for `ilqr::solve_one`).
+/// [`Isa::detect`] (all bit-identical, as for `ilqr::solve_one`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_one<D: Dynamics>(
     d: &D,
@@ -38,57 +39,25 @@ pub(crate) fn backward_one<D: Dynamics>(
     grad_x0: &mut [f64],
     grad_p: &mut [f64],
 ) {
-    match super::ilqr::Isa::detect() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::detect found AVX-512F (and so AVX2) on this CPU.
-        super::ilqr::Isa::Avx512 => unsafe { backward_one_avx512(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: Isa::detect found AVX2 on this CPU.
-        super::ilqr::Isa::Avx2 => unsafe { backward_one_avx2(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p) },
-        _ => backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p),
-    }
+    backward_one_with(Isa::detect(), d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p)
 }
 
-/// [`backward_one_impl`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_one_avx2<D: Dynamics>(
-    d: &D,
-    mode: GradientMode,
-    ws: &mut Workspace,
-    p: &ProblemRef<'_>,
-    xs: &[f64],
-    us: &[f64],
-    gx: &[f64],
-    gu: &[f64],
-    grad_cm: &mut [f64],
-    grad_cv: &mut [f64],
-    grad_x0: &mut [f64],
-    grad_p: &mut [f64],
-) {
-    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p)
-}
-
-/// [`backward_one_impl`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn backward_one_avx512<D: Dynamics>(
-    d: &D,
-    mode: GradientMode,
-    ws: &mut Workspace,
-    p: &ProblemRef<'_>,
-    xs: &[f64],
-    us: &[f64],
-    gx: &[f64],
-    gu: &[f64],
-    grad_cm: &mut [f64],
-    grad_cv: &mut [f64],
-    grad_x0: &mut [f64],
-    grad_p: &mut [f64],
-) {
-    backward_one_impl(d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p)
+isa_builds! {
+    /// [`backward_one`] in the build `isa`.
+    fn backward_one_with = backward_one_impl(
+        d: &D,
+        mode: GradientMode,
+        ws: &mut Workspace,
+        p: &ProblemRef<'_>,
+        xs: &[f64],
+        us: &[f64],
+        gx: &[f64],
+        gu: &[f64],
+        grad_cm: &mut [f64],
+        grad_cv: &mut [f64],
+        grad_x0: &mut [f64],
+        grad_p: &mut [f64],
+    )
 }
 
 #[inline(always)]

@@ -3,6 +3,7 @@
 //! `rollout.rs`, `riccati.rs` and `kkt.rs`.
 
 use super::IterationRecord;
+use super::isa::{Isa, isa_builds};
 use super::workspace::Workspace;
 use super::{LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
@@ -10,56 +11,6 @@ use super::kkt::{du_norm, kkt_residual, kkt_step};
 use super::riccati::{RiccatiOutcome, riccati};
 use super::status::finite as all_finite;
 use super::rollout::{linearize_all, load_bounds, load_cost_structure, rollout_plain, rollout_trial};
-
-/// The instruction set a solver loop is compiled for: the same source, built three times.
-/// Only element-wise loops vectorise (no reassociation, no FMA contraction), so every build
-/// gives the same result to the bit (a unit test checks it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Isa {
-    /// The target's baseline (SSE2 on x86-64).
-    Base,
-    /// AVX2: 4-wide f64 vectors.
-    Avx2,
-    /// AVX-512F: 8-wide f64 vectors.
-    Avx512,
-}
-
-impl Isa {
-    /// The widest build this CPU runs (detected once, cached by std); `MPC_NO_AVX512=1` keeps
-    /// AVX2 where AVX-512 exists (for comparisons).
-    #[inline(always)]
-    pub(crate) fn detect() -> Isa {
-        #[cfg(target_arch = "x86_64")]
-        {
-            static NO_512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && !*NO_512.get_or_init(|| std::env::var_os("MPC_NO_AVX512").is_some_and(|v| v == "1"))
-            {
-                return Isa::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Isa::Avx2;
-            }
-        }
-        Isa::Base
-    }
-
-    /// Every build this CPU can run.
-    #[cfg(test)]
-    pub(crate) fn available() -> Vec<Isa> {
-        let mut v = vec![Isa::Base];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                v.push(Isa::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                v.push(Isa::Avx512);
-            }
-        }
-        v
-    }
-}
 
 /// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu). With `trace`,
 /// one [`IterationRecord`] per line-search outcome is appended to it (the results are the same
@@ -76,57 +27,17 @@ pub(crate) fn solve_one<D: Dynamics>(
     solve_one_with(Isa::detect(), d, opts, ws, p, x_out, u_out, trace)
 }
 
-/// [`solve_one`] in the build `isa` (which this CPU must support).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn solve_one_with<D: Dynamics>(
-    isa: Isa,
-    d: &D,
-    opts: &SolverOptions,
-    ws: &mut Workspace,
-    p: &ProblemRef<'_>,
-    x_out: &mut [f64],
-    u_out: &mut [f64],
-    trace: Option<&mut Vec<IterationRecord>>,
-) -> Stats {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller passes a build this CPU supports (Isa::detect or Isa::available).
-        Isa::Avx512 => unsafe { solve_one_avx512(d, opts, ws, p, x_out, u_out, trace) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Isa::Avx2 => unsafe { solve_one_avx2(d, opts, ws, p, x_out, u_out, trace) },
-        _ => solve_one_impl(d, opts, ws, p, x_out, u_out, trace),
-    }
-}
-
-/// [`solve_one_impl`] compiled for AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn solve_one_avx2<D: Dynamics>(
-    d: &D,
-    opts: &SolverOptions,
-    ws: &mut Workspace,
-    p: &ProblemRef<'_>,
-    x_out: &mut [f64],
-    u_out: &mut [f64],
-    trace: Option<&mut Vec<IterationRecord>>,
-) -> Stats {
-    solve_one_impl(d, opts, ws, p, x_out, u_out, trace)
-}
-
-/// [`solve_one_impl`] compiled for AVX-512.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,avx512f")]
-unsafe fn solve_one_avx512<D: Dynamics>(
-    d: &D,
-    opts: &SolverOptions,
-    ws: &mut Workspace,
-    p: &ProblemRef<'_>,
-    x_out: &mut [f64],
-    u_out: &mut [f64],
-    trace: Option<&mut Vec<IterationRecord>>,
-) -> Stats {
-    solve_one_impl(d, opts, ws, p, x_out, u_out, trace)
+isa_builds! {
+    /// [`solve_one`] in the build `isa` (which this CPU must support).
+    pub(crate) fn solve_one_with = solve_one_impl(
+        d: &D,
+        opts: &SolverOptions,
+        ws: &mut Workspace,
+        p: &ProblemRef<'_>,
+        x_out: &mut [f64],
+        u_out: &mut [f64],
+        trace: Option<&mut Vec<IterationRecord>>,
+    ) -> Stats
 }
 
 #[inline(always)]

@@ -32,6 +32,7 @@ mod batch;
 mod each;
 pub mod boxqp;
 pub mod ilqr;
+mod isa;
 mod kkt;
 pub mod linalg;
 mod options;

@@ -137,6 +137,7 @@ pub fn solution_ok(sol: &Solution, i: usize, t: usize, nx: usize, nu: usize) -> 
 /// (an early-exit `iter().all` tests and branches on every entry; the gradients of one problem
 /// hold T·(n² + n) values, and this test was a sixth of the backward pass's time).
 #[inline(always)]
+#[allow(clippy::eq_op)] // `x - x` on purpose: 0 or NaN
 pub(crate) fn finite(v: &[f64]) -> bool {
     // `x - x` is 0 for a finite `x` and NaN for ±inf and NaN (a compare SSE2 vectorises).
     v.chunks(64).all(|c| c.iter().fold(true, |ok, &x| ok & (x - x == 0.0)))

@@ -1,0 +1,89 @@
+//! Instruction-set builds of the solver loops: one source compiled for the target's baseline,
+//! AVX2 and AVX-512F, chosen at run time.
+
+/// The instruction set a solver loop is compiled for: the same source, built three times.
+/// Only element-wise loops vectorise (no reassociation, no FMA contraction), so every build
+/// gives the same result to the bit (a unit test checks it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// The target's baseline (SSE2 on x86-64).
+    Base,
+    /// AVX2: 4-wide f64 vectors.
+    Avx2,
+    /// AVX-512F: 8-wide f64 vectors.
+    Avx512,
+}
+
+impl Isa {
+    /// The widest build this CPU runs (detected once, cached by std); `MPC_NO_AVX512=1` keeps
+    /// AVX2 where AVX-512 exists (for comparisons).
+    #[inline(always)]
+    pub(crate) fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            static NO_512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && !*NO_512.get_or_init(|| std::env::var_os("MPC_NO_AVX512").is_some_and(|v| v == "1"))
+            {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Base
+    }
+
+    /// Every build this CPU can run.
+    #[cfg(test)]
+    pub(crate) fn available() -> Vec<Isa> {
+        let mut v = vec![Isa::Base];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Isa::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Isa::Avx512);
+            }
+        }
+        v
+    }
+}
+
+/// `isa_builds! { /// doc
+///     vis fn name = impl_fn(args…) -> Ret }` defines `vis fn name<D: Dynamics>(isa: Isa, args…)`,
+/// which runs `impl_fn` (an `#[inline(always)]` generic function over `D: Dynamics` with the same
+/// arguments) compiled for `isa`: the baseline build, or a copy inlined into an AVX2 or an
+/// AVX-512F `#[target_feature]` function. `isa` must be a build this CPU supports
+/// ([`Isa::detect`], [`Isa::available`]).
+macro_rules! isa_builds {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident = $impl_fn:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+        $(#[$attr])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name<D: $crate::model::Dynamics>(isa: $crate::solver::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx2<D: $crate::model::Dynamics>($($arg: $ty),*) $(-> $ret)? {
+                $impl_fn($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,avx512f")]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn avx512<D: $crate::model::Dynamics>($($arg: $ty),*) $(-> $ret)? {
+                $impl_fn($($arg),*)
+            }
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the caller passes a build this CPU supports (Isa::detect, Isa::available).
+                $crate::solver::isa::Isa::Avx512 => unsafe { avx512($($arg),*) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: as above.
+                $crate::solver::isa::Isa::Avx2 => unsafe { avx2($($arg),*) },
+                _ => $impl_fn($($arg),*),
+            }
+        }
+    };
+}
+pub(crate) use isa_builds;
