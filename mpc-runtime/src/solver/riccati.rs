@@ -30,17 +30,30 @@ pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 /// (for finite `P`); `P` being exactly symmetric, `P A` is also `(Aᵀ P)ᵀ` to the bit.
 #[inline(always)]
 pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
-    let n = nx + nu;
-    if n <= 16 {
-        add_cost_to_go_with(ws, nx, nu, t, &mut [0.0; 16]);
-    } else if n <= 32 {
-        add_cost_to_go_with(ws, nx, nu, t, &mut [0.0; 32]);
-    } else {
-        let mut acc = std::mem::take(&mut ws.ric.acc);
-        add_cost_to_go_with(ws, nx, nu, t, &mut acc);
-        ws.ric.acc = acc;
-    }
+    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, acc));
 }
+
+/// `with_row_acc!(ws, n, acc => expr)`: evaluate `expr` with `acc` a row accumulator of at
+/// least `n` entries: a stack array for `n ≤ 32` (which, the sizes being constants after
+/// inlining, lives in vector registers), else `ws.ric.acc`. (A macro, not a closure: a closure
+/// would be compiled outside the instruction-set builds and not inlined.)
+macro_rules! with_row_acc {
+    ($ws:ident, $n:expr, $acc:ident => $e:expr) => {
+        if $n <= 16 {
+            let $acc = &mut [0.0f64; 16];
+            $e
+        } else if $n <= 32 {
+            let $acc = &mut [0.0f64; 32];
+            $e
+        } else {
+            let mut owned = std::mem::take(&mut $ws.ric.acc);
+            let $acc = &mut owned[..];
+            $e;
+            $ws.ric.acc = owned;
+        }
+    };
+}
+use with_row_acc;
 
 /// [`add_cost_to_go`] with the row accumulator `acc` (at least `nx + nu` long).
 #[inline(always)]
@@ -56,10 +69,8 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: 
         acc.fill(0.0);
         let (ax, au) = acc.split_at_mut(nx);
         for (m, &pkm) in p[k * nx..(k + 1) * nx].iter().enumerate() {
-            if pkm != 0.0 {
-                axpy(ax, pkm, &a[m * nx..(m + 1) * nx]);
-                axpy(au, pkm, &b[m * nu..(m + 1) * nu]);
-            }
+            axpy(ax, pkm, &a[m * nx..(m + 1) * nx]);
+            axpy(au, pkm, &b[m * nu..(m + 1) * nu]);
         }
         pa[k * nx..(k + 1) * nx].copy_from_slice(ax);
         pb[k * nu..(k + 1) * nu].copy_from_slice(au);
@@ -115,6 +126,15 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: 
 /// (stage 0: nobody reads `P`) only `p` is updated.
 #[inline(always)]
 pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool) {
+    with_row_acc!(ws, nx + nu, acc => update_cost_to_go_with(ws, nx, nu, t, exact_gain, need_p, acc));
+}
+
+/// [`update_cost_to_go`] with the row accumulator `acc` (at least `nx` long). Every entry is the
+/// same sum in the same order as the plain loops `p_i = q_i + Σ_l (K_li w_l + Q_xu,il k_l)` and
+/// `P_i = Q_xx,i + Σ_l (K_li W_l + Q_xu,il K_l)` (over the non-zero rows `l` ascending): the
+/// loops run over rows (`Q_xu`'s columns copied to `ws.ric.qxut` first), so they vectorise.
+#[inline(always)]
+fn update_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool, acc: &mut [f64]) {
     let n = nx + nu;
     let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
     let k = &ws.ric.k[t * nu..(t + 1) * nu];
@@ -140,15 +160,22 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
         }
         wv[i] = s;
     }
-    let pv = &mut ws.ric.pv[..nx];
-    for i in 0..nx {
-        let q_row = &qzz[i * n..(i + 1) * n];
-        let mut s = qz[i];
-        for l in 0..nu {
-            s += kk[l * nx + i] * wv[l] + q_row[nx + l] * k[l];
+    // Q_xu's columns as rows (Q_ux itself need not equal Q_xuᵀ to the bit at the last stage).
+    let qxut = &mut ws.ric.qxut[..nu * nx];
+    for l in 0..nu {
+        for i in 0..nx {
+            qxut[l * nx + i] = qzz[i * n + nx + l];
         }
-        pv[i] = s;
     }
+    let acc = &mut acc[..nx];
+    acc.copy_from_slice(&qz[..nx]);
+    for l in 0..nu {
+        let (kr, qr, wl, kl) = (&kk[l * nx..(l + 1) * nx], &qxut[l * nx..(l + 1) * nx], wv[l], k[l]);
+        for i in 0..nx {
+            acc[i] += kr[i] * wl + qr[i] * kl;
+        }
+    }
+    ws.ric.pv[..nx].copy_from_slice(acc);
     if !need_p {
         return;
     }
@@ -166,14 +193,14 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
     let p = &mut ws.ric.p[..nx * nx];
     for i in 0..nx {
         let q_row = &qzz[i * n..(i + 1) * n];
-        let p_row = &mut p[i * nx..(i + 1) * nx];
-        p_row.copy_from_slice(&q_row[..nx]);
+        acc.copy_from_slice(&q_row[..nx]);
         for &l in rows {
             if !exact_gain {
-                axpy(p_row, kk[l * nx + i], &w[l * nx..(l + 1) * nx]);
+                axpy(acc, kk[l * nx + i], &w[l * nx..(l + 1) * nx]);
             }
-            axpy(p_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
+            axpy(acc, qxut[l * nx + i], &kk[l * nx..(l + 1) * nx]);
         }
+        p[i * nx..(i + 1) * nx].copy_from_slice(acc);
     }
     for i in 0..nx {
         for j in 0..i {
@@ -331,6 +358,78 @@ mod tests {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&ws.ric.qzz[..n * n]), bits(&q), "Q (nx={nx}, nu={nu})");
             assert_eq!(bits(&ws.ric.qz[..n]), bits(&qz), "q (nx={nx}, nu={nu})");
+        }
+    }
+
+    /// `update_cost_to_go` equals the plain loops (`p_i = q_i + Σ_l (K_li w_l + Q_il k_l)`,
+    /// `P_ij = Q_ij + Σ_l (K_li W_lj + Q_i,nx+l K_lj)` over the non-zero rows of `K`, lower
+    /// triangle mirrored) to the bit, with and without the regularised-gain terms, for the three
+    /// accumulator paths, a zero row of `K`, and a `Q` whose `Q_ux` is not `Q_xuᵀ` (a last stage
+    /// with an asymmetric `C`).
+    #[test]
+    fn cost_to_go_update_equals_the_plain_loops_to_the_bit() {
+        let mut rng = StdRng::seed_from_u64(9);
+        for &(nx, nu) in &[(3, 1), (12, 4), (20, 9), (31, 5)] {
+            for exact_gain in [true, false] {
+                let n = nx + nu;
+                let mut ws = Workspace::new(2, nx, nu);
+                let t = 1;
+                let mut r = || rng.random_range(-1.0..1.0);
+                let q: Vec<f64> = (0..n * n).map(|_| r()).collect();
+                let qz: Vec<f64> = (0..n).map(|_| r()).collect();
+                let k: Vec<f64> = (0..nu).map(|_| r()).collect();
+                let mut kk: Vec<f64> = (0..nu * nx).map(|_| r()).collect();
+                kk[..nx].fill(0.0); // control 0 clamped
+                ws.ric.qzz.copy_from_slice(&q);
+                ws.ric.qz.copy_from_slice(&qz);
+                ws.ric.k[t * nu..(t + 1) * nu].copy_from_slice(&k);
+                ws.ric.kk[t * nu * nx..(t + 1) * nu * nx].copy_from_slice(&kk);
+                update_cost_to_go(&mut ws, nx, nu, t, exact_gain, true);
+                let mut wv = vec![0.0; nu];
+                for i in 0..nu {
+                    let mut s = qz[nx + i];
+                    for l in 0..nu {
+                        s += q[(nx + i) * n + nx + l] * k[l];
+                    }
+                    wv[i] = s;
+                }
+                let mut pv = vec![0.0; nx];
+                for i in 0..nx {
+                    let mut s = qz[i];
+                    for l in 0..nu {
+                        s += kk[l * nx + i] * wv[l] + q[i * n + nx + l] * k[l];
+                    }
+                    pv[i] = s;
+                }
+                let rows: Vec<usize> = (1..nu).collect();
+                let mut w = vec![0.0; nu * nx];
+                for &i in &rows {
+                    for j in 0..nx {
+                        let mut s = q[(nx + i) * n + j];
+                        for &l in &rows {
+                            s += q[(nx + i) * n + nx + l] * kk[l * nx + j];
+                        }
+                        w[i * nx + j] = s;
+                    }
+                }
+                let mut pm = vec![0.0; nx * nx];
+                for i in 0..nx {
+                    for j in 0..=i {
+                        let mut s = q[i * n + j];
+                        for &l in &rows {
+                            if !exact_gain {
+                                s += kk[l * nx + i] * w[l * nx + j];
+                            }
+                            s += q[i * n + nx + l] * kk[l * nx + j];
+                        }
+                        pm[i * nx + j] = s;
+                        pm[j * nx + i] = s;
+                    }
+                }
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&ws.ric.pv[..nx]), bits(&pv), "p (nx={nx}, nu={nu}, exact_gain={exact_gain})");
+                assert_eq!(bits(&ws.ric.p[..nx * nx]), bits(&pm), "P (nx={nx}, nu={nu}, exact_gain={exact_gain})");
+            }
         }
     }
 }

@@ -71,6 +71,8 @@ pub(crate) struct Riccati {
     /// `W = Q_uu K + Q_ux` (nu×nx) and `w = Q_uu k + q_u` (nu).
     pub w: Vec<f64>,
     pub wv: Vec<f64>,
+    /// `Q_xu` transposed (nu×nx), for the row loops of the cost-to-go update.
+    pub qxut: Vec<f64>,
 }
 
 /// The implicit-differentiation backward pass and the KKT residual.
@@ -151,6 +153,7 @@ impl Workspace {
                 mat: v(nu * nu),
                 w: v(nu * nx),
                 wv: v(nu),
+                qxut: v(nu * nx),
             },
             adj: Adjoint { lam: v(t * nx), hess: v(n * n), dz: v(t * n), fp: Vec::new(), hp: Vec::new() },
             scratch: Scratch { z: v(n), dx: v(nx), xn: v(nx), idx: vec![0; nu], qp: BoxQp::new(nu) },
