@@ -51,8 +51,14 @@ fn main() {
             }
         });
         let cost: f64 = sol.cost.iter().sum();
+        // FNV-1a of every bit of the solution and the gradients: equal hashes across builds mean
+        // bit-identical results.
+        let hash = [&sol.x, &sol.u, &grads.cost_hess, &grads.cost_lin, &grads.x_init]
+            .iter()
+            .flat_map(|v| v.iter())
+            .fold(0xcbf29ce484222325u64, |h, v| (h ^ v.to_bits()).wrapping_mul(0x100000001b3));
         println!(
-            "B={b:<4} T={t:<3} forward {:>10.4} ms  backward {:>10.4} ms  (sum of costs {cost:.12e})",
+            "B={b:<4} T={t:<3} forward {:>10.4} ms  backward {:>10.4} ms  (sum of costs {cost:.12e}, bits {hash:016x})",
             1e3 * median(fwd[3..].to_vec()),
             1e3 * median(bwd[3..].to_vec())
         );

@@ -48,12 +48,13 @@ macro_rules! with_row_acc {
         } else {
             let mut owned = std::mem::take(&mut $ws.ric.acc);
             let $acc = &mut owned[..];
-            $e;
+            let r = $e;
             $ws.ric.acc = owned;
+            r
         }
     };
 }
-use with_row_acc;
+pub(crate) use with_row_acc;
 
 /// [`add_cost_to_go`] with the row accumulator `acc` (at least `nx + nu` long).
 #[inline(always)]
@@ -276,6 +277,13 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
             for a in 0..m {
                 let i = ws.scratch.qp.free_indices()[a];
                 kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.ric.rhs[a * nx..(a + 1) * nx]);
+            }
+        }
+        // Kᵀ for the rollouts' feedback (one vector operation per state there).
+        let (kk, kkt) = (&ws.ric.kk[t * nu * nx..(t + 1) * nu * nx], &mut ws.ric.kkt[t * nx * nu..(t + 1) * nx * nu]);
+        for i in 0..nu {
+            for j in 0..nx {
+                kkt[j * nu + i] = kk[i * nx + j];
             }
         }
         update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0);

@@ -3,6 +3,7 @@
 //! the linearisation along the iterate.
 
 use super::linalg::quad_cost_parts;
+use super::riccati::with_row_acc;
 use super::workspace::Workspace;
 use super::{Bound, ProblemRef};
 use crate::model::Dynamics;
@@ -106,35 +107,45 @@ pub(crate) fn rollout_plain<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemR
 }
 
 /// Closed-loop rollout of step size `alpha` into `ws.traj.xt`/`ws.traj.ut`; returns its cost and scale
-/// (as [`rollout_plain`]).
+/// (as [`rollout_plain`]). The controls are `clamp(u_t + α k_t + K_t (x̂_t − x_t))`, each sum in the
+/// order `(u + αk) + K_i0 δx_0 + K_i1 δx_1 + …`, accumulated for all controls at once from the
+/// rows of `Kᵀ` (`ws.ric.kkt`) in a register row.
 #[inline(always)]
 pub(crate) fn rollout_trial<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: f64) -> (f64, f64) {
+    let n = d.nx() + d.nu();
+    with_row_acc!(ws, n, acc => rollout_trial_with(d, ws, p, alpha, acc))
+}
+
+#[inline(always)]
+fn rollout_trial_with<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: f64, acc: &mut [f64]) -> (f64, f64) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
+    let v = &mut acc[..nu];
     ws.traj.xt[..nx].copy_from_slice(&p.x_init[..nx]);
     let mut j = 0.0;
     let mut sc = 0.0;
     for t in 0..tt {
         // Per-stage slices with compile-time lengths (no bounds checks in the loops).
-        let dx = &mut ws.scratch.dx[..nx];
         let xt = &ws.traj.xt[t * nx..(t + 1) * nx];
         let x = &ws.traj.x[t * nx..(t + 1) * nx];
-        for i in 0..nx {
-            dx[i] = xt[i] - x[i];
-        }
-        let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
+        let kkt = &ws.ric.kkt[t * nx * nu..(t + 1) * nx * nu];
         let u = &ws.traj.u[t * nu..(t + 1) * nu];
         let k = &ws.ric.k[t * nu..(t + 1) * nu];
         let lo = &ws.data.lo[t * nu..(t + 1) * nu];
         let hi = &ws.data.hi[t * nu..(t + 1) * nu];
+        for i in 0..nu {
+            v[i] = u[i] + alpha * k[i];
+        }
+        for jx in 0..nx {
+            let dxj = xt[jx] - x[jx];
+            let col = &kkt[jx * nu..(jx + 1) * nu];
+            for i in 0..nu {
+                v[i] += col[i] * dxj;
+            }
+        }
         let ut = &mut ws.traj.ut[t * nu..(t + 1) * nu];
         for i in 0..nu {
-            let row = &kk[i * nx..(i + 1) * nx];
-            let mut v = u[i] + alpha * k[i];
-            for jx in 0..nx {
-                v += row[jx] * dx[jx];
-            }
-            ut[i] = v.max(lo[i]).min(hi[i]);
+            ut[i] = v[i].max(lo[i]).min(hi[i]);
         }
         stage_z(&mut ws.scratch.z, &ws.traj.xt, &ws.traj.ut, nx, nu, t);
         let (q, l) =

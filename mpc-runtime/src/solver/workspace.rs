@@ -50,6 +50,8 @@ pub(crate) struct Riccati {
     /// Feed-forward steps `k` (T×nu) and feedback gains `K` (T×nu×nx).
     pub k: Vec<f64>,
     pub kk: Vec<f64>,
+    /// `K` transposed per stage (T×nx×nu), for the line search's rollouts.
+    pub kkt: Vec<f64>,
     /// Cost-to-go Hessian `P` (nx×nx) and gradient `p` (nx).
     pub p: Vec<f64>,
     pub pv: Vec<f64>,
@@ -139,6 +141,7 @@ impl Workspace {
             ric: Riccati {
                 k: v(t * nu),
                 kk: v(t * nu * nx),
+                kkt: v(t * nx * nu),
                 p: v(nx * nx),
                 pv: v(nx),
                 qzz: v(n * n),
