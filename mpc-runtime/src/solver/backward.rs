@@ -204,12 +204,7 @@ fn backward_one_impl<D: Dynamics>(
         ws.scratch.z[..nx].copy_from_slice(&ws.traj.x[t * nx..(t + 1) * nx]);
         ws.scratch.z[nx..].copy_from_slice(&ws.traj.u[t * nu..(t + 1) * nu]);
         grad_cv[t * n..(t + 1) * n].copy_from_slice(dz);
-        let gcm = &mut grad_cm[t * n * n..(t + 1) * n * n];
-        for i in 0..n {
-            for j in 0..n {
-                gcm[i * n + j] = 0.5 * (dz[i] * ws.scratch.z[j] + ws.scratch.z[i] * dz[j]);
-            }
-        }
+        sym_outer(&mut grad_cm[t * n * n..(t + 1) * n * n], &ws.scratch.z[..n], dz, n);
     }
     if np > 0 {
         // The mixed term: exact mode, and linear models (where it is exact in both modes).
@@ -303,5 +298,18 @@ fn param_gradient<D: Dynamics>(
             ws.scratch.dx[i] = s;
         }
         std::mem::swap(&mut ws.scratch.xn, &mut ws.scratch.dx);
+    }
+}
+
+/// `g = ½ (d zᵀ + z dᵀ)` (`n × n`, row-major): `g_ij = ½ (d_i z_j + z_i d_j)`. A function of its
+/// own so that the output, `z` and `d` are known apart and the rows vectorise.
+#[inline(always)]
+fn sym_outer(g: &mut [f64], z: &[f64], d: &[f64], n: usize) {
+    let (z, d) = (&z[..n], &d[..n]);
+    for (i, row) in g[..n * n].chunks_exact_mut(n).enumerate() {
+        let (di, zi) = (d[i], z[i]);
+        for j in 0..n {
+            row[j] = 0.5 * (di * z[j] + zi * d[j]);
+        }
     }
 }
