@@ -14,7 +14,7 @@
 //! `dL/dC_t = ½ (d_t z_tᵀ + z_t d_tᵀ)` and `dL/dx_init = ∂V_0/∂ξ`, the gradient at `ξ = 0` of
 //! that LQR's optimal value as a function of its initial state (which contains `grad_x[0]`).
 
-use super::riccati::{add_cost_to_go, update_cost_to_go};
+use super::riccati::{add_cost_to_go, neg_copy, update_cost_to_go};
 use super::rollout::{linearize_all, load_bounds};
 use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
 use super::isa::{Isa, isa_builds};
@@ -148,9 +148,7 @@ fn backward_one_impl<D: Dynamics>(
                 for b in 0..m {
                     ws.ric.mat[a * m + b] = ws.ric.qzz[(nx + i) * n + nx + ws.scratch.idx[b]];
                 }
-                for j in 0..nx {
-                    ws.ric.rhs[a * cols + j] = -ws.ric.qzz[(nx + i) * n + j];
-                }
+                neg_copy(&mut ws.ric.rhs[a * cols..a * cols + nx], &ws.ric.qzz[(nx + i) * n..(nx + i) * n + nx]);
                 ws.ric.rhs[a * cols + nx] = -ws.ric.qz[nx + i];
             }
             // Positive definite in Gauss-Newton mode and at a strict local minimum; fall back to
@@ -170,7 +168,7 @@ fn backward_one_impl<D: Dynamics>(
             }
         }
         // K solves the unregularised free block exactly (Cholesky or LU): the short formula.
-        update_cost_to_go(ws, nx, nu, t, true, t > 0);
+        update_cost_to_go(ws, nx, nu, t, true, t > 0, t + 1 < tt);
     }
     grad_x0[..nx].copy_from_slice(&ws.ric.pv[..nx]);
     // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u.

@@ -9,6 +9,14 @@ use crate::model::Dynamics;
 use super::rollout::{stage_gradient, stage_z};
 use super::status::finite as all_finite;
 
+/// `y = -x` over equal-length slices (a function, so the two are known apart and it vectorises).
+#[inline(always)]
+pub(crate) fn neg_copy(y: &mut [f64], x: &[f64]) {
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi = -xi;
+    }
+}
+
 /// `y += a x` over equal-length slices (bounds-check free, vectorisable).
 #[inline(always)]
 pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
@@ -124,10 +132,11 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: 
 /// `P = Q_xx + Q_xu K` (up to rounding); otherwise (`Q_uu + μI` in the gains) the full formula.
 /// Only rows of `K` that are not all zero enter `P`; its lower triangle is mirrored (`P` is
 /// symmetric, and `add_cost_to_go` relies on it being so exactly). With `need_p == false`
-/// (stage 0: nobody reads `P`) only `p` is updated.
+/// (stage 0: nobody reads `P`) only `p` is updated. `mirrored`: `Q_ux` holds `Q_xuᵀ` to the bit
+/// (`add_cost_to_go` ran for this stage).
 #[inline(always)]
-pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool) {
-    with_row_acc!(ws, nx + nu, acc => update_cost_to_go_with(ws, nx, nu, t, exact_gain, need_p, acc));
+pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool, mirrored: bool) {
+    with_row_acc!(ws, nx + nu, acc => update_cost_to_go_with(ws, nx, nu, t, exact_gain, need_p, mirrored, acc));
 }
 
 /// [`update_cost_to_go`] with the row accumulator `acc` (at least `nx` long). Every entry is the
@@ -135,7 +144,17 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
 /// `P_i = Q_xx,i + Σ_l (K_li W_l + Q_xu,il K_l)` (over the non-zero rows `l` ascending): the
 /// loops run over rows (`Q_xu`'s columns copied to `ws.ric.qxut` first), so they vectorise.
 #[inline(always)]
-fn update_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool, acc: &mut [f64]) {
+#[allow(clippy::too_many_arguments)]
+fn update_cost_to_go_with(
+    ws: &mut Workspace,
+    nx: usize,
+    nu: usize,
+    t: usize,
+    exact_gain: bool,
+    need_p: bool,
+    mirrored: bool,
+    acc: &mut [f64],
+) {
     let n = nx + nu;
     let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
     let k = &ws.ric.k[t * nu..(t + 1) * nu];
@@ -161,11 +180,16 @@ fn update_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, ex
         }
         wv[i] = s;
     }
-    // Q_xu's columns as rows (Q_ux itself need not equal Q_xuᵀ to the bit at the last stage).
+    // Q_xu's columns as rows: the rows of Q_ux where `add_cost_to_go` mirrored it (`mirrored`),
+    // else (the last stage: C_t alone, which need not be symmetric to the bit) a transpose.
     let qxut = &mut ws.ric.qxut[..nu * nx];
     for l in 0..nu {
-        for i in 0..nx {
-            qxut[l * nx + i] = qzz[i * n + nx + l];
+        if mirrored {
+            qxut[l * nx..(l + 1) * nx].copy_from_slice(&qzz[(nx + l) * n..(nx + l) * n + nx]);
+        } else {
+            for i in 0..nx {
+                qxut[l * nx + i] = qzz[i * n + nx + l];
+            }
         }
     }
     let acc = &mut acc[..nx];
@@ -203,10 +227,23 @@ fn update_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, ex
         }
         p[i * nx..(i + 1) * nx].copy_from_slice(acc);
     }
-    for i in 0..nx {
-        for j in 0..i {
-            p[j * nx + i] = p[i * nx + j];
-        }
+    mirror_lower(p, nx);
+}
+
+/// Copy the strict lower triangle of the `n × n` matrix `p` onto its upper triangle.
+#[inline(always)]
+fn mirror_lower(p: &mut [f64], n: usize) {
+    for i in 1..n {
+        let (upper, rest) = p.split_at_mut(i * n);
+        copy_column(upper, &rest[..i], i, n);
+    }
+}
+
+/// `upper[j n + i] = row[j]` for `j < row.len()` (column `i` of the rows above row `i`).
+#[inline(always)]
+fn copy_column(upper: &mut [f64], row: &[f64], i: usize, n: usize) {
+    for (j, &v) in row.iter().enumerate() {
+        upper[j * n + i] = v;
     }
 }
 
@@ -269,9 +306,7 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
         if m > 0 {
             for a in 0..m {
                 let i = ws.scratch.qp.free_indices()[a];
-                for j in 0..nx {
-                    ws.ric.rhs[a * nx + j] = -ws.ric.qzz[(nx + i) * n + j];
-                }
+                neg_copy(&mut ws.ric.rhs[a * nx..(a + 1) * nx], &ws.ric.qzz[(nx + i) * n..(nx + i) * n + nx]);
             }
             cholesky_solve_multi(ws.scratch.qp.free_cholesky(), m, &mut ws.ric.rhs[..m * nx], nx);
             for a in 0..m {
@@ -286,7 +321,7 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
                 kkt[j * nu + i] = kk[i * nx + j];
             }
         }
-        update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0);
+        update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0, t + 1 < tt);
         // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
         if !(all_finite(&ws.ric.k[t * nu..(t + 1) * nu]) && all_finite(&ws.ric.pv[..nx])) {
             return RiccatiOutcome::NonFinite;
@@ -373,17 +408,24 @@ mod tests {
     /// `P_ij = Q_ij + Σ_l (K_li W_lj + Q_i,nx+l K_lj)` over the non-zero rows of `K`, lower
     /// triangle mirrored) to the bit, with and without the regularised-gain terms, for the three
     /// accumulator paths, a zero row of `K`, and a `Q` whose `Q_ux` is not `Q_xuᵀ` (a last stage
-    /// with an asymmetric `C`).
+    /// with an asymmetric `C`) or is (`mirrored`).
     #[test]
     fn cost_to_go_update_equals_the_plain_loops_to_the_bit() {
         let mut rng = StdRng::seed_from_u64(9);
         for &(nx, nu) in &[(3, 1), (12, 4), (20, 9), (31, 5)] {
-            for exact_gain in [true, false] {
+            for (exact_gain, mirrored) in [(true, false), (false, false), (true, true), (false, true)] {
                 let n = nx + nu;
                 let mut ws = Workspace::new(2, nx, nu);
                 let t = 1;
                 let mut r = || rng.random_range(-1.0..1.0);
-                let q: Vec<f64> = (0..n * n).map(|_| r()).collect();
+                let mut q: Vec<f64> = (0..n * n).map(|_| r()).collect();
+                if mirrored {
+                    for l in 0..nu {
+                        for i in 0..nx {
+                            q[(nx + l) * n + i] = q[i * n + nx + l];
+                        }
+                    }
+                }
                 let qz: Vec<f64> = (0..n).map(|_| r()).collect();
                 let k: Vec<f64> = (0..nu).map(|_| r()).collect();
                 let mut kk: Vec<f64> = (0..nu * nx).map(|_| r()).collect();
@@ -392,7 +434,7 @@ mod tests {
                 ws.ric.qz.copy_from_slice(&qz);
                 ws.ric.k[t * nu..(t + 1) * nu].copy_from_slice(&k);
                 ws.ric.kk[t * nu * nx..(t + 1) * nu * nx].copy_from_slice(&kk);
-                update_cost_to_go(&mut ws, nx, nu, t, exact_gain, true);
+                update_cost_to_go(&mut ws, nx, nu, t, exact_gain, true, mirrored);
                 let mut wv = vec![0.0; nu];
                 for i in 0..nu {
                     let mut s = qz[nx + i];
