@@ -28,7 +28,8 @@ pub(crate) fn load_bounds(ws: &mut Workspace, p: &ProblemRef<'_>) {
 /// Whether the `n × n` stage cost Hessian `cm` is diagonal (every off-diagonal entry exactly 0).
 #[inline(always)]
 pub(crate) fn is_diagonal(cm: &[f64], n: usize) -> bool {
-    (0..n).all(|i| (0..n).all(|j| i == j || cm[i * n + j] == 0.0))
+    // Branch-free within a row (it vectorises); the rows stop at the first non-diagonal one.
+    cm[..n * n].chunks_exact(n).enumerate().all(|(i, row)| row.iter().enumerate().fold(true, |ok, (j, &v)| ok & (v == 0.0 || i == j)))
 }
 
 /// Fill `ws.data.cdiag` (T): which stage cost Hessians of `p` are diagonal.
