@@ -17,32 +17,15 @@
 use super::riccati::{add_cost_to_go, neg_copy, update_cost_to_go};
 use super::rollout::{linearize_all, load_bounds};
 use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
-use super::isa::{Isa, isa_builds};
+use super::isa::isa_builds;
 use super::workspace::Workspace;
 use super::{ACTIVE_TOL, GradientMode, ProblemRef};
 use crate::model::Dynamics;
 
-/// Gradients of one problem; see the module documentation. Runs the widest build of
-/// [`Isa::detect`] (all bit-identical, as for `ilqr::solve_one`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn backward_one<D: Dynamics>(
-    d: &D,
-    mode: GradientMode,
-    ws: &mut Workspace,
-    p: &ProblemRef<'_>,
-    xs: &[f64],
-    us: &[f64],
-    gx: &[f64],
-    gu: &[f64],
-    grad_cm: &mut [f64],
-    grad_cv: &mut [f64],
-    grad_x0: &mut [f64],
-    grad_p: &mut [f64],
-) {
-    backward_one_with(Isa::detect(), d, mode, ws, p, xs, us, gx, gu, grad_cm, grad_cv, grad_x0, grad_p)
-}
-
 isa_builds! {
+    /// Gradients of one problem; see the module documentation. Runs the widest build of
+    /// [`Isa::detect`](super::isa::Isa::detect) (all bit-identical, as for `ilqr::solve_one`).
+    pub(crate) fn backward_one;
     /// [`backward_one`] in the build `isa`.
     fn backward_one_with = backward_one_impl(
         d: &D,

@@ -3,7 +3,7 @@
 //! `rollout.rs`, `riccati.rs` and `kkt.rs`.
 
 use super::IterationRecord;
-use super::isa::{Isa, isa_builds};
+use super::isa::isa_builds;
 use super::workspace::Workspace;
 use super::{LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
@@ -12,22 +12,12 @@ use super::riccati::{RiccatiOutcome, riccati};
 use super::status::finite as all_finite;
 use super::rollout::{linearize_all, load_bounds, load_cost_structure, rollout_plain, rollout_trial};
 
-/// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu). With `trace`,
-/// one [`IterationRecord`] per line-search outcome is appended to it (the results are the same
-/// to the bit with or without). Runs the widest build of [`Isa::detect`].
-pub(crate) fn solve_one<D: Dynamics>(
-    d: &D,
-    opts: &SolverOptions,
-    ws: &mut Workspace,
-    p: &ProblemRef<'_>,
-    x_out: &mut [f64],
-    u_out: &mut [f64],
-    trace: Option<&mut Vec<IterationRecord>>,
-) -> Stats {
-    solve_one_with(Isa::detect(), d, opts, ws, p, x_out, u_out, trace)
-}
-
 isa_builds! {
+    /// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu). With `trace`,
+    /// one [`IterationRecord`] per line-search outcome is appended to it (the results are the same
+    /// to the bit with or without). Runs the widest build of
+    /// [`Isa::detect`](super::isa::Isa::detect).
+    pub(crate) fn solve_one;
     /// [`solve_one`] in the build `isa` (which this CPU must support).
     pub(crate) fn solve_one_with = solve_one_impl(
         d: &D,
@@ -300,6 +290,7 @@ fn escalate(mu: &mut f64, ddp: &mut bool, ddp_fallback: bool, opts: &SolverOptio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solver::isa::Isa;
     use crate::solver::Bound;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};

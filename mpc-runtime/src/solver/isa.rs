@@ -51,14 +51,30 @@ impl Isa {
     }
 }
 
-/// `isa_builds! { /// doc
-///     vis fn name = impl_fn(args…) -> Ret }` defines `vis fn name<D: Dynamics>(isa: Isa, args…)`,
-/// which runs `impl_fn` (an `#[inline(always)]` generic function over `D: Dynamics` with the same
-/// arguments) compiled for `isa`: the baseline build, or a copy inlined into an AVX2 or an
-/// AVX-512F `#[target_feature]` function. `isa` must be a build this CPU supports
-/// ([`Isa::detect`], [`Isa::available`]).
+/// ```text
+/// isa_builds! {
+///     /// doc
+///     vis fn name;
+///     /// doc
+///     vis fn name_with = impl_fn(args…) -> Ret
+/// }
+/// ```
+/// defines `vis fn name_with<D: Dynamics>(isa: Isa, args…) -> Ret`, which runs `impl_fn` (an
+/// `#[inline(always)]` generic function over `D: Dynamics` with the same arguments) compiled for
+/// `isa` — the baseline build, or a copy inlined into an AVX2 or an AVX-512F `#[target_feature]`
+/// function; `isa` must be a build this CPU supports ([`Isa::detect`], [`Isa::available`]) —
+/// and `vis fn name<D: Dynamics>(args…) -> Ret`, the widest build of [`Isa::detect`].
 macro_rules! isa_builds {
-    ($(#[$attr:meta])* $vis:vis fn $name:ident = $impl_fn:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?) => {
+    (
+        $(#[$attr0:meta])* $vis0:vis fn $name0:ident;
+        $(#[$attr:meta])* $vis:vis fn $name:ident = $impl_fn:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+    ) => {
+        $(#[$attr0])*
+        #[allow(clippy::too_many_arguments)]
+        $vis0 fn $name0<D: $crate::model::Dynamics>($($arg: $ty),*) $(-> $ret)? {
+            $name($crate::solver::isa::Isa::detect(), $($arg),*)
+        }
+
         $(#[$attr])*
         #[allow(clippy::too_many_arguments)]
         $vis fn $name<D: $crate::model::Dynamics>(isa: $crate::solver::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
