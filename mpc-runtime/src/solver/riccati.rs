@@ -2,7 +2,7 @@
 //! with the gradient pass.
 
 use super::linalg::cholesky_solve_multi;
-use super::workspace::Workspace;
+use super::workspace::{Workspace, with_row_acc};
 use super::ProblemRef;
 use crate::model::Dynamics;
 
@@ -32,37 +32,16 @@ pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 /// inlining the sizes are constants and the row lives in vector registers) and written once:
 /// `[PA PB]` row `k` = `Σ_m P[k][m] [A_m B_m]`, then `[Q_xx Q_xu]` row `i` +=
 /// `Σ_k A[k][i] [PA_k PB_k]` and `Q_uu` row `i` += `Σ_k B[k][i] PB_k`, each sum over its index
-/// ascending. Terms with an exactly zero scalar factor are skipped (a dynamics Jacobian is
-/// typically sparse); a skipped or zero term is a `±0`, which leaves an accumulator started at
-/// `+0` or at a `Q` entry unchanged, so the result is that of the dense evaluation to the bit
-/// (for finite `P`); `P` being exactly symmetric, `P A` is also `(Aᵀ P)ᵀ` to the bit.
+/// ascending. Terms whose factor from `A` or `B` is exactly zero are skipped (a dynamics Jacobian
+/// is typically sparse; `P` is dense, and testing its entries cost more than it saved); a
+/// skipped or zero term is a `±0`, which leaves an accumulator started at `+0` or at a `Q` entry
+/// unchanged, so the result is that of the dense evaluation to the bit (for finite `P`, `A`,
+/// `B`); `P` being exactly symmetric, `P A` is also `(Aᵀ P)ᵀ` to the bit.
 #[inline(always)]
 pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
     with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, acc));
 }
 
-/// `with_row_acc!(ws, n, acc => expr)`: evaluate `expr` with `acc` a row accumulator of at
-/// least `n` entries: a stack array for `n ≤ 32` (which, the sizes being constants after
-/// inlining, lives in vector registers), else `ws.ric.acc`. (A macro, not a closure: a closure
-/// would be compiled outside the instruction-set builds and not inlined.)
-macro_rules! with_row_acc {
-    ($ws:ident, $n:expr, $acc:ident => $e:expr) => {
-        if $n <= 16 {
-            let $acc = &mut [0.0f64; 16];
-            $e
-        } else if $n <= 32 {
-            let $acc = &mut [0.0f64; 32];
-            $e
-        } else {
-            let mut owned = std::mem::take(&mut $ws.ric.acc);
-            let $acc = &mut owned[..];
-            let r = $e;
-            $ws.ric.acc = owned;
-            r
-        }
-    };
-}
-pub(crate) use with_row_acc;
 
 /// [`add_cost_to_go`] with the row accumulator `acc` (at least `nx + nu` long).
 #[inline(always)]

@@ -3,8 +3,7 @@
 //! the linearisation along the iterate.
 
 use super::linalg::quad_cost_parts;
-use super::riccati::with_row_acc;
-use super::workspace::Workspace;
+use super::workspace::{Workspace, with_row_acc};
 use super::{Bound, ProblemRef};
 use crate::model::Dynamics;
 

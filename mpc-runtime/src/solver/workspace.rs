@@ -168,3 +168,26 @@ impl Workspace {
         self.horizon == horizon && self.nx == nx && self.nu == nu
     }
 }
+
+/// `with_row_acc!(ws, n, acc => expr)`: evaluate `expr` with `acc` a row accumulator of at
+/// least `n` entries: a stack array for `n ≤ 32` (which, the sizes being constants after
+/// inlining, lives in vector registers), else `ws.ric.acc`. (A macro, not a closure: a closure
+/// would be compiled outside the instruction-set builds and not inlined.)
+macro_rules! with_row_acc {
+    ($ws:ident, $n:expr, $acc:ident => $e:expr) => {
+        if $n <= 16 {
+            let $acc = &mut [0.0f64; 16];
+            $e
+        } else if $n <= 32 {
+            let $acc = &mut [0.0f64; 32];
+            $e
+        } else {
+            let mut owned = std::mem::take(&mut $ws.ric.acc);
+            let $acc = &mut owned[..];
+            let r = $e;
+            $ws.ric.acc = owned;
+            r
+        }
+    };
+}
+pub(crate) use with_row_acc;
