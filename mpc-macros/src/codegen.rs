@@ -2,7 +2,7 @@
 //! CUDA device source (CUDA printer).
 
 use crate::lower::Derived;
-use crate::print::{CudaPrinter, Names, RustPrinter, body, op_count};
+use crate::print::{CudaPrinter, Names, RustLanesPrinter, RustPrinter, body, op_count};
 use crate::spec::{ModelSpec, TimeKind};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
@@ -40,6 +40,9 @@ pub fn fnv1a(s: &str) -> u64 {
 struct Sources {
     rust_step: String,
     rust_linearize: String,
+    /// `step` and `linearize` over lanes of problems.
+    rust_step_lanes: String,
+    rust_linearize_lanes: String,
     rust_hessian: String,
     rust_param_jacobian: String,
     rust_param_hessian: String,
@@ -84,6 +87,8 @@ fn sources(spec: &ModelSpec, d: &Derived) -> Sources {
     lin.extend(mat_t("__a", &d.a));
     lin.extend(mat_t("__b", &d.b));
     let rust_linearize = format!("{load_rust}{}", body(g, &names, &RustPrinter, &lin, ""));
+    let rust_step_lanes = format!("{load_rust}{}", body(g, &names, &RustLanesPrinter, &step_t("__x_next"), ""));
+    let rust_linearize_lanes = format!("{load_rust}{}", body(g, &names, &RustLanesPrinter, &lin, ""));
     let rust_hessian = format!("{load_rust}{}", body(g, &names, &RustPrinter, &hess_t("__h"), ""));
     let rust_param_jacobian = format!("{load_rust}{}", body(g, &names, &RustPrinter, &mat_t("__fp", &d.fp), ""));
     let rust_param_hessian = format!("{load_rust}{}", body(g, &names, &RustPrinter, &mat_t("__hp", &d.hp), ""));
@@ -146,7 +151,7 @@ fn sources(spec: &ModelSpec, d: &Derived) -> Sources {
         time_name(spec.time),
         fnv1a(&code)
     );
-    Sources { rust_step, rust_linearize, rust_hessian, rust_param_jacobian, rust_param_hessian, cuda: banner + &code, ops }
+    Sources { rust_step, rust_linearize, rust_step_lanes, rust_linearize_lanes, rust_hessian, rust_param_jacobian, rust_param_hessian, cuda: banner + &code, ops }
 }
 
 /// Math helpers the generated device code calls, overloaded for float and double.
@@ -227,11 +232,22 @@ pub fn generate(spec: &ModelSpec, d: &Derived) -> Result<TokenStream> {
          fn eval_linearize(&self, __x: &[f64], __u: &[f64], __x_next: &mut [f64], __a: &mut [f64], __b: &mut [f64]) {{\n{}}}\n\n\
          fn eval_weighted_hessian(&self, __x: &[f64], __u: &[f64], __lambda: &[f64], __h: &mut [f64]) {{\n{}}}\n\n\
          fn eval_param_jacobian(&self, __x: &[f64], __u: &[f64], __fp: &mut [f64]) {{\n{}}}\n\n\
-         fn eval_param_hessian(&self, __x: &[f64], __u: &[f64], __lambda: &[f64], __hp: &mut [f64]) {{\n{}}}\n",
-        src.rust_step, src.rust_linearize, src.rust_hessian, src.rust_param_jacobian, src.rust_param_hessian
+         fn eval_param_hessian(&self, __x: &[f64], __u: &[f64], __lambda: &[f64], __hp: &mut [f64]) {{\n{}}}\n\n\
+         // Over lanes of __L problems (x[i][l]: state i of problem l), the same operations per lane.\n\
+         fn eval_step_lanes(&self, __x: &[Lane], __u: &[Lane], __x_next: &mut [Lane]) {{\n{}}}\n\n\
+         fn eval_linearize_lanes(&self, __x: &[Lane], __u: &[Lane], __x_next: &mut [Lane], __a: &mut [Lane], __b: &mut [Lane]) {{\n{}}}\n",
+        src.rust_step,
+        src.rust_linearize,
+        src.rust_hessian,
+        src.rust_param_jacobian,
+        src.rust_param_hessian,
+        src.rust_step_lanes,
+        src.rust_linearize_lanes
     );
     let step_body = parse_body(&src.rust_step)?;
     let lin_body = parse_body(&src.rust_linearize)?;
+    let step_lanes_body = parse_body(&src.rust_step_lanes)?;
+    let lin_lanes_body = parse_body(&src.rust_linearize_lanes)?;
     let hess_body = parse_body(&src.rust_hessian)?;
     let fp_body = parse_body(&src.rust_param_jacobian)?;
     let hp_body = parse_body(&src.rust_param_hessian)?;
@@ -317,6 +333,37 @@ pub fn generate(spec: &ModelSpec, d: &Derived) -> Result<TokenStream> {
                 let __a = &mut __a[..#nx * #nx];
                 let __b = &mut __b[..#nx * #nu];
                 #lin_body
+            }
+
+            #[allow(unused_variables, unused_parens, unused_mut, clippy::all)]
+            #[inline]
+            fn eval_step_lanes(&self, __x: &[#krate::Lane], __u: &[#krate::Lane], __x_next: &mut [#krate::Lane]) {
+                const __L: usize = #krate::LANES;
+                use #krate::lane as __lane;
+                let __x = &__x[..#nx];
+                let __u = &__u[..#nu];
+                let __x_next = &mut __x_next[..#nx];
+                #step_lanes_body
+            }
+
+            #[allow(unused_variables, unused_parens, unused_mut, clippy::all)]
+            #[inline]
+            fn eval_linearize_lanes(
+                &self,
+                __x: &[#krate::Lane],
+                __u: &[#krate::Lane],
+                __x_next: &mut [#krate::Lane],
+                __a: &mut [#krate::Lane],
+                __b: &mut [#krate::Lane],
+            ) {
+                const __L: usize = #krate::LANES;
+                use #krate::lane as __lane;
+                let __x = &__x[..#nx];
+                let __u = &__u[..#nu];
+                let __x_next = &mut __x_next[..#nx];
+                let __a = &mut __a[..#nx * #nx];
+                let __b = &mut __b[..#nx * #nu];
+                #lin_lanes_body
             }
 
             #[allow(unused_variables, unused_parens, clippy::all)]

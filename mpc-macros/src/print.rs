@@ -1,4 +1,5 @@
-//! Two printers, Rust and CUDA C++ ([`RustPrinter`], [`CudaPrinter`]: each spells symbols,
+//! The printers, Rust, Rust over lanes of problems and CUDA C++ ([`RustPrinter`],
+//! [`RustLanesPrinter`], [`CudaPrinter`]: each spells symbols,
 //! literals, temporaries, functions and statements in its language, in one place), driven by
 //! the same DAG and the same schedule ([`body`]), so the CPU and GPU code cannot drift apart.
 //!
@@ -30,6 +31,10 @@ pub trait Printer {
     /// A parameter (`i` in `PARAM_NAMES` order) and a co-state entry.
     fn param(&self, name: &str) -> String;
     fn lambda(&self, i: usize) -> String;
+    /// `a op b` for `op` one of `+ - * /`.
+    fn infix(&self, op: &str, a: &str, b: &str) -> String {
+        format!("{a} {op} {b}")
+    }
     /// A constant (finite, non-negative; negatives are parenthesised by the caller).
     fn literal(&self, repr: &str) -> String;
     /// The temporary of interior node `id` at slot `slot` of the schedule.
@@ -91,6 +96,69 @@ impl Printer for RustPrinter {
     }
     fn define(&self, slot: usize, id: Id, rhs: &str, indent: &str) -> String {
         format!("{indent}__t[{slot}] = {rhs}; // t{id}_\n")
+    }
+}
+
+/// Rust over lanes of problems (structure of arrays): every symbol and temporary is a lane
+/// group's array of `__L` values, one per problem, and every statement is one call of
+/// `mpc_runtime::lane` (imported as `__lane`) doing what [`RustPrinter`]'s statement does in
+/// each lane (the same operations, so the same bits); parameters are shared by the lanes. One
+/// call per statement, not a loop: a debug build of a model with thousands of temporaries stays
+/// quick to compile, and an optimised one inlines the calls into vector instructions.
+pub struct RustLanesPrinter;
+
+impl Printer for RustLanesPrinter {
+    fn param(&self, name: &str) -> String {
+        format!("__lane::splat(self.{name})")
+    }
+    fn lambda(&self, i: usize) -> String {
+        format!("__lambda[{i}]")
+    }
+    fn infix(&self, op: &str, a: &str, b: &str) -> String {
+        let f = match op {
+            "+" => "add",
+            "-" => "sub",
+            "*" => "mul",
+            "/" => "div",
+            _ => unreachable!("infix operator {op}"),
+        };
+        format!("__lane::{f}({a}, {b})")
+    }
+    fn literal(&self, repr: &str) -> String {
+        format!("__lane::splat({repr}_f64)")
+    }
+    fn temp(&self, slot: usize, _id: Id) -> String {
+        format!("__t[{slot}]")
+    }
+    fn unary(&self, op: Unary, a: &str) -> String {
+        match op {
+            Unary::Sign => format!("__lane::sign({a})"),
+            Unary::Neg => format!("__lane::neg({a})"),
+            _ => format!("__lane::map({a}, f64::{})", unary_name(op)),
+        }
+    }
+    fn binary(&self, op: Binary, a: &str, b: &str) -> String {
+        match op {
+            Binary::DivNz => format!("__lane::div_nz({a}, {b})"),
+            Binary::Atan2 => format!("__lane::map2({a}, {b}, f64::atan2)"),
+            Binary::Powf => format!("__lane::map2({a}, {b}, f64::powf)"),
+            Binary::Hypot => format!("__lane::map2({a}, {b}, f64::hypot)"),
+            Binary::Add | Binary::Sub | Binary::Mul | Binary::Div => unreachable!("infix"),
+        }
+    }
+    fn powi(&self, a: &str, n: i32) -> String {
+        format!("__lane::powi({a}, {n})")
+    }
+    fn if_le(&self, a: &str, b: &str, t: &str, e: &str) -> String {
+        format!("__lane::if_le({a}, {b}, {t}, {e})")
+    }
+    fn prologue(&self, temps: usize, indent: &str) -> String {
+        if temps == 0 { String::new() } else { format!("{indent}let mut __t = [[0.0_f64; __L]; {temps}];\n") }
+    }
+    fn define(&self, slot: usize, id: Id, rhs: &str, indent: &str) -> String {
+        // `/* tN_ */`, not `// tN_`: the one-problem code's slots are matched against the CUDA
+        // temporaries by their `; // ` comments.
+        format!("{indent}__t[{slot}] = {rhs}; /* t{id}_ */\n")
     }
 }
 
@@ -221,7 +289,7 @@ fn rhs<P: Printer + ?Sized>(g: &Graph, names: &Names, pr: &P, slots: &Slots, id:
         Node::Const(_) | Node::Var(_) => o(id),
         Node::Unary(op, a) => pr.unary(op, &o(a)),
         Node::Binary(op, a, b) => {
-            let infix = |s: &str| format!("{} {s} {}", o(a), o(b));
+            let infix = |s: &str| pr.infix(s, &o(a), &o(b));
             match op {
                 Binary::Add => infix("+"),
                 Binary::Sub => infix("-"),

@@ -3,14 +3,16 @@
 //! * [`backend`]: the [`Backend`] trait every solver implements (CPU here, CUDA and host
 //!   emulation in `mpc-cuda`), with typed errors.
 //! * [`model`]: the [`Dynamics`] and [`Model`] traits that generated models implement.
+//! * [`lane`]: arithmetic on lanes of problems, what generated lane code is written in.
 //! * [`linear`]: the run-time-sized `linear` model.
-//! * [`verify`]: finite-difference checks of a model's derivatives.
+//! * [`verify`]: finite-difference checks of a model's derivatives; lane and batch checks.
 //! * [`solver`]: the batched box-constrained iLQR solver with implicit-differentiation
 //!   gradients (CPU).
 //! * [`private_fs`]: build and cache folders no other user can change.
 //! * [`problem`]: the JSON exchange format (`mpc-problem/1`, `mpc-solution/1`).
 
 pub mod backend;
+pub mod lane;
 pub mod linear;
 pub mod model;
 pub mod private_fs;
@@ -20,7 +22,7 @@ pub mod verify;
 
 pub use backend::{Backend, BackendError, BackendKind};
 pub use linear::LinearModel;
-pub use model::{Dynamics, Model, OpCounts, ParamError, TimeModel};
+pub use model::{Dynamics, LANES, Lane, Model, OpCounts, ParamError, TimeModel};
 pub use solver::{
     Batch, Bound, GradStatus, GradientMode, Gradients, IterationRecord, LineSearchRule, Method, NonFinite, Solution, Solver,
     SolveEach, SolverOptions, StopReason, format_trace, mask_gradients, solve_each,

@@ -39,6 +39,12 @@ impl fmt::Display for TimeModel {
     }
 }
 
+/// Problems per lane group of the structure-of-arrays path ([`Dynamics::step_lanes`]).
+pub const LANES: usize = 4;
+
+/// One value per problem of a lane group.
+pub type Lane = [f64; LANES];
+
 /// Discrete-time dynamics with exact first and second derivatives: what a solver consumes.
 pub trait Dynamics: Send + Sync {
     /// State dimension.
@@ -51,6 +57,17 @@ pub trait Dynamics: Send + Sync {
     fn linearize(&self, x: &[f64], u: &[f64], x_next: &mut [f64], a: &mut [f64], b: &mut [f64]);
     /// `H = Σ_i λ_i ∇²_zz f_i(x, u)`, `(nx+nu)×(nx+nu)`, symmetric, row-major.
     fn weighted_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], h: &mut [f64]);
+    /// [`Dynamics::step`] for [`LANES`] problems at once, structure of arrays (`x[i][l]` is
+    /// state `i` of problem `l`), each lane's result that of `step` to the bit. Returns `false`
+    /// without doing anything when the model has no lane code (the default; generated models
+    /// have it), and the caller then steps lane by lane.
+    fn step_lanes(&self, _x: &[Lane], _u: &[Lane], _x_next: &mut [Lane]) -> bool {
+        false
+    }
+    /// [`Dynamics::linearize`] for [`LANES`] problems at once, as [`Dynamics::step_lanes`].
+    fn linearize_lanes(&self, _x: &[Lane], _u: &[Lane], _x_next: &mut [Lane], _a: &mut [Lane], _b: &mut [Lane]) -> bool {
+        false
+    }
     /// False when every second derivative is identically zero (linear dynamics), so that
     /// solvers can skip [`Dynamics::weighted_hessian`].
     fn has_curvature(&self) -> bool {
@@ -140,6 +157,10 @@ pub trait Model: Clone + Default + Send + Sync + 'static {
     fn eval_step(&self, x: &[f64], u: &[f64], x_next: &mut [f64]);
     /// Step and Jacobians of the discrete map (generated, common subexpressions shared).
     fn eval_linearize(&self, x: &[f64], u: &[f64], x_next: &mut [f64], a: &mut [f64], b: &mut [f64]);
+    /// [`Model::eval_step`] over [`LANES`] problems (generated: the same operations per lane).
+    fn eval_step_lanes(&self, x: &[Lane], u: &[Lane], x_next: &mut [Lane]);
+    /// [`Model::eval_linearize`] over [`LANES`] problems (generated).
+    fn eval_linearize_lanes(&self, x: &[Lane], u: &[Lane], x_next: &mut [Lane], a: &mut [Lane], b: &mut [Lane]);
     /// Co-state–weighted Hessian `Σ_i λ_i ∇²_zz f_i` (generated).
     fn eval_weighted_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], h: &mut [f64]);
     /// `∂f/∂θ`, nx×np in [`Model::PARAM_NAMES`] order (generated).
@@ -182,6 +203,16 @@ impl<M: Model> Dynamics for M {
     #[inline(always)]
     fn linearize(&self, x: &[f64], u: &[f64], x_next: &mut [f64], a: &mut [f64], b: &mut [f64]) {
         self.eval_linearize(x, u, x_next, a, b)
+    }
+    #[inline(always)]
+    fn step_lanes(&self, x: &[Lane], u: &[Lane], x_next: &mut [Lane]) -> bool {
+        self.eval_step_lanes(x, u, x_next);
+        true
+    }
+    #[inline(always)]
+    fn linearize_lanes(&self, x: &[Lane], u: &[Lane], x_next: &mut [Lane], a: &mut [Lane], b: &mut [Lane]) -> bool {
+        self.eval_linearize_lanes(x, u, x_next, a, b);
+        true
     }
     #[inline(always)]
     fn weighted_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], h: &mut [f64]) {

@@ -1,9 +1,12 @@
-//! Checking a model's derivatives against central finite differences.
+//! Checking a model's derivatives against central finite differences, and its lane code
+//! (several problems at once) against its one-problem code.
 //!
 //! Every generated Jacobian and weighted Hessian is tested this way (see `models/tests` and
 //! `tests/model_compiler.rs`); users can run the same check on their own models.
 
-use crate::model::Dynamics;
+use crate::backend::Backend;
+use crate::model::{Dynamics, LANES, Lane};
+use crate::solver::{Batch, Solver, SolverOptions};
 
 /// Max-norm relative error `max|a - b| / max(max|b|, 1)`.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
@@ -90,6 +93,91 @@ pub fn check_derivatives<D: Dynamics>(model: &D, x: &[f64], u: &[f64], lambda: &
     }
     let hessian = rel_err(&h, &fd_jacobian(&weighted_grad, &z, n));
     DerivativeCheck { jacobian, hessian, hessian_asymmetry, step_consistent }
+}
+
+/// Whether a model's lane code ([`Dynamics::step_lanes`], [`Dynamics::linearize_lanes`]) gives,
+/// in every lane, the bits of [`Dynamics::step`] and [`Dynamics::linearize`] at that lane's
+/// point: `None` when the model has no lane code, else `Some(Err(what differs))` or
+/// `Some(Ok(()))`. `xs[l]`, `us[l]` are the points of the [`LANES`] lanes.
+pub fn check_lanes<D: Dynamics>(model: &D, xs: &[Vec<f64>], us: &[Vec<f64>]) -> Option<Result<(), String>> {
+    let (nx, nu) = (model.nx(), model.nu());
+    assert!(xs.len() == LANES && us.len() == LANES, "check_lanes: one point per lane ({LANES})");
+    let pack = |v: &[Vec<f64>], n: usize| -> Vec<Lane> { (0..n).map(|i| std::array::from_fn(|l| v[l][i])).collect() };
+    let (xl, ul) = (pack(xs, nx), pack(us, nu));
+    let mut xn = vec![[0.0; LANES]; nx];
+    if !model.step_lanes(&xl, &ul, &mut xn) {
+        return None;
+    }
+    let (mut xn2, mut al, mut bl) = (vec![[0.0; LANES]; nx], vec![[0.0; LANES]; nx * nx], vec![[0.0; LANES]; nx * nu]);
+    if !model.linearize_lanes(&xl, &ul, &mut xn2, &mut al, &mut bl) {
+        return Some(Err("step_lanes is implemented but linearize_lanes is not".into()));
+    }
+    let same = |lanes: &[Lane], l: usize, one: &[f64]| lanes.iter().zip(one).all(|(v, w)| v[l].to_bits() == w.to_bits());
+    for l in 0..LANES {
+        let (mut x1, mut x2) = (vec![0.0; nx], vec![0.0; nx]);
+        let (mut a, mut b) = (vec![0.0; nx * nx], vec![0.0; nx * nu]);
+        model.step(&xs[l], &us[l], &mut x1);
+        model.linearize(&xs[l], &us[l], &mut x2, &mut a, &mut b);
+        for (what, ok) in [
+            ("step_lanes", same(&xn, l, &x1)),
+            ("linearize_lanes' next state", same(&xn2, l, &x2)),
+            ("linearize_lanes' A", same(&al, l, &a)),
+            ("linearize_lanes' B", same(&bl, l, &b)),
+        ] {
+            if !ok {
+                return Some(Err(format!("{what} differs from the one-problem code in lane {l} (x = {:?}, u = {:?})", xs[l], us[l])));
+            }
+        }
+    }
+    Some(Ok(()))
+}
+
+/// Whether solving and differentiating `batch` at once (at least [`LANES`] problems take the
+/// lane path) gives every problem the bits of doing it alone (states, controls, cost,
+/// iterations, stop reason, KKT residual; the gradients of a fixed upstream gradient in the
+/// options' mode): `Err(what differs)` otherwise.
+pub fn check_batch_matches_single<D: Dynamics + Clone>(
+    model: &D,
+    horizon: usize,
+    options: &SolverOptions,
+    batch: &Batch<'_>,
+) -> Result<(), String> {
+    let (nx, nu, t) = (model.nx(), model.nu(), horizon);
+    let mut all = Solver::new(model.clone(), t, options.clone());
+    let sol = all.try_solve(batch).map_err(|e| e.to_string())?;
+    // Upstream gradients: a fixed pattern of mixed signs and sizes.
+    let up = |len: usize, salt: f64| (0..len).map(|k| (0.7 * k as f64 + salt).sin() * (1.0 + (k % 3) as f64)).collect::<Vec<f64>>();
+    let (gx, gu) = (up(batch.size * t * nx, 0.3), up(batch.size * t * nu, 1.1));
+    let grads = all.try_backward(batch, &sol, &gx, &gu).map_err(|e| e.to_string())?;
+    let mut one = Solver::new(model.clone(), t, options.clone());
+    let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let n = nx + nu;
+    for i in 0..batch.size {
+        let single = batch.single(i, t, nx, nu);
+        let s = one.try_solve(&single).map_err(|e| e.to_string())?;
+        let g = one
+            .try_backward(&single, &s, &gx[i * t * nx..(i + 1) * t * nx], &gu[i * t * nu..(i + 1) * t * nu])
+            .map_err(|e| e.to_string())?;
+        let same = bits(&sol.x[i * t * nx..(i + 1) * t * nx]) == bits(&s.x)
+            && bits(&sol.u[i * t * nu..(i + 1) * t * nu]) == bits(&s.u)
+            && sol.cost[i].to_bits() == s.cost[0].to_bits()
+            && sol.kkt_residual[i].to_bits() == s.kkt_residual[0].to_bits()
+            && (sol.iterations[i], sol.stop[i]) == (s.iterations[0], s.stop[0]);
+        if !same {
+            return Err(format!(
+                "problem {i} of {}: batched cost {:e} ({} iterations, {:?}), alone {:e} ({} iterations, {:?})",
+                batch.size, sol.cost[i], sol.iterations[i], sol.stop[i], s.cost[0], s.iterations[0], s.stop[0]
+            ));
+        }
+        let same_grads = bits(&grads.cost_hess[i * t * n * n..(i + 1) * t * n * n]) == bits(&g.cost_hess)
+            && bits(&grads.cost_lin[i * t * n..(i + 1) * t * n]) == bits(&g.cost_lin)
+            && bits(&grads.x_init[i * nx..(i + 1) * nx]) == bits(&g.x_init)
+            && grads.status[i] == g.status[0];
+        if !same_grads {
+            return Err(format!("problem {i} of {}: the batched gradients differ from the gradients alone", batch.size));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

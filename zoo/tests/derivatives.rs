@@ -10,7 +10,8 @@
 //! Jacobian, one order less accurate). The largest error seen per model is printed
 //! (`cargo test -p mpc-zoo --test derivatives -- --nocapture`).
 
-use mpc_runtime::verify::check_derivatives;
+use mpc_runtime::LANES;
+use mpc_runtime::verify::{check_derivatives, check_lanes};
 use mpc_runtime::Model;
 use mpc_zoo::*;
 use rand::rngs::StdRng;
@@ -75,6 +76,15 @@ fn check_model<M: Model + ZooCase>(seed: u64, sampling: Sampling) {
         assert_eq!(c.hessian_asymmetry, 0.0, "{}: H not symmetric", M::NAME);
         worst_jac = worst_jac.max(c.jacobian);
         worst_hess = worst_hess.max(c.hessian);
+    }
+    // The lane code (several problems at once, used by batched solves) gives the one-problem
+    // code's bits in every lane.
+    let xs: Vec<Vec<f64>> = (0..LANES).map(|_| state_sample(&mut rng, &sampling)).collect();
+    let us: Vec<Vec<f64>> = (0..LANES).map(|_| interior_controls::<M>(&mut rng)).collect();
+    match check_lanes(&m, &xs, &us) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => panic!("{}: {e}", M::NAME),
+        None => panic!("{}: the generated model has no lane code", M::NAME),
     }
     eprintln!("{:<22} nx={:<2} nu={} {:<8} worst Jacobian rel err {worst_jac:.1e}, Hessian {worst_hess:.1e}", M::NAME, M::NX, M::NU, M::TIME_MODEL.to_string());
 

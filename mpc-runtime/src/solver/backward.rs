@@ -27,7 +27,7 @@ isa_builds! {
     /// [`Isa::detect`](super::isa::Isa::detect) (all bit-identical, as for `ilqr::solve_one`).
     pub(crate) fn backward_one;
     /// [`backward_one`] in the build `isa`.
-    fn backward_one_with = backward_one_impl(
+    pub(crate) fn backward_one_with = backward_one_impl(
         d: &D,
         mode: GradientMode,
         ws: &mut Workspace,

@@ -274,7 +274,7 @@ fn line_search<D: Dynamics>(
 /// raise μ ([`SolverOptions::raise_regularisation`]). Past `reg_max`, switch once to DDP's
 /// second-order pass at μ = 0 where `ddp_fallback` allows (a KKT tolerance and a model with
 /// curvature); `false` when neither is left (the solve has stalled).
-fn escalate(mu: &mut f64, ddp: &mut bool, ddp_fallback: bool, opts: &SolverOptions) -> bool {
+pub(crate) fn escalate(mu: &mut f64, ddp: &mut bool, ddp_fallback: bool, opts: &SolverOptions) -> bool {
     *mu = opts.raise_regularisation(*mu);
     if *mu <= opts.reg_max {
         return true;

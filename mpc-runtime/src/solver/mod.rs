@@ -34,6 +34,7 @@ pub mod boxqp;
 pub mod ilqr;
 mod isa;
 mod kkt;
+mod lanes;
 pub mod linalg;
 mod options;
 mod riccati;
@@ -62,6 +63,11 @@ pub struct Solver<D: Dynamics> {
     horizon: usize,
     options: SolverOptions,
     workspaces: Vec<Workspace>,
+    /// One per group of [`lanes::LANES`] problems (SIMD across problems).
+    lane_workspaces: Vec<lanes::LaneWorkspace>,
+    lane_stats: Vec<Stats>,
+    /// Per problem: not done by the lane backward pass (redo it per problem).
+    lane_redo: Vec<bool>,
 }
 
 impl<D: Dynamics> Solver<D> {
@@ -75,7 +81,7 @@ impl<D: Dynamics> Solver<D> {
             !options.line_search.is_empty() && options.line_search.iter().all(|&a| a > 0.0 && a.is_finite()),
             "line_search needs at least one positive finite step"
         );
-        Self { model, horizon, options, workspaces: Vec::new() }
+        Self { model, horizon, options, workspaces: Vec::new(), lane_workspaces: Vec::new(), lane_stats: Vec::new(), lane_redo: Vec::new() }
     }
 
     /// The model.
@@ -130,6 +136,10 @@ impl<D: Dynamics> Solver<D> {
         sol.converged.resize(bsz, false);
         sol.kkt_residual.resize(bsz, 0.0);
         sol.stop.resize(bsz, StopReason::default());
+        if bsz >= lanes::LANES && lanes::enabled() && lanes::lanes_apply(&self.model, &self.options) {
+            self.solve_lanes(batch, sol);
+            return;
+        }
         let model = &self.model;
         let opts = &self.options;
         let run = |i: usize, ws: &mut Workspace, x: &mut [f64], u: &mut [f64]| -> Stats {
@@ -157,6 +167,63 @@ impl<D: Dynamics> Solver<D> {
             .enumerate()
             .for_each(|(i, (((((((ws, x), u), c), it), cv), kkt), stop))| {
                 let s = run(i, ws, x, u);
+                *c = s.cost;
+                *it = s.iterations;
+                *cv = s.converged;
+                *kkt = s.kkt_residual;
+                *stop = s.stop;
+            });
+    }
+
+    /// The batch in groups of [`lanes::LANES`] problems solved in lock step (same results as
+    /// one by one), then each problem's KKT residual where the options ask for it.
+    fn solve_lanes(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        let (bsz, ln) = (batch.size, lanes::LANES);
+        let groups = bsz.div_ceil(ln);
+        if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
+            self.lane_workspaces.clear();
+        }
+        while self.lane_workspaces.len() < groups {
+            self.lane_workspaces.push(lanes::LaneWorkspace::new(t, nx, nu));
+        }
+        self.lane_stats.resize(bsz, Stats::default());
+        let (model, opts) = (&self.model, &self.options);
+        self.lane_workspaces[..groups]
+            .par_iter_mut()
+            .zip(sol.x.par_chunks_mut(ln * t * nx))
+            .zip(sol.u.par_chunks_mut(ln * t * nu))
+            .zip(self.lane_stats.par_chunks_mut(ln))
+            .enumerate()
+            .for_each(|(gi, (((ws, x), u), stats))| {
+                let g = stats.len();
+                let probs: [ProblemRef<'_>; lanes::LANES] =
+                    std::array::from_fn(|l| batch.problem((gi * ln + l).min(bsz - 1), t, nx, nu));
+                lanes::solve_lanes(model, opts, ws, &probs[..g], x, u, stats);
+            });
+        let stats = &self.lane_stats;
+        let us = &sol.u;
+        self.workspaces[..bsz]
+            .par_iter_mut()
+            .zip(sol.cost.par_iter_mut())
+            .zip(sol.iterations.par_iter_mut())
+            .zip(sol.converged.par_iter_mut())
+            .zip(sol.kkt_residual.par_iter_mut())
+            .zip(sol.stop.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, (((((ws, c), it), cv), kkt), stop))| {
+                let mut s = stats[i];
+                // As `ilqr::solve_one`: the residual of every returned solution but one whose
+                // initial rollout was already non-finite.
+                let initial = matches!(s.stop, StopReason::NonFinite(NonFinite::Rollout | NonFinite::Cost));
+                if opts.report_kkt && !initial {
+                    let p = batch.problem(i, t, nx, nu);
+                    s.kkt_residual = kkt::kkt_residual_at(model, ws, &p, &us[i * t * nu..(i + 1) * t * nu]);
+                    if !s.kkt_residual.is_finite() && !s.stop.non_finite() {
+                        s.stop = StopReason::NonFinite(NonFinite::Residual);
+                    }
+                    s.converged = s.stop.converged();
+                }
                 *c = s.cost;
                 *it = s.iterations;
                 *cv = s.converged;
@@ -258,9 +325,43 @@ impl<D: Dynamics> Solver<D> {
         out.params.resize(bsz * chunk, 0.0);
         let model = &self.model;
         let mode = self.options.gradient;
+        // Groups of problems in lock step first where they apply; `redo[i]`: problem `i` was not
+        // (or not fully) done there.
+        self.lane_redo.clear();
+        self.lane_redo.resize(bsz, true);
+        if bsz >= lanes::LANES && lanes::enabled() && lanes::backward_applies(model, mode, np) {
+            let ln = lanes::LANES;
+            let groups = bsz.div_ceil(ln);
+            if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
+                self.lane_workspaces.clear();
+            }
+            while self.lane_workspaces.len() < groups {
+                self.lane_workspaces.push(lanes::LaneWorkspace::new(t, nx, nu));
+            }
+            self.lane_workspaces[..groups]
+                .par_iter_mut()
+                .zip(out.cost_hess.par_chunks_mut(ln * t * n * n))
+                .zip(out.cost_lin.par_chunks_mut(ln * t * n))
+                .zip(out.x_init.par_chunks_mut(ln * nx))
+                .zip(self.lane_redo.par_chunks_mut(ln))
+                .enumerate()
+                .for_each(|(gi, ((((ws, gcm), gcv), gx0), redo))| {
+                    let (i0, g) = (gi * ln, redo.len());
+                    let probs: [ProblemRef<'_>; lanes::LANES] =
+                        std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
+                    let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
+                    let failed = lanes::backward_lanes(
+                        model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0,
+                    );
+                    for (l, r) in redo.iter_mut().enumerate() {
+                        *r = failed[l];
+                    }
+                });
+        }
+        let redo = &self.lane_redo;
         let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64], gp: &mut [f64]| -> GradStatus {
             let ok = solution_ok(sol, i, t, nx, nu);
-            if ok {
+            if ok && redo[i] {
                 let p = batch.problem(i, t, nx, nu);
                 let xs = &sol.x[i * t * nx..(i + 1) * t * nx];
                 let us = &sol.u[i * t * nu..(i + 1) * t * nu];

@@ -1,0 +1,270 @@
+//! The implicit-differentiation backward pass (`solver::backward`) for a lane group: the
+//! adjoint LQR's Riccati recursion with each lane's active set held fixed, its forward sweep,
+//! and the outputs `dL/dC`, `dL/dc`, `dL/dx_init`, every entry with the per-problem pass's
+//! operations in its order. The free blocks are factored for all lanes at once, each lane's
+//! spread over `nu × nu` with the identity on its active controls.
+//!
+//! Covers the Gauss-Newton Hessian (and the exact one of models without curvature) without
+//! parameter gradients ([`backward_applies`]); a lane whose free block is not numerically
+//! positive definite is reported, and its problem is redone by the per-problem pass (which
+//! falls back to a pivoted LU there).
+
+// Lane loops index several arrays by the same lane on purpose (one vector operation each).
+#![allow(clippy::needless_range_loop)]
+
+use super::{LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
+use crate::model::Dynamics;
+use crate::solver::isa::isa_builds;
+use crate::solver::{ACTIVE_TOL, GradientMode, ProblemRef};
+
+/// Whether the lane backward pass serves this mode, model and parameter-gradient request.
+pub(crate) fn backward_applies<D: Dynamics>(d: &D, mode: GradientMode, np: usize) -> bool {
+    np == 0 && (mode == GradientMode::GaussNewton || !d.has_curvature())
+}
+
+isa_builds! {
+    /// Gradients of up to [`LANES`] solved problems (`probs[l]`, its solution at
+    /// `xs[l·T·nx..]`, `us[l·T·nu..]`, upstream gradients likewise; outputs at
+    /// `grad_cm[l·T·n²..]`, `grad_cv[l·T·n..]`, `grad_x0[l·nx..]`). Returns, per lane, whether
+    /// its free block needed more than a Cholesky factorisation: that problem must be redone by
+    /// the per-problem pass. Only where [`backward_applies`] holds.
+    pub(crate) fn backward_lanes;
+    /// [`backward_lanes`] in the build `isa`.
+    pub(crate) fn backward_lanes_with = backward_lanes_impl(
+        d: &D,
+        ws: &mut LaneWorkspace,
+        probs: &[ProblemRef<'_>],
+        xs: &[f64],
+        us: &[f64],
+        gx: &[f64],
+        gu: &[f64],
+        grad_cm: &mut [f64],
+        grad_cv: &mut [f64],
+        grad_x0: &mut [f64],
+    ) -> [bool; LANES]
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn backward_lanes_impl<D: Dynamics>(
+    d: &D,
+    ws: &mut LaneWorkspace,
+    probs: &[ProblemRef<'_>],
+    xs: &[f64],
+    us: &[f64],
+    gx: &[f64],
+    gu: &[f64],
+    grad_cm: &mut [f64],
+    grad_cv: &mut [f64],
+    grad_x0: &mut [f64],
+) -> [bool; LANES] {
+    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
+    let n = nx + nu;
+    let g = probs.len();
+    assert!((1..=LANES).contains(&g), "backward_lanes: 1 to {LANES} problems");
+    load(ws, probs, nx, nu, false);
+    let pack = |dst: &mut [V], src: &[f64], len: usize| {
+        for (i, e) in dst[..len].iter_mut().enumerate() {
+            for l in 0..LANES {
+                e[l] = src[l.min(g - 1) * len + i];
+            }
+        }
+    };
+    pack(&mut ws.x, xs, tt * nx);
+    pack(&mut ws.u, us, tt * nu);
+    // The upstream gradients go where the trial trajectories live in the forward solve.
+    pack(&mut ws.xt, gx, tt * nx);
+    pack(&mut ws.ut, gu, tt * nu);
+    linearize_all(d, ws);
+    let mut failed = [false; LANES];
+    let mut stack = [ZERO; 16];
+    let mut heap = if n > 16 { std::mem::take(&mut ws.acc) } else { Vec::new() };
+    let acc: &mut [V] = if n <= 16 { &mut stack } else { &mut heap };
+    for t in (0..tt).rev() {
+        ws.qzz.copy_from_slice(&ws.cm[t * n * n..(t + 1) * n * n]);
+        ws.qz[..nx].copy_from_slice(&ws.xt[t * nx..(t + 1) * nx]);
+        ws.qz[nx..n].copy_from_slice(&ws.ut[t * nu..(t + 1) * nu]);
+        if t + 1 < tt {
+            add_cost_to_go(
+                &ws.a[t * nx * nx..(t + 1) * nx * nx],
+                &ws.b[t * nx * nu..(t + 1) * nx * nu],
+                &ws.p,
+                &ws.pv,
+                &mut ws.pa,
+                &mut ws.pb,
+                &mut ws.qzz,
+                &mut ws.qz,
+                acc,
+                nx,
+                nu,
+            );
+        }
+        // Free controls: not within ACTIVE_TOL of a bound (1/0 per lane).
+        for i in 0..nu {
+            let (u, lo, hi) = (ws.u[t * nu + i], ws.lo[t * nu + i], ws.hi[t * nu + i]);
+            for l in 0..LANES {
+                let on = (u[l] - lo[l]).abs() <= ACTIVE_TOL || (hi[l] - u[l]).abs() <= ACTIVE_TOL;
+                ws.free[i][l] = if on { 0.0 } else { 1.0 };
+            }
+        }
+        // The free block, identity on the active controls, and the right-hand sides
+        // [-Q_fx, -q_f] (zero rows on the active controls).
+        for i in 0..nu {
+            for j in 0..nu {
+                let (q, fi, fj) = (ws.qzz[(nx + i) * n + nx + j], ws.free[i], ws.free[j]);
+                for l in 0..LANES {
+                    let diag = if i == j { 1.0 } else { 0.0 };
+                    ws.lf[i * nu + j][l] = if fi[l] != 0.0 && fj[l] != 0.0 { q[l] } else { diag };
+                }
+            }
+        }
+        let kk = &mut ws.kk[t * nu * nx..(t + 1) * nu * nx];
+        let k = &mut ws.k[t * nu..(t + 1) * nu];
+        for i in 0..nu {
+            let f = ws.free[i];
+            for (kv, qv) in kk[i * nx..(i + 1) * nx].iter_mut().zip(&ws.qzz[(nx + i) * n..(nx + i) * n + nx]) {
+                for l in 0..LANES {
+                    kv[l] = if f[l] != 0.0 { -qv[l] } else { 0.0 };
+                }
+            }
+            for l in 0..LANES {
+                k[i][l] = if f[l] != 0.0 { -ws.qz[nx + i][l] } else { 0.0 };
+            }
+        }
+        let ok = lane_cholesky(&mut ws.lf, nu, 1e-14, &ws.free);
+        for l in 0..LANES {
+            failed[l] |= !ok[l];
+        }
+        lane_cholesky_solve(&ws.lf, nu, kk, nx);
+        lane_cholesky_solve(&ws.lf, nu, k, 1);
+        // K solves the unregularised free block exactly: the short formula.
+        update_cost_to_go(
+            &ws.kk[t * nu * nx..(t + 1) * nu * nx],
+            &ws.k[t * nu..(t + 1) * nu],
+            &ws.qzz,
+            &ws.qz,
+            &mut ws.w,
+            &mut ws.wv,
+            &mut ws.qxut,
+            &mut ws.pv,
+            &mut ws.p,
+            acc,
+            nx,
+            nu,
+            &[true; LANES],
+            t > 0,
+            t + 1 < tt,
+        );
+    }
+    if n > 16 {
+        ws.acc = heap;
+    }
+    for l in 0..g {
+        for i in 0..nx {
+            grad_x0[l * nx + i] = ws.pv[i][l];
+        }
+    }
+    // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u; outputs per stage.
+    let mut dx = std::mem::take(&mut ws.xn);
+    dx.fill(ZERO);
+    let mut dz = std::mem::take(&mut ws.z);
+    for t in 0..tt {
+        dz[..nx].copy_from_slice(&dx);
+        for i in 0..nu {
+            let mut s = ws.k[t * nu + i];
+            let row = &ws.kk[t * nu * nx + i * nx..t * nu * nx + (i + 1) * nx];
+            for j in 0..nx {
+                for l in 0..LANES {
+                    s[l] += row[j][l] * dx[j][l];
+                }
+            }
+            dz[nx + i] = s;
+        }
+        if t + 1 < tt {
+            let a = &ws.a[t * nx * nx..(t + 1) * nx * nx];
+            let b = &ws.b[t * nx * nu..(t + 1) * nx * nu];
+            for i in 0..nx {
+                let mut s = ZERO;
+                for j in 0..nx {
+                    for l in 0..LANES {
+                        s[l] += a[i * nx + j][l] * dz[j][l];
+                    }
+                }
+                for j in 0..nu {
+                    for l in 0..LANES {
+                        s[l] += b[i * nu + j][l] * dz[nx + j][l];
+                    }
+                }
+                dx[i] = s;
+            }
+        }
+        let (x, u) = (&ws.x[t * nx..(t + 1) * nx], &ws.u[t * nu..(t + 1) * nu]);
+        let z = |j: usize| if j < nx { x[j] } else { u[j - nx] };
+        for l in 0..g {
+            let gcv = &mut grad_cv[(l * tt + t) * n..(l * tt + t + 1) * n];
+            for (j, v) in gcv.iter_mut().enumerate() {
+                *v = dz[j][l];
+            }
+            // dL/dC_t = ½ (d zᵀ + z dᵀ), as `backward::sym_outer`.
+            let gcm = &mut grad_cm[(l * tt + t) * n * n..(l * tt + t + 1) * n * n];
+            for (i, row) in gcm.chunks_exact_mut(n).enumerate() {
+                let (di, zi) = (dz[i][l], z(i)[l]);
+                for (j, v) in row.iter_mut().enumerate() {
+                    *v = 0.5 * (di * z(j)[l] + zi * dz[j][l]);
+                }
+            }
+        }
+    }
+    ws.xn = dx;
+    ws.z = dz;
+    failed
+}
+
+/// `linalg::cholesky` of every lane's free block, spread over `n × n` with the identity on the
+/// lane's other rows and columns (`free[i][l]` 1 or 0): the same operations per entry of the
+/// free block, plus `0·0` terms, and the pivot test only on free pivots. Per lane whether the
+/// free block is numerically positive definite.
+#[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
+fn lane_cholesky(a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+    let mut dmax = ZERO;
+    for i in 0..n {
+        for l in 0..LANES {
+            if free[i][l] != 0.0 {
+                dmax[l] = dmax[l].max(a[i * n + i][l].abs());
+            }
+        }
+    }
+    let mut ok = [true; LANES];
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            for l in 0..LANES {
+                d[l] -= a[j * n + k][l] * a[j * n + k][l];
+            }
+        }
+        for l in 0..LANES {
+            if free[j][l] != 0.0 && (!(d[l] > rel_tol * dmax[l]) || !d[l].is_finite()) {
+                ok[l] = false;
+            }
+        }
+        let ljj = d.map(f64::sqrt);
+        a[j * n + j] = ljj;
+        for i in j + 1..n {
+            let mut s = a[i * n + j];
+            for k in 0..j {
+                for l in 0..LANES {
+                    s[l] -= a[i * n + k][l] * a[j * n + k][l];
+                }
+            }
+            for l in 0..LANES {
+                s[l] /= ljj[l];
+            }
+            a[i * n + j] = s;
+        }
+        for i in 0..j {
+            a[i * n + j] = ZERO;
+        }
+    }
+    ok
+}
