@@ -57,6 +57,18 @@ struct Health {
     non_finite_solves: AtomicU64,
     masked_gradients: AtomicU64,
     replaced_controls: AtomicU64,
+    /// Wall time inside the solver (forward and backward), ns, since the layer was made.
+    solver_nanos: AtomicU64,
+}
+
+impl Health {
+    /// Runs `f` (a call into the solver) and adds its wall time to `solver_nanos`.
+    fn timed<R>(&self, f: impl FnOnce() -> R) -> R {
+        let t0 = std::time::Instant::now();
+        let r = f();
+        self.solver_nanos.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
 }
 
 /// What [`MpcLayer::take_health`] reports: problems counted since the previous call.
@@ -117,6 +129,12 @@ impl MpcLayer {
         self.horizon
     }
 
+    /// Wall time spent in the solver (forward solves and backward passes) since the layer was
+    /// made, in seconds (shared by the clones of a layer).
+    pub fn solver_seconds(&self) -> f64 {
+        self.health.solver_nanos.load(Ordering::Relaxed) as f64 * 1e-9
+    }
+
     /// The non-finite events since the previous call (and reset the counts): how the trainer
     /// logs them.
     pub fn take_health(&self) -> LayerHealth {
@@ -160,7 +178,7 @@ impl MpcLayer {
         let b = x0.len() / NX;
         let (cm, cv) = dense_cost(cost, b, self.horizon);
         let batch = batch(b, x0, &cm, &cv, u_init);
-        let mut sol = self.solver.lock().expect("solver lock").solve(&batch)?;
+        let mut sol = self.health.timed(|| self.solver.lock().expect("solver lock").solve(&batch))?;
         sanitize(&mut sol, u_init, self.horizon, &self.health);
         Ok(sol)
     }
@@ -246,7 +264,8 @@ impl CustomOp1 for MpcOp {
         }
         let b = self.x0.len() / NX;
         let (cm, cv) = dense_cost(&cost, b, self.horizon);
-        let mut solution = self.solver.lock().expect("solver lock").solve(&batch(b, &self.x0, &cm, &cv, &self.u_init))?;
+        let bt = batch(b, &self.x0, &cm, &cv, &self.u_init);
+        let mut solution = self.health.timed(|| self.solver.lock().expect("solver lock").solve(&bt))?;
         sanitize(&mut solution, &self.u_init, self.horizon, &self.health);
         let mut u0 = Vec::with_capacity(b * NU);
         for i in 0..b {
@@ -272,7 +291,7 @@ impl CustomOp1 for MpcOp {
             grad_u[i * t * NU..i * t * NU + NU].copy_from_slice(&g0[i * NU..(i + 1) * NU]);
         }
         let bt = batch(b, &self.x0, &saved.cm, &saved.cv, &self.u_init);
-        let g = self.solver.lock().expect("solver lock").backward(&bt, &saved.solution, &grad_x, &grad_u)?;
+        let g = self.health.timed(|| self.solver.lock().expect("solver lock").backward(&bt, &saved.solution, &grad_x, &grad_u))?;
         // Masked problems (non-finite solution or gradient) come back as zeros, counted here.
         self.health.masked_gradients.fetch_add(g.status.iter().filter(|s| s.masked()).count() as u64, Ordering::Relaxed);
         let mut out = vec![0.0; b * t * COST_PER_STAGE];

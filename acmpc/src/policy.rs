@@ -80,6 +80,23 @@ impl Mlp {
         }
         Ok(h)
     }
+
+    /// Floating-point operations of the matrix products of one sample (a multiply-add counts
+    /// 2): `(forward, backward)`. The backward pass forms every weight gradient and the input
+    /// gradient of every layer but the first (the network's input needs none); bias, activation
+    /// and optimizer work is not counted.
+    pub fn matmul_flops(&self) -> (f64, f64) {
+        let mut fwd = 0.0;
+        let mut first = 0.0;
+        for (i, l) in self.layers.iter().enumerate() {
+            let f = 2.0 * l.weight.as_tensor().elem_count() as f64;
+            fwd += f;
+            if i == 0 {
+                first = f;
+            }
+        }
+        (fwd, 2.0 * fwd - first)
+    }
 }
 
 /// An orthogonal `[rows, cols]` matrix scaled by `gain` (SB3/PyTorch `orthogonal_`): QR of a
@@ -344,6 +361,13 @@ impl ActorCritic {
         Ok(PolicyOutput { mean, value })
     }
 
+    /// The actor's network (the cost map of AC-MPC, the whole actor of AC-MLP).
+    pub fn actor_net(&self) -> &Mlp {
+        match &self.actor {
+            Actor::Mpc { net, .. } | Actor::Mlp { net } => net,
+        }
+    }
+
     /// The critic's value `[B]`.
     pub fn value(&self, features: &Tensor) -> candle_core::Result<Tensor> {
         self.critic.forward(features)?.squeeze(D::Minus1)
@@ -354,6 +378,14 @@ impl ActorCritic {
         match &self.actor {
             Actor::Mpc { mpc, .. } => mpc.take_health(),
             Actor::Mlp { .. } => Default::default(),
+        }
+    }
+
+    /// Wall time spent in the MPC solver since the policy was made (s; 0 for the MLP policy).
+    pub fn mpc_seconds(&self) -> f64 {
+        match &self.actor {
+            Actor::Mpc { mpc, .. } => mpc.solver_seconds(),
+            Actor::Mlp { .. } => 0.0,
         }
     }
 
@@ -433,6 +465,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The operation count of the Table I networks at T = 2, written out layer by layer:
+    /// actor 36→512→512→512→56, critic 36→512→512→1.
+    #[test]
+    fn matmul_flops_count_every_layer_once_forward_and_twice_backward_but_the_first() {
+        let p = ActorCritic::new(PolicyKind::Acmpc, 512, Some(MpcLayer::new(2, 5, mpc_runtime::solver::GradientMode::GaussNewton)), -1.2, 0).unwrap();
+        let actor = [36 * 512, 512 * 512, 512 * 512, 512 * 56];
+        let critic = [36 * 512, 512 * 512, 512];
+        for (net, layers) in [(p.actor_net(), &actor[..]), (&p.critic, &critic[..])] {
+            let fwd: usize = layers.iter().map(|m| 2 * m).sum();
+            let bwd = 2 * fwd - 2 * layers[0];
+            assert_eq!(net.matmul_flops(), (fwd as f64, bwd as f64));
+        }
+        // Per sample, forward + backward of both networks: 5.04 MFLOP.
+        let ((af, ab), (cf, cb)) = (p.actor_net().matmul_flops(), p.critic.matmul_flops());
+        assert_eq!(af + ab + cf + cb, 5_041_152.0);
     }
 
     #[test]

@@ -108,8 +108,13 @@ pub struct UpdateStats {
     pub stopped_early: bool,
     /// Mean std of the Gaussian after the update.
     pub std: f64,
-    /// Wall time spent in the MPC layer (forward and backward) in s (AC-MPC only; approximate).
+    /// Floating-point operations of the networks' matrix products in the update (see
+    /// [`crate::policy::Mlp::matmul_flops`]; the MPC layer is not counted).
+    pub matmul_flop: f64,
+    /// Wall time of the whole update (s).
     pub seconds: f64,
+    /// Of which in the MPC solver, forward solves and backward passes (s; 0 for AC-MLP).
+    pub mpc_seconds: f64,
 }
 
 /// The adaptive actor learning-rate rule (`ppo.adaptive_actor_lr`): after an update whose
@@ -134,12 +139,14 @@ fn scalar(t: &Tensor) -> candle_core::Result<f64> {
 /// Runs `n_epochs` passes of minibatch PPO over `buf`.
 pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &PpoConfig, rng: &mut impl Rng) -> candle_core::Result<UpdateStats> {
     let started = std::time::Instant::now();
+    let mpc_before = policy.mpc_seconds();
     let total = buf.transitions();
     let horizon = policy.horizon();
     let mut idx: Vec<usize> = (0..total).collect();
     let mut st = UpdateStats::default();
     let (mut n_pg, mut sum_pg, mut sum_v, mut sum_kl, mut sum_clip, mut sum_gn) = (0usize, 0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut actor_stopped, mut n_v, mut sum_v_only) = (false, 0usize, 0.0);
+    let ((af, ab), (cf, cb)) = (policy.actor_net().matmul_flops(), policy.critic.matmul_flops());
     'epochs: for _ in 0..cfg.n_epochs {
         idx.shuffle(rng);
         for chunk in idx.chunks(cfg.batch_size) {
@@ -179,12 +186,14 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
                 let vl = (policy.value(&features)? - &ret)?.sqr()?.mean_all()?;
                 let grads = (&vl * cfg.vf_coef)?.backward()?;
                 opt.step_clipped(&grads, cfg.max_grad_norm)?;
+                st.matmul_flop += b as f64 * (cf + cb);
                 n_v += 1;
                 sum_v_only += scalar(&vl)?;
                 continue;
             }
             let u_init = repeat_warm_start(&warm, horizon);
             let out = policy.forward(&features, &states, &u_init)?;
+            st.matmul_flop += b as f64 * (af + cf);
             let lp = log_prob(&out.mean, policy.log_std.as_tensor(), &actions)?;
             let log_ratio = (&lp - &old_lp)?;
             let ratio = log_ratio.exp()?;
@@ -209,6 +218,7 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
             }
             let clip_frac = scalar(&(&ratio - 1.0)?.abs()?.gt(cfg.clip_range)?.to_dtype(candle_core::DType::F32)?.mean_all()?)?;
             let grads = loss.backward()?;
+            st.matmul_flop += b as f64 * (ab + cb);
             let gn = opt.step_clipped(&grads, cfg.max_grad_norm)?;
             n_pg += 1;
             sum_pg += scalar(&pg)?;
@@ -236,6 +246,7 @@ pub fn update(policy: &ActorCritic, opt: &mut Adam, buf: &RolloutBuffer, cfg: &P
     st.explained_variance = if var_ret > 0.0 { 1.0 - var_res / var_ret } else { f64::NAN };
     st.std = policy.log_std.as_tensor().exp()?.mean_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
     st.seconds = started.elapsed().as_secs_f64();
+    st.mpc_seconds = policy.mpc_seconds() - mpc_before;
     Ok(st)
 }
 

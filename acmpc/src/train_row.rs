@@ -89,6 +89,13 @@ train_row! {
     mpc_non_finite,
     /// MPC gradients masked since the previous update.
     mpc_grads_masked,
+    /// Time spent in the MPC layer during the update (s; 0 for AC-MLP).
+    update_mpc_s,
+    /// Floating-point operations of the networks' matrix products in the update (GFLOP).
+    matmul_gflop,
+    /// Those operations per second of the whole update (GFLOP/s): the network's rate, to read
+    /// against the machine's float32 FMA peak.
+    matmul_gflops,
 }
 
 /// CSV columns, one row per PPO update.
@@ -136,6 +143,9 @@ mod tests {
                 "heap_mib",
                 "mpc_non_finite",
                 "mpc_grads_masked",
+                "update_mpc_s",
+                "matmul_gflop",
+                "matmul_gflops",
             ]
         );
     }

@@ -498,6 +498,9 @@ impl<'a> Run<'a> {
             heap_mib: crate::heap::live_heap_mib().unwrap_or(f64::NAN),
             mpc_non_finite: health.non_finite_solves as f64,
             mpc_grads_masked: health.masked_gradients as f64,
+            update_mpc_s: st.mpc_seconds,
+            matmul_gflop: st.matmul_flop * 1e-9,
+            matmul_gflops: st.matmul_flop * 1e-9 / r.update_s,
         };
         let values = row.values();
         self.csv.row(&values)?;
