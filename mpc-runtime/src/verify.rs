@@ -6,7 +6,7 @@
 
 use crate::backend::Backend;
 use crate::model::{Dynamics, LANES, Lane};
-use crate::solver::{Batch, Solver, SolverOptions};
+use crate::solver::{Batch, Lanes, Solver, SolverOptions};
 
 /// Max-norm relative error `max|a - b| / max(max|b|, 1)`.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
@@ -132,10 +132,11 @@ pub fn check_lanes<D: Dynamics>(model: &D, xs: &[Vec<f64>], us: &[Vec<f64>]) -> 
     Some(Ok(()))
 }
 
-/// Whether solving and differentiating `batch` at once (at least [`LANES`] problems take the
-/// lane path) gives every problem the bits of doing it alone (states, controls, cost,
-/// iterations, stop reason, KKT residual; the gradients of a fixed upstream gradient in the
-/// options' mode): `Err(what differs)` otherwise.
+/// Whether solving and differentiating `batch` at once (with [`Lanes::Always`]: groups of
+/// [`LANES`] problems take the lane path wherever the options allow it, whatever the machine)
+/// gives every problem the bits of doing it alone (states, controls, cost, iterations, stop
+/// reason, KKT residual; the gradients of a fixed upstream gradient in the options' mode):
+/// `Err(what differs)` otherwise.
 pub fn check_batch_matches_single<D: Dynamics + Clone>(
     model: &D,
     horizon: usize,
@@ -143,7 +144,7 @@ pub fn check_batch_matches_single<D: Dynamics + Clone>(
     batch: &Batch<'_>,
 ) -> Result<(), String> {
     let (nx, nu, t) = (model.nx(), model.nu(), horizon);
-    let mut all = Solver::new(model.clone(), t, options.clone());
+    let mut all = Solver::new(model.clone(), t, SolverOptions { lanes: Lanes::Always, ..options.clone() });
     let sol = all.try_solve(batch).map_err(|e| e.to_string())?;
     // Upstream gradients: a fixed pattern of mixed signs and sizes.
     let up = |len: usize, salt: f64| (0..len).map(|k| (0.7 * k as f64 + salt).sin() * (1.0 + (k % 3) as f64)).collect::<Vec<f64>>();

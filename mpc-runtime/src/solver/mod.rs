@@ -50,7 +50,7 @@ use rayon::prelude::*;
 pub use batch::{Batch, Bound};
 pub use each::SolveEach;
 pub(crate) use batch::ProblemRef;
-pub use options::{ACTIVE_TOL, GradientMode, LineSearchRule, Method, SolverOptions};
+pub use options::{ACTIVE_TOL, GradientMode, Lanes, LineSearchRule, Method, SolverOptions};
 pub use results::{Gradients, Solution, Stats};
 pub use status::{GradStatus, NonFinite, STOP_CODES, StopReason, mask_gradients, solution_ok};
 pub use trace::{IterationRecord, format_trace};
@@ -136,7 +136,7 @@ impl<D: Dynamics> Solver<D> {
         sol.converged.resize(bsz, false);
         sol.kkt_residual.resize(bsz, 0.0);
         sol.stop.resize(bsz, StopReason::default());
-        if bsz >= lanes::LANES && lanes::enabled() && lanes::lanes_apply(&self.model, &self.options) {
+        if lanes::pays(bsz, self.options.lanes, false) && lanes::lanes_apply(&self.model, &self.options) {
             self.solve_lanes(batch, sol);
             return;
         }
@@ -329,7 +329,7 @@ impl<D: Dynamics> Solver<D> {
         // (or not fully) done there.
         self.lane_redo.clear();
         self.lane_redo.resize(bsz, true);
-        if bsz >= lanes::LANES && lanes::enabled() && lanes::backward_applies(model, mode, np) {
+        if lanes::pays(bsz, self.options.lanes, true) && lanes::backward_applies(model, mode, np) {
             let ln = lanes::LANES;
             let groups = bsz.div_ceil(ln);
             if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {

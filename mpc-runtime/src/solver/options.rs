@@ -49,6 +49,22 @@ pub enum LineSearchRule {
     FirstDecrease,
 }
 
+/// When a batch is solved a group of [`LANES`](crate::LANES) problems at a time in lock step
+/// (SIMD across problems) rather than problem by problem. Both give every problem the same
+/// bits; only the speed differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Lanes {
+    /// Where it was measured to pay (`bench/results/cpu-lanes-2026-12-03.md`): the forward
+    /// solve when every thread of the pool gets at least two groups; the backward pass in
+    /// addition only on CPUs with AVX-512 (on an AVX2-only CPU it was slower at every batch size).
+    #[default]
+    Auto,
+    /// Whenever the batch holds at least one whole group and the options allow it.
+    Always,
+    /// Never: every problem on its own.
+    Never,
+}
+
 /// Solver settings, fixed when the [`Solver`](crate::solver::Solver) is built.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SolverOptions {
@@ -85,6 +101,9 @@ pub struct SolverOptions {
     pub reg_factor: f64,
     /// Give up (not converged) once `μ` would exceed this.
     pub reg_max: f64,
+    /// When batches take the lock-step lane path (the environment variable `MPC_NO_LANES=1`
+    /// overrides it with [`Lanes::Never`]).
+    pub lanes: Lanes,
 }
 
 impl SolverOptions {
@@ -115,6 +134,7 @@ impl Default for SolverOptions {
             reg_min: 1e-6,
             reg_factor: 10.0,
             reg_max: 1e10,
+            lanes: Lanes::Auto,
         }
     }
 }

@@ -49,6 +49,11 @@ pub struct BenchArgs {
     /// `linesearch_decay = 0.2`, `max_linesearch_iter = 5`).
     #[arg(long, value_enum, default_value_t = LineSearchArg::Paper)]
     pub line_search: LineSearchArg,
+    /// CPU batches: `auto` (the solver's default rule: lock-step groups of 4 problems where
+    /// measured to pay), `always` (groups whenever B ≥ 4), `never` (problem by problem). Every
+    /// choice gives the same bits; this is for measuring them side by side.
+    #[arg(long, value_enum, default_value_t = LanesArg::Auto)]
+    pub lanes: LanesArg,
     /// Seed of the problem data and of the upstream gradients.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -134,6 +139,17 @@ pub enum LineSearchArg {
     Paper,
     /// Steps 1, 0.2, 0.04, 0.008, 0.0016; the first decrease is kept.
     Pytorch,
+}
+
+/// `--lanes` values (see [`mpc_runtime::Lanes`]).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LanesArg {
+    /// Where measured to pay.
+    Auto,
+    /// Whenever the batch holds a whole group.
+    Always,
+    /// Problem by problem.
+    Never,
 }
 
 /// Reject values no run can use (empty or zero sizes, zero iterations, repetitions or threads).

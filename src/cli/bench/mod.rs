@@ -63,11 +63,11 @@ mod sysload;
 
 pub use args::BenchArgs;
 
-use args::{BackendArg, GradientArg, LineSearchArg};
+use args::{BackendArg, GradientArg, LanesArg, LineSearchArg};
 use case::{Case, CaseResult};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mpc_cuda::select::{self, Needs, Preference};
-use mpc_runtime::{BackendKind, GradientMode, LineSearchRule, SolverOptions};
+use mpc_runtime::{BackendKind, GradientMode, Lanes, LineSearchRule, SolverOptions};
 use peer::Peer;
 use rayon::ThreadPool;
 use report::RunInfo;
@@ -212,6 +212,11 @@ fn solver_options(args: &BenchArgs) -> SolverOptions {
         },
         // mpc.pytorch computes no optimality residual: equal work (and K fixed iterations).
         report_kkt: false,
+        lanes: match args.lanes {
+            LanesArg::Auto => Lanes::Auto,
+            LanesArg::Always => Lanes::Always,
+            LanesArg::Never => Lanes::Never,
+        },
         ..SolverOptions::default()
     }
 }

@@ -192,7 +192,7 @@ pub(super) fn case_line(r: &CaseResult, peer: &Peer, perf: &Perf) -> String {
 pub(super) fn print_settings(info: &RunInfo, gpu: Option<&Value>, results: &[CaseResult]) {
     let (args, cuda) = (info.args, info.cuda);
     println!(
-        "quadrotor hover, float64, K = {} fixed, backend {}{}{}, {} threads, gradient {:?}, line search {:?}; medians over timed reps after {} warm-up; others' load = cores kept busy by other processes during the timed reps; peer: {}",
+        "quadrotor hover, float64, K = {} fixed, backend {}{}{}, {} threads, gradient {:?}, line search {:?}, lanes {:?}; medians over timed reps after {} warm-up; others' load = cores kept busy by other processes during the timed reps; peer: {}",
         args.iters,
         info.backend(),
         gpu.and_then(|g| g["name"].as_str()).map_or(String::new(), |n| format!(" ({n})")),
@@ -200,6 +200,7 @@ pub(super) fn print_settings(info: &RunInfo, gpu: Option<&Value>, results: &[Cas
         args.threads,
         args.gradient,
         args.line_search,
+        args.lanes,
         args.warmup,
         info.peer.source
     );
@@ -261,6 +262,7 @@ fn settings_json(info: &RunInfo) -> Value {
         "line_search": opts.line_search,
         "line_search_rule": format!("{:?}", opts.line_search_rule),
         "gradient": format!("{:?}", opts.gradient),
+        "lanes": format!("{:?}", opts.lanes),
         "u_bounds": [Quadrotor::CONTROL_LOWER, Quadrotor::CONTROL_UPPER],
         "u_init": "hover thrust",
         "threads": args.threads,

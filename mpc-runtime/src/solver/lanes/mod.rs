@@ -24,9 +24,9 @@ pub(crate) use backward::{backward_applies, backward_lanes};
 
 use super::boxqp::BoxQp;
 use super::ilqr::escalate;
-use super::isa::isa_builds;
+use super::isa::{Isa, isa_builds};
 use super::rollout::is_diagonal;
-use super::{Bound, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
+use super::{Bound, Lanes, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
 /// Problems per group (one AVX-512 vector of `f64`, two AVX2 vectors).
@@ -45,9 +45,25 @@ pub(crate) fn lanes_apply<D: Dynamics>(d: &D, opts: &SolverOptions) -> bool {
 
 /// Whether batches may take the lanes path (`MPC_NO_LANES=1` keeps every problem on the
 /// per-problem path, for comparisons).
-pub(crate) fn enabled() -> bool {
+fn enabled() -> bool {
     static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     !*OFF.get_or_init(|| std::env::var_os("MPC_NO_LANES").is_some_and(|v| v == "1"))
+}
+
+/// Whether a batch of `bsz` problems takes the lane path under `policy` (see [`Lanes`]), for
+/// the forward solve or (`backward`) the backward pass, in the current rayon pool.
+pub(crate) fn pays(bsz: usize, policy: Lanes, backward: bool) -> bool {
+    if bsz < LANES || !enabled() {
+        return false;
+    }
+    match policy {
+        Lanes::Always => true,
+        Lanes::Never => false,
+        Lanes::Auto => {
+            let enough = bsz >= 2 * LANES * rayon::current_num_threads();
+            enough && (!backward || Isa::detect() == Isa::Avx512)
+        }
+    }
 }
 
 /// Scratch of one group, allocated once per (horizon, nx, nu) and reused.
