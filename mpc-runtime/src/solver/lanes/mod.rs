@@ -1160,6 +1160,19 @@ mod tests {
     /// converge early, hit the iteration cap, need regularisation (an indefinite control cost),
     /// start non-finite, mixed diagonal and dense costs, per-stage bounds, warm starts, both
     /// line-search rules, partial groups; and the lane backward pass equals the per-problem one.
+    /// The batch-size rule of [`Lanes`]: whole groups only, two per thread under `Auto`, the
+    /// backward pass under `Auto` only with AVX-512.
+    #[test]
+    fn lanes_are_taken_where_the_policy_says() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        pool.install(|| {
+            assert!(!pays(LANES - 1, Lanes::Always, false) && pays(LANES, Lanes::Always, false) && pays(LANES, Lanes::Always, true));
+            assert!(!pays(1000, Lanes::Never, false) && !pays(1000, Lanes::Never, true));
+            assert!(!pays(6 * LANES - 1, Lanes::Auto, false) && pays(6 * LANES, Lanes::Auto, false));
+            assert_eq!(pays(6 * LANES, Lanes::Auto, true), Isa::detect() == Isa::Avx512);
+        });
+    }
+
     #[test]
     fn each_lane_equals_the_per_problem_solve_to_the_bit() {
         let mut rng = StdRng::seed_from_u64(21);
