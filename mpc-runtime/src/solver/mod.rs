@@ -35,6 +35,8 @@ pub mod ilqr;
 mod isa;
 mod kkt;
 mod lanes;
+#[cfg(test)]
+mod test_models;
 pub mod linalg;
 mod options;
 mod riccati;

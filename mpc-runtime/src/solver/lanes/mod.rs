@@ -1104,62 +1104,11 @@ mod tests {
     use crate::solver::ilqr::solve_one_with;
     use backward::backward_lanes_with;
     use crate::solver::isa::Isa;
+    use crate::solver::test_models::Ring;
     use crate::solver::workspace::Workspace;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    /// `x'_i = x_i + h (c_i sin x_{i+1} + Σ_j G_ij u_j)` (indices mod nx): nonlinear, with a
-    /// sparse Jacobian.
-    struct Ring {
-        nx: usize,
-        nu: usize,
-        c: Vec<f64>,
-        g: Vec<f64>,
-    }
-
-    impl Dynamics for Ring {
-        fn nx(&self) -> usize {
-            self.nx
-        }
-        fn nu(&self) -> usize {
-            self.nu
-        }
-        fn step(&self, x: &[f64], u: &[f64], xn: &mut [f64]) {
-            for i in 0..self.nx {
-                let mut v = self.c[i] * x[(i + 1) % self.nx].sin();
-                for j in 0..self.nu {
-                    v += self.g[i * self.nu + j] * u[j];
-                }
-                xn[i] = x[i] + 0.1 * v;
-            }
-        }
-        fn linearize(&self, x: &[f64], u: &[f64], xn: &mut [f64], a: &mut [f64], b: &mut [f64]) {
-            self.step(x, u, xn);
-            let (nx, nu) = (self.nx, self.nu);
-            a[..nx * nx].fill(0.0);
-            for i in 0..nx {
-                a[i * nx + i] = 1.0;
-                a[i * nx + (i + 1) % nx] += 0.1 * self.c[i] * x[(i + 1) % nx].cos();
-                for j in 0..nu {
-                    b[i * nu + j] = 0.1 * self.g[i * nu + j];
-                }
-            }
-        }
-        fn weighted_hessian(&self, x: &[f64], _u: &[f64], lambda: &[f64], hm: &mut [f64]) {
-            let n = self.nx + self.nu;
-            hm[..n * n].fill(0.0);
-            for i in 0..self.nx {
-                let k = (i + 1) % self.nx;
-                hm[k * n + k] -= lambda[i] * 0.1 * self.c[i] * x[k].sin();
-            }
-        }
-    }
-
-    /// Every problem of a group gets the per-problem solver's result to the bit (states,
-    /// controls, cost, iterations, stop reason), in every instruction-set build: lanes that
-    /// converge early, hit the iteration cap, need regularisation (an indefinite control cost),
-    /// start non-finite, mixed diagonal and dense costs, per-stage bounds, warm starts, both
-    /// line-search rules, partial groups; and the lane backward pass equals the per-problem one.
     /// The batch-size rule of [`Lanes`]: whole groups only, two per thread under `Auto`, the
     /// backward pass under `Auto` only with AVX-512.
     #[test]
@@ -1173,6 +1122,11 @@ mod tests {
         });
     }
 
+    /// Every problem of a group gets the per-problem solver's result to the bit (states,
+    /// controls, cost, iterations, stop reason), in every instruction-set build: lanes that
+    /// converge early, hit the iteration cap, need regularisation (an indefinite control cost),
+    /// start non-finite, mixed diagonal and dense costs, per-stage bounds, warm starts, both
+    /// line-search rules, partial groups; and the lane backward pass equals the per-problem one.
     #[test]
     fn each_lane_equals_the_per_problem_solve_to_the_bit() {
         let mut rng = StdRng::seed_from_u64(21);
