@@ -68,6 +68,11 @@ pub trait Dynamics: Send + Sync {
     fn linearize_lanes(&self, _x: &[Lane], _u: &[Lane], _x_next: &mut [Lane], _a: &mut [Lane], _b: &mut [Lane]) -> bool {
         false
     }
+    /// Whether [`Dynamics::step_lanes`] and [`Dynamics::linearize_lanes`] do the work (the
+    /// model has lane code) rather than return `false`.
+    fn has_lanes(&self) -> bool {
+        false
+    }
     /// False when every second derivative is identically zero (linear dynamics), so that
     /// solvers can skip [`Dynamics::weighted_hessian`].
     fn has_curvature(&self) -> bool {
@@ -207,6 +212,10 @@ impl<M: Model> Dynamics for M {
     #[inline(always)]
     fn step_lanes(&self, x: &[Lane], u: &[Lane], x_next: &mut [Lane]) -> bool {
         self.eval_step_lanes(x, u, x_next);
+        true
+    }
+    #[inline(always)]
+    fn has_lanes(&self) -> bool {
         true
     }
     #[inline(always)]

@@ -136,7 +136,9 @@ pub fn check_lanes<D: Dynamics>(model: &D, xs: &[Vec<f64>], us: &[Vec<f64>]) -> 
 /// [`LANES`] problems take the lane path wherever the options allow it, whatever the machine)
 /// gives every problem the bits of doing it alone (states, controls, cost, iterations, stop
 /// reason, KKT residual; the gradients of a fixed upstream gradient in the options' mode):
-/// `Err(what differs)` otherwise.
+/// `Err(what differs)` otherwise. Each problem alone is solved twice, once with no lane code
+/// at all ([`Lanes::Never`], the scalar reference) and once with its line search's step sizes
+/// in lanes ([`Lanes::Always`] on one problem); both must give the batch's bits.
 pub fn check_batch_matches_single<D: Dynamics + Clone>(
     model: &D,
     horizon: usize,
@@ -150,12 +152,24 @@ pub fn check_batch_matches_single<D: Dynamics + Clone>(
     let up = |len: usize, salt: f64| (0..len).map(|k| (0.7 * k as f64 + salt).sin() * (1.0 + (k % 3) as f64)).collect::<Vec<f64>>();
     let (gx, gu) = (up(batch.size * t * nx, 0.3), up(batch.size * t * nu, 1.1));
     let grads = all.try_backward(batch, &sol, &gx, &gu).map_err(|e| e.to_string())?;
-    let mut one = Solver::new(model.clone(), t, options.clone());
+    let mut one = Solver::new(model.clone(), t, SolverOptions { lanes: Lanes::Never, ..options.clone() });
+    let mut one_trials = Solver::new(model.clone(), t, SolverOptions { lanes: Lanes::Always, ..options.clone() });
     let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     let n = nx + nu;
     for i in 0..batch.size {
         let single = batch.single(i, t, nx, nu);
         let s = one.try_solve(&single).map_err(|e| e.to_string())?;
+        let st = one_trials.try_solve(&single).map_err(|e| e.to_string())?;
+        let same_trials = bits(&st.x) == bits(&s.x)
+            && bits(&st.u) == bits(&s.u)
+            && st.cost[0].to_bits() == s.cost[0].to_bits()
+            && (st.iterations[0], st.stop[0]) == (s.iterations[0], s.stop[0]);
+        if !same_trials {
+            return Err(format!(
+                "problem {i} alone: with the step sizes in lanes cost {:e} ({} iterations), scalar {:e} ({} iterations)",
+                st.cost[0], st.iterations[0], s.cost[0], s.iterations[0]
+            ));
+        }
         let g = one
             .try_backward(&single, &s, &gx[i * t * nx..(i + 1) * t * nx], &gu[i * t * nu..(i + 1) * t * nu])
             .map_err(|e| e.to_string())?;

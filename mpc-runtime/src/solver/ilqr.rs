@@ -11,6 +11,7 @@ use super::kkt::{du_norm, kkt_residual, kkt_step};
 use super::riccati::{RiccatiOutcome, riccati};
 use super::status::finite as all_finite;
 use super::rollout::{linearize_all, load_bounds, load_cost_structure, rollout_plain, rollout_trial};
+use super::lanes::{LANES, rollout_trials, take_lane, trials_apply};
 
 isa_builds! {
     /// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu). With `trace`,
@@ -246,6 +247,29 @@ fn line_search<D: Dynamics>(
 ) -> (Option<(f64, f64, f64)>, f64) {
     let mut chosen: Option<(f64, f64, f64)> = None;
     let mut first_du = f64::NAN;
+    if trials_apply(d, opts) {
+        // The same search with up to LANES step sizes rolled out at once (each lane that
+        // size's scalar trial to the bit); a short last chunk repeats its last step size.
+        for (ci, chunk) in opts.line_search.chunks(LANES).enumerate() {
+            let mut alphas = [chunk[chunk.len() - 1]; LANES];
+            alphas[..chunk.len()].copy_from_slice(chunk);
+            let (jt, st) = rollout_trials(d, ws, p, &alphas);
+            for (l, &alpha) in chunk.iter().enumerate() {
+                if ci == 0 && l == 0 {
+                    take_lane(&ws.trials, 0, &mut ws.traj.xt, &mut ws.traj.ut);
+                    first_du = du_norm(&ws.traj.ut, &ws.traj.u);
+                }
+                if !jt[l].is_finite() || jt[l] > accept_limit {
+                    continue;
+                }
+                if chosen.is_none_or(|(jb, _, _)| jt[l] < jb - tol) {
+                    chosen = Some((jt[l], st[l], alpha));
+                    take_lane(&ws.trials, l, &mut ws.traj.xb, &mut ws.traj.ub);
+                }
+            }
+        }
+        return (chosen, first_du);
+    }
     for (li, &alpha) in opts.line_search.iter().enumerate() {
         let (jt, st) = rollout_trial(d, ws, p, alpha);
         if li == 0 {
@@ -292,7 +316,8 @@ mod tests {
     use super::*;
     use crate::solver::isa::Isa;
     use crate::solver::Bound;
-    use crate::solver::test_models::Ring;
+    use crate::solver::test_models::{Ring, RingLanes};
+    use crate::solver::Lanes;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -343,6 +368,61 @@ mod tests {
                 assert_eq!(bits(x), bits(x0b), "{isa:?} states differ (nx={nx}, nu={nu})");
                 assert_eq!(bits(u), bits(u0b), "{isa:?} controls differ (nx={nx}, nu={nu})");
                 assert_eq!(c.to_bits(), c0.to_bits());
+            }
+        }
+    }
+
+    /// The line search with its step sizes in lanes (`lanes::trials`) gives the solution of
+    /// the scalar line search to the bit: 2, 4 and 6 step sizes (one short chunk, one full,
+    /// a full and a short one), dense and diagonal stage costs, active bounds, and a step size
+    /// whose rollout overflows (its lane must be passed over as the scalar trial is).
+    #[test]
+    fn step_sizes_in_lanes_give_the_scalar_line_search_bits() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let t = 9;
+        for &(nx, nu) in &[(4, 2), (13, 3), (26, 7)] {
+            let n = nx + nu;
+            let ring = RingLanes(Ring {
+                nx,
+                nu,
+                c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
+                g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
+            });
+            let x0: Vec<f64> = (0..nx).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut cm = vec![0.0; t * n * n];
+            for s in 0..t {
+                for i in 0..n {
+                    cm[s * n * n + i * n + i] = rng.random_range(0.5..2.0);
+                    if s % 3 == 1 && i + 1 < n {
+                        let v = rng.random_range(-0.2..0.2);
+                        cm[s * n * n + i * n + i + 1] = v;
+                        cm[s * n * n + (i + 1) * n + i] = v;
+                    }
+                }
+            }
+            let cv: Vec<f64> = (0..t * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let (lo, hi) = (vec![-0.3; nu], vec![0.4; nu]);
+            let p = ProblemRef { x_init: &x0, cm: &cm, cv: &cv, lower: Bound::PerControl(&lo), upper: Bound::PerControl(&hi), u_init: None };
+            for ls in [vec![1.0, 0.3], vec![1.0, 0.5, 0.25, 0.1], vec![1e300, 1.0, 0.7, 0.5, 0.25, 0.1]] {
+                let base = SolverOptions { max_iters: 6, line_search: ls.clone(), ..SolverOptions::default() };
+                let scalar = SolverOptions { lanes: Lanes::Never, ..base.clone() };
+                assert!(trials_apply(&ring, &base) && !trials_apply(&ring, &scalar));
+                let mut out = Vec::new();
+                for opts in [&scalar, &base] {
+                    let mut ws = Workspace::new(t, nx, nu);
+                    let (mut x, mut u) = (vec![0.0; t * nx], vec![0.0; t * nu]);
+                    let mut trace = Vec::new();
+                    let st = solve_one(&ring, opts, &mut ws, &p, &mut x, &mut u, Some(&mut trace));
+                    assert!(st.cost.is_finite() && st.iterations > 1, "nx={nx} {ls:?}: {st:?}");
+                    assert!(u.iter().any(|&v| v == -0.3 || v == 0.4), "nx={nx}: no bound active");
+                    let alphas: Vec<u64> = trace.iter().map(|r| r.alpha.to_bits()).collect();
+                    out.push((x, u, st.cost, st.iterations, alphas));
+                }
+                let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&out[0].0), bits(&out[1].0), "states differ (nx={nx}, {ls:?})");
+                assert_eq!(bits(&out[0].1), bits(&out[1].1), "controls differ (nx={nx}, {ls:?})");
+                assert_eq!((out[0].2.to_bits(), out[0].3), (out[1].2.to_bits(), out[1].3));
+                assert_eq!(out[0].4, out[1].4, "step sizes taken differ (nx={nx}, {ls:?})");
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Test models shared by the solver's unit tests.
 #![allow(clippy::needless_range_loop)] // index loops mirror the formulas
 
-use crate::model::Dynamics;
+use crate::model::{Dynamics, LANES, Lane};
 
 /// A nonlinear test model with a sparse Jacobian: `x'_i = x_i + h (c_i sin x_{i+1} + Σ_j
 /// G_ij u_j)` (indices mod nx).
@@ -48,5 +48,47 @@ impl Dynamics for Ring {
             let k = (i + 1) % self.nx;
             hm[k * n + k] -= lambda[i] * 0.1 * self.c[i] * x[k].sin();
         }
+    }
+}
+
+/// [`Ring`] with lane code ([`Dynamics::step_lanes`] lane by lane through `step`), so that the
+/// lane paths of the solver run on it.
+pub(crate) struct RingLanes(pub(crate) Ring);
+
+impl Dynamics for RingLanes {
+    fn nx(&self) -> usize {
+        self.0.nx
+    }
+    fn nu(&self) -> usize {
+        self.0.nu
+    }
+    fn step(&self, x: &[f64], u: &[f64], xn: &mut [f64]) {
+        self.0.step(x, u, xn)
+    }
+    fn linearize(&self, x: &[f64], u: &[f64], xn: &mut [f64], a: &mut [f64], b: &mut [f64]) {
+        self.0.linearize(x, u, xn, a, b)
+    }
+    fn weighted_hessian(&self, x: &[f64], u: &[f64], lambda: &[f64], hm: &mut [f64]) {
+        self.0.weighted_hessian(x, u, lambda, hm)
+    }
+    fn step_lanes(&self, x: &[Lane], u: &[Lane], xn: &mut [Lane]) -> bool {
+        let (nx, nu) = (self.0.nx, self.0.nu);
+        let (mut sx, mut su, mut sn) = (vec![0.0; nx], vec![0.0; nu], vec![0.0; nx]);
+        for l in 0..LANES {
+            for i in 0..nx {
+                sx[i] = x[i][l];
+            }
+            for i in 0..nu {
+                su[i] = u[i][l];
+            }
+            self.0.step(&sx, &su, &mut sn);
+            for i in 0..nx {
+                xn[i][l] = sn[i];
+            }
+        }
+        true
+    }
+    fn has_lanes(&self) -> bool {
+        true
     }
 }

@@ -8,6 +8,7 @@
 //! `p`, `pv`, ...) in their per-thread workspaces.
 
 use super::boxqp::BoxQp;
+use super::lanes::TrialLanes;
 
 /// The trajectories of the forward solve (states T×nx, controls T×nu each).
 #[derive(Clone, Debug)]
@@ -114,6 +115,8 @@ pub struct Workspace {
     pub(crate) ric: Riccati,
     pub(crate) adj: Adjoint,
     pub(crate) scratch: Scratch,
+    /// The line search's step sizes in lanes (`lanes::trials`).
+    pub(crate) trials: TrialLanes,
 }
 
 impl Workspace {
@@ -160,6 +163,7 @@ impl Workspace {
             },
             adj: Adjoint { lam: v(t * nx), hess: v(n * n), dz: v(t * n), fp: Vec::new(), hp: Vec::new() },
             scratch: Scratch { z: v(n), dx: v(nx), xn: v(nx), idx: vec![0; nu], qp: BoxQp::new(nu) },
+            trials: TrialLanes::new(t, nx, nu),
         }
     }
 

@@ -19,8 +19,10 @@
 #![allow(clippy::needless_range_loop)]
 
 mod backward;
+mod trials;
 
 pub(crate) use backward::{backward_applies, backward_lanes};
+pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
 
 use super::boxqp::BoxQp;
 use super::ilqr::escalate;
