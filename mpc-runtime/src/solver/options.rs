@@ -50,8 +50,10 @@ pub enum LineSearchRule {
 }
 
 /// When a batch is solved a group of [`LANES`](crate::LANES) problems at a time in lock step
-/// (SIMD across problems) rather than problem by problem. Both give every problem the same
-/// bits; only the speed differs.
+/// (SIMD across problems) rather than problem by problem, and whether a problem solved on its
+/// own rolls out its line search's step sizes in lanes (SIMD across step sizes, with
+/// [`LineSearchRule::Best`] and a model with lane code). All give every problem the same bits;
+/// only the speed differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Lanes {
     /// Where it was measured to pay (`bench/results/cpu-lanes-2026-12-03.md`): the forward
@@ -61,7 +63,7 @@ pub enum Lanes {
     Auto,
     /// Whenever the batch holds at least one whole group and the options allow it.
     Always,
-    /// Never: every problem on its own.
+    /// Never: every problem on its own, every step size rolled out alone (the scalar path).
     Never,
 }
 
