@@ -12,7 +12,7 @@
 // Lane loops index several arrays by the same lane on purpose (one vector operation each).
 #![allow(clippy::needless_range_loop)]
 
-use super::{LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
+use super::{Hess, LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
 use crate::model::Dynamics;
 use crate::solver::isa::isa_builds;
 use crate::solver::{ACTIVE_TOL, GradientMode, ProblemRef};
@@ -81,7 +81,7 @@ fn backward_lanes_impl<D: Dynamics>(
     let mut heap = if n > 16 { std::mem::take(&mut ws.acc) } else { Vec::new() };
     let acc: &mut [V] = if n <= 16 { &mut stack } else { &mut heap };
     for t in (0..tt).rev() {
-        ws.qzz.copy_from_slice(&ws.cm[t * n * n..(t + 1) * n * n]);
+        Hess::of(&ws.compact, &ws.cmd, &ws.cm, t, n).write_dense(&mut ws.qzz, n);
         ws.qz[..nx].copy_from_slice(&ws.xt[t * nx..(t + 1) * nx]);
         ws.qz[nx..n].copy_from_slice(&ws.ut[t * nu..(t + 1) * nu]);
         if t + 1 < tt {

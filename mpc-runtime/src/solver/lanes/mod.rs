@@ -91,6 +91,10 @@ pub(crate) struct LaneWorkspace {
     lo: Vec<V>,
     hi: Vec<V>,
     cdiag: Vec<bool>,
+    // `compact[t]`: C_t diagonal with +0 off the diagonal in every lane, stored as its diagonal
+    // in `cmd` (T×n) and not in `cm` (no n×n gather and copy per stage for the usual costs).
+    compact: Vec<bool>,
+    cmd: Vec<V>,
     // Jacobians (T×nx×nx, T×nx×nu), gains (T×nu, T×nu×nx, Kᵀ T×nx×nu), cost-to-go and stage Q.
     a: Vec<V>,
     b: Vec<V>,
@@ -151,6 +155,8 @@ impl LaneWorkspace {
             lo: v(t * nu),
             hi: v(t * nu),
             cdiag: vec![false; t],
+            compact: vec![false; t],
+            cmd: v(t * n),
             a: v(t * nx * nx),
             b: v(t * nx * nu),
             k: v(t * nu),
@@ -317,16 +323,78 @@ fn stage_z(z: &mut [V], x: &[V], u: &[V], nx: usize, nu: usize, t: usize) {
     z[nx..nx + nu].copy_from_slice(&u[t * nu..(t + 1) * nu]);
 }
 
+/// One stage's cost Hessian as a group stores it: its diagonal (n) where it is compact (see
+/// `LaneWorkspace::compact`), else the dense block (n×n).
+#[derive(Clone, Copy)]
+enum Hess<'a> {
+    Diag(&'a [V]),
+    Dense(&'a [V]),
+}
+
+impl Hess<'_> {
+    /// Stage `t`'s Hessian of a group.
+    #[inline(always)]
+    fn of<'a>(compact: &[bool], cmd: &'a [V], cm: &'a [V], t: usize, n: usize) -> Hess<'a> {
+        if compact[t] { Hess::Diag(&cmd[t * n..(t + 1) * n]) } else { Hess::Dense(&cm[t * n * n..(t + 1) * n * n]) }
+    }
+
+    /// Entry `(i, i)`.
+    #[inline(always)]
+    fn diag(&self, i: usize, n: usize) -> V {
+        match self {
+            Hess::Diag(d) => d[i],
+            Hess::Dense(c) => c[i * n + i],
+        }
+    }
+
+    /// The dense block into `q` (n×n): a copy, or `+0` off the diagonal (the stored entries).
+    #[inline(always)]
+    fn write_dense(&self, q: &mut [V], n: usize) {
+        match self {
+            Hess::Dense(c) => q[..n * n].copy_from_slice(c),
+            Hess::Diag(d) => {
+                q[..n * n].fill(ZERO);
+                for i in 0..n {
+                    q[i * n + i] = d[i];
+                }
+            }
+        }
+    }
+}
+
+/// Per lane `Σ_j C_ij z_j` added to `s`, `j` ascending, as the dense loops of `rollout.rs`
+/// (with a compact `C` the zero entries are multiplied too: `0 · ∞` is NaN there as well).
+#[inline(always)]
+fn add_row(s: &mut V, h: Hess<'_>, z: &[V], i: usize, n: usize) {
+    match h {
+        Hess::Dense(cm) => {
+            for (cij, zj) in cm[i * n..i * n + n].iter().zip(&z[..n]) {
+                for l in 0..LANES {
+                    s[l] += cij[l] * zj[l];
+                }
+            }
+        }
+        Hess::Diag(d) => {
+            for (j, zj) in z[..n].iter().enumerate() {
+                let cij = if i == j { d[i] } else { ZERO };
+                for l in 0..LANES {
+                    s[l] += cij[l] * zj[l];
+                }
+            }
+        }
+    }
+}
+
 /// `(zᵀ C z, cᵀ z)` per lane, as `rollout::stage_cost_parts` (the diagonal shortcut when `C` is
 /// diagonal in every lane and `z` finite in every lane; both forms give the same bits there).
 #[inline(always)]
-fn stage_cost_parts(cm: &[V], cv: &[V], z: &[V], n: usize, diag: bool) -> (V, V) {
+fn stage_cost_parts(h: Hess<'_>, cv: &[V], z: &[V], n: usize, diag: bool) -> (V, V) {
     let z = &z[..n];
     let mut q = ZERO;
     let mut lin = ZERO;
     if diag && finite_lanes(z).iter().all(|&f| f) {
         for i in 0..n {
-            let (zi, ci, vi) = (&z[i], &cm[i * n + i], &cv[i]);
+            let (zi, ci, vi) = (&z[i], h.diag(i, n), &cv[i]);
             for l in 0..LANES {
                 q[l] += zi[l] * (ci[l] * zi[l]);
                 lin[l] += zi[l] * vi[l];
@@ -334,13 +402,8 @@ fn stage_cost_parts(cm: &[V], cv: &[V], z: &[V], n: usize, diag: bool) -> (V, V)
         }
     } else {
         for i in 0..n {
-            let row = &cm[i * n..i * n + n];
             let mut r = ZERO;
-            for (cij, zj) in row.iter().zip(z) {
-                for l in 0..LANES {
-                    r[l] += cij[l] * zj[l];
-                }
-            }
+            add_row(&mut r, h, z, i, n);
             let (zi, vi) = (&z[i], &cv[i]);
             for l in 0..LANES {
                 q[l] += zi[l] * r[l];
@@ -353,21 +416,18 @@ fn stage_cost_parts(cm: &[V], cv: &[V], z: &[V], n: usize, diag: bool) -> (V, V)
 
 /// `g = C z + c` per lane, as `rollout::stage_gradient`.
 #[inline(always)]
-fn stage_gradient(g: &mut [V], cm: &[V], cv: &[V], z: &[V], n: usize, diag: bool) {
+fn stage_gradient(g: &mut [V], h: Hess<'_>, cv: &[V], z: &[V], n: usize, diag: bool) {
     if diag && finite_lanes(&z[..n]).iter().all(|&f| f) {
         for i in 0..n {
+            let ci = h.diag(i, n);
             for l in 0..LANES {
-                g[i][l] = cv[i][l] + cm[i * n + i][l] * z[i][l];
+                g[i][l] = cv[i][l] + ci[l] * z[i][l];
             }
         }
     } else {
         for i in 0..n {
             let mut s = cv[i];
-            for j in 0..n {
-                for l in 0..LANES {
-                    s[l] += cm[i * n + j][l] * z[j][l];
-                }
-            }
+            add_row(&mut s, h, z, i, n);
             g[i] = s;
         }
     }
@@ -432,7 +492,7 @@ fn add_stage_cost(ws: &LaneWorkspace, nx: usize, nu: usize, trial: bool, t: usiz
     let n = nx + nu;
     let (x, u) = if trial { (&ws.xt, &ws.ut) } else { (&ws.x, &ws.u) };
     stage_z(z, x, u, nx, nu, t);
-    let (q, lin) = stage_cost_parts(&ws.cm[t * n * n..(t + 1) * n * n], &ws.cv[t * n..(t + 1) * n], z, n, ws.cdiag[t]);
+    let (q, lin) = stage_cost_parts(Hess::of(&ws.compact, &ws.cmd, &ws.cm, t, n), &ws.cv[t * n..(t + 1) * n], z, n, ws.cdiag[t]);
     for l in 0..LANES {
         j[l] += 0.5 * q[l] + lin[l];
         sc[l] += 0.5 * q[l].abs() + lin[l].abs();
@@ -691,9 +751,9 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
     let acc: &mut [V] = if n <= 16 { &mut stack } else { &mut heap };
     for t in (0..tt).rev() {
         stage_z(&mut z, &ws.x, &ws.u, nx, nu, t);
-        let cm = &ws.cm[t * n * n..(t + 1) * n * n];
-        ws.qzz.copy_from_slice(cm);
-        stage_gradient(&mut ws.qz, cm, &ws.cv[t * n..(t + 1) * n], &z, n, ws.cdiag[t]);
+        let h = Hess::of(&ws.compact, &ws.cmd, &ws.cm, t, n);
+        h.write_dense(&mut ws.qzz, n);
+        stage_gradient(&mut ws.qz, h, &ws.cv[t * n..(t + 1) * n], &z, n, ws.cdiag[t]);
         if t + 1 < tt {
             add_cost_to_go(
                 &ws.a[t * nx * nx..(t + 1) * nx * nx],
@@ -1019,19 +1079,34 @@ fn solve_lanes_impl<D: Dynamics>(
 fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, warm_start: bool) {
     let (n, tt) = (nx + nu, ws.horizon);
     ws.cdiag.fill(true);
+    ws.compact.fill(true);
+    for l in 0..LANES {
+        let p = &probs[l.min(probs.len() - 1)];
+        for t in 0..tt {
+            let c = &p.cm[t * n * n..(t + 1) * n * n];
+            ws.cdiag[t] &= is_diagonal(c, n);
+            ws.compact[t] &= plus_zero_off_diagonal(c, n);
+        }
+    }
     for l in 0..LANES {
         let p = &probs[l.min(probs.len() - 1)];
         for i in 0..nx {
             ws.x0[i][l] = p.x_init[i];
         }
-        for (dst, &v) in ws.cm.iter_mut().zip(&p.cm[..tt * n * n]) {
-            dst[l] = v;
+        for t in 0..tt {
+            let c = &p.cm[t * n * n..(t + 1) * n * n];
+            if ws.compact[t] {
+                for i in 0..n {
+                    ws.cmd[t * n + i][l] = c[i * n + i];
+                }
+            } else {
+                for (dst, &v) in ws.cm[t * n * n..(t + 1) * n * n].iter_mut().zip(c) {
+                    dst[l] = v;
+                }
+            }
         }
         for (dst, &v) in ws.cv.iter_mut().zip(&p.cv[..tt * n]) {
             dst[l] = v;
-        }
-        for t in 0..tt {
-            ws.cdiag[t] &= is_diagonal(&p.cm[t * n * n..(t + 1) * n * n], n);
         }
         for (dst, b, inf) in [(&mut ws.lo, p.lower, f64::NEG_INFINITY), (&mut ws.hi, p.upper, f64::INFINITY)] {
             for t in 0..tt {
@@ -1049,6 +1124,14 @@ fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, 
             ws.u[i][l] = u0.max(ws.lo[i][l]).min(ws.hi[i][l]);
         }
     }
+}
+
+/// Whether every off-diagonal entry of the `n × n` block `c` is `+0` (bit pattern 0): then the
+/// block is its diagonal and `+0`s, which `Hess::Diag` reproduces exactly (a `-0` entry keeps
+/// the dense storage, its sign could show in a zero result).
+#[inline(always)]
+fn plus_zero_off_diagonal(c: &[f64], n: usize) -> bool {
+    c[..n * n].chunks_exact(n).enumerate().all(|(i, row)| row.iter().enumerate().fold(true, |ok, (j, &v)| ok & (v.to_bits() == 0 || i == j)))
 }
 
 /// A line search's chosen trial: `(cost, scale, α)`.
@@ -1159,11 +1242,18 @@ mod tests {
                     let c = &mut cm[(l * t + s) * n * n..(l * t + s + 1) * n * n];
                     for i in 0..n {
                         c[i * n + i] = rng.random_range(0.3..2.0);
-                        if (l + s) % 3 == 1 && i + 1 < n {
+                        // Stages s ≡ 1 (mod 3) dense in the even lanes; the others diagonal in
+                        // every lane (stored compact), but s ≡ 2 with a -0 off the diagonal in
+                        // lane 3 (diagonal, not compact).
+                        if s % 3 == 1 && l % 2 == 0 && i + 1 < n {
                             let v = rng.random_range(-0.2..0.2);
                             c[i * n + i + 1] = v;
                             c[(i + 1) * n + i] = v;
                         }
+                    }
+                    if s % 3 == 2 && l == 3 {
+                        c[1] = -0.0;
+                        c[n] = -0.0;
                     }
                     if l == 2 {
                         // An indefinite control cost: Q_uu needs regularisation.
