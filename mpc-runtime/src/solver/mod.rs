@@ -54,6 +54,7 @@ pub use each::SolveEach;
 pub(crate) use batch::ProblemRef;
 pub use options::{ACTIVE_TOL, GradientMode, Lanes, LineSearchRule, Method, SolverOptions};
 pub use results::{Gradients, Solution, Stats};
+use results::StatsOut;
 pub use status::{GradStatus, NonFinite, STOP_CODES, StopReason, mask_gradients, solution_ok};
 pub use trace::{IterationRecord, format_trace};
 pub(crate) use trace::sci;
@@ -150,31 +151,12 @@ impl<D: Dynamics> Solver<D> {
         };
         if bsz == 1 {
             let s = run(0, &mut self.workspaces[0], &mut sol.x, &mut sol.u);
-            sol.cost[0] = s.cost;
-            sol.iterations[0] = s.iterations;
-            sol.converged[0] = s.converged;
-            sol.kkt_residual[0] = s.kkt_residual;
-            sol.stop[0] = s.stop;
+            StatsOut::of(sol).set(0, s);
             return;
         }
-        self.workspaces[..bsz]
-            .par_iter_mut()
-            .zip(sol.x.par_chunks_mut(t * nx))
-            .zip(sol.u.par_chunks_mut(t * nu))
-            .zip(sol.cost.par_iter_mut())
-            .zip(sol.iterations.par_iter_mut())
-            .zip(sol.converged.par_iter_mut())
-            .zip(sol.kkt_residual.par_iter_mut())
-            .zip(sol.stop.par_iter_mut())
-            .enumerate()
-            .for_each(|(i, (((((((ws, x), u), c), it), cv), kkt), stop))| {
-                let s = run(i, ws, x, u);
-                *c = s.cost;
-                *it = s.iterations;
-                *cv = s.converged;
-                *kkt = s.kkt_residual;
-                *stop = s.stop;
-            });
+        let xu = sol.x.par_chunks_mut(t * nx).zip(sol.u.par_chunks_mut(t * nu));
+        StatsOut::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
+            .for_each_problem(&mut self.workspaces[..bsz], xu, |i, ws, (x, u)| run(i, ws, x, u));
     }
 
     /// The batch in groups of [`lanes::LANES`] problems solved in lock step (same results as
@@ -205,15 +187,8 @@ impl<D: Dynamics> Solver<D> {
             });
         let stats = &self.lane_stats;
         let us = &sol.u;
-        self.workspaces[..bsz]
-            .par_iter_mut()
-            .zip(sol.cost.par_iter_mut())
-            .zip(sol.iterations.par_iter_mut())
-            .zip(sol.converged.par_iter_mut())
-            .zip(sol.kkt_residual.par_iter_mut())
-            .zip(sol.stop.par_iter_mut())
-            .enumerate()
-            .for_each(|(i, (((((ws, c), it), cv), kkt), stop))| {
+        StatsOut::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
+            .for_each_problem(&mut self.workspaces[..bsz], rayon::iter::repeat_n((), bsz), |i, ws, ()| {
                 let mut s = stats[i];
                 // As `ilqr::solve_one`: the residual of every returned solution but one whose
                 // initial rollout was already non-finite.
@@ -226,11 +201,7 @@ impl<D: Dynamics> Solver<D> {
                     }
                     s.converged = s.stop.converged();
                 }
-                *c = s.cost;
-                *it = s.iterations;
-                *cv = s.converged;
-                *kkt = s.kkt_residual;
-                *stop = s.stop;
+                s
             });
     }
 

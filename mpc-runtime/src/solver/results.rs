@@ -2,6 +2,7 @@
 //! [`Gradients`](crate::solver::Gradients) of the backward pass.
 
 use super::{GradStatus, NonFinite, StopReason, sci};
+use rayon::prelude::*;
 
 /// Solutions of a batch (flat, batch first).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -89,4 +90,68 @@ pub struct Stats {
     pub kkt_residual: f64,
     /// Why the solve stopped.
     pub stop: StopReason,
+}
+
+/// The per-problem result fields of a [`Solution`] (cost, iterations, convergence, KKT
+/// residual, stop reason), borrowed to be written from a problem's [`Stats`]: the one writer of
+/// the solver's per-problem and lane paths.
+pub(crate) struct StatsOut<'a> {
+    cost: &'a mut [f64],
+    iterations: &'a mut [usize],
+    converged: &'a mut [bool],
+    kkt_residual: &'a mut [f64],
+    stop: &'a mut [StopReason],
+}
+
+impl<'a> StatsOut<'a> {
+    /// The fields of `sol` (sized for the batch).
+    pub(crate) fn of(sol: &'a mut Solution) -> Self {
+        Self::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
+    }
+
+    /// The fields given one by one (so that the caller can borrow the solution's other fields).
+    pub(crate) fn of_fields(
+        cost: &'a mut [f64],
+        iterations: &'a mut [usize],
+        converged: &'a mut [bool],
+        kkt_residual: &'a mut [f64],
+        stop: &'a mut [StopReason],
+    ) -> Self {
+        Self { cost, iterations, converged, kkt_residual, stop }
+    }
+
+    /// Problem `i`'s results.
+    pub(crate) fn set(&mut self, i: usize, s: Stats) {
+        self.cost[i] = s.cost;
+        self.iterations[i] = s.iterations;
+        self.converged[i] = s.converged;
+        self.kkt_residual[i] = s.kkt_residual;
+        self.stop[i] = s.stop;
+    }
+
+    /// In parallel over the problems: `f(i, workspace_i, extra_i)` gives problem `i`'s results
+    /// (`extra`: a per-problem parallel iterator, e.g. its solution rows).
+    pub(crate) fn for_each_problem<W: Send, E: Send>(
+        self,
+        ws: &mut [W],
+        extra: impl IndexedParallelIterator<Item = E>,
+        f: impl Fn(usize, &mut W, E) -> Stats + Sync + Send,
+    ) {
+        ws.par_iter_mut()
+            .zip(extra)
+            .zip(self.cost.par_iter_mut())
+            .zip(self.iterations.par_iter_mut())
+            .zip(self.converged.par_iter_mut())
+            .zip(self.kkt_residual.par_iter_mut())
+            .zip(self.stop.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, ((((((w, e), c), it), cv), kkt), stop))| {
+                let s = f(i, w, e);
+                *c = s.cost;
+                *it = s.iterations;
+                *cv = s.converged;
+                *kkt = s.kkt_residual;
+                *stop = s.stop;
+            });
+    }
 }
