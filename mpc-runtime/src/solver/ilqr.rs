@@ -321,6 +321,33 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
+    /// A random [`Ring`] of `nx` states and `nu` controls with its start and stage costs over
+    /// `t` stages (diagonal Hessians, plus a symmetric coupling on the stages where `dense(s)`).
+    #[allow(clippy::type_complexity)]
+    fn ring_problem(rng: &mut StdRng, t: usize, nx: usize, nu: usize, dense: impl Fn(usize) -> bool) -> (Ring, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let n = nx + nu;
+        let ring = Ring {
+            nx,
+            nu,
+            c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
+            g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
+        };
+        let x0: Vec<f64> = (0..nx).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let mut cm = vec![0.0; t * n * n];
+        for s in 0..t {
+            for i in 0..n {
+                cm[s * n * n + i * n + i] = rng.random_range(0.5..2.0);
+                if dense(s) && i + 1 < n {
+                    let v = rng.random_range(-0.2..0.2);
+                    cm[s * n * n + i * n + i + 1] = v;
+                    cm[s * n * n + (i + 1) * n + i] = v;
+                }
+            }
+        }
+        let cv: Vec<f64> = (0..t * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        (ring, x0, cm, cv)
+    }
+
     /// Every build of the solver loop (baseline, AVX2, AVX-512, as this CPU allows) gives the
     /// same solution to the bit, for the three accumulator paths of `add_cost_to_go`
     /// (`nx + nu` ≤ 16, ≤ 32, > 32), dense and diagonal costs, active bounds.
@@ -329,27 +356,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(11);
         let t = 8;
         for &(nx, nu) in &[(4, 2), (13, 3), (26, 4), (30, 6)] {
-            let n = nx + nu;
-            let ring = Ring {
-                nx,
-                nu,
-                c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
-                g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
-            };
-            let x0: Vec<f64> = (0..nx).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let mut cm = vec![0.0; t * n * n];
-            for s in 0..t {
-                for i in 0..n {
-                    cm[s * n * n + i * n + i] = rng.random_range(0.5..2.0);
-                    if s % 2 == 1 && i + 1 < n {
-                        // Odd stages dense (not diagonal): a symmetric coupling.
-                        let v = rng.random_range(-0.2..0.2);
-                        cm[s * n * n + i * n + i + 1] = v;
-                        cm[s * n * n + (i + 1) * n + i] = v;
-                    }
-                }
-            }
-            let cv: Vec<f64> = (0..t * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            // Odd stages dense (not diagonal).
+            let (ring, x0, cm, cv) = ring_problem(&mut rng, t, nx, nu, |s| s % 2 == 1);
             let (lo, hi) = (vec![-0.3; nu], vec![0.4; nu]);
             let p = ProblemRef { x_init: &x0, cm: &cm, cv: &cv, lower: Bound::PerControl(&lo), upper: Bound::PerControl(&hi), u_init: None };
             let opts = SolverOptions { max_iters: 6, ..SolverOptions::default() };
@@ -381,26 +389,8 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(5);
         let t = 9;
         for &(nx, nu) in &[(4, 2), (13, 3), (26, 7)] {
-            let n = nx + nu;
-            let ring = RingLanes(Ring {
-                nx,
-                nu,
-                c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
-                g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
-            });
-            let x0: Vec<f64> = (0..nx).map(|_| rng.random_range(-1.0..1.0)).collect();
-            let mut cm = vec![0.0; t * n * n];
-            for s in 0..t {
-                for i in 0..n {
-                    cm[s * n * n + i * n + i] = rng.random_range(0.5..2.0);
-                    if s % 3 == 1 && i + 1 < n {
-                        let v = rng.random_range(-0.2..0.2);
-                        cm[s * n * n + i * n + i + 1] = v;
-                        cm[s * n * n + (i + 1) * n + i] = v;
-                    }
-                }
-            }
-            let cv: Vec<f64> = (0..t * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let (ring, x0, cm, cv) = ring_problem(&mut rng, t, nx, nu, |s| s % 3 == 1);
+            let ring = RingLanes(ring);
             let (lo, hi) = (vec![-0.3; nu], vec![0.4; nu]);
             let p = ProblemRef { x_init: &x0, cm: &cm, cv: &cv, lower: Bound::PerControl(&lo), upper: Bound::PerControl(&hi), u_init: None };
             for ls in [vec![1.0, 0.3], vec![1.0, 0.5, 0.25, 0.1], vec![1e300, 1.0, 0.7, 0.5, 0.25, 0.1]] {
