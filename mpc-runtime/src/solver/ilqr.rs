@@ -326,12 +326,7 @@ mod tests {
     #[allow(clippy::type_complexity)]
     fn ring_problem(rng: &mut StdRng, t: usize, nx: usize, nu: usize, dense: impl Fn(usize) -> bool) -> (Ring, Vec<f64>, Vec<f64>, Vec<f64>) {
         let n = nx + nu;
-        let ring = Ring {
-            nx,
-            nu,
-            c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
-            g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
-        };
+        let ring = Ring::random(rng, nx, nu);
         let x0: Vec<f64> = (0..nx).map(|_| rng.random_range(-1.0..1.0)).collect();
         let mut cm = vec![0.0; t * n * n];
         for s in 0..t {

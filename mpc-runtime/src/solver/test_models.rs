@@ -12,6 +12,18 @@ pub(crate) struct Ring {
     pub(crate) g: Vec<f64>,
 }
 
+impl Ring {
+    /// Random coefficients: `c_i` in ±2, `G` in ±1 with every third entry 0 (a sparse `B`).
+    pub(crate) fn random(rng: &mut impl rand::Rng, nx: usize, nu: usize) -> Self {
+        Ring {
+            nx,
+            nu,
+            c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
+            g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
+        }
+    }
+}
+
 impl Dynamics for Ring {
     fn nx(&self) -> usize {
         self.nx

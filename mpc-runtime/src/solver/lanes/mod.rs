@@ -1218,12 +1218,7 @@ mod tests {
         let t = 7;
         for (case, &(nx, nu)) in [(4, 2), (10, 4), (13, 3), (26, 4)].iter().enumerate() {
             let n = nx + nu;
-            let ring = Ring {
-                nx,
-                nu,
-                c: (0..nx).map(|_| rng.random_range(-2.0..2.0)).collect(),
-                g: (0..nx * nu).map(|k| if k % 3 == 0 { 0.0 } else { rng.random_range(-1.0..1.0) }).collect(),
-            };
+            let ring = Ring::random(&mut rng, nx, nu);
             let g = if case % 2 == 0 { LANES } else { LANES - 1 };
             let mut x0 = vec![0.0; g * nx];
             let mut cm = vec![0.0; g * t * n * n];
