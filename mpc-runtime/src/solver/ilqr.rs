@@ -383,7 +383,8 @@ mod tests {
     fn step_sizes_in_lanes_give_the_scalar_line_search_bits() {
         let mut rng = StdRng::seed_from_u64(5);
         let t = 9;
-        for &(nx, nu) in &[(4, 2), (13, 3), (26, 7)] {
+        // (5, 18): the controls' accumulator on the heap (nu > 16); (26, 7): n > 32.
+        for &(nx, nu) in &[(4, 2), (13, 3), (5, 18), (26, 7)] {
             let (ring, x0, cm, cv) = ring_problem(&mut rng, t, nx, nu, |s| s % 3 == 1);
             let ring = RingLanes(ring);
             let (lo, hi) = (vec![-0.3; nu], vec![0.4; nu]);

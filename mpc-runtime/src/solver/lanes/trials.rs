@@ -27,17 +27,20 @@ pub(crate) fn trials_apply<D: Dynamics>(d: &D, opts: &SolverOptions) -> bool {
         && enabled()
 }
 
-/// Lane buffers of the step-size trials (states T×nx, controls T×nu, one stage's `z`).
-#[derive(Clone, Debug)]
+/// Lane buffers of the step-size trials (states T×nx, controls T×nu, one lane's `z`, and the
+/// controls' accumulator when `nu > 16`), allocated with the workspace.
+#[derive(Clone, Debug, Default)]
 pub(crate) struct TrialLanes {
     pub x: Vec<V>,
     pub u: Vec<V>,
     z: Vec<f64>,
+    acc: Vec<V>,
 }
 
 impl TrialLanes {
     pub(crate) fn new(horizon: usize, nx: usize, nu: usize) -> Self {
-        Self { x: vec![ZERO; horizon * nx], u: vec![ZERO; horizon * nu], z: vec![0.0; nx + nu] }
+        let acc = vec![ZERO; if nu > 16 { nu } else { 0 }];
+        Self { x: vec![ZERO; horizon * nx], u: vec![ZERO; horizon * nu], z: vec![0.0; nx + nu], acc }
     }
 }
 
@@ -48,13 +51,13 @@ impl TrialLanes {
 pub(crate) fn rollout_trials<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, alpha: &V) -> (V, V) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
-    let mut tr = std::mem::replace(&mut ws.trials, TrialLanes { x: Vec::new(), u: Vec::new(), z: Vec::new() });
+    let mut tr = std::mem::take(&mut ws.trials);
     for (dst, &x0) in tr.x[..nx].iter_mut().zip(p.x_init) {
         *dst = [x0; LANES];
     }
     let (mut j, mut sc) = (ZERO, ZERO);
     let mut stack = [ZERO; 16];
-    let mut heap = if nu > 16 { vec![ZERO; nu] } else { Vec::new() };
+    let mut heap = std::mem::take(&mut tr.acc);
     let v: &mut [V] = if nu <= 16 { &mut stack } else { &mut heap };
     let mut zl = [ZERO; 32];
     for t in 0..tt {
@@ -121,6 +124,7 @@ pub(crate) fn rollout_trials<D: Dynamics>(d: &D, ws: &mut Workspace, p: &Problem
             debug_assert!(stepped, "trials_apply admits models with lane code only");
         }
     }
+    tr.acc = heap;
     ws.trials = tr;
     (j, sc)
 }
