@@ -11,7 +11,7 @@ use common::{fixture_path, in_ci, read_json, solve_file};
 use mpc_models::Pendulum;
 use mpc_cuda::host::HostModule;
 use mpc_cuda::render::{KernelOptions, Precision, render_backward, render_solve, render_solve_warp, render_stages};
-use mpc_runtime::{Batch, Bound, GradStatus, GradientMode, Model, NonFinite, Solver, SolverOptions, StopReason};
+use mpc_runtime::{Batch, Bound, GradStatus, GradientMode, Lanes, Model, NonFinite, Solver, SolverOptions, StopReason};
 use serde_json::Value;
 
 const T: usize = 10;
@@ -114,6 +114,36 @@ fn cpu_flags_each_non_finite_problem_and_leaves_the_others_alone() {
     let s0 = Solver::new(Pendulum::default(), T, options()).solve(&one);
     let g0 = Solver::new(Pendulum::default(), T, options()).backward(&one, &s0, &gx[..T * NX], &gu[..T * NU]);
     assert_eq!(g0.cost_lin, g.cost_lin[..T * N]);
+}
+
+/// The lock-step lane paths (forward and backward, forced for this batch of 4) flag the same
+/// problems, zero the same gradients, and give the other problems' outputs to the bit: the
+/// lane backward checks each problem's outputs itself (no second pass over them).
+#[test]
+fn lanes_flag_the_same_problems_to_the_bit() {
+    let (x0, cm, cv) = problems();
+    let b = batch(&x0, &cm, &cv);
+    let (gx, gu) = upstream(4);
+    let run = |lanes: Lanes| {
+        // Gauss-Newton: the mode the lane backward serves for a model with curvature.
+        let opts = SolverOptions { lanes, gradient: GradientMode::GaussNewton, ..options() };
+        let mut solver = Solver::new(Pendulum::default(), T, opts);
+        let sol = solver.solve(&b);
+        let g = solver.backward(&b, &sol, &gx, &gu);
+        (sol, g)
+    };
+    let (s1, g1) = run(Lanes::Never);
+    let (s4, g4) = run(Lanes::Always);
+    assert_eq!(s1.stop, s4.stop);
+    assert_eq!(s1.u, s4.u);
+    assert_eq!(g4.status, vec![GradStatus::Ok, GradStatus::MaskedSolution, GradStatus::MaskedSolution, GradStatus::MaskedNonFinite]);
+    assert_eq!(g1.status, g4.status);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&g1.cost_hess), bits(&g4.cost_hess));
+    assert_eq!(bits(&g1.cost_lin), bits(&g4.cost_lin));
+    assert_eq!(bits(&g1.x_init), bits(&g4.x_init));
+    assert!(g4.cost_hess[..T * N * N].iter().any(|&v| v != 0.0));
+    assert!(g4.cost_hess[T * N * N..].iter().all(|&v| v == 0.0));
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! `cargo run --release -p mpc-models --example solver_speed [-- REPS [kkt]]` prints the median
 //! forward and backward time of B=1,T=10 and B=256,T=50 on a 2-thread rayon pool, without the
 //! KKT residual (the work `mpc bench` measures) or, with `kkt`, with it (the library default).
-//! `MPC_SPEED_CASE=1` or `=256` runs only that batch size (for profiling one case).
+//! `MPC_SPEED_CASE=1` or `=256` runs only that batch size (for profiling one case); any other
+//! `MPC_SPEED_CASE=B` runs B problems at T = 50.
 
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
@@ -23,7 +24,12 @@ fn main() {
     let with_kkt = std::env::args().nth(2).is_some_and(|s| s == "kkt");
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
     let only: Option<usize> = std::env::var("MPC_SPEED_CASE").ok().and_then(|s| s.parse().ok());
-    for &(b, t) in [(1usize, 10usize), (256, 50)].iter().filter(|(b, _)| only.is_none_or(|o| o == *b)) {
+    // Another batch size through MPC_SPEED_CASE runs at T = 50 (for cache-size studies).
+    let cases = match only {
+        Some(o) if o != 1 && o != 256 => vec![(o, 50)],
+        _ => vec![(1usize, 10usize), (256, 50)],
+    };
+    for &(b, t) in cases.iter().filter(|(b, _)| only.is_none_or(|o| o == *b)) {
         let model = Quadrotor::default();
         let sc = quadrotor_hover(&model, b, t, 0);
         let batch = sc.batch();

@@ -285,7 +285,7 @@ fn param_gradient<D: Dynamics>(
 /// `g = ½ (d zᵀ + z dᵀ)` (`n × n`, row-major): `g_ij = ½ (d_i z_j + z_i d_j)`. A function of its
 /// own so that the output, `z` and `d` are known apart and the rows vectorise.
 #[inline(always)]
-fn sym_outer(g: &mut [f64], z: &[f64], d: &[f64], n: usize) {
+pub(crate) fn sym_outer(g: &mut [f64], z: &[f64], d: &[f64], n: usize) {
     let (z, d) = (&z[..n], &d[..n]);
     for (i, row) in g[..n * n].chunks_exact_mut(n).enumerate() {
         let (di, zi) = (d[i], z[i]);

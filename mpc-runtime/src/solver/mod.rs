@@ -317,8 +317,9 @@ impl<D: Dynamics> Solver<D> {
                 .zip(out.cost_lin.par_chunks_mut(ln * t * n))
                 .zip(out.x_init.par_chunks_mut(ln * nx))
                 .zip(self.lane_redo.par_chunks_mut(ln))
+                .zip(out.status.par_chunks_mut(ln))
                 .enumerate()
-                .for_each(|(gi, ((((ws, gcm), gcv), gx0), redo))| {
+                .for_each(|(gi, (((((ws, gcm), gcv), gx0), redo), st))| {
                     let (i0, g) = (gi * ln, redo.len());
                     let probs: [ProblemRef<'_>; lanes::LANES] =
                         std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
@@ -326,15 +327,24 @@ impl<D: Dynamics> Solver<D> {
                     let failed = lanes::backward_lanes(
                         model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0,
                     );
+                    // Each problem done here is checked while its outputs are still in cache.
                     for (l, r) in redo.iter_mut().enumerate() {
                         *r = failed[l];
+                        if !failed[l] {
+                            let (m, v) = (t * n * n, t * n);
+                            st[l] = mask_gradients(
+                                solution_ok(sol, i0 + l, t, nx, nu),
+                                [&mut gcm[l * m..(l + 1) * m], &mut gcv[l * v..(l + 1) * v], &mut gx0[l * nx..(l + 1) * nx], &mut []],
+                            );
+                        }
                     }
                 });
         }
         let redo = &self.lane_redo;
+        // Problems left to the per-problem pass (`redo`), with their status.
         let run = |i: usize, ws: &mut Workspace, gcm: &mut [f64], gcv: &mut [f64], gx0: &mut [f64], gp: &mut [f64]| -> GradStatus {
             let ok = solution_ok(sol, i, t, nx, nu);
-            if ok && redo[i] {
+            if ok {
                 let p = batch.problem(i, t, nx, nu);
                 let xs = &sol.x[i * t * nx..(i + 1) * t * nx];
                 let us = &sol.u[i * t * nu..(i + 1) * t * nu];
@@ -358,7 +368,9 @@ impl<D: Dynamics> Solver<D> {
                 .enumerate()
                 .for_each(|(i, (((((ws, gcm), gcv), gx0), gp), st))| {
                     let gp = if np > 0 { gp } else { &mut gp[..0] };
-                    *st = run(i, ws, gcm, gcv, gx0, gp)
+                    if redo[i] {
+                        *st = run(i, ws, gcm, gcv, gx0, gp);
+                    }
                 });
         }
         if np == 0 {

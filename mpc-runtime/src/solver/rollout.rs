@@ -27,8 +27,23 @@ pub(crate) fn load_bounds(ws: &mut Workspace, p: &ProblemRef<'_>) {
 /// Whether the `n × n` stage cost Hessian `cm` is diagonal (every off-diagonal entry exactly 0).
 #[inline(always)]
 pub(crate) fn is_diagonal(cm: &[f64], n: usize) -> bool {
-    // Branch-free within a row (it vectorises); the rows stop at the first non-diagonal one.
-    cm[..n * n].chunks_exact(n).enumerate().all(|(i, row)| row.iter().enumerate().fold(true, |ok, (j, &v)| ok & (v == 0.0 || i == j)))
+    off_diagonal_bits(cm, n) & !SIGN == 0
+}
+
+const SIGN: u64 = 1 << 63;
+
+/// The bitwise OR of every off-diagonal entry of the `n × n` block `c`: 0 when all are `+0`,
+/// `SIGN` or 0 when all are `±0` (a NaN or any other value sets an exponent or mantissa bit).
+/// The off-diagonal entries are `n − 1` contiguous runs of `n` (between two diagonal entries),
+/// so one integer OR per entry, which vectorises.
+#[inline(always)]
+pub(crate) fn off_diagonal_bits(c: &[f64], n: usize) -> u64 {
+    let c = &c[..n * n];
+    let mut acc = 0u64;
+    for i in 0..n.saturating_sub(1) {
+        acc |= c[i * (n + 1) + 1..(i + 1) * (n + 1)].iter().fold(0u64, |a, v| a | v.to_bits());
+    }
+    acc
 }
 
 /// Fill `ws.data.cdiag` (T): which stage cost Hessians of `p` are diagonal.
@@ -172,5 +187,30 @@ pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
             &mut ws.lin.a[t * nx * nx..(t + 1) * nx * nx],
             &mut ws.lin.b[t * nx * nu..(t + 1) * nx * nu],
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `off_diagonal_bits` against the entrywise definitions, for one non-zero, `-0` or NaN at
+    /// every position of blocks of size 1 to 5 (a diagonal entry never counts).
+    #[test]
+    fn off_diagonal_bits_equal_the_entrywise_tests() {
+        for n in 1..=5 {
+            for pos in 0..n * n {
+                for v in [1.0, -0.0, f64::NAN, 5e-324, f64::INFINITY] {
+                    let mut c: Vec<f64> = (0..n * n).map(|k| if k % (n + 1) == 0 { 2.0 } else { 0.0 }).collect();
+                    c[pos] = v;
+                    let off = |k: usize| k / n != k % n;
+                    let diag = (0..n * n).all(|k| !off(k) || c[k] == 0.0);
+                    let plus_zero = (0..n * n).all(|k| !off(k) || c[k].to_bits() == 0);
+                    let bits = off_diagonal_bits(&c, n);
+                    assert_eq!(is_diagonal(&c, n), diag, "n {n}, {v} at {pos}");
+                    assert_eq!(bits == 0, plus_zero, "n {n}, {v} at {pos}");
+                }
+            }
+        }
     }
 }

@@ -14,6 +14,7 @@
 
 use super::{Hess, LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
 use crate::model::Dynamics;
+use crate::solver::backward::sym_outer;
 use crate::solver::isa::isa_builds;
 use crate::solver::{ACTIVE_TOL, GradientMode, ProblemRef};
 
@@ -199,20 +200,16 @@ fn backward_lanes_impl<D: Dynamics>(
             }
         }
         let (x, u) = (&ws.x[t * nx..(t + 1) * nx], &ws.u[t * nu..(t + 1) * nu]);
-        let z = |j: usize| if j < nx { x[j] } else { u[j - nx] };
         for l in 0..g {
-            let gcv = &mut grad_cv[(l * tt + t) * n..(l * tt + t + 1) * n];
-            for (j, v) in gcv.iter_mut().enumerate() {
-                *v = dz[j][l];
+            // One lane's z and d contiguous, then the per-problem pass's own writer (its rows
+            // vectorise; a lane-strided writer here was a third of this pass).
+            for (j, (zj, dj)) in ws.sz.iter_mut().zip(ws.sd.iter_mut()).enumerate() {
+                *zj = if j < nx { x[j][l] } else { u[j - nx][l] };
+                *dj = dz[j][l];
             }
-            // dL/dC_t = ½ (d zᵀ + z dᵀ), as `backward::sym_outer`.
-            let gcm = &mut grad_cm[(l * tt + t) * n * n..(l * tt + t + 1) * n * n];
-            for (i, row) in gcm.chunks_exact_mut(n).enumerate() {
-                let (di, zi) = (dz[i][l], z(i)[l]);
-                for (j, v) in row.iter_mut().enumerate() {
-                    *v = 0.5 * (di * z(j)[l] + zi * dz[j][l]);
-                }
-            }
+            let s = (l * tt + t) * n;
+            grad_cv[s..s + n].copy_from_slice(&ws.sd);
+            sym_outer(&mut grad_cm[s * n..(s + n) * n], &ws.sz, &ws.sd, n);
         }
     }
     ws.xn = dx;

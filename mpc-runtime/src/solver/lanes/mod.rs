@@ -27,7 +27,7 @@ pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
 use super::boxqp::BoxQp;
 use super::ilqr::escalate;
 use super::isa::{Isa, isa_builds};
-use super::rollout::is_diagonal;
+use super::rollout::off_diagonal_bits;
 use super::{Bound, Lanes, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
@@ -129,6 +129,9 @@ pub(crate) struct LaneWorkspace {
     sxn: Vec<f64>,
     sa: Vec<f64>,
     sb: Vec<f64>,
+    // One lane's stage point z and adjoint d (the backward pass's outputs).
+    sz: Vec<f64>,
+    sd: Vec<f64>,
 }
 
 impl LaneWorkspace {
@@ -187,6 +190,8 @@ impl LaneWorkspace {
             sxn: s(nx),
             sa: s(nx * nx),
             sb: s(nx * nu),
+            sz: s(n),
+            sd: s(n),
         }
     }
 
@@ -1084,8 +1089,10 @@ fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, 
         let p = &probs[l.min(probs.len() - 1)];
         for t in 0..tt {
             let c = &p.cm[t * n * n..(t + 1) * n * n];
-            ws.cdiag[t] &= is_diagonal(c, n);
-            ws.compact[t] &= plus_zero_off_diagonal(c, n);
+            // One pass: every off-diagonal entry ±0 (diagonal), every one +0 (compact).
+            let bits = off_diagonal_bits(c, n);
+            ws.cdiag[t] &= bits & !(1 << 63) == 0;
+            ws.compact[t] &= bits == 0;
         }
     }
     for l in 0..LANES {
@@ -1124,14 +1131,6 @@ fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, 
             ws.u[i][l] = u0.max(ws.lo[i][l]).min(ws.hi[i][l]);
         }
     }
-}
-
-/// Whether every off-diagonal entry of the `n × n` block `c` is `+0` (bit pattern 0): then the
-/// block is its diagonal and `+0`s, which `Hess::Diag` reproduces exactly (a `-0` entry keeps
-/// the dense storage, its sign could show in a zero result).
-#[inline(always)]
-fn plus_zero_off_diagonal(c: &[f64], n: usize) -> bool {
-    c[..n * n].chunks_exact(n).enumerate().all(|(i, row)| row.iter().enumerate().fold(true, |ok, (j, &v)| ok & (v.to_bits() == 0 || i == j)))
 }
 
 /// A line search's chosen trial: `(cost, scale, α)`.
