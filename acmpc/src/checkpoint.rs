@@ -12,7 +12,7 @@ use crate::optim::Adam;
 use crate::policy::ActorCritic;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 
 /// Counters that let a run resume where it stopped.
@@ -33,6 +33,28 @@ pub struct TrainState {
     /// Current multiplier of the actor network's learning rate (`ppo.adaptive_actor_lr`).
     #[serde(default = "one")]
     pub actor_lr_scale: f64,
+    /// The last (up to 100) finished training episodes, so that the rolling `*_mean100`
+    /// columns of `train.csv` continue across a resume instead of restarting from the first
+    /// (short, crashed) episodes of the new segment. Empty in checkpoints written before.
+    #[serde(default)]
+    pub episode_window: VecDeque<EpisodeRecord>,
+}
+
+/// One finished training episode, as the rolling statistics keep it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeRecord {
+    /// Return.
+    pub ret: f64,
+    /// Length (steps).
+    pub length: f64,
+    /// Gates passed.
+    pub gates: f64,
+    /// Laps completed.
+    pub laps: f64,
+    /// Best flying lap, else the standing-start lap (s); none without a complete lap.
+    pub lap: Option<f64>,
+    /// Ended on the ground or by missing a gate.
+    pub crash: bool,
 }
 
 fn one() -> f64 {

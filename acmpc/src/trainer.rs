@@ -1,7 +1,7 @@
 //! The training loop of `mpc train`: rollouts on the batched environment, PPO updates, logs
 //! (CSV + TensorBoard), periodic deterministic evaluation, atomic checkpoints and `--resume`.
 
-use crate::checkpoint::{self, TrainState};
+use crate::checkpoint::{self, EpisodeRecord, TrainState};
 use crate::config::{GradientKind, TrainConfig};
 use crate::evaluate::{Agent, build_policy, run_episode};
 use crate::logging::{CsvLog, TensorBoardWriter};
@@ -46,44 +46,37 @@ pub fn resident_mib() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-#[derive(Default)]
-struct EpisodeWindow {
-    items: VecDeque<(f64, f64, f64, f64, Option<f64>, bool)>,
+/// Append a finished episode to the rolling window of the last 100 (`TrainState::episode_window`,
+/// which a checkpoint carries across a resume).
+fn push_episode(items: &mut VecDeque<EpisodeRecord>, s: &racing::env::EpisodeStats) {
+    use racing::env::Event;
+    let crash = matches!(s.end, Some(Event::Ground) | Some(Event::Miss));
+    // Best flying lap, else the standing-start lap (after a gate spawn every timed lap flies).
+    let standing = usize::from(!s.partial_first_lap);
+    let lap = s
+        .lap_times
+        .iter()
+        .skip(standing)
+        .cloned()
+        .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
+        .or(s.lap_times.first().cloned());
+    items.push_back(EpisodeRecord {
+        ret: s.ret,
+        length: s.length as f64,
+        gates: s.gates_passed as f64,
+        laps: s.laps as f64,
+        lap,
+        crash,
+    });
+    while items.len() > 100 {
+        items.pop_front();
+    }
 }
 
-impl EpisodeWindow {
-    fn push(&mut self, s: &racing::env::EpisodeStats) {
-        use racing::env::Event;
-        let crash = matches!(s.end, Some(Event::Ground) | Some(Event::Miss));
-        // Best flying lap, else the standing-start lap (after a gate spawn every timed lap flies).
-        let standing = usize::from(!s.partial_first_lap);
-        let lap = s
-            .lap_times
-            .iter()
-            .skip(standing)
-            .cloned()
-            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.min(t))))
-            .or(s.lap_times.first().cloned());
-        self.items.push_back((
-            s.ret,
-            s.length as f64,
-            s.gates_passed as f64,
-            s.laps as f64,
-            lap,
-            crash,
-        ));
-        while self.items.len() > 100 {
-            self.items.pop_front();
-        }
-    }
-    fn mean(&self, f: impl Fn(&(f64, f64, f64, f64, Option<f64>, bool)) -> Option<f64>) -> f64 {
-        let v: Vec<f64> = self.items.iter().filter_map(f).collect();
-        if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
-    }
+/// Mean of `f` over the window's episodes where it is defined (NaN when none).
+fn mean(items: &VecDeque<EpisodeRecord>, f: impl Fn(&EpisodeRecord) -> Option<f64>) -> f64 {
+    let (sum, n) = items.iter().filter_map(f).fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { f64::NAN } else { sum / n as f64 }
 }
 
 /// Scores of one periodic evaluation, all NaN when none was due.
@@ -136,7 +129,6 @@ struct Run<'a> {
     buf: RolloutBuffer,
     /// Normalised features of `obs`, N×`N_FEATURES`.
     feats: Vec<f32>,
-    window: EpisodeWindow,
     first_mean_return: f64,
     rss_first: f64,
     /// Start of this segment (a resumed run starts a new one).
@@ -260,7 +252,6 @@ impl<'a> Run<'a> {
             obs,
             buf,
             feats: vec![0f32; n * N_FEATURES],
-            window: EpisodeWindow::default(),
             first_mean_return: f64::NAN,
             rss_first: f64::NAN,
             started,
@@ -386,7 +377,7 @@ impl<'a> Run<'a> {
         self.buf.dones.extend_from_slice(&step.dones);
         self.buf.len += 1;
         for s in &step.finished {
-            self.window.push(s);
+            push_episode(&mut self.state.episode_window, s);
             self.state.episodes += 1;
             if self.state.updates == 0 {
                 first_rollout_returns.push(s.ret);
@@ -465,19 +456,20 @@ impl<'a> Run<'a> {
                 health.replaced_controls
             );
         }
-        let (state, window, st) = (&self.state, &self.window, &r.stats);
+        let (state, st) = (&self.state, &r.stats);
+        let window = &state.episode_window;
         let row = TrainRow {
             update: state.updates as f64,
             steps: state.steps as f64,
             wall_s: state.wall_seconds,
             steps_per_s: sps,
             lr: r.lr,
-            ep_return_mean100: window.mean(|e| Some(e.0)),
-            ep_length_mean100: window.mean(|e| Some(e.1)),
-            ep_gates_mean100: window.mean(|e| Some(e.2)),
-            ep_laps_mean100: window.mean(|e| Some(e.3)),
-            lap_time_mean100: window.mean(|e| e.4),
-            crash_fraction100: window.mean(|e| Some(if e.5 { 1.0 } else { 0.0 })),
+            ep_return_mean100: mean(window, |e| Some(e.ret)),
+            ep_length_mean100: mean(window, |e| Some(e.length)),
+            ep_gates_mean100: mean(window, |e| Some(e.gates)),
+            ep_laps_mean100: mean(window, |e| Some(e.laps)),
+            lap_time_mean100: mean(window, |e| e.lap),
+            crash_fraction100: mean(window, |e| Some(if e.crash { 1.0 } else { 0.0 })),
             episodes: state.episodes as f64,
             policy_loss: st.policy_loss,
             value_loss: st.value_loss,
@@ -519,15 +511,16 @@ impl<'a> Run<'a> {
     /// Moves the progress bar and sets its message, or prints one line on stderr when there is
     /// no bar.
     fn report_progress(&self, r: &UpdateReport, sps: f64) {
-        let (state, window, st) = (&self.state, &self.window, &r.stats);
+        let (state, st) = (&self.state, &r.stats);
+        let window = &state.episode_window;
         self.bar
             .set_position(state.steps.min(self.cfg.ppo.total_steps));
         self.bar.set_message(format!(
             "ret {:.1} gates {:.1} lap {} kl {:.3} rss {:.0} MiB",
-            window.mean(|e| Some(e.0)),
-            window.mean(|e| Some(e.2)),
+            mean(window, |e| Some(e.ret)),
+            mean(window, |e| Some(e.gates)),
             {
-                let l = window.mean(|e| e.4);
+                let l = mean(window, |e| e.lap);
                 if l.is_nan() {
                     "-".to_string()
                 } else {
@@ -543,8 +536,8 @@ impl<'a> Run<'a> {
                 state.updates,
                 state.steps,
                 sps,
-                window.mean(|e| Some(e.0)),
-                window.mean(|e| Some(e.2)),
+                mean(window, |e| Some(e.ret)),
+                mean(window, |e| Some(e.gates)),
                 st.approx_kl,
                 st.minibatches,
                 st.critic_only_minibatches,
@@ -589,7 +582,7 @@ impl<'a> Run<'a> {
             wall_seconds: state.wall_seconds,
             steps_per_second: (state.steps - self.steps_before) as f64
                 / self.started.elapsed().as_secs_f64(),
-            mean_return: self.window.mean(|e| Some(e.0)),
+            mean_return: mean(&self.state.episode_window, |e| Some(e.ret)),
             first_mean_return: self.first_mean_return,
             rss_mib: (self.rss_first, resident_mib()),
             checkpoint: ckpt,

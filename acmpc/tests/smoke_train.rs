@@ -56,6 +56,11 @@ fn ac_mpc_smoke_training_improves_return_and_resumes() {
     let ck = acmpc::checkpoint::load(&dir.join("checkpoints")).unwrap();
     assert_eq!(ck.state.steps, 16 * 64 * 30);
     assert_eq!(ck.state.updates, 30);
+    // The checkpoint carries the rolling window of the last 100 episodes: the `*_mean100`
+    // columns of a resumed run continue from it.
+    let (w, episodes) = (ck.state.episode_window.clone(), ck.state.episodes);
+    assert_eq!(w.len(), 100, "episodes finished: {episodes}");
+    assert_eq!(w.iter().map(|e| e.ret).sum::<f64>() / 100.0, last, "the window's mean is the last row's");
     // Resuming with another configuration is refused, naming the reason.
     let mut other = cfg.clone();
     other.ppo.clip_range = 0.1;
@@ -70,6 +75,10 @@ fn ac_mpc_smoke_training_improves_return_and_resumes() {
     assert_eq!(ck.state.updates, 32);
     assert!(ck.state.wall_seconds > s.wall_seconds);
     assert_eq!(mean_return_by_update(&dir).len(), 32, "the resumed run appends to train.csv");
+    // The resumed segment's k episodes pushed the oldest k of the carried window out.
+    let k = (ck.state.episodes - episodes) as usize;
+    assert!((1..100).contains(&k), "{k} episodes in two updates");
+    assert!(ck.state.episode_window.iter().take(100 - k).eq(w.iter().skip(k)), "the window continues across the resume");
     // Evaluation of the checkpoint writes the summary and the plots.
     let agent = acmpc::evaluate::Agent::load(&dir).unwrap();
     let track = racing::track::Track::resolve("straight").unwrap();
