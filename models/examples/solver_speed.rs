@@ -7,11 +7,12 @@
 //! forward and backward time of B=1,T=10 and B=256,T=50 on a 2-thread rayon pool, without the
 //! KKT residual (the work `mpc bench` measures) or, with `kkt`, with it (the library default).
 //! `MPC_SPEED_CASE=1` or `=256` runs only that batch size (for profiling one case); any other
-//! `MPC_SPEED_CASE=B` runs B problems at T = 50.
+//! `MPC_SPEED_CASE=B` runs B problems at T = 50; `MPC_SPEED_LANES=always|never` overrides the
+//! lane policy (`MPC_NO_AVX512=1` runs the AVX2 builds).
 
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
-use mpc_runtime::{GradientMode, Gradients, Model, Solution, Solver, SolverOptions};
+use mpc_runtime::{GradientMode, Gradients, Lanes, Model, Solution, Solver, SolverOptions};
 use std::time::Instant;
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -37,6 +38,13 @@ fn main() {
         // (Builds from before `report_kkt` existed computed no residual.)
         #[allow(clippy::needless_update)]
         let opts = SolverOptions { report_kkt: with_kkt, ..opts };
+        // `MPC_SPEED_LANES=always|never` overrides the lane policy (default: auto).
+        let lanes = match std::env::var("MPC_SPEED_LANES").as_deref() {
+            Ok("always") => Lanes::Always,
+            Ok("never") => Lanes::Never,
+            _ => Lanes::Auto,
+        };
+        let opts = SolverOptions { lanes, ..opts };
         let mut solver = Solver::new(model, t, opts);
         let mut sol = Solution::default();
         let mut grads = Gradients::default();
