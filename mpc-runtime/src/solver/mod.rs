@@ -139,7 +139,7 @@ impl<D: Dynamics> Solver<D> {
         sol.converged.resize(bsz, false);
         sol.kkt_residual.resize(bsz, 0.0);
         sol.stop.resize(bsz, StopReason::default());
-        if lanes::pays(bsz, self.options.lanes, false) && lanes::lanes_apply(&self.model, &self.options) {
+        if lanes::pays(bsz, self.options.lanes) && lanes::lanes_apply(&self.model, &self.options) {
             self.solve_lanes(batch, sol);
             return;
         }
@@ -302,7 +302,7 @@ impl<D: Dynamics> Solver<D> {
         // (or not fully) done there.
         self.lane_redo.clear();
         self.lane_redo.resize(bsz, true);
-        if lanes::pays(bsz, self.options.lanes, true) && lanes::backward_applies(model, mode, np) {
+        if lanes::pays(bsz, self.options.lanes) && lanes::backward_applies(model, mode, np) {
             let ln = lanes::LANES;
             let groups = bsz.div_ceil(ln);
             if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {

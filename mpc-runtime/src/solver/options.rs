@@ -56,9 +56,9 @@ pub enum LineSearchRule {
 /// only the speed differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Lanes {
-    /// Where it was measured to pay (`bench/results/cpu-lanes-2026-12-03.md`): the forward
-    /// solve when every thread of the pool gets at least two groups; the backward pass in
-    /// addition only on CPUs with AVX-512 (on an AVX2-only CPU it was slower at every batch size).
+    /// Where it was measured to pay (`bench/results/cpu-lanes-2026-12-03.md`,
+    /// `bench/results/cpu-backward-2026-12-03.md`): the forward solve and the backward pass
+    /// when every thread of the pool gets at least two groups.
     #[default]
     Auto,
     /// Whenever the batch holds at least one whole group and the options allow it.

@@ -26,12 +26,12 @@ pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
 
 use super::boxqp::BoxQp;
 use super::ilqr::escalate;
-use super::isa::{Isa, isa_builds};
+use super::isa::isa_builds;
 use super::rollout::off_diagonal_bits;
 use super::{Bound, Lanes, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
-/// Problems per group (one AVX-512 vector of `f64`, two AVX2 vectors).
+/// Problems per group (one AVX2 vector of `f64`, half an AVX-512 one).
 pub(crate) const LANES: usize = 4;
 
 /// One value per lane.
@@ -53,18 +53,17 @@ fn enabled() -> bool {
 }
 
 /// Whether a batch of `bsz` problems takes the lane path under `policy` (see [`Lanes`]), for
-/// the forward solve or (`backward`) the backward pass, in the current rayon pool.
-pub(crate) fn pays(bsz: usize, policy: Lanes, backward: bool) -> bool {
+/// the forward solve and the backward pass alike, in the current rayon pool.
+pub(crate) fn pays(bsz: usize, policy: Lanes) -> bool {
     if bsz < LANES || !enabled() {
         return false;
     }
     match policy {
         Lanes::Always => true,
         Lanes::Never => false,
-        Lanes::Auto => {
-            let enough = bsz >= 2 * LANES * rayon::current_num_threads();
-            enough && (!backward || Isa::detect() == Isa::Avx512)
-        }
+        // The backward pass too since its lane outputs go through the per-problem writer:
+        // −18 % against the per-problem backward in the AVX2 build (it was +26 % before).
+        Lanes::Auto => bsz >= 2 * LANES * rayon::current_num_threads(),
     }
 }
 
@@ -1193,16 +1192,14 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    /// The batch-size rule of [`Lanes`]: whole groups only, two per thread under `Auto`, the
-    /// backward pass under `Auto` only with AVX-512.
+    /// The batch-size rule of [`Lanes`]: whole groups only, two per thread under `Auto`.
     #[test]
     fn lanes_are_taken_where_the_policy_says() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         pool.install(|| {
-            assert!(!pays(LANES - 1, Lanes::Always, false) && pays(LANES, Lanes::Always, false) && pays(LANES, Lanes::Always, true));
-            assert!(!pays(1000, Lanes::Never, false) && !pays(1000, Lanes::Never, true));
-            assert!(!pays(6 * LANES - 1, Lanes::Auto, false) && pays(6 * LANES, Lanes::Auto, false));
-            assert_eq!(pays(6 * LANES, Lanes::Auto, true), Isa::detect() == Isa::Avx512);
+            assert!(!pays(LANES - 1, Lanes::Always) && pays(LANES, Lanes::Always));
+            assert!(!pays(1000, Lanes::Never));
+            assert!(!pays(6 * LANES - 1, Lanes::Auto) && pays(6 * LANES, Lanes::Auto));
         });
     }
 
