@@ -8,7 +8,7 @@
 //! KKT residual (the work `mpc bench` measures) or, with `kkt`, with it (the library default).
 //! `MPC_SPEED_CASE=1` or `=256` runs only that batch size (for profiling one case); any other
 //! `MPC_SPEED_CASE=B` runs B problems at T = 50; `MPC_SPEED_LANES=always|never` overrides the
-//! lane policy (`MPC_NO_AVX512=1` runs the AVX2 builds).
+//! lane policy (`MPC_NO_AVX512=1` runs the AVX2 builds); `MPC_SPEED_THREADS=N` sets the pool size.
 
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
@@ -23,7 +23,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let reps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(30);
     let with_kkt = std::env::args().nth(2).is_some_and(|s| s == "kkt");
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("rayon pool");
+    // `MPC_SPEED_THREADS=1` with `taskset` runs two builds side by side, one per core, under the
+    // same conditions of a noisy host (swap the cores for a second run).
+    let threads = std::env::var("MPC_SPEED_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("rayon pool");
     let only: Option<usize> = std::env::var("MPC_SPEED_CASE").ok().and_then(|s| s.parse().ok());
     // Another batch size through MPC_SPEED_CASE runs at T = 50 (for cache-size studies).
     let cases = match only {
@@ -74,9 +77,11 @@ fn main() {
             .flat_map(|v| v.iter())
             .fold(0xcbf29ce484222325u64, |h, v| (h ^ v.to_bits()).wrapping_mul(0x100000001b3));
         println!(
-            "B={b:<4} T={t:<3} forward {:>10.4} ms  backward {:>10.4} ms  (sum of costs {cost:.12e}, bits {hash:016x})",
+            "B={b:<4} T={t:<3} forward {:>10.4} ms  backward {:>10.4} ms  (min {:.4} / {:.4} ms; sum of costs {cost:.12e}, bits {hash:016x})",
             1e3 * median(fwd[3..].to_vec()),
-            1e3 * median(bwd[3..].to_vec())
+            1e3 * median(bwd[3..].to_vec()),
+            1e3 * fwd[3..].iter().copied().fold(f64::INFINITY, f64::min),
+            1e3 * bwd[3..].iter().copied().fold(f64::INFINITY, f64::min)
         );
     }
 }

@@ -27,7 +27,7 @@ pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
 use super::boxqp::BoxQp;
 use super::ilqr::escalate;
 use super::isa::isa_builds;
-use super::rollout::off_diagonal_bits;
+use super::rollout::off_diagonal_zeros;
 use super::{Bound, Lanes, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
@@ -1088,10 +1088,10 @@ fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, 
         let p = &probs[l.min(probs.len() - 1)];
         for t in 0..tt {
             let c = &p.cm[t * n * n..(t + 1) * n * n];
-            // One pass: every off-diagonal entry ±0 (diagonal), every one +0 (compact).
-            let bits = off_diagonal_bits(c, n);
-            ws.cdiag[t] &= bits & !(1 << 63) == 0;
-            ws.compact[t] &= bits == 0;
+            // Every off-diagonal entry ±0 (diagonal), every one +0 (compact).
+            let (diag, compact) = off_diagonal_zeros(c, n);
+            ws.cdiag[t] &= diag;
+            ws.compact[t] &= compact;
         }
     }
     for l in 0..LANES {
