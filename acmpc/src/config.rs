@@ -329,13 +329,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn paper_file_restores_table_one_and_the_default_differs_only_by_two_training_aids() {
+    fn paper_file_restores_table_one_and_the_default_differs_only_by_three_training_aids() {
         let paper = TrainConfig::build(Some(include_str!("../configs/paper-table1.yaml")), &[]).unwrap();
         assert_eq!((paper.ppo.gamma, paper.env.random_gate_start_prob), (0.99, 0.0));
         assert_eq!(paper.env, racing::env::EnvConfig::default());
         let c = TrainConfig::build(None, &[]).unwrap();
-        assert_eq!((c.ppo.gamma, c.env.random_gate_start_prob), (0.998, 0.5));
-        let restored = TrainConfig::build(None, &["ppo.gamma=0.99".into(), "env.random_gate_start_prob=0".into()]).unwrap();
+        assert_eq!((c.ppo.gamma, c.env.random_gate_start_prob, c.log_std_init()), (0.998, 0.5, -0.82));
+        let restored = TrainConfig::build(
+            None,
+            &["ppo.gamma=0.99".into(), "env.random_gate_start_prob=0".into(), "net.log_std_init=null".into()],
+        )
+        .unwrap();
         assert_eq!(restored, paper);
         let c = paper;
         assert_eq!(c.policy, PolicyKind::Acmpc);
@@ -345,6 +349,8 @@ mod tests {
         assert_eq!(c.track, "zurich");
         assert_eq!(c.env.max_steps, 2500);
         assert_eq!(c.log_std_init(), -1.2);
+        let paper_mlp = TrainConfig::build(Some(include_str!("../configs/paper-table1.yaml")), &["policy=mlp".into()]).unwrap();
+        assert_eq!(paper_mlp.log_std_init(), -0.82);
         // Round trip through the saved YAML.
         assert_eq!(TrainConfig::build(Some(&c.to_yaml()), &[]).unwrap(), c);
     }

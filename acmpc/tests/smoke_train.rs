@@ -1,6 +1,7 @@
 //! A seeded smoke training run: 30 PPO updates (30 720 steps) of small AC-MPC and AC-MLP policies
-//! on the `straight` track measurably improve the mean episode return (seen: −15.5 → +4.9 and
-//! −15.6 → +2.4; asserted: at least +5); checkpoints resume and extend; evaluation writes its
+//! on the `straight` track measurably improve the mean episode return (seen 2026-12-04: AC-MPC
+//! −15.9 → −7.9 with the default σ₀ = 0.44, −15.5 → +4.9 earlier with σ₀ = 0.30; AC-MLP
+//! −15.6 → +4.4; asserted: at least +5); checkpoints resume and extend; evaluation writes its
 //! summary and plots.
 
 use acmpc::config::TrainConfig;
