@@ -144,7 +144,29 @@ gpu_info() {
 }
 if command -v nvidia-smi >/dev/null; then step "GPU and driver (nvidia-smi)" gpu_info
 else skip "GPU and driver (nvidia-smi)" "nvidia-smi not installed; the Rust tests probe the driver themselves"; fi
+# A machine without cargo (the lent device machine): unpack what scripts/gpu-pack.sh built here.
+CARRY=$ROOT/.gpu-carry
+PREBUILT=
+if ! command -v cargo >/dev/null && [ -d "$CARRY/bin" ]; then
+  PREBUILT=1
+  unxz() { if command -v xz >/dev/null; then xz -dc "$1" > "$2"
+           else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; fi; }
+  unpack() {
+    mkdir -p "$TARGET/release" "$WORK/nvrtc" "$WORK/bin"
+    for f in "$CARRY"/bin/*.xz; do unxz "$f" "$WORK/bin/$(basename "$f" .xz)"; done
+    chmod +x "$WORK"/bin/* && mv "$WORK/bin/mpc" "$TARGET/release/mpc"
+    for f in "$CARRY"/nvrtc/*.xz; do unxz "$f" "$WORK/nvrtc/$(basename "$f" .xz)"; done
+    export MPC_NVRTC_PATH=$WORK/nvrtc/libnvrtc.so.12
+    # The test binaries find tests/fixtures and the `mpc` binary under the path they were built in.
+    local built; built=$(cat "$CARRY/built-in")
+    if [ "$built" != "$ROOT" ] && [ ! -e "$built" ]; then mkdir -p "$(dirname "$built")" && ln -s "$ROOT" "$built"; fi
+    echo "unpacked the binaries of commit $(cat "$CARRY/commit") (built in $built)"
+  }
+  step "unpack the prebuilt binaries (.gpu-carry from scripts/gpu-pack.sh)" unpack
+  [ -d "$CARRY/peer-bench" ] && { PEER_DIR=$CARRY/peer-bench; PEER_WHEEL=${PEER_WHEEL:-$(ls "$CARRY"/peer-bench/mpc-0.0.6-*.whl 2>/dev/null | head -1)}; }
+fi
 nvrtc_check() {
+  [ -n "${MPC_NVRTC_PATH:-}" ] && { ls -la "$MPC_NVRTC_PATH"; return; }
   ls "$ROOT"/.venv/lib/python3*/site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so.12 2>/dev/null \
     || ls "${CUDA_PATH:-/usr/local/cuda}"/lib64/libnvrtc.so.12 2>/dev/null \
     || { echo "NVRTC not found: trying scripts/setup.sh"; bash scripts/setup.sh >/dev/null; }
@@ -152,15 +174,32 @@ nvrtc_check() {
 step "NVRTC present" nvrtc_check
 
 # ------------------------------------------------------------------------------- 2. builds
-build() { cargo test --release --no-run --test backends --test cuda_gpu_fixtures --test cuda_bench_cli --test solve_backend && cargo build --release --bin mpc; }
+build() {
+  if [ -n "$PREBUILT" ]; then echo "prebuilt: nothing to build"; return; fi
+  cargo test --release --no-run --test backends --test cuda_gpu_fixtures --test cuda_bench_cli --test solve_backend && cargo build --release --bin mpc; }
 step "release build" build
 [ -x "$MPC" ] || { echo "no binary at $MPC: stopping"; printf '%s\n' "${SUMMARY[@]}"; exit 1; }
 
 # ------------------------------------------------------------------------ 3. Rust GPU tests
 gpu_tests() {
-  cargo test --release --test backends --test cuda_gpu_fixtures --test solve_backend --test cuda_bench_cli -- --nocapture --test-threads 1 \
-    2>&1 | tee "$WORK/tests.log"
-  local rc=${PIPESTATUS[0]}
+  local rc=0
+  if [ -n "$PREBUILT" ]; then
+    # The four binaries side by side (NVRTC compiles on the CPU cores), each test serially.
+    local pids=()
+    for t in backends cuda_gpu_fixtures solve_backend cuda_bench_cli; do
+      ( "$WORK/bin/$t" --nocapture --test-threads 1 > "$WORK/tests-$t.log" 2>&1; echo "exit $? $t" >> "$WORK/tests-$t.log" ) &
+      pids+=($!)
+    done
+    wait "${pids[@]}"  # not a bare `wait`: that would also wait for the log's `tee`
+    for t in backends cuda_gpu_fixtures solve_backend cuda_bench_cli; do
+      echo "--- $t"; cat "$WORK/tests-$t.log"; grep -q "^exit 0 $t" "$WORK/tests-$t.log" || rc=1
+    done > "$WORK/tests.log" 2>&1
+    cat "$WORK/tests.log"
+  else
+    cargo test --release --test backends --test cuda_gpu_fixtures --test solve_backend --test cuda_bench_cli -- --nocapture --test-threads 1 \
+      2>&1 | tee "$WORK/tests.log"
+    rc=${PIPESTATUS[0]}
+  fi
   # On a GPU machine the tests must have run, not skipped.
   if grep -q "SKIPPED: no CUDA driver" "$WORK/tests.log"; then echo "the GPU tests skipped: no driver seen"; return 1; fi
   return "$rc"
