@@ -115,9 +115,10 @@ pub fn cholesky_solve_multi(l: &[f64], n: usize, b: &mut [f64], m: usize) {
                 *x -= lik * y;
             }
         }
-        let d = l[i * n + i];
+        // One division per row, then products: m divisions cost more than one and m products.
+        let r = 1.0 / l[i * n + i];
         for x in bi.iter_mut() {
-            *x /= d;
+            *x *= r;
         }
     }
     for i in (0..n).rev() {
@@ -130,9 +131,10 @@ pub fn cholesky_solve_multi(l: &[f64], n: usize, b: &mut [f64], m: usize) {
                 *x -= lki * y;
             }
         }
-        let d = l[i * n + i];
+        // One division per row, then products: m divisions cost more than one and m products.
+        let r = 1.0 / l[i * n + i];
         for x in bi.iter_mut() {
-            *x /= d;
+            *x *= r;
         }
     }
 }

@@ -237,9 +237,9 @@ fn lane_cholesky_solve(lf: &[V], n: usize, b: &mut [V], m: usize) {
                 *x = sub_mul(*x, lik, *y);
             }
         }
-        let d = lf[i * n + i];
+        let r = recip(lf[i * n + i]);
         for x in bi.iter_mut() {
-            *x = div(*x, d);
+            *x = mul(*x, r);
         }
     }
     for i in (0..n).rev() {
@@ -252,9 +252,9 @@ fn lane_cholesky_solve(lf: &[V], n: usize, b: &mut [V], m: usize) {
                 *x = sub_mul(*x, lki, *y);
             }
         }
-        let d = lf[i * n + i];
+        let r = recip(lf[i * n + i]);
         for x in bi.iter_mut() {
-            *x = div(*x, d);
+            *x = mul(*x, r);
         }
     }
 }
@@ -269,14 +269,24 @@ fn sub_mul(y: V, a: V, x: V) -> V {
     r
 }
 
-/// `x / d` per lane.
+/// `1 / d` per lane.
 #[inline(always)]
-fn div(x: V, d: V) -> V {
-    let mut r = x;
+fn recip(d: V) -> V {
+    let mut r = d;
     for l in 0..LANES {
-        r[l] = x[l] / d[l];
+        r[l] = 1.0 / d[l];
     }
     r
+}
+
+/// `x r` per lane.
+#[inline(always)]
+fn mul(x: V, r: V) -> V {
+    let mut y = x;
+    for l in 0..LANES {
+        y[l] = x[l] * r[l];
+    }
+    y
 }
 
 /// Whether some lane of `v` is not exactly zero.
