@@ -129,10 +129,19 @@ fn gpu_equals_cpu_backend_on_fixtures() {
 /// an ulp or two. Any larger difference is the launch path (an argument, a buffer, a grid)
 /// and not arithmetic. Tolerances: double 1e-11 absolute on x, u and relative on the cost
 /// (the fixtures' solves converge to eps 1e-11, so ulp-level differences stay ulp-level);
-/// float 1e-4 (from ulps of sinf/cosf through up to 500 iterations; the FMA build's
-/// tolerance is 1e-2). Both set before a GPU measured them: a failure prints the numbers.
+/// float: the cost to 1e-5 relative and the gradients to 1e-4, but x and u only to 2e-3: a
+/// float minimiser is determined only to about √ε_f32 ≈ 3.5e-4 of its scale where the cost is
+/// flat, so one ulp of sinf/cosf moves it that far while the cost agrees to an ulp. Measured on
+/// an H200 (2026-12-04): double at most 1.4e-14 everywhere; float cost ≤ 3.9e-7, gradients
+/// ≤ 2.7e-7 on pendulum/quadrotor and 2.3e-5 on cartpole, x/u ≤ 1e-6 on pendulum/quadrotor and
+/// 7.1e-4 on cartpole (u of order 10), the same after 20 iterations as after 500.
 const TOL_PARITY_F64: f64 = 1e-11;
-const TOL_PARITY_F32: f64 = 1e-4;
+const TOL_PARITY_F32_COST: f64 = 1e-5;
+const TOL_PARITY_F32_GRAD: f64 = 1e-4;
+const TOL_PARITY_F32_XU: f64 = 2e-3;
+/// Iteration cap of the float parity solves (float never meets the fixtures' eps of 1e-11, so
+/// every float solve would run to 500 iterations; the differences are set by then).
+const F32_PARITY_ITERS: usize = 20;
 
 struct Parity<'a>(&'a str, &'a Problem);
 
@@ -157,20 +166,30 @@ impl ModelVisitor for Parity<'_> {
             (Precision::F64, KernelLayout::ThreeStage),
             (Precision::F64, KernelLayout::WarpPerProblem),
         ] {
-            let ko = KernelOptions::new(p.horizon, precision).with_solver(p.options.clone()).with_layout(layout);
+            let mut opts = p.options.clone();
+            if precision == Precision::F32 {
+                // Float never meets the fixtures' eps (1e-11): without a cap every solve runs 500
+                // iterations, and the differences are the same after 20 (see the tolerances).
+                opts.max_iters = opts.max_iters.min(F32_PARITY_ITERS);
+            }
+            let ko = KernelOptions::new(p.horizon, precision).with_solver(opts).with_layout(layout);
             let mut gpu = CudaSolver::new_with(&m, batch.size, &ko, CompileOptions { fmad: false })
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let mut host = EmulatedSolver::new(&m, batch.size, &ko, HostBuild::Exact).unwrap_or_else(|e| panic!("{name}: {e}"));
             let (a, b) = (gpu.try_solve(&batch).unwrap(), host.try_solve(&batch).unwrap());
             let (ga, gb) = (gpu.try_backward(&batch, &a, gx, gu).unwrap(), host.try_backward(&batch, &b, gx, gu).unwrap());
             let (ex, eu, ec, eg) = (max_abs(&a.x, &b.x), max_abs(&a.u, &b.u), max_cost_rel(&a.cost, &b.cost), grad_err(&ga, &gb));
-            let tol = if precision == Precision::F64 { TOL_PARITY_F64 } else { TOL_PARITY_F32 };
+            let (txu, tc, tg) = if precision == Precision::F64 {
+                (TOL_PARITY_F64, TOL_PARITY_F64, TOL_PARITY_F64)
+            } else {
+                (TOL_PARITY_F32_XU, TOL_PARITY_F32_COST, TOL_PARITY_F32_GRAD)
+            };
             let line = format!(
                 "{name:<22} {precision} {layout:?} fmad=false vs host exact: dx {ex:.1e} du {eu:.1e} cost {ec:.1e} grad {eg:.1e}; iters {:?} vs {:?}",
                 a.iterations, b.iterations
             );
             eprintln!("{line}");
-            if !(ex <= tol && eu <= tol && ec <= tol && eg <= tol) {
+            if !(ex <= txu && eu <= txu && ec <= tc && eg <= tg) {
                 failures.push(line);
             }
         }

@@ -1,12 +1,12 @@
-//! Run-time compilation of CUDA C++ to PTX with NVRTC, through `cudarc`, without a GPU.
+//! Run-time compilation of CUDA C++ to PTX or cubin with NVRTC, without a GPU.
 //!
-//! `cudarc` loads `libnvrtc` lazily by bare name and **panics** when it cannot. This module
-//! therefore first locates the library itself (see [`locate_nvrtc`] for the search order), loads
+//! This module locates the library itself (see [`locate_nvrtc`] for the search order), loads
 //! it by full path with `RTLD_NOW | RTLD_GLOBAL` together with `libnvrtc-builtins` from the same
-//! directory, and keeps both handles for the life of the process. `cudarc`'s later
-//! `dlopen("libnvrtc.so.12")` then resolves to the already-loaded object through its soname. A
-//! missing library is an [`NvrtcError::NotFound`], never a panic; the `cudarc` calls are also
-//! wrapped in [`std::panic::catch_unwind`].
+//! directory, keeps both handles for the life of the process and calls NVRTC through function
+//! pointers resolved from **that** handle. It does not use `cudarc`'s NVRTC calls: those
+//! `dlopen` the bare name `libnvrtc.so` first, which on a machine with a CUDA 13 toolkit lands on
+//! another library than the one located here (seen on an H200 image with CUDA 13 only and
+//! NVRTC 12 carried in). A missing library is an [`NvrtcError::NotFound`], never a panic.
 
 use std::ffi::{CString, c_char, c_int};
 use std::fmt;
@@ -14,13 +14,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use cudarc::nvrtc::{result, sys};
+use std::ffi::c_void;
+
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
 
 use super::locate;
 
-/// The soname of the NVRTC library of CUDA 12, which `cudarc` (built with `cuda-12090`) asks the
-/// dynamic loader for among its candidates.
+/// The soname of the NVRTC library of CUDA 12 (the version `cudarc`'s driver bindings,
+/// `cuda-12090`, and the pinned PyPI wheels of `scripts/setup.sh` are).
 pub const NVRTC_SONAME: &str = "libnvrtc.so.12";
 
 /// Override variable: full path of `libnvrtc.so.12`, or the directory holding it.
@@ -185,8 +186,8 @@ pub enum NvrtcError {
         /// Byte offset of the NUL.
         offset: usize,
     },
-    /// `cudarc` panicked (a guard; should not happen once the library is preloaded).
-    #[error("cudarc panicked while calling NVRTC: {0}")]
+    /// A panic while calling NVRTC (a guard; should not happen).
+    #[error("panic while calling NVRTC: {0}")]
     Panic(String),
 }
 
@@ -196,8 +197,93 @@ pub struct NvrtcLibrary {
     path: PathBuf,
     version: (i32, i32),
     builtins: Option<PathBuf>,
+    api: Api,
     // Never dropped: keeps libnvrtc (and libnvrtc-builtins) mapped for the process.
     _handles: Vec<Library>,
+}
+
+/// An NVRTC program handle (`nvrtcProgram`).
+type Program = *mut c_void;
+
+/// The NVRTC entry points this module calls, resolved from the loaded library's own handle
+/// (their C signatures are the same in every NVRTC release since CUDA 11).
+#[derive(Clone, Copy, Debug)]
+struct Api {
+    create: unsafe extern "C" fn(*mut Program, *const c_char, *const c_char, c_int, *const *const c_char, *const *const c_char) -> c_int,
+    destroy: unsafe extern "C" fn(*mut Program) -> c_int,
+    compile: unsafe extern "C" fn(Program, c_int, *const *const c_char) -> c_int,
+    log_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
+    log: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
+    ptx_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
+    ptx: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
+    cubin_size: unsafe extern "C" fn(Program, *mut usize) -> c_int,
+    cubin: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
+    error_string: unsafe extern "C" fn(c_int) -> *const c_char,
+}
+
+impl Api {
+    /// Resolve every entry point from `lib`.
+    fn resolve(lib: &Library) -> Result<Api, String> {
+        /// One symbol as a plain function pointer (valid while `lib` stays loaded, which is
+        /// for the process: the handle is never dropped).
+        unsafe fn sym<T: Copy>(lib: &Library, name: &[u8]) -> Result<T, String> {
+            // SAFETY (caller): `T` is the C signature of `name`.
+            unsafe { lib.get::<T>(name) }
+                .map(|s| *s)
+                .map_err(|e| format!("{}: {e}", String::from_utf8_lossy(&name[..name.len() - 1])))
+        }
+        // SAFETY: each type is the entry point's C signature from nvrtc.h.
+        unsafe {
+            Ok(Api {
+                create: sym(lib, b"nvrtcCreateProgram\0")?,
+                destroy: sym(lib, b"nvrtcDestroyProgram\0")?,
+                compile: sym(lib, b"nvrtcCompileProgram\0")?,
+                log_size: sym(lib, b"nvrtcGetProgramLogSize\0")?,
+                log: sym(lib, b"nvrtcGetProgramLog\0")?,
+                ptx_size: sym(lib, b"nvrtcGetPTXSize\0")?,
+                ptx: sym(lib, b"nvrtcGetPTX\0")?,
+                cubin_size: sym(lib, b"nvrtcGetCUBINSize\0")?,
+                cubin: sym(lib, b"nvrtcGetCUBIN\0")?,
+                error_string: sym(lib, b"nvrtcGetErrorString\0")?,
+            })
+        }
+    }
+
+    /// NVRTC's name of result code `r` (`"NVRTC_ERROR_COMPILATION"`, ...).
+    fn name(&self, r: c_int) -> String {
+        // SAFETY: nvrtcGetErrorString returns a static NUL-terminated string for any code.
+        let p = unsafe { (self.error_string)(r) };
+        if p.is_null() {
+            return format!("NVRTC error {r}");
+        }
+        // SAFETY: non-null, NUL-terminated, static.
+        unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+
+    /// `Ok` for `NVRTC_SUCCESS`, else the typed API error of `call`.
+    fn check(&self, call: &'static str, r: c_int) -> Result<(), NvrtcError> {
+        if r == 0 { Ok(()) } else { Err(NvrtcError::Api { call, code: self.name(r) }) }
+    }
+
+    /// A size query then the fetch of that many bytes (the log, the PTX, the cubin).
+    fn bytes(
+        &self,
+        prog: Program,
+        calls: (&'static str, &'static str),
+        size_of: unsafe extern "C" fn(Program, *mut usize) -> c_int,
+        get: unsafe extern "C" fn(Program, *mut c_char) -> c_int,
+    ) -> Result<Vec<u8>, NvrtcError> {
+        let mut size = 0usize;
+        // SAFETY: `prog` is live; NVRTC writes the size.
+        self.check(calls.0, unsafe { size_of(prog, &mut size) })?;
+        let mut buf = vec![0u8; size.max(1)];
+        if size > 0 {
+            // SAFETY: `buf` holds the `size` bytes NVRTC reported for this program.
+            self.check(calls.1, unsafe { get(prog, buf.as_mut_ptr() as *mut c_char) })?;
+        }
+        buf.truncate(size);
+        Ok(buf)
+    }
 }
 
 impl NvrtcLibrary {
@@ -328,28 +414,8 @@ fn load_uncached() -> Result<NvrtcLibrary, NvrtcError> {
         }
     }
 
-    // Now let cudarc resolve its own handle; it must land on the library loaded above.
-    let theirs = guard(|| {
-        let (mut major, mut minor): (c_int, c_int) = (0, 0);
-        // SAFETY: plain out-parameters.
-        let r = unsafe { sys::nvrtcVersion(&mut major, &mut minor) };
-        match r {
-            sys::nvrtcResult::NVRTC_SUCCESS => Ok((major, minor)),
-            e => Err(NvrtcError::Api { call: "nvrtcVersion", code: format!("{e:?}") }),
-        }
-    })
-    .map_err(|e| NvrtcError::Load { path: path.clone(), message: e.to_string() })?;
-    if theirs.0 != version.0 {
-        return Err(NvrtcError::Load {
-            path,
-            message: format!(
-                "cudarc resolved a different libnvrtc (version {}.{}) than the preloaded one (version {}.{}); \
-                 point MPC_NVRTC_PATH at a CUDA {}.x libnvrtc or remove the other one from the loader path",
-                theirs.0, theirs.1, version.0, version.1, theirs.0
-            ),
-        });
-    }
-    Ok(NvrtcLibrary { path, version, builtins, _handles: handles })
+    let api = Api::resolve(&handles[0]).map_err(|message| NvrtcError::Load { path: path.clone(), message })?;
+    Ok(NvrtcLibrary { path, version, builtins, api, _handles: handles })
 }
 
 /// `nvrtcVersion` through our own handle, independent of `cudarc`.
@@ -450,7 +516,6 @@ enum Output {
 
 /// NVRTC: `source` with `opts` → the output's bytes, the log (warnings), the options used.
 fn compile(source: &str, opts: &NvrtcOptions, output: Output) -> Result<(Vec<u8>, String, Vec<String>), NvrtcError> {
-    load_nvrtc()?;
     let src = CString::new(source).map_err(|e| NvrtcError::Nul { what: "source", offset: e.nul_position() })?;
     let name = CString::new(opts.program_name.as_str())
         .map_err(|e| NvrtcError::Nul { what: "program name", offset: e.nul_position() })?;
@@ -459,44 +524,47 @@ fn compile(source: &str, opts: &NvrtcOptions, output: Output) -> Result<(Vec<u8>
         return Err(NvrtcError::Nul { what: "option", offset: o.find('\0').unwrap_or(0) });
     }
 
+    let api = load_nvrtc()?.api;
+    let c_opts: Vec<CString> = options.iter().map(|o| CString::new(o.as_str()).expect("checked for NUL above")).collect();
+    let c_ptrs: Vec<*const c_char> = c_opts.iter().map(|o| o.as_ptr()).collect();
     guard(|| {
-        let prog = result::create_program(&src, Some(&name))
-            .map_err(|e| NvrtcError::Api { call: "nvrtcCreateProgram", code: format!("{:?}", e.0) })?;
-        struct Destroy(sys::nvrtcProgram);
+        let mut prog: Program = std::ptr::null_mut();
+        // SAFETY: `src` and `name` are NUL-terminated and outlive the call; no headers.
+        api.check("nvrtcCreateProgram", unsafe {
+            (api.create)(&mut prog, src.as_ptr(), name.as_ptr(), 0, std::ptr::null(), std::ptr::null())
+        })?;
+        struct Destroy(Program, unsafe extern "C" fn(*mut Program) -> c_int);
         impl Drop for Destroy {
             fn drop(&mut self) {
                 // SAFETY: created above and destroyed exactly once.
-                let _ = unsafe { result::destroy_program(self.0) };
+                let _ = unsafe { (self.1)(&mut self.0) };
             }
         }
-        let _destroy = Destroy(prog);
+        let _destroy = Destroy(prog, api.destroy);
 
-        // SAFETY: `prog` is live until `_destroy` drops; `src` and `name` outlive it.
-        let compiled = unsafe { result::compile_program(prog, &options) };
-        let log = unsafe { result::get_program_log(prog) }.map(|l| c_chars_to_string(&l)).unwrap_or_default();
-        if let Err(e) = compiled {
-            return Err(NvrtcError::Compile { code: format!("{:?}", e.0), options: options.clone(), log });
+        // SAFETY: `prog` is live until `_destroy` drops; the option strings outlive the call.
+        let compiled = unsafe { (api.compile)(prog, c_ptrs.len() as c_int, c_ptrs.as_ptr()) };
+        let log = api
+            .bytes(prog, ("nvrtcGetProgramLogSize", "nvrtcGetProgramLog"), api.log_size, api.log)
+            .map(|b| String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned())
+            .unwrap_or_default();
+        if compiled != 0 {
+            return Err(NvrtcError::Compile { code: api.name(compiled), options: options.clone(), log });
         }
         let bytes = match output {
-            // SAFETY: as above.
-            Output::Ptx => unsafe { result::get_ptx(prog) }
-                .map_err(|e| NvrtcError::Api { call: "nvrtcGetPTX", code: format!("{:?}", e.0) })?
-                .into_iter()
-                .map(|c| c as u8)
-                .collect(),
+            Output::Ptx => {
+                let mut b = api.bytes(prog, ("nvrtcGetPTXSize", "nvrtcGetPTX"), api.ptx_size, api.ptx)?;
+                // The PTX text without its terminating NUL.
+                if let Some(end) = b.iter().position(|&c| c == 0) {
+                    b.truncate(end);
+                }
+                b
+            }
             Output::Cubin => {
-                let api = |call: &'static str, r: sys::nvrtcResult| {
-                    if r == sys::nvrtcResult::NVRTC_SUCCESS { Ok(()) } else { Err(NvrtcError::Api { call, code: format!("{r:?}") }) }
-                };
-                let mut size = 0usize;
-                // SAFETY: `prog` is a compiled program (above); NVRTC writes the size.
-                api("nvrtcGetCUBINSize", unsafe { sys::nvrtcGetCUBINSize(prog, &mut size) })?;
-                if size == 0 {
+                let bin = api.bytes(prog, ("nvrtcGetCUBINSize", "nvrtcGetCUBIN"), api.cubin_size, api.cubin)?;
+                if bin.is_empty() {
                     return Err(NvrtcError::Api { call: "nvrtcGetCUBIN", code: "no cubin (was a virtual architecture given?)".into() });
                 }
-                let mut bin = vec![0u8; size];
-                // SAFETY: `bin` holds the `size` bytes NVRTC reported for this program.
-                api("nvrtcGetCUBIN", unsafe { sys::nvrtcGetCUBIN(prog, bin.as_mut_ptr() as *mut c_char) })?;
                 bin
             }
         };
