@@ -652,6 +652,8 @@ constexpr int BOXQP_MAX_ITERS = 100;
 // Machine epsilon of `real` (rounding tolerance of the cost comparison).
 constexpr real EPS_MACH = real(2.220446049250313e-16);
 constexpr real EPS = real(1e-7);
+// Float's floor under EPS (see small_step): a step below √ε·(1 + ‖u‖) is converged.
+constexpr real SQRT_EPS_MACH = real(1.4901161193847656e-8);
 constexpr real REG_MIN = real(1e-6);
 constexpr real REG_FACTOR = real(1e1);
 constexpr real REG_MAX = real(1e10);
@@ -1294,6 +1296,21 @@ __device__ __forceinline__ real du_norm(const real* a, const real* b) {
     return rsqrt_(s);
 }
 
+/// Whether a step of norm du, taken to (or tried from) controls u, means convergence without a
+/// KKT tolerance (ilqr.rs `vanished`): below EPS; in float also below √ε·(1 + ‖u‖). Float
+/// cannot reach the usual EPS (1e-11): without the floor every float solve took steps of
+/// rounding noise until the iteration cap (500 iterations where double needs 7 to 40, measured
+/// on an H200). A step of √ε relative leaves an error of order ε behind it where the iteration
+/// converges quadratically, and ~√ε is all float resolves of a minimiser where the cost is flat.
+/// Double never takes the floor, so double kernels equal the CPU solver step for step.
+__device__ __forceinline__ bool small_step(real du, const real* u) {
+    if (du < EPS) return true;
+    if (sizeof(real) >= sizeof(double)) return false;
+    real s = real(0);
+    for (int i = 0; i < HORIZON * NU; ++i) s += u[i] * u[i];
+    return du <= SQRT_EPS_MACH * (real(1) + rsqrt_(s));
+}
+
 __device__ __forceinline__ void copy_n(real* dst, const real* src, int n) {
     for (int i = 0; i < n; ++i) dst[i] = src[i];
 }
@@ -1309,7 +1326,7 @@ __device__ __forceinline__ void swap_ptr(real*& a, real*& b) {
 /// (ilqr.rs `vanished`): below EPS, or with a KKT tolerance only a step that vanishes in floating
 /// point and was not held back by regularisation.
 __device__ __forceinline__ bool vanished(real du, real mu, const real* u) {
-    if (!KKT_MODE) return du < EPS;
+    if (!KKT_MODE) return small_step(du, u);
     real s = real(0);
     for (int i = 0; i < HORIZON * NU; ++i) s += u[i] * u[i];
     return mu == real(0) && du <= real(4) * EPS_MACH * (real(1) + rsqrt_(s));

@@ -106,6 +106,7 @@ pub(super) fn kernel_context(
             ctx.insert("first_decrease", if first { "true" } else { "false" });
             ctx.insert("rule", if first { "first decrease" } else { "best step" });
             ctx.insert("eps", &literal(s.eps));
+            ctx.insert("sqrt_eps_mach", &literal(p.epsilon().sqrt()));
             ctx.insert("reg_min", &literal(s.reg_min));
             ctx.insert("reg_factor", &literal(s.reg_factor));
             ctx.insert("reg_max", &literal(s.reg_max));
