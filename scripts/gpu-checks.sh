@@ -248,14 +248,23 @@ step "mpc solve: --backend cuda vs --backend cpu (x, u, cost, gradients)" cuda_v
 # when a .venv with the built wheel was carried here (the device machine cannot reach PyPI;
 # `bash scripts/python.sh --no-test` makes one).
 python_cuda() {
-  "$ROOT/.venv/bin/python" -m pytest -q "$ROOT/python/tests/test_solver.py" -k "cuda" -rs 2>&1 | tee "$WORK/python-cuda.log"
+  # From a scratch folder, so that `import mpc_rs` is the installed wheel, not python/mpc_rs.
+  (cd "$WORK" && MPC_BIN="$MPC" "$PY_RUN" -m pytest -q -p no:cacheprovider "$ROOT/python/tests/test_solver.py" -k "cuda" -rs) 2>&1 | tee "$WORK/python-cuda.log"
   local rc=${PIPESTATUS[0]}
   if grep -q "SKIPPED.*no GPU" "$WORK/python-cuda.log"; then echo "the Python GPU test skipped: no GPU seen"; return 1; fi
   return "$rc"
 }
-if "$ROOT/.venv/bin/python" -c "import mpc_rs, pytest" 2>/dev/null; then
+PY_RUN="$ROOT/.venv/bin/python"
+if ! "$PY_RUN" -c "import mpc_rs, pytest" 2>/dev/null && [ -n "$PREBUILT" ] && [ -d "$CARRY/python" ]; then
+  # The carried wheel and pytest into a scratch site (no network on the device machine).
+  # mpc_rs without its dependency numpy: the device image's own numpy serves.
+  python3 -m pip install -q --no-index --find-links "$CARRY/python" --target "$WORK/py" --no-deps mpc_rs \
+    && python3 -m pip install -q --no-index --find-links "$CARRY/python" --target "$WORK/py" pytest \
+    && export PYTHONPATH="$WORK/py:${PYTHONPATH:-}" && PY_RUN=python3
+fi
+if "$PY_RUN" -c "import mpc_rs, pytest, numpy" 2>/dev/null; then
   step "Python mpc_rs.Solver(backend=\"cuda\") vs the CPU solver (solutions, gradients, parameters)" python_cuda
-else skip "Python mpc_rs.Solver(backend=\"cuda\")" "no .venv with mpc_rs and pytest (bash scripts/python.sh --no-test)"; fi
+else skip "Python mpc_rs.Solver(backend=\"cuda\")" "no Python with mpc_rs, pytest and numpy (bash scripts/python.sh --no-test, or gpu-pack.sh's .gpu-carry/python)"; fi
 
 if [ -n "${QUICK:-}" ]; then
   skip "benchmarks and profiles" "QUICK is set"
@@ -269,7 +278,9 @@ else
   timed 60 "mpc bench --backend cuda, Table II grid, single-launch layout" bench_cuda "" --layout single-launch
   timed 60 "mpc bench --backend cuda, Table II grid, three-stage layout" bench_cuda -three-stage --layout three-stage
   timed 60 "mpc bench --backend cuda, Table II grid, warp-per-problem layout" bench_cuda -warp --layout warp
-  timed 90 "mpc bench --backend cuda, B = 4096, 65536 (automatic layout)" bench_cuda -large --batch 4096,65536
+  # One warm-up: at B = 65536, T = 50 every solve uploads 5 GB of cost Hessians (it did not
+  # finish in 120 s with the default five on the H200 machine, 2026-12-04).
+  timed 150 "mpc bench --backend cuda, B = 4096, 65536 (automatic layout)" bench_cuda -large --batch 4096,65536 --warmup 1
   bench_cpu() {
     "$MPC" bench --backend cpu --threads "$(nproc)" --reps "$BENCH_REPS" --budget-s "$BENCH_BUDGET_S" --quiet \
       --json "$OUTDIR/cpu-table2.json" | tee "$OUTDIR/cpu-table2.md"

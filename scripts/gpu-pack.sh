@@ -13,7 +13,8 @@
 # .git/info/exclude`) and restore it afterwards (`git reset -q -- results`, drop that line).
 #
 # Env: NVRTC_DIR (a directory holding libnvrtc.so.12 and libnvrtc-builtins.so.12.*; default:
-# the project's .venv from scripts/setup.sh), PEER_DIR (default ../shared/peer-bench).
+# the project's .venv from scripts/setup.sh), PEER_DIR (default ../shared/peer-bench),
+# NO_PYTHON=1 (leave out the mpc_rs wheel and pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -43,6 +44,15 @@ if [ -f "$PEER_DIR/peer_common.py" ]; then
   mkdir -p "$OUT/peer-bench" && cp "$PEER_DIR"/*.py "$OUT/peer-bench/"
   python3 -m pip wheel -q --no-deps -w "$OUT/peer-bench" mpc==0.0.6 \
     || echo "mpc 0.0.6 wheel not downloaded: the GPU peer benchmark will be skipped" >&2
+fi
+# The Python package (an abi3 wheel, any CPython >= 3.9) and pytest with its dependencies for
+# CPython 3.12 (the device image's), so that gpu-checks.sh runs Solver(backend="cuda") there.
+if [ -z "${NO_PYTHON:-}" ]; then
+  mkdir -p "$OUT/python"
+  bash scripts/python.sh --no-test
+  "$ROOT/.venv/bin/maturin" build --release --quiet --manifest-path python/Cargo.toml --out "$OUT/python" >&2
+  python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp -d "$OUT/python" "pytest>=7" \
+    || echo "pytest not downloaded: the GPU Python check will be skipped" >&2
 fi
 # The test binaries read tests/fixtures through the source path they were built in.
 echo "$ROOT" > "$OUT/built-in"
