@@ -3,7 +3,7 @@
 # network (the lent device machine): the release `mpc` binary and the GPU test binaries, built
 # HERE, stripped and xz-compressed, NVRTC 12 (the device image has CUDA 13 only), the
 # mpc.pytorch 0.0.6 wheel and the peer benchmark's helpers, all into .gpu-carry/ (git-ignored,
-# ~40 MB). On the GPU machine, `bash scripts/gpu-checks.sh` finds .gpu-carry/ when `cargo` is
+# ~49 MB). On the GPU machine, `bash scripts/gpu-checks.sh` finds .gpu-carry/ when `cargo` is
 # missing and unpacks it instead of building.
 #
 #     bash scripts/gpu-pack.sh        # then carry .gpu-carry to the machine
