@@ -467,10 +467,9 @@ fn guard<T>(f: impl FnOnce() -> Result<T, NvrtcError>) -> Result<T, NvrtcError> 
     }
 }
 
-/// NUL-terminated C characters to a Rust string (lossy).
-fn c_chars_to_string(v: &[c_char]) -> String {
-    let bytes: Vec<u8> = v.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
+/// NVRTC's NUL-terminated text (log, PTX) as a Rust string, up to the first NUL (lossy).
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes.split(|&c| c == 0).next().unwrap_or(&[])).into_owned()
 }
 
 /// Version `(major, minor)` of the NVRTC library this process uses.
@@ -492,7 +491,7 @@ pub fn nvrtc_version() -> Result<(i32, i32), NvrtcError> {
 /// ```
 pub fn compile_ptx(source: &str, opts: &NvrtcOptions) -> Result<Ptx, NvrtcError> {
     let (ptx, log, options) = compile(source, opts, Output::Ptx)?;
-    Ok(Ptx { text: c_chars_to_string(&ptx.into_iter().map(|b| b as c_char).collect::<Vec<_>>()), log, options })
+    Ok(Ptx { text: text_of(&ptx), log, options })
 }
 
 /// Compile `source` to a cubin (ELF device code) for the real architecture `opts.arch`
@@ -546,20 +545,13 @@ fn compile(source: &str, opts: &NvrtcOptions, output: Output) -> Result<(Vec<u8>
         let compiled = unsafe { (api.compile)(prog, c_ptrs.len() as c_int, c_ptrs.as_ptr()) };
         let log = api
             .bytes(prog, ("nvrtcGetProgramLogSize", "nvrtcGetProgramLog"), api.log_size, api.log)
-            .map(|b| String::from_utf8_lossy(b.split(|&c| c == 0).next().unwrap_or(&[])).into_owned())
+            .map(|b| text_of(&b))
             .unwrap_or_default();
         if compiled != 0 {
             return Err(NvrtcError::Compile { code: api.name(compiled), options: options.clone(), log });
         }
         let bytes = match output {
-            Output::Ptx => {
-                let mut b = api.bytes(prog, ("nvrtcGetPTXSize", "nvrtcGetPTX"), api.ptx_size, api.ptx)?;
-                // The PTX text without its terminating NUL.
-                if let Some(end) = b.iter().position(|&c| c == 0) {
-                    b.truncate(end);
-                }
-                b
-            }
+            Output::Ptx => api.bytes(prog, ("nvrtcGetPTXSize", "nvrtcGetPTX"), api.ptx_size, api.ptx)?,
             Output::Cubin => {
                 let bin = api.bytes(prog, ("nvrtcGetCUBINSize", "nvrtcGetCUBIN"), api.cubin_size, api.cubin)?;
                 if bin.is_empty() {
