@@ -113,9 +113,16 @@ impl GradStatus {
 /// finite: the rule every backend applies after its backward pass (`solution_ok`: the problem's
 /// stop reason is not [`StopReason::NonFinite`] and its states and controls are finite).
 pub fn mask_gradients(solution_ok: bool, grads: [&mut [f64]; 4]) -> GradStatus {
+    let all_finite = solution_ok && grads.iter().all(|g| finite(g));
+    mask_gradients_known(solution_ok, all_finite, grads)
+}
+
+/// [`mask_gradients`] where the caller tested the gradients' finiteness as it wrote them
+/// (`grads_finite`), so they are not read back.
+pub(crate) fn mask_gradients_known(solution_ok: bool, grads_finite: bool, grads: [&mut [f64]; 4]) -> GradStatus {
     let status = if !solution_ok {
         GradStatus::MaskedSolution
-    } else if !grads.iter().all(|g| finite(g)) {
+    } else if !grads_finite {
         GradStatus::MaskedNonFinite
     } else {
         return GradStatus::Ok;

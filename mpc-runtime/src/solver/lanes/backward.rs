@@ -14,7 +14,8 @@
 
 use super::{Hess, LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
 use crate::model::Dynamics;
-use crate::solver::backward::sym_outer;
+use crate::solver::backward::{copy_streaming, stream_fence, sym_outer};
+use crate::solver::status::finite;
 use crate::solver::isa::isa_builds;
 use crate::solver::{ACTIVE_TOL, GradientMode, ProblemRef};
 
@@ -26,9 +27,11 @@ pub(crate) fn backward_applies<D: Dynamics>(d: &D, mode: GradientMode, np: usize
 isa_builds! {
     /// Gradients of up to [`LANES`] solved problems (`probs[l]`, its solution at
     /// `xs[l·T·nx..]`, `us[l·T·nu..]`, upstream gradients likewise; outputs at
-    /// `grad_cm[l·T·n²..]`, `grad_cv[l·T·n..]`, `grad_x0[l·nx..]`). Returns, per lane, whether
-    /// its free block needed more than a Cholesky factorisation: that problem must be redone by
-    /// the per-problem pass. Only where [`backward_applies`] holds.
+    /// `grad_cm[l·T·n²..]`, `grad_cv[l·T·n..]`, `grad_x0[l·nx..]`; `dL/dC` with non-temporal
+    /// stores where `stream`, for outputs far larger than the caches). Returns, per lane,
+    /// whether its free block needed more than a Cholesky factorisation (that problem must be
+    /// redone by the per-problem pass), and whether its outputs came out finite (tested as they
+    /// were written, so that nobody reads them back). Only where [`backward_applies`] holds.
     pub(crate) fn backward_lanes;
     /// [`backward_lanes`] in the build `isa`.
     pub(crate) fn backward_lanes_with = backward_lanes_impl(
@@ -42,7 +45,8 @@ isa_builds! {
         grad_cm: &mut [f64],
         grad_cv: &mut [f64],
         grad_x0: &mut [f64],
-    ) -> [bool; LANES]
+        stream: bool,
+    ) -> ([bool; LANES], [bool; LANES])
 }
 
 #[inline(always)]
@@ -58,7 +62,8 @@ fn backward_lanes_impl<D: Dynamics>(
     grad_cm: &mut [f64],
     grad_cv: &mut [f64],
     grad_x0: &mut [f64],
-) -> [bool; LANES] {
+    stream: bool,
+) -> ([bool; LANES], [bool; LANES]) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     let g = probs.len();
@@ -160,10 +165,12 @@ fn backward_lanes_impl<D: Dynamics>(
     if n > 16 {
         ws.acc = heap;
     }
+    let mut finite_out = [true; LANES];
     for l in 0..g {
         for i in 0..nx {
             grad_x0[l * nx + i] = ws.pv[i][l];
         }
+        finite_out[l] = finite(&grad_x0[l * nx..(l + 1) * nx]);
     }
     // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u; outputs per stage.
     let mut dx = std::mem::take(&mut ws.xn);
@@ -209,12 +216,25 @@ fn backward_lanes_impl<D: Dynamics>(
             }
             let s = (l * tt + t) * n;
             grad_cv[s..s + n].copy_from_slice(&ws.sd);
-            sym_outer(&mut grad_cm[s * n..(s + n) * n], &ws.sz, &ws.sd, n);
+            let out = &mut grad_cm[s * n..(s + n) * n];
+            // Each block is tested for finiteness where it was formed (in L1).
+            let ok = if stream {
+                sym_outer(&mut ws.sg, &ws.sz, &ws.sd, n);
+                copy_streaming(out, &ws.sg);
+                finite(&ws.sg)
+            } else {
+                sym_outer(out, &ws.sz, &ws.sd, n);
+                finite(out)
+            };
+            finite_out[l] &= ok & finite(&ws.sd);
         }
+    }
+    if stream {
+        stream_fence();
     }
     ws.xn = dx;
     ws.z = dz;
-    failed
+    (failed, finite_out)
 }
 
 /// `linalg::cholesky` of every lane's free block, spread over `n × n` with the identity on the

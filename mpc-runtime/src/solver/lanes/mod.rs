@@ -131,6 +131,8 @@ pub(crate) struct LaneWorkspace {
     // One lane's stage point z and adjoint d (the backward pass's outputs).
     sz: Vec<f64>,
     sd: Vec<f64>,
+    // One lane's `dL/dC_t` block before a streaming write (n×n).
+    sg: Vec<f64>,
 }
 
 impl LaneWorkspace {
@@ -191,6 +193,7 @@ impl LaneWorkspace {
             sb: s(nx * nu),
             sz: s(n),
             sd: s(n),
+            sg: s(n * n),
         }
     }
 
@@ -1309,7 +1312,20 @@ mod tests {
                     let gx: Vec<f64> = (0..g * t * nx).map(|k| (0.37 * k as f64).sin()).collect();
                     let gu: Vec<f64> = (0..g * t * nu).map(|k| (1.3 * k as f64).cos()).collect();
                     let (mut gcm, mut gcv, mut gx0) = (vec![0.0; g * t * n * n], vec![0.0; g * t * n], vec![0.0; g * nx]);
-                    let failed = backward_lanes_with(isa, &ring, &mut lws, &probs, &xl, &ul, &gx, &gu, &mut gcm, &mut gcv, &mut gx0);
+                    let (failed, finite) = backward_lanes_with(isa, &ring, &mut lws, &probs, &xl, &ul, &gx, &gu, &mut gcm, &mut gcv, &mut gx0, false);
+                    // The streaming writer: the same bits and the same finiteness verdicts.
+                    let (mut gcm_s, mut gcv_s, mut gx0_s) = (vec![0.0; g * t * n * n], vec![0.0; g * t * n], vec![0.0; g * nx]);
+                    let (failed_s, finite_s) =
+                        backward_lanes_with(isa, &ring, &mut lws, &probs, &xl, &ul, &gx, &gu, &mut gcm_s, &mut gcv_s, &mut gx0_s, true);
+                    let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!((failed, finite), (failed_s, finite_s));
+                    assert_eq!((bits(&gcm), bits(&gcv), bits(&gx0)), (bits(&gcm_s), bits(&gcv_s), bits(&gx0_s)));
+                    for l in 0..g {
+                        let all = [&gcm[l * t * n * n..(l + 1) * t * n * n], &gcv[l * t * n..(l + 1) * t * n], &gx0[l * nx..(l + 1) * nx]]
+                            .iter()
+                            .all(|v| v.iter().all(|x| x.is_finite()));
+                        assert_eq!(finite[l], all, "finiteness verdict of lane {l}");
+                    }
                     for (l, p) in probs.iter().enumerate() {
                         if failed[l] || !xl[l * t * nx..(l + 1) * t * nx].iter().all(|v| v.is_finite()) {
                             continue;
@@ -1331,7 +1347,6 @@ mod tests {
                             &mut x01,
                             &mut [],
                         );
-                        let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                         let what = format!("{isa:?} nx={nx} nu={nu} lane {l} {rule:?}");
                         assert_eq!(bits(&gcm[l * t * n * n..(l + 1) * t * n * n]), bits(&cm1), "dL/dC, {what}");
                         assert_eq!(bits(&gcv[l * t * n..(l + 1) * t * n]), bits(&cv1), "dL/dc, {what}");
