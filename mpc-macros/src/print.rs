@@ -73,6 +73,8 @@ impl Printer for RustPrinter {
         match op {
             Unary::Sign => format!("if {a} > 0.0 {{ 1.0 }} else if {a} < 0.0 {{ -1.0 }} else {{ 0.0 }}"),
             Unary::Neg => format!("-{a}"),
+            // The runtime's inlined sin/cos (`mpc_runtime::math`), not libm's calls.
+            Unary::Sin | Unary::Cos => format!("__math::{}({a})", unary_name(op)),
             _ => format!("f64::{}({a})", unary_name(op)),
         }
     }
@@ -134,6 +136,7 @@ impl Printer for RustLanesPrinter {
         match op {
             Unary::Sign => format!("__lane::sign({a})"),
             Unary::Neg => format!("__lane::neg({a})"),
+            Unary::Sin | Unary::Cos => format!("__lane::{}({a})", unary_name(op)),
             _ => format!("__lane::map({a}, f64::{})", unary_name(op)),
         }
     }

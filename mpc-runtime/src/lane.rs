@@ -4,7 +4,22 @@
 //! every lane gets the one-problem code's bits. Inlined, each call is a few vector
 //! instructions (the elementary functions stay one call per lane).
 
+use crate::math;
 use crate::model::{LANES, Lane};
+
+/// Which build of a model's generated lane code this CPU runs (what `eval_step_lanes` and
+/// `eval_linearize_lanes` dispatch on): 2 AVX-512F, 1 AVX2, 0 the baseline, as the solver's
+/// own loops (`MPC_NO_AVX512=1` keeps AVX2). All give the same bits.
+#[doc(hidden)]
+#[inline]
+pub fn isa_level() -> u8 {
+    use crate::solver::isa::Isa;
+    match Isa::detect() {
+        Isa::Avx512 => 2,
+        Isa::Avx2 => 1,
+        Isa::Base => 0,
+    }
+}
 
 /// `v` in every lane.
 #[inline(always)]
@@ -88,4 +103,38 @@ pub fn if_le(a: Lane, b: Lane, t: Lane, e: Lane) -> Lane {
         r[l] = if a[l] <= b[l] { t[l] } else { e[l] };
     }
     r
+}
+
+/// `(sin, cos)` of every lane with the bits of [`math::sin`] and [`math::cos`]: where every
+/// lane's first reduction step suffices (almost always) without branches across lanes, so the
+/// lanes vectorise; otherwise lane by lane.
+#[inline(always)]
+pub fn sin_cos(a: Lane) -> (Lane, Lane) {
+    let (mut n, mut r, mut w, mut y0, mut fine) = ([0u64; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES], [false; LANES]);
+    for l in 0..LANES {
+        (n[l], r[l], w[l], y0[l], fine[l]) = math::reduce_first(a[l]);
+    }
+    let (mut s, mut c) = ([0.0; LANES], [0.0; LANES]);
+    if fine.iter().all(|&f| f) {
+        for l in 0..LANES {
+            (s[l], c[l]) = math::quadrant(n[l], y0[l], (r[l] - y0[l]) - w[l]);
+        }
+    } else {
+        for l in 0..LANES {
+            (s[l], c[l]) = (math::sin(a[l]), math::cos(a[l]));
+        }
+    }
+    (s, c)
+}
+
+/// `sin` lane by lane, the one-problem code's bits ([`sin_cos`]).
+#[inline(always)]
+pub fn sin(a: Lane) -> Lane {
+    sin_cos(a).0
+}
+
+/// `cos` lane by lane, the one-problem code's bits ([`sin_cos`]).
+#[inline(always)]
+pub fn cos(a: Lane) -> Lane {
+    sin_cos(a).1
 }

@@ -4,6 +4,7 @@
 //!   emulation in `mpc-cuda`), with typed errors.
 //! * [`model`]: the [`Dynamics`] and [`Model`] traits that generated models implement.
 //! * [`lane`]: arithmetic on lanes of problems, what generated lane code is written in.
+//! * [`math`]: the `sin` and `cos` of generated code (branch-free, same bits in lanes).
 //! * [`linear`]: the run-time-sized `linear` model.
 //! * [`verify`]: finite-difference checks of a model's derivatives; lane and batch checks.
 //! * [`solver`]: the batched box-constrained iLQR solver with implicit-differentiation
@@ -14,6 +15,7 @@
 pub mod backend;
 pub mod lane;
 pub mod linear;
+pub mod math;
 pub mod model;
 pub mod private_fs;
 pub mod problem;

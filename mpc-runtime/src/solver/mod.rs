@@ -32,7 +32,7 @@ mod batch;
 mod each;
 pub mod boxqp;
 pub mod ilqr;
-mod isa;
+pub(crate) mod isa;
 mod kkt;
 mod lanes;
 #[cfg(test)]
