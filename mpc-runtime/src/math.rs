@@ -10,11 +10,14 @@
 //! distance to libm by one ulp. Arguments of magnitude [`REDUCED_MAX`] and beyond,
 //! infinities and NaN go to libm.
 
+// fdlibm's constants as it prints them (more digits than an f64 holds).
+#![allow(clippy::excessive_precision)]
+
 /// Below this magnitude the three-step reduction is exact enough (fdlibm's medium range,
 /// `|x| < 2^20·π/2`); beyond it `sin`/`cos` are libm's.
 pub const REDUCED_MAX: f64 = 1.6e6;
 
-const INV_PIO2: f64 = 6.366_197_723_675_813_824_33e-1;
+const INV_PIO2: f64 = std::f64::consts::FRAC_2_PI;
 const PIO2_1: f64 = 1.570_796_326_734_125_614_17; // first 33 bits of π/2
 const PIO2_1T: f64 = 6.077_100_506_506_192_249_32e-11; // π/2 − PIO2_1
 const PIO2_2: f64 = 6.077_100_506_303_965_976_60e-11; // next 33 bits
