@@ -243,7 +243,7 @@ fn backward_lanes_impl<D: Dynamics>(
 /// free block is numerically positive definite.
 #[inline(always)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
-fn lane_cholesky(a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+pub(super) fn lane_cholesky(a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
     let mut dmax = ZERO;
     for i in 0..n {
         for l in 0..LANES {

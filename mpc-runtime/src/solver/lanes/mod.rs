@@ -7,8 +7,9 @@
 //! line-search outcome, best iterate and stop reason): a round runs one Riccati pass and one
 //! line search for every lane still iterating, and lanes that finished are carried along
 //! without effect. Every entry sees the same operations in the same order as in the
-//! per-problem solver, and the box QP and the gain solves run per lane through the same code,
-//! so a lane's solution is the per-problem solution (a test checks it to the bit). Terms the
+//! per-problem solver, and the box QP (on its common course for all lanes at once, `boxqp.rs`,
+//! else per lane) and the gain solves repeat the per-problem code's operations, so a lane's
+//! solution is the per-problem solution (a test checks it to the bit). Terms the
 //! per-problem code skips because a factor is exactly zero are skipped here only when they
 //! are zero in every lane; otherwise the lane adds a `±0`.
 //!
@@ -19,12 +20,14 @@
 #![allow(clippy::needless_range_loop)]
 
 mod backward;
+mod boxqp;
 mod trials;
 
 pub(crate) use backward::{backward_applies, backward_lanes};
 pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
 
 use super::boxqp::BoxQp;
+use boxqp::{LaneBoxQp, solve_interior};
 use super::ilqr::escalate;
 use super::isa::isa_builds;
 use super::rollout::off_diagonal_zeros;
@@ -120,6 +123,8 @@ pub(crate) struct LaneWorkspace {
     dlo: Vec<f64>,
     dhi: Vec<f64>,
     kt: Vec<f64>,
+    // Every lane's box QP where it takes its common course (`boxqp::solve_interior`).
+    bqp: LaneBoxQp,
     // Per lane: its free face's Cholesky factor spread over nu×nu, which controls are free (1/0).
     lf: Vec<V>,
     free: Vec<V>,
@@ -184,6 +189,7 @@ impl LaneWorkspace {
             dlo: s(nu),
             dhi: s(nu),
             kt: s(nu),
+            bqp: LaneBoxQp::new(nu),
             lf: v(nu * nu),
             free: v(nu),
             sx: s(nx),
@@ -793,8 +799,30 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
             ws.lf[i * nu + i] = [1.0; LANES];
         }
         ws.free.fill(ZERO);
+        // Every lane's box QP at once where it takes its common course, the others one by one.
+        let bq = &mut ws.bqp;
+        for i in 0..nu {
+            for j in 0..nu {
+                bq.q[i * nu + j] = ws.qzz[(nx + i) * n + nx + j];
+            }
+            bq.q[i * nu + i] = std::array::from_fn(|l| bq.q[i * nu + i][l] + mu[l]);
+            bq.c[i] = ws.qz[nx + i];
+            bq.lo[i] = std::array::from_fn(|l| ws.lo[t * nu + i][l] - ws.u[t * nu + i][l]);
+            bq.hi[i] = std::array::from_fn(|l| ws.hi[t * nu + i][l] - ws.u[t * nu + i][l]);
+            bq.x[i] = ws.k[t * nu + i];
+        }
+        let interior = solve_interior(bq, nu, &live);
+        for l in (0..LANES).filter(|&l| interior[l]) {
+            for i in 0..nu {
+                ws.k[t * nu + i][l] = bq.x[i][l];
+                ws.free[i][l] = 1.0;
+            }
+            for (dst, src) in ws.lf[..nu * nu].iter_mut().zip(&bq.chol) {
+                dst[l] = src[l];
+            }
+        }
         for l in 0..LANES {
-            if !live[l] {
+            if !live[l] || interior[l] {
                 continue;
             }
             for i in 0..nu {
