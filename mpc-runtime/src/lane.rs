@@ -2,7 +2,7 @@
 //! code of a model (`eval_step_lanes`, `eval_linearize_lanes`) is written in: one call per
 //! statement of the one-problem code, each doing that statement's operation in every lane, so
 //! every lane gets the one-problem code's bits. Inlined, each call is a few vector
-//! instructions (the elementary functions stay one call per lane).
+//! instructions (`sin` and `cos` too; the other elementary functions stay one call per lane).
 
 use crate::math;
 use crate::model::{LANES, Lane};

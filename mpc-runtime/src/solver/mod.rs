@@ -56,15 +56,15 @@ pub use options::{ACTIVE_TOL, GradientMode, Lanes, LineSearchRule, Method, Solve
 pub use results::{Gradients, Solution, Stats};
 use results::StatsOut;
 use status::mask_gradients_known;
+pub use status::{GradStatus, NonFinite, STOP_CODES, StopReason, mask_gradients, solution_ok};
+pub use trace::{IterationRecord, format_trace};
+pub(crate) use trace::sci;
+pub use workspace::Workspace;
 
 /// Size of a batch's `dL/dC` from which the lane backward pass writes it with non-temporal
 /// stores: beyond what a 2-core share of a last-level cache keeps (at T = 50, K = 5 on an AVX-512
 /// host: B = 64, 6.5 MB, 1.75 against 1.85 ms; B = 256, 26 MB, 6.4 against 7.2 ms).
 const STREAM_MIN_BYTES: usize = 4 << 20;
-pub use status::{GradStatus, NonFinite, STOP_CODES, StopReason, mask_gradients, solution_ok};
-pub use trace::{IterationRecord, format_trace};
-pub(crate) use trace::sci;
-pub use workspace::Workspace;
 
 /// A configured batched iLQR solver for dynamics `D` and horizon `T`.
 pub struct Solver<D: Dynamics> {
