@@ -295,6 +295,16 @@ pub(crate) fn sym_outer(g: &mut [f64], z: &[f64], d: &[f64], n: usize) {
     }
 }
 
+/// Whether every entry of `½ (d zᵀ + z dᵀ)` is finite by a bound alone, for finite `z` and `d`:
+/// each is at most `max|z| · max|d|` in magnitude, and twice that rounded stays below `f64::MAX`
+/// when the computed product is at most `f64::MAX / 4`. `false` says only that the entries must
+/// be tested one by one.
+#[inline(always)]
+pub(crate) fn outer_bounded(z: &[f64], d: &[f64]) -> bool {
+    let max_abs = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    max_abs(z) * max_abs(d) <= f64::MAX / 4.0
+}
+
 /// Copy `src` into `dst` with non-temporal stores where the CPU has them (x86-64): the lines go
 /// to memory without first being read into the cache, which halves the memory traffic of an
 /// output far larger than the caches (the `dL/dC` of a large batch). Same values as
@@ -334,4 +344,34 @@ pub(crate) fn stream_fence() {
     unsafe {
         std::arch::x86_64::_mm_sfence()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where `outer_bounded` holds, every entry of `½ (d zᵀ + z dᵀ)` is finite, up to the
+    /// largest magnitudes it admits; past them it declines, and it does for overflowing blocks.
+    #[test]
+    fn a_bounded_outer_product_is_finite() {
+        let n = 3;
+        let mut g = vec![0.0; n * n];
+        let big = (f64::MAX / 4.0).sqrt();
+        for (scale_z, scale_d, overflows) in [(1.0, 1.0, false), (big, big, false), (f64::MAX / 4.0, 1.0, false), (1e200, 1e200, true), (f64::MAX, 2.0, true)] {
+            for signs in 0..8u32 {
+                let s = |k: u32| if signs >> k & 1 == 1 { -1.0 } else { 1.0 };
+                let z = [scale_z * s(0), scale_z * 0.5, -scale_z * s(1)];
+                let d = [scale_d * s(2), -scale_d, scale_d * 0.25];
+                sym_outer(&mut g, &z, &d, n);
+                let all_finite = g.iter().all(|v| v.is_finite());
+                if outer_bounded(&z, &d) {
+                    assert!(all_finite, "bounded but not finite: {z:?} {d:?}");
+                }
+                assert_eq!(outer_bounded(&z, &d), !overflows, "{scale_z:e} {scale_d:e}");
+                if overflows {
+                    assert!(!all_finite, "{scale_z:e} {scale_d:e}");
+                }
+            }
+        }
+    }
 }

@@ -14,7 +14,7 @@
 
 use super::{Hess, LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
 use crate::model::Dynamics;
-use crate::solver::backward::{copy_streaming, stream_fence, sym_outer};
+use crate::solver::backward::{copy_streaming, outer_bounded, stream_fence, sym_outer};
 use crate::solver::status::finite;
 use crate::solver::isa::isa_builds;
 use crate::solver::{ACTIVE_TOL, GradientMode, ProblemRef};
@@ -172,7 +172,8 @@ fn backward_lanes_impl<D: Dynamics>(
         }
         finite_out[l] = finite(&grad_x0[l * nx..(l + 1) * nx]);
     }
-    // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u; outputs per stage.
+    // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u, every stage's (d_x, d_u) kept
+    // in `xt`, `ut` (the upstream gradients there were read by the Riccati pass above).
     let mut dx = std::mem::take(&mut ws.xn);
     dx.fill(ZERO);
     let mut dz = std::mem::take(&mut ws.z);
@@ -206,28 +207,46 @@ fn backward_lanes_impl<D: Dynamics>(
                 dx[i] = s;
             }
         }
-        let (x, u) = (&ws.x[t * nx..(t + 1) * nx], &ws.u[t * nu..(t + 1) * nu]);
-        for l in 0..g {
-            // One lane's z and d contiguous, then the per-problem pass's own writer (its rows
-            // vectorise; a lane-strided writer here was a third of this pass).
-            for (j, (zj, dj)) in ws.sz.iter_mut().zip(ws.sd.iter_mut()).enumerate() {
-                *zj = if j < nx { x[j][l] } else { u[j - nx][l] };
-                *dj = dz[j][l];
+        ws.xt[t * nx..(t + 1) * nx].copy_from_slice(&dz[..nx]);
+        ws.ut[t * nu..(t + 1) * nu].copy_from_slice(&dz[nx..n]);
+    }
+    // The outputs lane by lane, each lane's stages in order: its dL/dC is one contiguous run
+    // written front to back (stage-major over the lanes interleaved four streams, and the
+    // non-temporal stores' write-combining lost the partial lines between blocks).
+    let (zs, ds, sg) = (&mut ws.sz[..tt * n], &mut ws.sd[..tt * n], &mut ws.sg[..n * n]);
+    for l in 0..g {
+        // The lane's z and d of every stage contiguous, for the per-problem pass's own writer
+        // (its rows vectorise; a lane-strided writer here was a third of this pass).
+        for t in 0..tt {
+            let (x, u) = (&ws.x[t * nx..(t + 1) * nx], &ws.u[t * nu..(t + 1) * nu]);
+            let (dxs, dus) = (&ws.xt[t * nx..(t + 1) * nx], &ws.ut[t * nu..(t + 1) * nu]);
+            let (z, dd) = (&mut zs[t * n..(t + 1) * n], &mut ds[t * n..(t + 1) * n]);
+            for j in 0..nx {
+                (z[j], dd[j]) = (x[j][l], dxs[j][l]);
             }
-            let s = (l * tt + t) * n;
-            grad_cv[s..s + n].copy_from_slice(&ws.sd);
-            let out = &mut grad_cm[s * n..(s + n) * n];
-            // Each block is tested for finiteness where it was formed (in L1).
-            let ok = if stream {
-                sym_outer(&mut ws.sg, &ws.sz, &ws.sd, n);
-                copy_streaming(out, &ws.sg);
-                finite(&ws.sg)
-            } else {
-                sym_outer(out, &ws.sz, &ws.sd, n);
-                finite(out)
-            };
-            finite_out[l] &= ok & finite(&ws.sd);
+            for j in 0..nu {
+                (z[nx + j], dd[nx + j]) = (u[j][l], dus[j][l]);
+            }
         }
+        grad_cv[l * tt * n..(l + 1) * tt * n].copy_from_slice(ds);
+        let mut ok = finite(ds) && finite(zs);
+        let cm = &mut grad_cm[l * tt * n * n..(l + 1) * tt * n * n];
+        for t in 0..tt {
+            let (z, dd) = (&zs[t * n..(t + 1) * n], &ds[t * n..(t + 1) * n]);
+            let out = &mut cm[t * n * n..(t + 1) * n * n];
+            // Finite z and d bound every entry by max|z|·max|d|; only a block whose bound may
+            // overflow is tested entry by entry (where it was formed, in L1).
+            let bounded = ok && outer_bounded(z, dd);
+            if stream {
+                sym_outer(sg, z, dd, n);
+                copy_streaming(out, sg);
+                ok &= bounded || finite(sg);
+            } else {
+                sym_outer(out, z, dd, n);
+                ok &= bounded || finite(out);
+            }
+        }
+        finite_out[l] &= ok;
     }
     if stream {
         stream_fence();

@@ -133,7 +133,7 @@ pub(crate) struct LaneWorkspace {
     sxn: Vec<f64>,
     sa: Vec<f64>,
     sb: Vec<f64>,
-    // One lane's stage point z and adjoint d (the backward pass's outputs).
+    // One lane's stage points z and adjoints d of every stage (the backward pass's outputs).
     sz: Vec<f64>,
     sd: Vec<f64>,
     // One lane's `dL/dC_t` block before a streaming write (n×n).
@@ -197,8 +197,8 @@ impl LaneWorkspace {
             sxn: s(nx),
             sa: s(nx * nx),
             sb: s(nx * nu),
-            sz: s(n),
-            sd: s(n),
+            sz: s(t * n),
+            sd: s(t * n),
             sg: s(n * n),
         }
     }
@@ -593,8 +593,8 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut LaneWorkspace, alpha: f64) -> (V, 
 // ---------------------------------------------------------------------------------------------
 // The Riccati pass.
 
-/// `Q += Fᵀ P F`, `q += Fᵀ p` for stage `t`, as `riccati::add_cost_to_go` (rows accumulated in
-/// `acc`; terms with a factor of `A` or `B` zero in every lane skipped).
+/// `Q += Fᵀ P F`, `q += Fᵀ p` for stage `t`, as `riccati::add_cost_to_go` (rows and columns
+/// accumulated in `acc`; terms with a factor of `A` or `B` zero in every lane skipped).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn add_cost_to_go(
@@ -612,16 +612,26 @@ fn add_cost_to_go(
 ) {
     let n = nx + nu;
     let acc = &mut acc[..n];
-    for k in 0..nx {
-        acc.fill(ZERO);
-        let (ax, au) = acc.split_at_mut(nx);
+    // [PA PB] column by column: column j = Σ_m F[m][j] P_m over the m where F[m][j] is non-zero
+    // in some lane (P symmetric: its row m is its column m), so a sparse Jacobian costs its
+    // non-zeros only. Entry (k, j) is Σ_m P[k][m] F[m][j] in m order as in the per-problem pass,
+    // less terms that are `±0` in every lane (which leave the sum unchanged).
+    for j in 0..n {
+        let ak = &mut acc[..nx];
+        ak.fill(ZERO);
         for m in 0..nx {
-            let pkm = &p[k * nx + m];
-            axpy(ax, pkm, &a[m * nx..(m + 1) * nx]);
-            axpy(au, pkm, &b[m * nu..(m + 1) * nu]);
+            let fmj = if j < nx { &a[m * nx + j] } else { &b[m * nu + j - nx] };
+            if any_nonzero(fmj) {
+                axpy(ak, fmj, &p[m * nx..(m + 1) * nx]);
+            }
         }
-        pa[k * nx..(k + 1) * nx].copy_from_slice(ax);
-        pb[k * nu..(k + 1) * nu].copy_from_slice(au);
+        for (k, v) in ak.iter().enumerate() {
+            if j < nx {
+                pa[k * nx + j] = *v;
+            } else {
+                pb[k * nu + j - nx] = *v;
+            }
+        }
     }
     for i in 0..nx {
         acc.copy_from_slice(&qzz[i * n..(i + 1) * n]);
