@@ -23,9 +23,10 @@ use super::{ACTIVE_TOL, GradientMode, ProblemRef};
 use crate::model::Dynamics;
 
 isa_builds! {
-    /// Gradients of one problem; see the module documentation. Runs the widest build of
-    /// [`Isa::detect`](super::isa::Isa::detect) (all bit-identical, as for `ilqr::solve_one`).
-    pub(crate) fn backward_one;
+    /// Gradients of one problem; see the module documentation. Runs the build of
+    /// [`Isa::for_backward`](super::isa::Isa::for_backward) (all bit-identical, as for
+    /// `ilqr::solve_one`).
+    pub(crate) fn backward_one by super::isa::Isa::for_backward;
     /// [`backward_one`] in the build `isa`.
     pub(crate) fn backward_one_with = backward_one_impl(
         d: &D,

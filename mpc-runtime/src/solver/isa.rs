@@ -34,6 +34,18 @@ impl Isa {
         Isa::Base
     }
 
+    /// The build for the backward passes: AVX2 where the CPU has it, also where it has AVX-512.
+    /// Their loops are 4-wide (lanes) or short rows, and much of their time is memory traffic;
+    /// on a Zen 4 the AVX-512 builds were the slower ones (B=256, T=50 lane pass 5.6 → 5.0 ms,
+    /// B=1, T=10 one-problem pass 8.4 → 6.7 µs in AVX2), with the same bits.
+    #[inline(always)]
+    pub(crate) fn for_backward() -> Isa {
+        match Isa::detect() {
+            Isa::Avx512 => Isa::Avx2,
+            isa => isa,
+        }
+    }
+
     /// Every build this CPU can run.
     #[cfg(test)]
     pub(crate) fn available() -> Vec<Isa> {
@@ -63,16 +75,20 @@ impl Isa {
 /// `#[inline(always)]` generic function over `D: Dynamics` with the same arguments) compiled for
 /// `isa` — the baseline build, or a copy inlined into an AVX2 or an AVX-512F `#[target_feature]`
 /// function; `isa` must be a build this CPU supports ([`Isa::detect`], [`Isa::available`]) —
-/// and `vis fn name<D: Dynamics>(args…) -> Ret`, the widest build of [`Isa::detect`].
+/// and `vis fn name<D: Dynamics>(args…) -> Ret`, the widest build of [`Isa::detect`], or with
+/// `vis fn name by choose;` the build `choose()` returns.
 macro_rules! isa_builds {
     (
-        $(#[$attr0:meta])* $vis0:vis fn $name0:ident;
+        $(#[$attr0:meta])* $vis0:vis fn $name0:ident $(by $choose:path)?;
         $(#[$attr:meta])* $vis:vis fn $name:ident = $impl_fn:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
     ) => {
         $(#[$attr0])*
         #[allow(clippy::too_many_arguments)]
         $vis0 fn $name0<D: $crate::model::Dynamics>($($arg: $ty),*) $(-> $ret)? {
-            $name($crate::solver::isa::Isa::detect(), $($arg),*)
+            #[allow(unused_variables)]
+            let isa = $crate::solver::isa::Isa::detect();
+            $(let isa = $choose();)?
+            $name(isa, $($arg),*)
         }
 
         $(#[$attr])*

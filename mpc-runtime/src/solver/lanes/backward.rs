@@ -32,7 +32,8 @@ isa_builds! {
     /// whether its free block needed more than a Cholesky factorisation (that problem must be
     /// redone by the per-problem pass), and whether its outputs came out finite (tested as they
     /// were written, so that nobody reads them back). Only where [`backward_applies`] holds.
-    pub(crate) fn backward_lanes;
+    /// Runs the build of [`Isa::for_backward`](crate::solver::isa::Isa::for_backward).
+    pub(crate) fn backward_lanes by crate::solver::isa::Isa::for_backward;
     /// [`backward_lanes`] in the build `isa`.
     pub(crate) fn backward_lanes_with = backward_lanes_impl(
         d: &D,
