@@ -99,3 +99,20 @@ fn generated_lane_code_equals_the_one_problem_code() {
     check::<Cartpole>(5);
     check::<Quadrotor>(6);
 }
+
+/// Consecutive lane groups share a workspace (four tasks per rayon thread): on one thread,
+/// 41 problems are 11 groups in 4 tasks of up to 3 groups each, and every problem still gets
+/// the bits of solving and differentiating it alone (nothing of one group leaks into the next).
+#[test]
+fn groups_sharing_a_workspace_equal_single_solves() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("rayon pool");
+    let (b, t) = (10 * LANES + 1, 12);
+    let sc = quadrotor_hover(&Quadrotor::default(), b, t, 7);
+    pool.install(|| {
+        for opts in option_sets() {
+            if let Err(e) = check_batch_matches_single(&Quadrotor::default(), t, &opts, &sc.batch()) {
+                panic!("quadrotor, B = {b}, one thread, {opts:?}: {e}");
+            }
+        }
+    });
+}

@@ -108,6 +108,24 @@ impl<D: Dynamics> Solver<D> {
         &self.options
     }
 
+    /// Lane workspaces for `groups` lane groups: `slots` parallel tasks, each running `per`
+    /// consecutive groups one after another on its own workspace (returned as `(slots, per)`).
+    /// A group's scratch (Jacobians, gains, packed costs: ~1 MB at T = 50) stays in the caches
+    /// for the next group instead of a cold workspace per group; four tasks per thread keep the
+    /// threads balanced where groups take different iteration counts.
+    fn ensure_lane_workspaces(&mut self, groups: usize) -> (usize, usize) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        let per = groups.div_ceil(4 * rayon::current_num_threads()).max(1);
+        let slots = groups.div_ceil(per);
+        if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
+            self.lane_workspaces.clear();
+        }
+        while self.lane_workspaces.len() < slots {
+            self.lane_workspaces.push(lanes::LaneWorkspace::new(t, nx, nu));
+        }
+        (slots, per)
+    }
+
     fn ensure_workspaces(&mut self, b: usize) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         if self.workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
@@ -170,26 +188,23 @@ impl<D: Dynamics> Solver<D> {
     fn solve_lanes(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let (bsz, ln) = (batch.size, lanes::LANES);
-        let groups = bsz.div_ceil(ln);
-        if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
-            self.lane_workspaces.clear();
-        }
-        while self.lane_workspaces.len() < groups {
-            self.lane_workspaces.push(lanes::LaneWorkspace::new(t, nx, nu));
-        }
+        let (slots, per) = self.ensure_lane_workspaces(bsz.div_ceil(ln));
         self.lane_stats.resize(bsz, Stats::default());
         let (model, opts) = (&self.model, &self.options);
-        self.lane_workspaces[..groups]
+        self.lane_workspaces[..slots]
             .par_iter_mut()
-            .zip(sol.x.par_chunks_mut(ln * t * nx))
-            .zip(sol.u.par_chunks_mut(ln * t * nu))
-            .zip(self.lane_stats.par_chunks_mut(ln))
+            .zip(sol.x.par_chunks_mut(per * ln * t * nx))
+            .zip(sol.u.par_chunks_mut(per * ln * t * nu))
+            .zip(self.lane_stats.par_chunks_mut(per * ln))
             .enumerate()
-            .for_each(|(gi, (((ws, x), u), stats))| {
-                let g = stats.len();
-                let probs: [ProblemRef<'_>; lanes::LANES] =
-                    std::array::from_fn(|l| batch.problem((gi * ln + l).min(bsz - 1), t, nx, nu));
-                lanes::solve_lanes(model, opts, ws, &probs[..g], x, u, stats);
+            .for_each(|(si, (((ws, x), u), stats))| {
+                let groups = x.chunks_mut(ln * t * nx).zip(u.chunks_mut(ln * t * nu)).zip(stats.chunks_mut(ln));
+                for (k, ((x, u), stats)) in groups.enumerate() {
+                    let (i0, g) = ((si * per + k) * ln, stats.len());
+                    let probs: [ProblemRef<'_>; lanes::LANES] =
+                        std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
+                    lanes::solve_lanes(model, opts, ws, &probs[..g], x, u, stats);
+                }
             });
         let stats = &self.lane_stats;
         let us = &sol.u;
@@ -302,33 +317,35 @@ impl<D: Dynamics> Solver<D> {
         // that the problems ignore (cleared below, its capacity kept: no allocation per call).
         let chunk = np.max(1);
         out.params.resize(bsz * chunk, 0.0);
-        let model = &self.model;
         let mode = self.options.gradient;
         // Groups of problems in lock step first where they apply; `redo[i]`: problem `i` was not
         // (or not fully) done there.
         self.lane_redo.clear();
         self.lane_redo.resize(bsz, true);
-        if lanes::pays(bsz, self.options.lanes) && lanes::backward_applies(model, mode, np) {
-            let ln = lanes::LANES;
-            let groups = bsz.div_ceil(ln);
+        let ln = lanes::LANES;
+        let lane_plan = (lanes::pays(bsz, self.options.lanes) && lanes::backward_applies(&self.model, mode, np))
+            .then(|| self.ensure_lane_workspaces(bsz.div_ceil(ln)));
+        let model = &self.model;
+        if let Some((slots, per)) = lane_plan {
             // `dL/dC` far larger than the caches goes to memory with non-temporal stores.
             let stream = out.cost_hess.len() * std::mem::size_of::<f64>() >= STREAM_MIN_BYTES;
-            if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
-                self.lane_workspaces.clear();
-            }
-            while self.lane_workspaces.len() < groups {
-                self.lane_workspaces.push(lanes::LaneWorkspace::new(t, nx, nu));
-            }
-            self.lane_workspaces[..groups]
+            self.lane_workspaces[..slots]
                 .par_iter_mut()
-                .zip(out.cost_hess.par_chunks_mut(ln * t * n * n))
-                .zip(out.cost_lin.par_chunks_mut(ln * t * n))
-                .zip(out.x_init.par_chunks_mut(ln * nx))
-                .zip(self.lane_redo.par_chunks_mut(ln))
-                .zip(out.status.par_chunks_mut(ln))
+                .zip(out.cost_hess.par_chunks_mut(per * ln * t * n * n))
+                .zip(out.cost_lin.par_chunks_mut(per * ln * t * n))
+                .zip(out.x_init.par_chunks_mut(per * ln * nx))
+                .zip(self.lane_redo.par_chunks_mut(per * ln))
+                .zip(out.status.par_chunks_mut(per * ln))
                 .enumerate()
-                .for_each(|(gi, (((((ws, gcm), gcv), gx0), redo), st))| {
-                    let (i0, g) = (gi * ln, redo.len());
+                .for_each(|(si, (((((ws, gcm), gcv), gx0), redo), st))| {
+                  let groups = gcm
+                      .chunks_mut(ln * t * n * n)
+                      .zip(gcv.chunks_mut(ln * t * n))
+                      .zip(gx0.chunks_mut(ln * nx))
+                      .zip(redo.chunks_mut(ln))
+                      .zip(st.chunks_mut(ln));
+                  for (k, ((((gcm, gcv), gx0), redo), st)) in groups.enumerate() {
+                    let (i0, g) = ((si * per + k) * ln, redo.len());
                     let probs: [ProblemRef<'_>; lanes::LANES] =
                         std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
                     let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
@@ -346,6 +363,7 @@ impl<D: Dynamics> Solver<D> {
                             );
                         }
                     }
+                  }
                 });
         }
         let redo = &self.lane_redo;
