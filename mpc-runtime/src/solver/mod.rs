@@ -42,6 +42,7 @@ mod options;
 mod riccati;
 mod rollout;
 mod results;
+mod runs;
 mod status;
 mod trace;
 pub mod workspace;
@@ -109,14 +110,12 @@ impl<D: Dynamics> Solver<D> {
     }
 
     /// Lane workspaces for `groups` lane groups: `slots` parallel tasks, each running `per`
-    /// consecutive groups one after another on its own workspace (returned as `(slots, per)`).
-    /// A group's scratch (Jacobians, gains, packed costs: ~1 MB at T = 50) stays in the caches
-    /// for the next group instead of a cold workspace per group; four tasks per thread keep the
-    /// threads balanced where groups take different iteration counts.
+    /// consecutive groups one after another on its own workspace (returned as `(slots, per)`,
+    /// [`runs::plan`]). A group's scratch (Jacobians, gains, packed costs: ~1 MB at T = 50)
+    /// stays in the caches for the next group instead of a cold workspace per group.
     fn ensure_lane_workspaces(&mut self, groups: usize) -> (usize, usize) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
-        let per = groups.div_ceil(4 * rayon::current_num_threads()).max(1);
-        let slots = groups.div_ceil(per);
+        let (slots, per) = runs::plan(groups);
         if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
             self.lane_workspaces.clear();
         }
@@ -126,14 +125,18 @@ impl<D: Dynamics> Solver<D> {
         (slots, per)
     }
 
-    fn ensure_workspaces(&mut self, b: usize) {
+    /// One-problem workspaces for a batch of `b` problems run in runs of consecutive problems
+    /// ([`runs::for_each_in_runs`]); returns the run length.
+    fn ensure_workspaces(&mut self, b: usize) -> usize {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        let (n_runs, per) = runs::plan(b);
         if self.workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
             self.workspaces.clear();
         }
-        while self.workspaces.len() < b {
+        while self.workspaces.len() < n_runs.max(1) {
             self.workspaces.push(Workspace::new(t, nx, nu));
         }
+        per
     }
 
     /// Solve a batch; allocates the result (see [`Solver::solve_into`] to reuse one).
@@ -155,7 +158,7 @@ impl<D: Dynamics> Solver<D> {
     fn solve_checked(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let bsz = batch.size;
-        self.ensure_workspaces(bsz);
+        let per = self.ensure_workspaces(bsz);
         sol.x.resize(bsz * t * nx, 0.0);
         sol.u.resize(bsz * t * nu, 0.0);
         sol.cost.resize(bsz, 0.0);
@@ -180,7 +183,7 @@ impl<D: Dynamics> Solver<D> {
         }
         let xu = sol.x.par_chunks_mut(t * nx).zip(sol.u.par_chunks_mut(t * nu));
         StatsOut::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
-            .for_each_problem(&mut self.workspaces[..bsz], xu, |i, ws, (x, u)| run(i, ws, x, u));
+            .for_each_problem(&mut self.workspaces, per, xu, |i, ws, (x, u)| run(i, ws, x, u));
     }
 
     /// The batch in groups of [`lanes::LANES`] problems solved in lock step (same results as
@@ -209,7 +212,7 @@ impl<D: Dynamics> Solver<D> {
         let stats = &self.lane_stats;
         let us = &sol.u;
         StatsOut::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
-            .for_each_problem(&mut self.workspaces[..bsz], rayon::iter::repeat_n((), bsz), |i, ws, ()| {
+            .for_each_problem(&mut self.workspaces, runs::plan(bsz).1, rayon::iter::repeat_n((), bsz), |i, ws, ()| {
                 let mut s = stats[i];
                 // As `ilqr::solve_one`: the residual of every returned solution but one whose
                 // initial rollout was already non-finite.
@@ -244,7 +247,7 @@ impl<D: Dynamics> Solver<D> {
             let p = batch.problem(i, t, nx, nu);
             let mut trace = Vec::new();
             let (x, u) = (&mut sol.x[i * t * nx..(i + 1) * t * nx], &mut sol.u[i * t * nu..(i + 1) * t * nu]);
-            let s = ilqr::solve_one(&self.model, &self.options, &mut self.workspaces[i], &p, x, u, Some(&mut trace));
+            let s = ilqr::solve_one(&self.model, &self.options, &mut self.workspaces[0], &p, x, u, Some(&mut trace));
             sol.cost.push(s.cost);
             sol.iterations.push(s.iterations);
             sol.converged.push(s.converged);
@@ -264,16 +267,14 @@ impl<D: Dynamics> Solver<D> {
             panic!("Solver::kkt_residuals: {e}");
         }
         assert_eq!(u.len(), batch.size * t * nu, "Solver::kkt_residuals: u: expected B×T×nu entries");
-        self.ensure_workspaces(batch.size);
+        let per = self.ensure_workspaces(batch.size);
         let model = &self.model;
-        self.workspaces[..batch.size]
-            .par_iter_mut()
-            .enumerate()
-            .map(|(i, ws)| {
-                let p = batch.problem(i, t, nx, nu);
-                kkt::kkt_residual_at(model, ws, &p, &u[i * t * nu..(i + 1) * t * nu])
-            })
-            .collect()
+        let mut out = vec![0.0; batch.size];
+        runs::for_each_in_runs(&mut self.workspaces, per, out.par_iter_mut(), |i, ws, r| {
+            let p = batch.problem(i, t, nx, nu);
+            *r = kkt::kkt_residual_at(model, ws, &p, &u[i * t * nu..(i + 1) * t * nu]);
+        });
+        out
     }
 
     /// Gradients of a loss `L` with respect to `C`, `c`, `x_init`, given the upstream
@@ -307,7 +308,7 @@ impl<D: Dynamics> Solver<D> {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let n = nx + nu;
         let bsz = batch.size;
-        self.ensure_workspaces(bsz);
+        let per = self.ensure_workspaces(bsz);
         out.cost_hess.resize(bsz * t * n * n, 0.0);
         out.cost_lin.resize(bsz * t * n, 0.0);
         out.x_init.resize(bsz * nx, 0.0);
@@ -384,20 +385,19 @@ impl<D: Dynamics> Solver<D> {
             let gp = if np > 0 { &mut out.params[..] } else { &mut out.params[..0] };
             out.status[0] = run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init, gp);
         } else {
-            self.workspaces[..bsz]
-                .par_iter_mut()
-                .zip(out.cost_hess.par_chunks_mut(t * n * n))
+            let outputs = out
+                .cost_hess
+                .par_chunks_mut(t * n * n)
                 .zip(out.cost_lin.par_chunks_mut(t * n))
                 .zip(out.x_init.par_chunks_mut(nx))
                 .zip(out.params.par_chunks_mut(chunk))
-                .zip(out.status.par_iter_mut())
-                .enumerate()
-                .for_each(|(i, (((((ws, gcm), gcv), gx0), gp), st))| {
-                    let gp = if np > 0 { gp } else { &mut gp[..0] };
-                    if redo[i] {
-                        *st = run(i, ws, gcm, gcv, gx0, gp);
-                    }
-                });
+                .zip(out.status.par_iter_mut());
+            runs::for_each_in_runs(&mut self.workspaces, per, outputs, |i, ws, ((((gcm, gcv), gx0), gp), st)| {
+                let gp = if np > 0 { gp } else { &mut gp[..0] };
+                if redo[i] {
+                    *st = run(i, ws, gcm, gcv, gx0, gp);
+                }
+            });
         }
         if np == 0 {
             out.params.clear();

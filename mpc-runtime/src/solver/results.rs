@@ -129,29 +129,29 @@ impl<'a> StatsOut<'a> {
         self.stop[i] = s.stop;
     }
 
-    /// In parallel over the problems: `f(i, workspace_i, extra_i)` gives problem `i`'s results
-    /// (`extra`: a per-problem parallel iterator, e.g. its solution rows).
+    /// In parallel over the problems: `f(i, workspace, extra_i)` gives problem `i`'s results
+    /// (`extra`: a per-problem parallel iterator, e.g. its solution rows), in runs of `per`
+    /// consecutive problems on one workspace of `pool` each ([`super::runs::for_each_in_runs`]).
     pub(crate) fn for_each_problem<W: Send, E: Send>(
         self,
-        ws: &mut [W],
+        pool: &mut Vec<W>,
+        per: usize,
         extra: impl IndexedParallelIterator<Item = E>,
         f: impl Fn(usize, &mut W, E) -> Stats + Sync + Send,
     ) {
-        ws.par_iter_mut()
-            .zip(extra)
+        let items = extra
             .zip(self.cost.par_iter_mut())
             .zip(self.iterations.par_iter_mut())
             .zip(self.converged.par_iter_mut())
             .zip(self.kkt_residual.par_iter_mut())
-            .zip(self.stop.par_iter_mut())
-            .enumerate()
-            .for_each(|(i, ((((((w, e), c), it), cv), kkt), stop))| {
-                let s = f(i, w, e);
-                *c = s.cost;
-                *it = s.iterations;
-                *cv = s.converged;
-                *kkt = s.kkt_residual;
-                *stop = s.stop;
-            });
+            .zip(self.stop.par_iter_mut());
+        super::runs::for_each_in_runs(pool, per, items, |i, w, (((((e, c), it), cv), kkt), stop)| {
+            let s = f(i, w, e);
+            *c = s.cost;
+            *it = s.iterations;
+            *cv = s.converged;
+            *kkt = s.kkt_residual;
+            *stop = s.stop;
+        });
     }
 }
