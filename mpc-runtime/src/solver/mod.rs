@@ -339,32 +339,32 @@ impl<D: Dynamics> Solver<D> {
                 .zip(out.status.par_chunks_mut(per * ln))
                 .enumerate()
                 .for_each(|(si, (((((ws, gcm), gcv), gx0), redo), st))| {
-                  let groups = gcm
-                      .chunks_mut(ln * t * n * n)
-                      .zip(gcv.chunks_mut(ln * t * n))
-                      .zip(gx0.chunks_mut(ln * nx))
-                      .zip(redo.chunks_mut(ln))
-                      .zip(st.chunks_mut(ln));
-                  for (k, ((((gcm, gcv), gx0), redo), st)) in groups.enumerate() {
-                    let (i0, g) = ((si * per + k) * ln, redo.len());
-                    let probs: [ProblemRef<'_>; lanes::LANES] =
-                        std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
-                    let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
-                    let (failed, finite) = lanes::backward_lanes(
-                        model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0, stream,
-                    );
-                    for (l, r) in redo.iter_mut().enumerate() {
-                        *r = failed[l];
-                        if !failed[l] {
-                            let (m, v) = (t * n * n, t * n);
-                            st[l] = mask_gradients_known(
-                                solution_ok(sol, i0 + l, t, nx, nu),
-                                finite[l],
-                                [&mut gcm[l * m..(l + 1) * m], &mut gcv[l * v..(l + 1) * v], &mut gx0[l * nx..(l + 1) * nx], &mut []],
-                            );
+                    let groups = gcm
+                        .chunks_mut(ln * t * n * n)
+                        .zip(gcv.chunks_mut(ln * t * n))
+                        .zip(gx0.chunks_mut(ln * nx))
+                        .zip(redo.chunks_mut(ln))
+                        .zip(st.chunks_mut(ln));
+                    for (k, ((((gcm, gcv), gx0), redo), st)) in groups.enumerate() {
+                        let (i0, g) = ((si * per + k) * ln, redo.len());
+                        let probs: [ProblemRef<'_>; lanes::LANES] =
+                            std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
+                        let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
+                        let (failed, finite) = lanes::backward_lanes(
+                            model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0, stream,
+                        );
+                        for (l, r) in redo.iter_mut().enumerate() {
+                            *r = failed[l];
+                            if !failed[l] {
+                                let (m, v) = (t * n * n, t * n);
+                                st[l] = mask_gradients_known(
+                                    solution_ok(sol, i0 + l, t, nx, nu),
+                                    finite[l],
+                                    [&mut gcm[l * m..(l + 1) * m], &mut gcv[l * v..(l + 1) * v], &mut gx0[l * nx..(l + 1) * nx], &mut []],
+                                );
+                            }
                         }
                     }
-                  }
                 });
         }
         let redo = &self.lane_redo;
