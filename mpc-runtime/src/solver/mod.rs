@@ -116,12 +116,7 @@ impl<D: Dynamics> Solver<D> {
     fn ensure_lane_workspaces(&mut self, groups: usize) -> (usize, usize) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let (slots, per) = runs::plan(groups);
-        if self.lane_workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
-            self.lane_workspaces.clear();
-        }
-        while self.lane_workspaces.len() < slots {
-            self.lane_workspaces.push(lanes::LaneWorkspace::new(t, nx, nu));
-        }
+        runs::ensure_pool(&mut self.lane_workspaces, slots, |w| w.fits(t, nx, nu), || lanes::LaneWorkspace::new(t, nx, nu));
         (slots, per)
     }
 
@@ -130,12 +125,7 @@ impl<D: Dynamics> Solver<D> {
     fn ensure_workspaces(&mut self, b: usize) -> usize {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let (n_runs, per) = runs::plan(b);
-        if self.workspaces.first().is_some_and(|w| !w.fits(t, nx, nu)) {
-            self.workspaces.clear();
-        }
-        while self.workspaces.len() < n_runs.max(1) {
-            self.workspaces.push(Workspace::new(t, nx, nu));
-        }
+        runs::ensure_pool(&mut self.workspaces, n_runs, |w| w.fits(t, nx, nu), || Workspace::new(t, nx, nu));
         per
     }
 

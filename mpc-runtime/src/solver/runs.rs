@@ -12,6 +12,17 @@ pub(crate) fn plan(items: usize) -> (usize, usize) {
     (items.div_ceil(per), per)
 }
 
+/// Make `pool` hold at least `n` workspaces (at least one), all fitting the current sizes
+/// (`fits`), and new ones from `make`; the runs of [`plan`] need one each.
+pub(crate) fn ensure_pool<W>(pool: &mut Vec<W>, n: usize, fits: impl Fn(&W) -> bool, make: impl Fn() -> W) {
+    if pool.first().is_some_and(|w| !fits(w)) {
+        pool.clear();
+    }
+    while pool.len() < n.max(1) {
+        pool.push(make());
+    }
+}
+
 /// `f(i, workspace, item_i)` for every item, in runs of `per` consecutive items; each run takes
 /// one workspace from `pool` (which must hold one per run, [`plan`]) and every workspace goes
 /// back to it. Allocates nothing (the pool keeps its buffer); which workspace a run gets is
