@@ -14,7 +14,7 @@
 //! `dL/dC_t = ½ (d_t z_tᵀ + z_t d_tᵀ)` and `dL/dx_init = ∂V_0/∂ξ`, the gradient at `ξ = 0` of
 //! that LQR's optimal value as a function of its initial state (which contains `grad_x[0]`).
 
-use super::riccati::{add_cost_to_go, neg_copy, update_cost_to_go};
+use super::riccati::{add_cost_to_go, neg_copy, transpose_q_xu, update_cost_to_go};
 use super::rollout::{linearize_all, load_bounds};
 use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
 use super::isa::isa_builds;
@@ -121,6 +121,9 @@ fn backward_one_impl<D: Dynamics>(
                 m += 1;
             }
         }
+        // Q_ux's rows: Q_xu's columns where add_cost_to_go ran (it leaves Q_ux unwritten).
+        transpose_q_xu(ws, nx, nu);
+        let mirrored = t + 1 < tt;
         let kk = &mut ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
         let k = &mut ws.ric.k[t * nu..(t + 1) * nu];
         kk.fill(0.0);
@@ -132,7 +135,8 @@ fn backward_one_impl<D: Dynamics>(
                 for b in 0..m {
                     ws.ric.mat[a * m + b] = ws.ric.qzz[(nx + i) * n + nx + ws.scratch.idx[b]];
                 }
-                neg_copy(&mut ws.ric.rhs[a * cols..a * cols + nx], &ws.ric.qzz[(nx + i) * n..(nx + i) * n + nx]);
+                let q_ux = if mirrored { &ws.ric.qxut[i * nx..(i + 1) * nx] } else { &ws.ric.qzz[(nx + i) * n..(nx + i) * n + nx] };
+                neg_copy(&mut ws.ric.rhs[a * cols..a * cols + nx], q_ux);
                 ws.ric.rhs[a * cols + nx] = -ws.ric.qz[nx + i];
             }
             // Positive definite in Gauss-Newton mode and at a strict local minimum; fall back to

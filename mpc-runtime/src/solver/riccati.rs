@@ -36,7 +36,8 @@ pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 /// is typically sparse; `P` is dense, and testing its entries cost more than it saved); a
 /// skipped or zero term is a `±0`, which leaves an accumulator started at `+0` or at a `Q` entry
 /// unchanged, so the result is that of the dense evaluation to the bit (for finite `P`, `A`,
-/// `B`); `P` being exactly symmetric, `P A` is also `(Aᵀ P)ᵀ` to the bit.
+/// `B`); `P` being exactly symmetric, `P A` is also `(Aᵀ P)ᵀ` to the bit. The `Q_ux` block
+/// is not written: its rows are `Q_xu`'s columns, which [`transpose_q_xu`] gathers.
 #[inline(always)]
 pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
     with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, acc));
@@ -95,10 +96,20 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: 
         axpy(qx, pk, &a[k * nx..(k + 1) * nx]);
         axpy(qu, pk, &b[k * nu..(k + 1) * nu]);
     }
-    // Q_ux = Q_xuᵀ (the C_t part was symmetric already).
-    for i in 0..nu {
-        for j in 0..nx {
-            qzz[(nx + i) * n + j] = qzz[j * n + nx + i];
+}
+
+/// `ws.ric.qxut` = `Q_xuᵀ` (`nu × nx`: the columns of `Q_xu` as rows), gathered from `ws.ric.qzz`.
+/// After [`add_cost_to_go`] these are also the rows of `Q_ux` (which it leaves unwritten: the
+/// stage's `Q` is symmetric, and reading the rows back after scalar stores would stall).
+#[inline(always)]
+pub(crate) fn transpose_q_xu(ws: &mut Workspace, nx: usize, nu: usize) {
+    let n = nx + nu;
+    let qzz = &ws.ric.qzz[..n * n];
+    let qxut = &mut ws.ric.qxut[..nu * nx];
+    for i in 0..nx {
+        let row = &qzz[i * n + nx..(i + 1) * n];
+        for l in 0..nu {
+            qxut[l * nx + i] = row[l];
         }
     }
 }
@@ -111,8 +122,9 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: 
 /// `P = Q_xx + Q_xu K` (up to rounding); otherwise (`Q_uu + μI` in the gains) the full formula.
 /// Only rows of `K` that are not all zero enter `P`; its lower triangle is mirrored (`P` is
 /// symmetric, and `add_cost_to_go` relies on it being so exactly). With `need_p == false`
-/// (stage 0: nobody reads `P`) only `p` is updated. `mirrored`: `Q_ux` holds `Q_xuᵀ` to the bit
-/// (`add_cost_to_go` ran for this stage).
+/// (stage 0: nobody reads `P`) only `p` is updated. `ws.ric.qxut` holds `Q_xuᵀ`
+/// ([`transpose_q_xu`]); `mirrored`: the rows of `Q_ux` are those (`add_cost_to_go` ran for
+/// this stage and left them unwritten), else they are read from `ws.ric.qzz`.
 #[inline(always)]
 pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool, mirrored: bool) {
     with_row_acc!(ws, nx + nu, acc => update_cost_to_go_with(ws, nx, nu, t, exact_gain, need_p, mirrored, acc));
@@ -159,18 +171,7 @@ fn update_cost_to_go_with(
         }
         wv[i] = s;
     }
-    // Q_xu's columns as rows: the rows of Q_ux where `add_cost_to_go` mirrored it (`mirrored`),
-    // else (the last stage: C_t alone, which need not be symmetric to the bit) a transpose.
-    let qxut = &mut ws.ric.qxut[..nu * nx];
-    for l in 0..nu {
-        if mirrored {
-            qxut[l * nx..(l + 1) * nx].copy_from_slice(&qzz[(nx + l) * n..(nx + l) * n + nx]);
-        } else {
-            for i in 0..nx {
-                qxut[l * nx + i] = qzz[i * n + nx + l];
-            }
-        }
-    }
+    let qxut = &ws.ric.qxut[..nu * nx];
     let acc = &mut acc[..nx];
     acc.copy_from_slice(&qz[..nx]);
     for l in 0..nu {
@@ -188,7 +189,8 @@ fn update_cost_to_go_with(
         for &i in rows {
             let q_row = &qzz[(nx + i) * n..(nx + i + 1) * n];
             let w_row = &mut w[i * nx..(i + 1) * nx];
-            w_row.copy_from_slice(&q_row[..nx]);
+            // Row i of Q_ux: Q_xu's column i where the stage's Q is symmetric (`mirrored`).
+            w_row.copy_from_slice(if mirrored { &qxut[i * nx..(i + 1) * nx] } else { &q_row[..nx] });
             for &l in rows {
                 axpy(w_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
             }
@@ -278,19 +280,33 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
                 RiccatiOutcome::NonFinite
             };
         }
-        // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere.
+        // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere. The rows
+        // of Q_ux: Q_xu's columns where add_cost_to_go ran (it leaves Q_ux unwritten), else
+        // (the last stage: C_t alone, which need not be symmetric to the bit) Q's own rows.
+        transpose_q_xu(ws, nx, nu);
+        let mirrored = t + 1 < tt;
+        let (qzz, qxut) = (&ws.ric.qzz[..n * n], &ws.ric.qxut[..nu * nx]);
+        let q_ux = |i: usize| if mirrored { &qxut[i * nx..(i + 1) * nx] } else { &qzz[(nx + i) * n..(nx + i) * n + nx] };
         let kk = &mut ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
-        kk.fill(0.0);
-        let m = ws.scratch.qp.free_indices().len();
-        if m > 0 {
-            for a in 0..m {
-                let i = ws.scratch.qp.free_indices()[a];
-                neg_copy(&mut ws.ric.rhs[a * nx..(a + 1) * nx], &ws.ric.qzz[(nx + i) * n..(nx + i) * n + nx]);
+        let free = ws.scratch.qp.free_indices();
+        let m = free.len();
+        if m == nu {
+            // Every control free: solve in place.
+            for i in 0..nu {
+                neg_copy(&mut kk[i * nx..(i + 1) * nx], q_ux(i));
             }
-            cholesky_solve_multi(ws.scratch.qp.free_cholesky(), m, &mut ws.ric.rhs[..m * nx], nx);
-            for a in 0..m {
-                let i = ws.scratch.qp.free_indices()[a];
-                kk[i * nx..(i + 1) * nx].copy_from_slice(&ws.ric.rhs[a * nx..(a + 1) * nx]);
+            cholesky_solve_multi(ws.scratch.qp.free_cholesky(), nu, kk, nx);
+        } else {
+            kk.fill(0.0);
+            if m > 0 {
+                let rhs = &mut ws.ric.rhs[..m * nx];
+                for (a, &i) in free.iter().enumerate() {
+                    neg_copy(&mut rhs[a * nx..(a + 1) * nx], q_ux(i));
+                }
+                cholesky_solve_multi(ws.scratch.qp.free_cholesky(), m, rhs, nx);
+                for (a, &i) in free.iter().enumerate() {
+                    kk[i * nx..(i + 1) * nx].copy_from_slice(&rhs[a * nx..(a + 1) * nx]);
+                }
             }
         }
         // Kᵀ for the rollouts' feedback (one vector operation per state there).
@@ -316,8 +332,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     /// `add_cost_to_go` equals the plain dense evaluation (`PA = P A` with every term, sums in
-    /// index order, then `Q += Fᵀ [PA PB]`, `q += Fᵀ p`) to the bit, for sparse `A`, `B` and the
-    /// three accumulator paths.
+    /// index order, then `Q += Fᵀ [PA PB]` outside the `Q_ux` block, `q += Fᵀ p`) to the bit,
+    /// for sparse `A`, `B` and the three accumulator paths.
     #[test]
     fn cost_to_go_products_equal_the_dense_sums_to_the_bit() {
         let mut rng = StdRng::seed_from_u64(5);
@@ -372,11 +388,7 @@ mod tests {
                     qz[i] += pv[k] * f(k, i);
                 }
             }
-            for i in 0..nu {
-                for j in 0..nx {
-                    q[(nx + i) * n + j] = q[j * n + nx + i];
-                }
-            }
+            // (Q_ux is left as it was: add_cost_to_go does not write it.)
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&ws.ric.qzz[..n * n]), bits(&q), "Q (nx={nx}, nu={nu})");
             assert_eq!(bits(&ws.ric.qz[..n]), bits(&qz), "q (nx={nx}, nu={nu})");
@@ -413,6 +425,7 @@ mod tests {
                 ws.ric.qz.copy_from_slice(&qz);
                 ws.ric.k[t * nu..(t + 1) * nu].copy_from_slice(&k);
                 ws.ric.kk[t * nu * nx..(t + 1) * nu * nx].copy_from_slice(&kk);
+                transpose_q_xu(&mut ws, nx, nu);
                 update_cost_to_go(&mut ws, nx, nu, t, exact_gain, true, mirrored);
                 let mut wv = vec![0.0; nu];
                 for i in 0..nu {
