@@ -14,7 +14,7 @@
 //! `dL/dC_t = ½ (d_t z_tᵀ + z_t d_tᵀ)` and `dL/dx_init = ∂V_0/∂ξ`, the gradient at `ξ = 0` of
 //! that LQR's optimal value as a function of its initial state (which contains `grad_x[0]`).
 
-use super::riccati::{add_cost_to_go, neg_copy, transpose_q_xu, update_cost_to_go};
+use super::riccati::{add_cost_to_go, add_cost_to_go_onto, neg_copy, transpose_q_xu, update_cost_to_go};
 use super::rollout::{linearize_all, load_bounds};
 use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
 use super::isa::isa_builds;
@@ -94,7 +94,8 @@ fn backward_one_impl<D: Dynamics>(
     // Riccati recursion of the adjoint LQR.
     for t in (0..tt).rev() {
         let cm = &p.cm[t * n * n..(t + 1) * n * n];
-        ws.ric.qzz.copy_from_slice(cm);
+        ws.ric.qz[..nx].copy_from_slice(&gx[t * nx..(t + 1) * nx]);
+        ws.ric.qz[nx..].copy_from_slice(&gu[t * nu..(t + 1) * nu]);
         if exact && t + 1 < tt {
             d.weighted_hessian(
                 &ws.traj.x[t * nx..(t + 1) * nx],
@@ -102,14 +103,14 @@ fn backward_one_impl<D: Dynamics>(
                 &ws.adj.lam[(t + 1) * nx..(t + 2) * nx],
                 &mut ws.adj.hess,
             );
-            for i in 0..n * n {
-                ws.ric.qzz[i] += ws.adj.hess[i];
+            for ((q, c), h) in ws.ric.qzz[..n * n].iter_mut().zip(cm).zip(&ws.adj.hess[..n * n]) {
+                *q = c + h;
             }
-        }
-        ws.ric.qz[..nx].copy_from_slice(&gx[t * nx..(t + 1) * nx]);
-        ws.ric.qz[nx..].copy_from_slice(&gu[t * nu..(t + 1) * nu]);
-        if t + 1 < tt {
             add_cost_to_go(ws, nx, nu, t);
+        } else if t + 1 < tt {
+            add_cost_to_go_onto(ws, nx, nu, t, cm);
+        } else {
+            ws.ric.qzz.copy_from_slice(cm);
         }
         // Free controls: not within ACTIVE_TOL of a bound.
         let mut m = 0;

@@ -25,7 +25,6 @@ pub struct BoxQp {
     s: Vec<f64>,
     xt: Vec<f64>,
     clamped: Vec<bool>,
-    prev: Vec<bool>,
     idx: Vec<usize>,
     nfree: usize,
     chol: Vec<f64>,
@@ -41,7 +40,6 @@ impl BoxQp {
             s: vec![0.0; n],
             xt: vec![0.0; n],
             clamped: vec![false; n],
-            prev: vec![false; n],
             idx: vec![0; n],
             nfree: 0,
             chol: vec![0.0; n * n],
@@ -88,18 +86,24 @@ impl BoxQp {
         }
     }
 
+    /// Classify the variables at `x` (gradient in `self.g`); returns whether any changed class.
     #[inline(always)]
-    fn classify(&mut self, n: usize, x: &[f64], lo: &[f64], hi: &[f64]) {
+    fn classify(&mut self, n: usize, x: &[f64], lo: &[f64], hi: &[f64]) -> bool {
+        let (g, clamped, idx) = (&self.g[..n], &mut self.clamped[..n], &mut self.idx[..n]);
+        let (x, lo, hi) = (&x[..n], &lo[..n], &hi[..n]);
         let mut m = 0;
+        let mut changed = false;
         for i in 0..n {
-            let c = (x[i] <= lo[i] && self.g[i] > 0.0) || (x[i] >= hi[i] && self.g[i] < 0.0);
-            self.clamped[i] = c;
+            let c = (x[i] <= lo[i] && g[i] > 0.0) || (x[i] >= hi[i] && g[i] < 0.0);
+            changed |= c != clamped[i];
+            clamped[i] = c;
             if !c {
-                self.idx[m] = i;
+                idx[m] = i;
                 m += 1;
             }
         }
         self.nfree = m;
+        changed
     }
 
     /// Factor the free block of `q` into `self.chol`.
@@ -145,9 +149,8 @@ impl BoxQp {
         for it in 0..MAX_ITERS {
             iters = it;
             self.gradient(n, q, c, x);
-            self.prev[..n].copy_from_slice(&self.clamped[..n]);
-            self.classify(n, x, lo, hi);
-            if it > 0 && last_full && self.prev[..n] == self.clamped[..n] {
+            let changed = self.classify(n, x, lo, hi);
+            if it > 0 && last_full && !changed {
                 // Exact minimiser on this face, and the multipliers of the clamped variables have
                 // the right sign: optimal. The factor in `chol` is that of this face.
                 chol_current = true;
@@ -192,14 +195,20 @@ impl BoxQp {
             while alpha > 1e-12 {
                 projected = false;
                 let mut gd = 0.0;
+                let (xt, s, g) = (&mut self.xt[..n], &self.s[..n], &self.g[..n]);
+                let (x, lo, hi) = (&x[..n], &lo[..n], &hi[..n]);
+                // The trial point element-wise first (vector stores, which the objective's vector
+                // loads can forward from), then the projection test and the slope in order.
                 for i in 0..n {
-                    let v = x[i] + alpha * self.s[i];
-                    let p = v.max(lo[i]).min(hi[i]);
+                    xt[i] = (x[i] + alpha * s[i]).max(lo[i]).min(hi[i]);
+                }
+                for i in 0..n {
+                    let v = x[i] + alpha * s[i];
+                    let p = xt[i];
                     if p != v {
                         projected = true;
                     }
-                    self.xt[i] = p;
-                    gd += self.g[i] * (p - x[i]);
+                    gd += g[i] * (p - x[i]);
                 }
                 let ft = Self::objective(q, c, &self.xt, n);
                 if ft <= f + 0.1 * gd + noise {

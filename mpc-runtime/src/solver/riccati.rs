@@ -40,13 +40,21 @@ pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 /// is not written: its rows are `Q_xu`'s columns, which [`transpose_q_xu`] gathers.
 #[inline(always)]
 pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
-    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, acc));
+    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, None, acc));
 }
 
-
-/// [`add_cost_to_go`] with the row accumulator `acc` (at least `nx + nu` long).
+/// [`add_cost_to_go`] onto the stage Hessian `base` (`n × n`) instead of `ws.ric.qzz`'s own
+/// entries: `ws.ric.qzz` = `base + Fᵀ P F` outside the `Q_ux` block, with no copy of `base`
+/// first (a separate copy was a pass over `n²` entries, and a reload of what it stored).
 #[inline(always)]
-fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: &mut [f64]) {
+pub(crate) fn add_cost_to_go_onto(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: &[f64]) {
+    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, Some(base), acc));
+}
+
+/// [`add_cost_to_go`] with the row accumulator `acc` (at least `nx + nu` long), onto `base`
+/// where given, else onto `ws.ric.qzz`.
+#[inline(always)]
+fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64]) {
     let n = nx + nu;
     let acc = &mut acc[..n];
     let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
@@ -67,7 +75,7 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: 
     let qzz = &mut ws.ric.qzz[..n * n];
     // Rows i < nx of [Q_xx Q_xu] += Σ_k A[k][i] [PA_k PB_k].
     for i in 0..nx {
-        acc.copy_from_slice(&qzz[i * n..(i + 1) * n]);
+        acc.copy_from_slice(&base.unwrap_or(qzz)[i * n..(i + 1) * n]);
         let (ax, au) = acc.split_at_mut(nx);
         for k in 0..nx {
             let aki = a[k * nx + i];
@@ -81,7 +89,7 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, acc: 
     // Q_uu row i += Σ_k B[k][i] PB_k.
     for i in 0..nu {
         let au = &mut acc[..nu];
-        au.copy_from_slice(&qzz[(nx + i) * n + nx..(nx + i + 1) * n]);
+        au.copy_from_slice(&base.unwrap_or(qzz)[(nx + i) * n + nx..(nx + i + 1) * n]);
         for k in 0..nx {
             let bki = b[k * nu + i];
             if bki != 0.0 {
@@ -253,24 +261,36 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
         let cm = &p.cm[t * n * n..(t + 1) * n * n];
         let cv = &p.cv[t * n..(t + 1) * n];
         stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
-        ws.ric.qzz.copy_from_slice(cm);
         stage_gradient(&mut ws.ric.qz, cm, cv, &ws.scratch.z, n, ws.data.cdiag[t]);
         if t + 1 < tt {
             if ddp {
                 d.weighted_hessian(&ws.traj.x[t * nx..(t + 1) * nx], &ws.traj.u[t * nu..(t + 1) * nu], &ws.ric.pv[..nx], &mut ws.adj.hess);
-                for (q, h) in ws.ric.qzz[..n * n].iter_mut().zip(&ws.adj.hess[..n * n]) {
-                    *q += h;
+                for ((q, c), h) in ws.ric.qzz[..n * n].iter_mut().zip(cm).zip(&ws.adj.hess[..n * n]) {
+                    *q = c + h;
                 }
+                add_cost_to_go(ws, nx, nu, t);
+            } else {
+                add_cost_to_go_onto(ws, nx, nu, t, cm);
             }
-            add_cost_to_go(ws, nx, nu, t);
+        } else {
+            ws.ric.qzz.copy_from_slice(cm);
         }
-        for i in 0..nu {
-            for j in 0..nu {
-                ws.ric.quu[i * nu + j] = ws.ric.qzz[(nx + i) * n + nx + j];
+        // Q_uu + μ I, and the box of the step, row by row in registers (element stores followed
+        // by the box QP's vector loads would not forward).
+        with_row_acc!(ws, nu, acc => {
+            let acc = &mut acc[..nu];
+            for i in 0..nu {
+                acc.copy_from_slice(&ws.ric.qzz[(nx + i) * n + nx..(nx + i + 1) * n]);
+                acc[i] += mu;
+                ws.ric.quu[i * nu..(i + 1) * nu].copy_from_slice(acc);
             }
-            ws.ric.quu[i * nu + i] += mu;
-            ws.ric.dlo[i] = ws.data.lo[t * nu + i] - ws.traj.u[t * nu + i];
-            ws.ric.dhi[i] = ws.data.hi[t * nu + i] - ws.traj.u[t * nu + i];
+        });
+        let u = &ws.traj.u[t * nu..(t + 1) * nu];
+        for ((d, l), u) in ws.ric.dlo[..nu].iter_mut().zip(&ws.data.lo[t * nu..(t + 1) * nu]).zip(u) {
+            *d = l - u;
+        }
+        for ((d, h), u) in ws.ric.dhi[..nu].iter_mut().zip(&ws.data.hi[t * nu..(t + 1) * nu]).zip(u) {
+            *d = h - u;
         }
         let kt = &mut ws.ric.k[t * nu..(t + 1) * nu];
         if ws.scratch.qp.solve_dim(nu, &ws.ric.quu, &ws.ric.qz[nx..], &ws.ric.dlo, &ws.ric.dhi, kt).is_err() {
@@ -361,6 +381,18 @@ mod tests {
             ws.ric.qzz.copy_from_slice(&q0);
             ws.ric.qz.copy_from_slice(&qz0);
             add_cost_to_go(&mut ws, nx, nu, 0);
+            // The same onto a separate base (the Q_ux block then keeps what it was).
+            let (q_in_place, qz_in_place) = (ws.ric.qzz.clone(), ws.ric.qz.clone());
+            ws.ric.qzz.fill(f64::NAN);
+            ws.ric.qzz[nx * n..].copy_from_slice(&q0[nx * n..]);
+            for i in 0..nu {
+                ws.ric.qzz[(nx + i) * n + nx..(nx + i + 1) * n].fill(f64::NAN);
+            }
+            ws.ric.qz.copy_from_slice(&qz0);
+            add_cost_to_go_onto(&mut ws, nx, nu, 0, &q0);
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ws.ric.qzz), bits(&q_in_place), "Q onto a base (nx={nx}, nu={nu})");
+            assert_eq!(bits(&ws.ric.qz), bits(&qz_in_place), "q onto a base (nx={nx}, nu={nu})");
             // Dense reference: F = [A B] (nx×n), PF = P F, Q[i][j] += Σ_k F[k][i] PF[k][j].
             let f = |k: usize, j: usize| if j < nx { a[k * nx + j] } else { b[k * nu + j - nx] };
             let mut pf = vec![0.0; nx * n];
