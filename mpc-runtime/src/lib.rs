@@ -29,6 +29,3 @@ pub use solver::{
     Batch, Bound, GradStatus, GradientMode, Gradients, IterationRecord, Lanes, LineSearchRule, Method, NonFinite, Solution, Solver,
     SolveEach, SolverOptions, StopReason, format_trace, mask_gradients, solve_each,
 };
-
-#[doc(hidden)]
-pub static PROF: [std::sync::atomic::AtomicU64; 8] = [const { std::sync::atomic::AtomicU64::new(0) }; 8];
