@@ -2,7 +2,7 @@
 //! with the gradient pass.
 
 use super::linalg::cholesky_solve_multi;
-use super::workspace::{Workspace, with_row_acc};
+use super::workspace::{Workspace, row_stride, with_row_acc};
 use super::ProblemRef;
 use crate::model::Dynamics;
 
@@ -30,9 +30,9 @@ pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 ///
 /// Each output row is accumulated in registers (a stack array for `nx + nu ≤ 32`, after
 /// inlining the sizes are constants and the row lives in vector registers) and written once:
-/// `[PA PB]` row `k` = `Σ_m P[k][m] [A_m B_m]`, then `[Q_xx Q_xu]` row `i` +=
-/// `Σ_k A[k][i] [PA_k PB_k]` and `Q_uu` row `i` += `Σ_k B[k][i] PB_k`, each sum over its index
-/// ascending. Terms whose factor from `A` or `B` is exactly zero are skipped (a dynamics Jacobian
+/// `PF` row `k` = `Σ_m P[k][m] F_m` (`F = [A B]`, rows zero-padded to whole vectors), then
+/// `[Q_xx Q_xu]` row `i` += `Σ_k A[k][i] PF_k` and `Q_uu` row `i` += `Σ_k B[k][i] PB_k`, each sum
+/// over its index ascending. Terms whose factor from `A` or `B` is exactly zero are skipped (a dynamics Jacobian
 /// is typically sparse; `P` is dense, and testing its entries cost more than it saved); a
 /// skipped or zero term is a `±0`, which leaves an accumulator started at `+0` or at a `Q` entry
 /// unchanged, so the result is that of the dense evaluation to the bit (for finite `P`, `A`,
@@ -56,35 +56,42 @@ pub(crate) fn add_cost_to_go_onto(ws: &mut Workspace, nx: usize, nu: usize, t: u
 #[inline(always)]
 fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64]) {
     let n = nx + nu;
-    let acc = &mut acc[..n];
+    // F = [A B] and P F in rows of whole vectors (zero padding: two 8-wide products per row
+    // of the quadrotor's 14 entries, not an 8-, a 4- and a 2-wide one).
+    let s = row_stride(n);
+    let acc = &mut acc[..s];
     let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
     let b = &ws.lin.b[t * nx * nu..(t + 1) * nx * nu];
     let p = &ws.ric.p[..nx * nx];
-    let pa = &mut ws.ric.pa[..nx * nx];
-    let pb = &mut ws.ric.pb[..nx * nu];
+    let f = &mut ws.ric.f[..nx * s];
+    for m in 0..nx {
+        // Assembled in registers and stored whole (piecewise stores would not forward to the
+        // whole-vector loads below).
+        acc.fill(0.0);
+        acc[..nx].copy_from_slice(&a[m * nx..(m + 1) * nx]);
+        acc[nx..n].copy_from_slice(&b[m * nu..(m + 1) * nu]);
+        f[m * s..(m + 1) * s].copy_from_slice(acc);
+    }
+    let f = &ws.ric.f[..nx * s];
+    let pf = &mut ws.ric.pf[..nx * s];
     for k in 0..nx {
         acc.fill(0.0);
-        let (ax, au) = acc.split_at_mut(nx);
         for (m, &pkm) in p[k * nx..(k + 1) * nx].iter().enumerate() {
-            axpy(ax, pkm, &a[m * nx..(m + 1) * nx]);
-            axpy(au, pkm, &b[m * nu..(m + 1) * nu]);
+            axpy(acc, pkm, &f[m * s..(m + 1) * s]);
         }
-        pa[k * nx..(k + 1) * nx].copy_from_slice(ax);
-        pb[k * nu..(k + 1) * nu].copy_from_slice(au);
+        pf[k * s..(k + 1) * s].copy_from_slice(acc);
     }
     let qzz = &mut ws.ric.qzz[..n * n];
-    // Rows i < nx of [Q_xx Q_xu] += Σ_k A[k][i] [PA_k PB_k].
+    // Rows i < nx of [Q_xx Q_xu] += Σ_k A[k][i] PF_k (the padding's sums are not stored).
     for i in 0..nx {
-        acc.copy_from_slice(&base.unwrap_or(qzz)[i * n..(i + 1) * n]);
-        let (ax, au) = acc.split_at_mut(nx);
+        acc[..n].copy_from_slice(&base.unwrap_or(qzz)[i * n..(i + 1) * n]);
         for k in 0..nx {
             let aki = a[k * nx + i];
             if aki != 0.0 {
-                axpy(ax, aki, &pa[k * nx..(k + 1) * nx]);
-                axpy(au, aki, &pb[k * nu..(k + 1) * nu]);
+                axpy(acc, aki, &pf[k * s..(k + 1) * s]);
             }
         }
-        qzz[i * n..(i + 1) * n].copy_from_slice(acc);
+        qzz[i * n..(i + 1) * n].copy_from_slice(&acc[..n]);
     }
     // Q_uu row i += Σ_k B[k][i] PB_k.
     for i in 0..nu {
@@ -93,17 +100,17 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base:
         for k in 0..nx {
             let bki = b[k * nu + i];
             if bki != 0.0 {
-                axpy(au, bki, &pb[k * nu..(k + 1) * nu]);
+                axpy(au, bki, &pf[k * s + nx..k * s + n]);
             }
         }
         qzz[(nx + i) * n + nx..(nx + i + 1) * n].copy_from_slice(au);
     }
-    let (qx, qu) = ws.ric.qz[..n].split_at_mut(nx);
+    // q += Fᵀ p.
+    acc[..n].copy_from_slice(&ws.ric.qz[..n]);
     for k in 0..nx {
-        let pk = ws.ric.pv[k];
-        axpy(qx, pk, &a[k * nx..(k + 1) * nx]);
-        axpy(qu, pk, &b[k * nu..(k + 1) * nu]);
+        axpy(acc, ws.ric.pv[k], &f[k * s..(k + 1) * s]);
     }
+    ws.ric.qz[..n].copy_from_slice(&acc[..n]);
 }
 
 /// `ws.ric.qxut` = `Q_xuᵀ` (`nu × nx`: the columns of `Q_xu` as rows), gathered from `ws.ric.qzz`.

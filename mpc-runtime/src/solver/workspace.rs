@@ -59,9 +59,10 @@ pub(crate) struct Riccati {
     /// Stage Q-function Hessian and gradient over z = [x; u] (n×n, n).
     pub qzz: Vec<f64>,
     pub qz: Vec<f64>,
-    /// `P·A` and `P·B`.
-    pub pa: Vec<f64>,
-    pub pb: Vec<f64>,
+    /// `F = [A B]` (nx rows of [`row_stride`]`(nx + nu)`: zero-padded, so a row is whole
+    /// vectors) and `P·F` in the same layout.
+    pub f: Vec<f64>,
+    pub pf: Vec<f64>,
     /// Row accumulator of the cost-to-go products when `nx + nu > 32` (n; else a stack array).
     pub acc: Vec<f64>,
     /// Regularised `Q_uu`, and the box bounds of the control step.
@@ -149,8 +150,8 @@ impl Workspace {
                 pv: v(nx),
                 qzz: v(n * n),
                 qz: v(n),
-                pa: v(nx * nx),
-                pb: v(nx * nu),
+                f: v(nx * row_stride(n)),
+                pf: v(nx * row_stride(n)),
                 acc: v(if n > 32 { n } else { 0 }),
                 quu: v(nu * nu),
                 dlo: v(nu),
@@ -171,6 +172,13 @@ impl Workspace {
     pub fn fits(&self, horizon: usize, nx: usize, nu: usize) -> bool {
         self.horizon == horizon && self.nx == nx && self.nu == nu
     }
+}
+
+/// The stride of the zero-padded rows of `F = [A B]` and `P·F` for `n = nx + nu`: `n` rounded up
+/// to whole 8-wide vectors up to 32 (the row accumulator's sizes), else `n`.
+#[inline(always)]
+pub(crate) fn row_stride(n: usize) -> usize {
+    if n <= 32 { n.div_ceil(8) * 8 } else { n }
 }
 
 /// `with_row_acc!(ws, n, acc => expr)`: evaluate `expr` with `acc` a row accumulator of at
