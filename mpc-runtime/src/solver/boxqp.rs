@@ -110,12 +110,19 @@ impl BoxQp {
     #[inline(always)]
     fn factor_free(&mut self, n: usize, q: &[f64]) -> Result<(), BoxQpError> {
         let m = self.nfree;
-        for a in 0..m {
-            for b in 0..m {
-                self.chol[a * m + b] = q[self.idx[a] * n + self.idx[b]];
+        let ok = if m == n {
+            // Every variable free (the usual case): the whole Q, with the caller's (constant) size.
+            self.chol[..n * n].copy_from_slice(&q[..n * n]);
+            cholesky(&mut self.chol[..n * n], n, 1e-13)
+        } else {
+            for a in 0..m {
+                for b in 0..m {
+                    self.chol[a * m + b] = q[self.idx[a] * n + self.idx[b]];
+                }
             }
-        }
-        if cholesky(&mut self.chol[..m * m], m, 1e-13) { Ok(()) } else { Err(BoxQpError::NotPositiveDefinite) }
+            cholesky(&mut self.chol[..m * m], m, 1e-13)
+        };
+        if ok { Ok(()) } else { Err(BoxQpError::NotPositiveDefinite) }
     }
 
     /// Solve the box QP; `x` holds the warm start on entry (it is projected onto the box first)
@@ -148,6 +155,12 @@ impl BoxQp {
         let mut iters = 0;
         for it in 0..MAX_ITERS {
             iters = it;
+            if it > 0 && last_full && self.nfree == n && (0..n).all(|i| lo[i] < x[i] && x[i] < hi[i]) {
+                // Every variable was free and none is on a bound now: every one stays free
+                // whatever the gradient, so the classes are unchanged (as `classify` would find).
+                chol_current = true;
+                break;
+            }
             self.gradient(n, q, c, x);
             let changed = self.classify(n, x, lo, hi);
             if it > 0 && last_full && !changed {
@@ -174,7 +187,11 @@ impl BoxQp {
             for a in 0..m {
                 self.rhs[a] = -self.g[self.idx[a]];
             }
-            cholesky_solve(&self.chol[..m * m], m, &mut self.rhs[..m]);
+            if m == n {
+                cholesky_solve(&self.chol[..n * n], n, &mut self.rhs[..n]);
+            } else {
+                cholesky_solve(&self.chol[..m * m], m, &mut self.rhs[..m]);
+            }
             self.s[..n].fill(0.0);
             let mut smax = 0.0f64;
             let mut xmax = 0.0f64;
