@@ -88,11 +88,14 @@ fn backward_lanes_impl<D: Dynamics>(
     let mut heap = if n > 16 { std::mem::take(&mut ws.acc) } else { Vec::new() };
     let acc: &mut [V] = if n <= 16 { &mut stack } else { &mut heap };
     for t in (0..tt).rev() {
-        Hess::of(&ws.compact, &ws.cmd, &ws.cm, t, n).write_dense(&mut ws.qzz, n);
+        let h = Hess::of(&ws.compact, &ws.cmd, &ws.cm, t, n);
         ws.qz[..nx].copy_from_slice(&ws.xt[t * nx..(t + 1) * nx]);
         ws.qz[nx..n].copy_from_slice(&ws.ut[t * nu..(t + 1) * nu]);
-        if t + 1 < tt {
+        if t + 1 >= tt {
+            h.write_dense(&mut ws.qzz, n);
+        } else {
             add_cost_to_go(
+                h,
                 &ws.a[t * nx * nx..(t + 1) * nx * nx],
                 &ws.b[t * nx * nu..(t + 1) * nx * nu],
                 &ws.p,

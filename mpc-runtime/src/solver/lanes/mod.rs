@@ -233,38 +233,59 @@ fn add_mul(y: V, a: V, x: V) -> V {
 }
 
 /// Solve `L Lᵀ X = B` in place for every lane (`L` `n × n` lower, `B` `n × m`, row-major), the
-/// operations of `linalg::cholesky_solve_multi` per lane.
+/// operations of `linalg::cholesky_solve_multi` per lane. Each row of `B` is accumulated in a
+/// stack array (where `m ≤ 16`: registers once inlined) and stored once.
 #[inline(always)]
 fn lane_cholesky_solve(lf: &[V], n: usize, b: &mut [V], m: usize) {
+    if m <= 16 {
+        lane_cholesky_solve_acc(lf, n, b, m, &mut [ZERO; 16]);
+    } else {
+        let mut acc = [ZERO; 32];
+        for c0 in (0..m).step_by(32) {
+            lane_cholesky_solve_cols(lf, n, b, m, c0..m.min(c0 + 32), &mut acc);
+        }
+    }
+}
+
+/// [`lane_cholesky_solve`] with every column in one block.
+#[inline(always)]
+fn lane_cholesky_solve_acc(lf: &[V], n: usize, b: &mut [V], m: usize, acc: &mut [V]) {
+    lane_cholesky_solve_cols(lf, n, b, m, 0..m, acc);
+}
+
+/// [`lane_cholesky_solve`] on the columns `cols` of `B` with the row accumulator `acc`.
+#[inline(always)]
+fn lane_cholesky_solve_cols(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std::ops::Range<usize>, acc: &mut [V]) {
     let b = &mut b[..n * m];
+    let acc = &mut acc[..cols.len()];
+    let row = |i: usize| i * m + cols.start..i * m + cols.end;
     for i in 0..n {
-        let (done, rest) = b.split_at_mut(i * m);
-        let bi = &mut rest[..m];
+        acc.copy_from_slice(&b[row(i)]);
         for k in 0..i {
             let lik = lf[i * n + k];
-            for (x, y) in bi.iter_mut().zip(&done[k * m..(k + 1) * m]) {
+            for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
                 *x = sub_mul(*x, lik, *y);
             }
         }
         let r = recip(lf[i * n + i]);
-        for x in bi.iter_mut() {
+        for x in acc.iter_mut() {
             *x = mul(*x, r);
         }
+        b[row(i)].copy_from_slice(acc);
     }
     for i in (0..n).rev() {
-        let (head, tail) = b.split_at_mut((i + 1) * m);
-        let bi = &mut head[i * m..];
+        acc.copy_from_slice(&b[row(i)]);
         for k in i + 1..n {
             let lki = lf[k * n + i];
-            let o = (k - i - 1) * m;
-            for (x, y) in bi.iter_mut().zip(&tail[o..o + m]) {
+            for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
                 *x = sub_mul(*x, lki, *y);
             }
         }
         let r = recip(lf[i * n + i]);
-        for x in bi.iter_mut() {
+        for x in acc.iter_mut() {
             *x = mul(*x, r);
         }
+        b[row(i)].copy_from_slice(acc);
     }
 }
 
@@ -367,6 +388,23 @@ impl Hess<'_> {
         match self {
             Hess::Diag(d) => d[i],
             Hess::Dense(c) => c[i * n + i],
+        }
+    }
+
+    /// Columns `c0..c0 + dst.len()` of row `i` into `dst`: a copy, or `+0` off the diagonal (as
+    /// [`Hess::write_dense`] would store them).
+    #[inline(always)]
+    fn row_into(&self, dst: &mut [V], i: usize, c0: usize, n: usize) {
+        match self {
+            Hess::Dense(c) => dst.copy_from_slice(&c[i * n + c0..i * n + c0 + dst.len()]),
+            Hess::Diag(d) => {
+                // A select per entry, not a store at a run-time index (which would keep the
+                // accumulator out of registers).
+                let di = d[i];
+                for (j, e) in dst.iter_mut().enumerate() {
+                    *e = if c0 + j == i { di } else { ZERO };
+                }
+            }
         }
     }
 
@@ -593,11 +631,14 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut LaneWorkspace, alpha: f64) -> (V, 
 // ---------------------------------------------------------------------------------------------
 // The Riccati pass.
 
-/// `Q += Fᵀ P F`, `q += Fᵀ p` for stage `t`, as `riccati::add_cost_to_go` (rows and columns
-/// accumulated in `acc`; terms with a factor of `A` or `B` zero in every lane skipped).
+/// `Q = H + Fᵀ P F`, `q += Fᵀ p` for stage `t` (`H` the stage's cost Hessian, read as the row
+/// accumulators start: `Q` is not written densely first), as `riccati::add_cost_to_go_onto`
+/// (rows and columns accumulated in `acc`; terms with a factor of `A` or `B` zero in every lane
+/// skipped). Every entry of `Q` is written (`Q_ux` as `Q_xuᵀ`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn add_cost_to_go(
+    h: Hess<'_>,
     a: &[V],
     b: &[V],
     p: &[V],
@@ -634,7 +675,7 @@ fn add_cost_to_go(
         }
     }
     for i in 0..nx {
-        acc.copy_from_slice(&qzz[i * n..(i + 1) * n]);
+        h.row_into(acc, i, 0, n);
         let (ax, au) = acc.split_at_mut(nx);
         for k in 0..nx {
             let aki = &a[k * nx + i];
@@ -647,7 +688,7 @@ fn add_cost_to_go(
     }
     for i in 0..nu {
         let au = &mut acc[..nu];
-        au.copy_from_slice(&qzz[(nx + i) * n + nx..(nx + i + 1) * n]);
+        h.row_into(au, nx + i, nx, n);
         for k in 0..nx {
             let bki = &b[k * nu + i];
             if any_nonzero(bki) {
@@ -785,10 +826,12 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
     for t in (0..tt).rev() {
         stage_z(&mut z, &ws.x, &ws.u, nx, nu, t);
         let h = Hess::of(&ws.compact, &ws.cmd, &ws.cm, t, n);
-        h.write_dense(&mut ws.qzz, n);
         stage_gradient(&mut ws.qz, h, &ws.cv[t * n..(t + 1) * n], &z, n, ws.cdiag[t]);
-        if t + 1 < tt {
+        if t + 1 >= tt {
+            h.write_dense(&mut ws.qzz, n);
+        } else {
             add_cost_to_go(
+                h,
                 &ws.a[t * nx * nx..(t + 1) * nx * nx],
                 &ws.b[t * nx * nu..(t + 1) * nx * nu],
                 &ws.p,
@@ -1252,6 +1295,42 @@ mod tests {
             assert!(!pays(1000, Lanes::Never));
             assert!(!pays(6 * LANES - 1, Lanes::Auto) && pays(6 * LANES, Lanes::Auto));
         });
+    }
+
+    /// The lane gain solve equals `linalg::cholesky_solve_multi` lane by lane to the bit, for
+    /// right-hand sides of one register block, of the 32-wide block, and of several blocks.
+    #[test]
+    fn lane_solve_equals_the_per_problem_solve_per_lane() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let n = 4;
+        for m in [3, 10, 17, 40, 70] {
+            let mut lf = vec![ZERO; n * n];
+            let mut per_lane = vec![vec![0.0; n * n]; LANES];
+            for (l, lp) in per_lane.iter_mut().enumerate() {
+                let mut a = vec![0.0; n * n];
+                for i in 0..n {
+                    for j in 0..=i {
+                        let v = rng.random_range(-0.5..0.5) + if i == j { 2.0 } else { 0.0 };
+                        a[i * n + j] = v;
+                        a[j * n + i] = v;
+                    }
+                }
+                assert!(crate::solver::linalg::cholesky(&mut a, n, 1e-14));
+                for (e, v) in lf.iter_mut().zip(&a) {
+                    e[l] = *v;
+                }
+                *lp = a;
+            }
+            let b0: Vec<V> = (0..n * m).map(|_| std::array::from_fn(|_| rng.random_range(-2.0..2.0))).collect();
+            let mut b = b0.clone();
+            lane_cholesky_solve(&lf, n, &mut b, m);
+            for l in 0..LANES {
+                let mut want: Vec<f64> = b0.iter().map(|v| v[l]).collect();
+                crate::solver::linalg::cholesky_solve_multi(&per_lane[l], n, &mut want, m);
+                let got: Vec<u64> = b.iter().map(|v| v[l].to_bits()).collect();
+                assert_eq!(got, want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "m = {m}, lane {l}");
+            }
+        }
     }
 
     /// Every problem of a group gets the per-problem solver's result to the bit (states,
