@@ -341,6 +341,15 @@ fn finite_lanes(v: &[V]) -> [bool; LANES] {
 /// `dst[e][l] = src[e][l]` for the lanes with `mask[l]`.
 #[inline(always)]
 fn copy_lanes(dst: &mut [V], src: &[V], mask: &[bool; LANES]) {
+    // Usually every lane or none (a group whose problems move together): a copy or nothing.
+    if mask.iter().all(|&m| m) {
+        let k = dst.len().min(src.len());
+        dst[..k].copy_from_slice(&src[..k]);
+        return;
+    }
+    if !mask.iter().any(|&m| m) {
+        return;
+    }
     for (d, s) in dst.iter_mut().zip(src) {
         for l in 0..LANES {
             d[l] = if mask[l] { s[l] } else { d[l] };
