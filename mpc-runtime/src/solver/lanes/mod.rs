@@ -238,19 +238,13 @@ fn add_mul(y: V, a: V, x: V) -> V {
 #[inline(always)]
 fn lane_cholesky_solve(lf: &[V], n: usize, b: &mut [V], m: usize) {
     if m <= 16 {
-        lane_cholesky_solve_acc(lf, n, b, m, &mut [ZERO; 16]);
+        lane_cholesky_solve_cols(lf, n, b, m, 0..m, &mut [ZERO; 16]);
     } else {
         let mut acc = [ZERO; 32];
         for c0 in (0..m).step_by(32) {
             lane_cholesky_solve_cols(lf, n, b, m, c0..m.min(c0 + 32), &mut acc);
         }
     }
-}
-
-/// [`lane_cholesky_solve`] with every column in one block.
-#[inline(always)]
-fn lane_cholesky_solve_acc(lf: &[V], n: usize, b: &mut [V], m: usize, acc: &mut [V]) {
-    lane_cholesky_solve_cols(lf, n, b, m, 0..m, acc);
 }
 
 /// [`lane_cholesky_solve`] on the columns `cols` of `B` with the row accumulator `acc`.
