@@ -9,6 +9,8 @@
 //! `MPC_SPEED_CASE=1` or `=256` runs only that batch size (for profiling one case); any other
 //! `MPC_SPEED_CASE=B` runs B problems at T = 50; `MPC_SPEED_LANES=always|never` overrides the
 //! lane policy (`MPC_NO_AVX512=1` runs the AVX2 builds); `MPC_SPEED_THREADS=N` sets the pool size.
+//! `MPC_SPEED_DUMP=PREFIX` writes every value of each case's solution and gradients to
+//! `PREFIX-B<b>.txt`, one per line, to compare builds whose bits differ by their largest change.
 
 use mpc_models::Quadrotor;
 use mpc_models::scenarios::quadrotor_hover;
@@ -76,6 +78,14 @@ fn main() {
             .iter()
             .flat_map(|v| v.iter())
             .fold(0xcbf29ce484222325u64, |h, v| (h ^ v.to_bits()).wrapping_mul(0x100000001b3));
+        if let Ok(prefix) = std::env::var("MPC_SPEED_DUMP") {
+            let lines: Vec<String> = [&sol.x, &sol.u, &grads.cost_hess, &grads.cost_lin, &grads.x_init]
+                .iter()
+                .flat_map(|v| v.iter())
+                .map(|v| format!("{v:e}"))
+                .collect();
+            std::fs::write(format!("{prefix}-B{b}.txt"), lines.join("\n")).expect("MPC_SPEED_DUMP: write");
+        }
         println!(
             "B={b:<4} T={t:<3} forward {:>10.4} ms  backward {:>10.4} ms  (min {:.4} / {:.4} ms; sum of costs {cost:.12e}, bits {hash:016x})",
             1e3 * median(fwd[3..].to_vec()),

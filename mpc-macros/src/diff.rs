@@ -150,7 +150,8 @@ fn chain(g: &mut Graph, id: Id, node: Node, slot: usize, a: Id) -> Option<Id> {
             Unary::Atan => {
                 let x2 = g.powi(x, 2);
                 let r = g.add(one, x2);
-                g.div(a, r)
+                let ir = g.recip(r);
+                g.mul(a, ir)
             }
             Unary::Sinh => {
                 let c = g.unary(Unary::Cosh, x);
@@ -166,11 +167,15 @@ fn chain(g: &mut Graph, id: Id, node: Node, slot: usize, a: Id) -> Option<Id> {
                 g.mul(a, f)
             }
             Unary::Exp => g.mul(a, id),
-            Unary::Ln => g.div(a, x),
+            Unary::Ln => {
+                let r = g.recip(x);
+                g.mul(a, r)
+            }
             Unary::Sqrt => {
                 let two = g.constant(2.0);
                 let den = g.mul(two, id);
-                g.div_nz(a, den)
+                let r = g.recip_nz(den);
+                g.mul(a, r)
             }
             Unary::Abs => {
                 let s = g.unary(Unary::Sign, x);
@@ -186,29 +191,41 @@ fn chain(g: &mut Graph, id: Id, node: Node, slot: usize, a: Id) -> Option<Id> {
                 (Binary::Sub, _) => g.neg(a),
                 (Binary::Mul, 0) => g.mul(a, y),
                 (Binary::Mul, _) => g.mul(a, x),
-                (Binary::Div, 0) => g.div(a, y),
-                (Binary::Div, _) => {
-                    let q = g.mul(a, id);
-                    let r = g.div(q, y);
-                    g.neg(r)
+                // ∂(x/y)/∂x = 1/y, ∂(x/y)/∂y = -(x/y)/y: one reciprocal of y shared by every
+                // direction (and every quotient by y), then products; a division per derivative
+                // entry dominated the Jacobians of models that normalise (a quaternion's norm).
+                (Binary::Div, 0) => {
+                    let r = g.recip(y);
+                    g.mul(a, r)
                 }
-                (Binary::DivNz, 0) => g.div_nz(a, y),
+                (Binary::Div, _) => {
+                    let r = g.recip(y);
+                    let q = g.mul(id, r);
+                    let p = g.mul(a, q);
+                    g.neg(p)
+                }
+                (Binary::DivNz, 0) => {
+                    let r = g.recip_nz(y);
+                    g.mul(a, r)
+                }
                 (Binary::DivNz, _) => {
-                    let q = g.mul(a, id);
-                    let r = g.div_nz(q, y);
-                    g.neg(r)
+                    let r = g.recip_nz(y);
+                    let q = g.mul(id, r);
+                    let p = g.mul(a, q);
+                    g.neg(p)
                 }
                 (Binary::Atan2, _) => {
                     // atan2(x, y): ∂/∂x = y / (x² + y²), ∂/∂y = -x / (x² + y²)
                     let x2 = g.powi(x, 2);
                     let y2 = g.powi(y, 2);
                     let den = g.add(x2, y2);
+                    let r = g.recip_nz(den);
                     if slot == 0 {
                         let num = g.mul(a, y);
-                        g.div_nz(num, den)
+                        g.mul(num, r)
                     } else {
                         let num = g.mul(a, x);
-                        let q = g.div_nz(num, den);
+                        let q = g.mul(num, r);
                         g.neg(q)
                     }
                 }
@@ -225,7 +242,8 @@ fn chain(g: &mut Graph, id: Id, node: Node, slot: usize, a: Id) -> Option<Id> {
                 }
                 (Binary::Hypot, _) => {
                     let num = g.mul(a, if slot == 0 { x } else { y });
-                    g.div_nz(num, id)
+                    let r = g.recip_nz(id);
+                    g.mul(num, r)
                 }
             }
         }

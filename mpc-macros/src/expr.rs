@@ -217,6 +217,19 @@ impl Graph {
         self.intern(Node::Binary(Binary::Div, a, b))
     }
 
+    /// `1 / b` (derivative rules multiply by one shared reciprocal instead of dividing per
+    /// entry: a division costs several products).
+    pub fn recip(&mut self, b: Id) -> Id {
+        let one = self.constant(1.0);
+        self.div(one, b)
+    }
+
+    /// `1 / b`, or `0` where `b == 0` ([`Graph::div_nz`]'s reciprocal).
+    pub fn recip_nz(&mut self, b: Id) -> Id {
+        let one = self.constant(1.0);
+        self.div_nz(one, b)
+    }
+
     /// `a / b`, or `0` where `b == 0`.
     pub fn div_nz(&mut self, a: Id, b: Id) -> Id {
         if self.is_const(a, 0.0) {
