@@ -2,7 +2,9 @@
 //! positive definite, solved by projected Newton (Bertsekas 1982, as in Tassa et al. 2014)
 //! **to full accuracy**: the iteration stops only when a full, unprojected Newton step on the
 //! free face leaves the active set unchanged, i.e. at the exact minimiser (to rounding) with
-//! correct multiplier signs, not at a relative-improvement threshold.
+//! correct multiplier signs, not at a relative-improvement threshold. Where the unconstrained
+//! minimiser lies strictly inside the box (the usual case in a Riccati pass) it is the solution,
+//! computed directly: one factorisation and one solve, no iteration.
 
 use super::linalg::{cholesky, cholesky_solve};
 
@@ -146,6 +148,28 @@ impl BoxQp {
         x: &mut [f64],
     ) -> Result<usize, BoxQpError> {
         assert_eq!(n, self.n, "BoxQp: dimension mismatch");
+        // Positive definiteness of the whole Q (so every face is PD and the minimiser unique),
+        // and the unconstrained minimiser -Q⁻¹c: strictly inside the box, it is the solution,
+        // every variable free (the usual case in a Riccati pass; no warm start needed).
+        self.chol[..n * n].copy_from_slice(&q[..n * n]);
+        if !cholesky(&mut self.chol[..n * n], n, 1e-13) {
+            return Err(BoxQpError::NotPositiveDefinite);
+        }
+        let rhs = &mut self.rhs[..n];
+        for (r, ci) in rhs.iter_mut().zip(&c[..n]) {
+            *r = -ci;
+        }
+        cholesky_solve(&self.chol[..n * n], n, rhs);
+        if (0..n).all(|i| lo[i] < rhs[i] && rhs[i] < hi[i]) {
+            x[..n].copy_from_slice(rhs);
+            self.clamped[..n].fill(false);
+            for (i, v) in self.idx[..n].iter_mut().enumerate() {
+                *v = i;
+            }
+            self.nfree = n;
+            return Ok(0);
+        }
+        // Some bound is active: projected Newton from the warm start.
         for i in 0..n {
             x[i] = x[i].max(lo[i]).min(hi[i]);
         }
@@ -170,14 +194,6 @@ impl BoxQp {
                 break;
             }
             let m = self.nfree;
-            if it == 0 && m < n {
-                // Positive definiteness of the whole Q (so every face is PD and the minimiser
-                // unique); when every variable starts free the face factor below checks it.
-                self.chol[..n * n].copy_from_slice(&q[..n * n]);
-                if !cholesky(&mut self.chol[..n * n], n, 1e-13) {
-                    return Err(BoxQpError::NotPositiveDefinite);
-                }
-            }
             if m == 0 {
                 break;
             }
