@@ -745,17 +745,20 @@ __device__ __forceinline__ bool cholesky(real* a, int n, real rel_tol) {
     return true;
 }
 
-/// Solve L Lᵀ x = b in place.
+/// Solve L Lᵀ x = b in place (linalg.rs cholesky_solve: each row times its pivot's reciprocal,
+/// computed off the chain of dependent rows).
 __device__ __forceinline__ void cholesky_solve(const real* l, int n, real* b) {
     for (int i = 0; i < n; ++i) {
+        const real r = real(1) / l[i * n + i];
         real s = b[i];
         for (int k = 0; k < i; ++k) s -= l[i * n + k] * b[k];
-        b[i] = s / l[i * n + i];
+        b[i] = s * r;
     }
     for (int i = n - 1; i >= 0; --i) {
+        const real r = real(1) / l[i * n + i];
         real s = b[i];
         for (int k = i + 1; k < n; ++k) s -= l[k * n + i] * b[k];
-        b[i] = s / l[i * n + i];
+        b[i] = s * r;
     }
 }
 

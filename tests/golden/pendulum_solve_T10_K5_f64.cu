@@ -753,17 +753,20 @@ __device__ __forceinline__ bool cholesky(real* a, int n, real rel_tol) {
     return true;
 }
 
-/// Solve L Lᵀ x = b in place.
+/// Solve L Lᵀ x = b in place (linalg.rs cholesky_solve: each row times its pivot's reciprocal,
+/// computed off the chain of dependent rows).
 __device__ __forceinline__ void cholesky_solve(const real* l, int n, real* b) {
     for (int i = 0; i < n; ++i) {
+        const real r = real(1) / l[i * n + i];
         real s = b[i];
         for (int k = 0; k < i; ++k) s -= l[i * n + k] * b[k];
-        b[i] = s / l[i * n + i];
+        b[i] = s * r;
     }
     for (int i = n - 1; i >= 0; --i) {
+        const real r = real(1) / l[i * n + i];
         real s = b[i];
         for (int k = i + 1; k < n; ++k) s -= l[k * n + i] * b[k];
-        b[i] = s / l[i * n + i];
+        b[i] = s * r;
     }
 }
 
@@ -995,12 +998,29 @@ __device__ __forceinline__ bool qp_factor_free(W& w, const real* q) {
     return cholesky(w.chol, m, real(1e-13));
 }
 
-/// min ½ xᵀQx + cᵀx, lo ≤ x ≤ hi by projected Newton to full accuracy; x is the warm start
-/// on entry, the solution on exit. Afterwards w.idx[0..nfree) / w.chol describe the free face.
-/// False when Q is not positive definite.
+/// min ½ xᵀQx + cᵀx, lo ≤ x ≤ hi: the unconstrained minimiser where it lies strictly inside
+/// the box, else projected Newton to full accuracy; x is the warm start on entry, the solution
+/// on exit. Afterwards w.idx[0..nfree) / w.chol describe the free face. False when Q is not
+/// positive definite.
 template <class W>
 __device__ __forceinline__ bool boxqp_solve(W& w, const real* q, const real* c, const real* lo, const real* hi,
                                             real* x) {
+    // Q positive definite (then so is every face), and -Q⁻¹c: strictly inside, the solution.
+    for (int i = 0; i < NU * NU; ++i) w.chol[i] = q[i];
+    if (!cholesky(w.chol, NU, real(1e-13))) return false;
+    for (int i = 0; i < NU; ++i) w.qrhs[i] = -c[i];
+    cholesky_solve(w.chol, NU, w.qrhs);
+    bool inside = true;
+    for (int i = 0; i < NU; ++i) inside = inside && lo[i] < w.qrhs[i] && w.qrhs[i] < hi[i];
+    if (inside) {
+        for (int i = 0; i < NU; ++i) {
+            x[i] = w.qrhs[i];
+            w.clamped[i] = false;
+            w.idx[i] = i;
+        }
+        w.nfree = NU;
+        return true;
+    }
     for (int i = 0; i < NU; ++i) x[i] = clampr(x[i], lo[i], hi[i]);
     real f = qp_objective(q, c, x);
     bool last_full = false;
@@ -1018,10 +1038,6 @@ __device__ __forceinline__ bool boxqp_solve(W& w, const real* q, const real* c, 
             }
         }
         const int m = w.nfree;
-        if (it == 0 && m < NU) {
-            for (int i = 0; i < NU * NU; ++i) w.chol[i] = q[i];
-            if (!cholesky(w.chol, NU, real(1e-13))) return false;
-        }
         if (m == 0) break;
         if (!qp_factor_free(w, q)) return false;
         chol_current = true;

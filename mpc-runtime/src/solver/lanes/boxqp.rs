@@ -53,20 +53,22 @@ pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) ->
     for i in 0..n {
         b.s[i] = b.c[i].map(|v| -v);
     }
-    // `linalg::cholesky_solve`: a division per row.
+    // `linalg::cholesky_solve`: each row times the reciprocal of its pivot.
     for i in 0..n {
+        let r = b.chol[i * n + i].map(|v| 1.0 / v);
         let mut s = b.s[i];
         for k in 0..i {
             s = sub_mul(s, b.chol[i * n + k], b.s[k]);
         }
-        b.s[i] = std::array::from_fn(|l| s[l] / b.chol[i * n + i][l]);
+        b.s[i] = std::array::from_fn(|l| s[l] * r[l]);
     }
     for i in (0..n).rev() {
+        let r = b.chol[i * n + i].map(|v| 1.0 / v);
         let mut s = b.s[i];
         for k in i + 1..n {
             s = sub_mul(s, b.chol[k * n + i], b.s[k]);
         }
-        b.s[i] = std::array::from_fn(|l| s[l] / b.chol[i * n + i][l]);
+        b.s[i] = std::array::from_fn(|l| s[l] * r[l]);
     }
     // Strictly inside the box: the solution.
     for i in 0..n {
