@@ -1038,7 +1038,8 @@ __device__ __forceinline__ bool boxqp_solve(W& w, const real* q, const real* c, 
         }
         const int m = w.nfree;
         if (m == 0) break;
-        if (!qp_factor_free(w, q)) return false;
+        // Every variable free at the start: w.chol holds that factor already.
+        if ((it > 0 || m < NU) && !qp_factor_free(w, q)) return false;
         chol_current = true;
         for (int a = 0; a < m; ++a) w.qrhs[a] = -w.g[w.idx[a]];
         cholesky_solve(w.chol, m, w.qrhs);

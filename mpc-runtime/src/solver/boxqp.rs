@@ -197,7 +197,10 @@ impl BoxQp {
             if m == 0 {
                 break;
             }
-            self.factor_free(n, q)?;
+            if it > 0 || m < n {
+                // (Every variable free at the start: `chol` holds that factor already.)
+                self.factor_free(n, q)?;
+            }
             chol_current = true;
             // Newton step on the free face.
             for a in 0..m {
@@ -344,6 +347,7 @@ mod tests {
         let mut seed = 12345u64;
         let mut n_active_seen = 0;
         let mut n_free_seen = 0;
+        let (mut interior, mut free_start_bounded) = (0, 0);
         for trial in 0..400 {
             let n = 1 + trial % 5;
             // Q = M Mᵀ + 0.1 I
@@ -365,7 +369,16 @@ mod tests {
             let want = brute_force(&q, &c, &lo, &hi);
             let mut qp = BoxQp::new(n);
             let mut x: Vec<f64> = (0..n).map(|_| lcg(&mut seed)).collect();
-            qp.solve(&q, &c, &lo, &hi, &mut x).unwrap();
+            let start_inside = (0..n).all(|i| lo[i] < x[i] && x[i] < hi[i]);
+            let iters = qp.solve(&q, &c, &lo, &hi, &mut x).unwrap();
+            // Both courses: the interior minimiser returned directly (no iteration), and
+            // projected Newton from a start where every variable is free (reusing the factor).
+            if qp.free_indices().len() == n {
+                interior += 1;
+                assert_eq!(iters, 0, "trial {trial}: an interior minimiser is returned directly");
+            } else if start_inside {
+                free_start_bounded += 1;
+            }
             for i in 0..n {
                 assert!((x[i] - want[i]).abs() < 1e-12, "trial {trial}: {x:?} vs {want:?}");
                 if x[i] == lo[i] || x[i] == hi[i] {
@@ -387,6 +400,7 @@ mod tests {
             }
         }
         assert!(n_active_seen > 100 && n_free_seen > 100, "{n_active_seen} {n_free_seen}");
+        assert!(interior > 15 && free_start_bounded > 40, "{interior} interior, {free_start_bounded} bounded from a free start");
     }
 
     #[test]
