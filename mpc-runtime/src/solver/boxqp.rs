@@ -6,7 +6,7 @@
 //! minimiser lies strictly inside the box (the usual case in a Riccati pass) it is the solution,
 //! computed directly: one factorisation and one solve, no iteration.
 
-use super::linalg::{cholesky, cholesky_solve};
+use super::linalg::{cholesky, cholesky_from, cholesky_solve};
 
 /// Why a box QP could not be solved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,8 +114,7 @@ impl BoxQp {
         let m = self.nfree;
         let ok = if m == n {
             // Every variable free (the usual case): the whole Q, with the caller's (constant) size.
-            self.chol[..n * n].copy_from_slice(&q[..n * n]);
-            cholesky(&mut self.chol[..n * n], n, 1e-13)
+            cholesky_from(q, &mut self.chol[..n * n], n, 1e-13)
         } else {
             for a in 0..m {
                 for b in 0..m {
@@ -151,8 +150,7 @@ impl BoxQp {
         // Positive definiteness of the whole Q (so every face is PD and the minimiser unique),
         // and the unconstrained minimiser -Q⁻¹c: strictly inside the box, it is the solution,
         // every variable free (the usual case in a Riccati pass; no warm start needed).
-        self.chol[..n * n].copy_from_slice(&q[..n * n]);
-        if !cholesky(&mut self.chol[..n * n], n, 1e-13) {
+        if !cholesky_from(q, &mut self.chol[..n * n], n, 1e-13) {
             return Err(BoxQpError::NotPositiveDefinite);
         }
         let rhs = &mut self.rhs[..n];

@@ -49,15 +49,36 @@ pub fn mat_mul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f6
 /// with `A = L Lᵀ` (the strict upper triangle is zeroed). Returns `false` when `A` is not
 /// numerically positive definite (a pivot `≤ rel_tol · max diag`, or not finite).
 #[inline(always)]
-#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
 pub fn cholesky(a: &mut [f64], n: usize, rel_tol: f64) -> bool {
+    cholesky_core(None, a, n, rel_tol)
+}
+
+/// [`cholesky`] of `src` into `l` (`src` unchanged), with the same operations: each entry of
+/// `A` is read from `src` where `cholesky` reads it before overwriting it. There is no copy
+/// first because the copy's wide loads of a matrix just stored row by row (a regularised
+/// `Q_uu`) would wait for those stores to retire.
+#[inline(always)]
+pub fn cholesky_from(src: &[f64], l: &mut [f64], n: usize, rel_tol: f64) -> bool {
+    cholesky_core(Some(&src[..n * n]), l, n, rel_tol)
+}
+
+/// [`cholesky`] of `src`, or of `a` itself, into `a`.
+#[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
+fn cholesky_core(src: Option<&[f64]>, a: &mut [f64], n: usize, rel_tol: f64) -> bool {
+    let a = &mut a[..n * n];
+    // Entry k of A as it was before the factorisation.
+    let orig = |a: &[f64], k: usize| match src {
+        Some(s) => s[k],
+        None => a[k],
+    };
     let mut dmax = 0.0f64;
     for i in 0..n {
-        dmax = dmax.max(a[i * n + i].abs());
+        dmax = dmax.max(orig(a, i * n + i).abs());
     }
     let floor = rel_tol * dmax;
     for j in 0..n {
-        let mut d = a[j * n + j];
+        let mut d = orig(a, j * n + j);
         for k in 0..j {
             d -= a[j * n + k] * a[j * n + k];
         }
@@ -67,7 +88,7 @@ pub fn cholesky(a: &mut [f64], n: usize, rel_tol: f64) -> bool {
         let ljj = d.sqrt();
         a[j * n + j] = ljj;
         for i in j + 1..n {
-            let mut s = a[i * n + j];
+            let mut s = orig(a, i * n + j);
             for k in 0..j {
                 s -= a[i * n + k] * a[j * n + k];
             }

@@ -118,14 +118,23 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base:
 /// stage's `Q` is symmetric, and reading the rows back after scalar stores would stall).
 #[inline(always)]
 pub(crate) fn transpose_q_xu(ws: &mut Workspace, nx: usize, nu: usize) {
+    with_row_acc!(ws, nx, acc => transpose_q_xu_with(ws, nx, nu, acc));
+}
+
+/// [`transpose_q_xu`] with the row accumulator `acc` (at least `nx` long): each row of `Q_xuᵀ`
+/// is gathered in registers and stored whole (the gain solve reads it as vectors right away,
+/// and vector loads of element stores would wait for them).
+#[inline(always)]
+fn transpose_q_xu_with(ws: &mut Workspace, nx: usize, nu: usize, acc: &mut [f64]) {
     let n = nx + nu;
     let qzz = &ws.ric.qzz[..n * n];
     let qxut = &mut ws.ric.qxut[..nu * nx];
-    for i in 0..nx {
-        let row = &qzz[i * n + nx..(i + 1) * n];
-        for l in 0..nu {
-            qxut[l * nx + i] = row[l];
+    let acc = &mut acc[..nx];
+    for l in 0..nu {
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a = qzz[i * n + nx + l];
         }
+        qxut[l * nx..(l + 1) * nx].copy_from_slice(acc);
     }
 }
 

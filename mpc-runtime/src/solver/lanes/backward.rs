@@ -265,19 +265,38 @@ fn backward_lanes_impl<D: Dynamics>(
 /// free block, plus `0·0` terms, and the pivot test only on free pivots. Per lane whether the
 /// free block is numerically positive definite.
 #[inline(always)]
-#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
 pub(super) fn lane_cholesky(a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+    lane_cholesky_core(None, a, n, rel_tol, free)
+}
+
+/// [`lane_cholesky`] of `src` into `l` (as `linalg::cholesky_from`: no copy first).
+#[inline(always)]
+pub(super) fn lane_cholesky_from(src: &[V], l: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+    lane_cholesky_core(Some(&src[..n * n]), l, n, rel_tol, free)
+}
+
+/// [`lane_cholesky`] of `src`, or of `a` itself, into `a`.
+#[inline(always)]
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
+fn lane_cholesky_core(src: Option<&[V]>, a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+    let a = &mut a[..n * n];
+    // Entry k of A as it was before the factorisation.
+    let orig = |a: &[V], k: usize| match src {
+        Some(s) => s[k],
+        None => a[k],
+    };
     let mut dmax = ZERO;
     for i in 0..n {
+        let d = orig(a, i * n + i);
         for l in 0..LANES {
             if free[i][l] != 0.0 {
-                dmax[l] = dmax[l].max(a[i * n + i][l].abs());
+                dmax[l] = dmax[l].max(d[l].abs());
             }
         }
     }
     let mut ok = [true; LANES];
     for j in 0..n {
-        let mut d = a[j * n + j];
+        let mut d = orig(a, j * n + j);
         for k in 0..j {
             for l in 0..LANES {
                 d[l] -= a[j * n + k][l] * a[j * n + k][l];
@@ -291,7 +310,7 @@ pub(super) fn lane_cholesky(a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> 
         let ljj = d.map(f64::sqrt);
         a[j * n + j] = ljj;
         for i in j + 1..n {
-            let mut s = a[i * n + j];
+            let mut s = orig(a, i * n + j);
             for k in 0..j {
                 for l in 0..LANES {
                     s[l] -= a[i * n + k][l] * a[j * n + k][l];

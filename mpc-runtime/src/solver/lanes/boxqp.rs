@@ -4,7 +4,7 @@
 //! order per lane (so each lane gets the per-lane solve's bits), vectorised across lanes. A lane
 //! that leaves this course is solved by `BoxQp` from its start as before.
 
-use super::backward::lane_cholesky;
+use super::backward::lane_cholesky_from;
 use super::{LANES, V, sub_mul};
 
 /// Lane buffers of the box QP (`Q` nu×nu and its Cholesky factor, `c`, bounds, solution,
@@ -34,7 +34,6 @@ impl LaneBoxQp {
 #[inline(always)]
 pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) -> [bool; LANES] {
     let mut done = *on;
-    b.chol[..n * n].copy_from_slice(&b.q[..n * n]);
     // `lane_cholesky`'s pivot test on every row: all free.
     let (ones, mut heap) = ([[1.0; LANES]; 16], Vec::new());
     let ones: &[V] = if n <= 16 {
@@ -43,7 +42,7 @@ pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) ->
         heap.resize(n, [1.0; LANES]);
         &heap
     };
-    let pd = lane_cholesky(&mut b.chol, n, 1e-13, ones);
+    let pd = lane_cholesky_from(&b.q, &mut b.chol, n, 1e-13, ones);
     for l in 0..LANES {
         done[l] &= pd[l];
     }

@@ -868,13 +868,21 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
             bq.x[i] = ws.k[t * nu + i];
         }
         let interior = solve_interior(bq, nu, &live);
-        for l in (0..LANES).filter(|&l| interior[l]) {
-            for i in 0..nu {
-                ws.k[t * nu + i][l] = bq.x[i][l];
-                ws.free[i][l] = 1.0;
-            }
-            for (dst, src) in ws.lf[..nu * nu].iter_mut().zip(&bq.chol) {
-                dst[l] = src[l];
+        if interior == [true; LANES] {
+            // Every lane (the usual case): whole vectors, which the gain solve's vector loads
+            // read back without waiting (lane-by-lane element stores would make them wait).
+            ws.k[t * nu..(t + 1) * nu].copy_from_slice(&bq.x[..nu]);
+            ws.free.fill([1.0; LANES]);
+            ws.lf[..nu * nu].copy_from_slice(&bq.chol[..nu * nu]);
+        } else {
+            for l in (0..LANES).filter(|&l| interior[l]) {
+                for i in 0..nu {
+                    ws.k[t * nu + i][l] = bq.x[i][l];
+                    ws.free[i][l] = 1.0;
+                }
+                for (dst, src) in ws.lf[..nu * nu].iter_mut().zip(&bq.chol) {
+                    dst[l] = src[l];
+                }
             }
         }
         for l in 0..LANES {
