@@ -865,7 +865,6 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
             bq.c[i] = ws.qz[nx + i];
             bq.lo[i] = std::array::from_fn(|l| ws.lo[t * nu + i][l] - ws.u[t * nu + i][l]);
             bq.hi[i] = std::array::from_fn(|l| ws.hi[t * nu + i][l] - ws.u[t * nu + i][l]);
-            bq.x[i] = ws.k[t * nu + i];
         }
         let interior = solve_interior(bq, nu, &live);
         if interior == [true; LANES] {
