@@ -63,9 +63,36 @@ pub(crate) use trace::sci;
 pub use workspace::Workspace;
 
 /// Size of a batch's `dL/dC` from which the lane backward pass writes it with non-temporal
-/// stores: beyond what a 2-core share of a last-level cache keeps (at T = 50, K = 5 on an AVX-512
-/// host: B = 64, 6.5 MB, 1.75 against 1.85 ms; B = 256, 26 MB, 6.4 against 7.2 ms).
+/// stores, where they pay ([`streaming_stores_pay`]): beyond what a 2-core share of a last-level
+/// cache keeps (at T = 50, K = 5 on an AVX-512 host: B = 64, 6.5 MB, 1.75 against 1.85 ms;
+/// B = 256, 26 MB, 6.4 against 7.2 ms).
 const STREAM_MIN_BYTES: usize = 4 << 20;
+
+/// Whether non-temporal stores write a large output faster than ordinary ones on this CPU: not
+/// on AMD's (and Hygon's) cores, whose ordinary stores of whole lines stream as fast or faster
+/// (`mpc bench`'s memory limit on a 2-core Zen 4 share: ordinary 29.4 / 49.6 GB/s against
+/// non-temporal 19.6 / 38.7 GB/s on one / two cores; the B = 256, T = 50 backward pass 4.03–4.11
+/// against 4.45–4.51 ms, and at B = 1024, 80 MB of `dL/dC`, 15.2 against 15.5–16.2 ms:
+/// `bench/results/cpu-2026-12-05-amd-stores.md`); elsewhere they do (the figures of
+/// [`STREAM_MIN_BYTES`]). Read once (CPUID), then cached.
+fn streaming_stores_pay() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static PAY: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *PAY.get_or_init(|| {
+            // SAFETY: CPUID leaf 0 exists on every x86-64 CPU (the call is safe in newer Rust).
+            #[allow(unused_unsafe)]
+            let r = unsafe { std::arch::x86_64::__cpuid(0) };
+            let mut vendor = [0u8; 12];
+            for (k, w) in [r.ebx, r.edx, r.ecx].into_iter().enumerate() {
+                vendor[4 * k..4 * k + 4].copy_from_slice(&w.to_le_bytes());
+            }
+            !(&vendor == b"AuthenticAMD" || &vendor == b"HygonGenuine")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
 
 /// A configured batched iLQR solver for dynamics `D` and horizon `T`.
 pub struct Solver<D: Dynamics> {
@@ -318,8 +345,9 @@ impl<D: Dynamics> Solver<D> {
             .then(|| self.ensure_lane_workspaces(bsz.div_ceil(ln)));
         let model = &self.model;
         if let Some((slots, per)) = lane_plan {
-            // `dL/dC` far larger than the caches goes to memory with non-temporal stores.
-            let stream = out.cost_hess.len() * std::mem::size_of::<f64>() >= STREAM_MIN_BYTES;
+            // `dL/dC` far larger than the caches goes to memory with non-temporal stores, on
+            // the CPUs where they are the faster ones.
+            let stream = out.cost_hess.len() * std::mem::size_of::<f64>() >= STREAM_MIN_BYTES && streaming_stores_pay();
             self.lane_workspaces[..slots]
                 .par_iter_mut()
                 .zip(out.cost_hess.par_chunks_mut(per * ln * t * n * n))
