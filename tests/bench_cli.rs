@@ -1,5 +1,5 @@
 //! Smoke tests of `mpc bench`: a tiny grid runs and writes a well-formed JSON report with the
-//! machine's measured limit and the achieved rates; `--peer-run` runs a peer benchmark in the
+//! machine's measured limits (arithmetic and memory), the achieved rates and memory floors; `--peer-run` runs a peer benchmark in the
 //! same invocation and labels the ratios as same-run; bad options and a failing peer are
 //! rejected with exit status 2. No timing assertions.
 
@@ -73,6 +73,25 @@ fn tiny_grid_writes_valid_json() {
         assert!(f < 1.0, "{row} (one core: {one} GFLOP/s)");
     }
     assert!(stdout.contains("GFLOP/s fwd / bwd (of limit)"), "{stdout}");
+    // The memory limit and each case's memory floor (its least bytes at that bandwidth).
+    let mem = &doc["memory_limit"];
+    for key in ["read_gbs_one_core", "write_gbs_one_core", "read_gbs_all_threads", "write_gbs_all_threads"] {
+        positive_finite(&mem[key], key);
+    }
+    assert!(["ordinary", "non-temporal"].contains(&mem["write_stores"].as_str().unwrap()), "{mem}");
+    for (row, b) in rows.iter().zip([1.0, 2.0]) {
+        // B problems of n = 14, T = 2: C alone is B·2·196 f64 in both passes.
+        let read = positive_finite(&row["bytes_backward"]["read"], "bytes_backward.read");
+        let write = positive_finite(&row["bytes_backward"]["write"], "bytes_backward.write");
+        assert!(read > b * 2.0 * 196.0 * 8.0 && write > b * 2.0 * 196.0 * 8.0, "{row}");
+        positive_finite(&row["bytes_forward"]["read"], "bytes_forward.read");
+        for (floor, time) in [("memory_floor_forward_ms", "forward_ms"), ("memory_floor_backward_ms", "backward_ms")] {
+            let f = positive_finite(&row[floor], floor);
+            // A few kB: far below the time of a whole solve.
+            assert!(f < row[time]["median"].as_f64().unwrap(), "{row}");
+        }
+    }
+    assert!(stdout.contains("memory floor fwd / bwd ms (of time)") && stdout.contains("Memory floor:"), "{stdout}");
 }
 
 /// A stand-in for `bench_mpc_pytorch.py`: checks the arguments `mpc bench --peer-run` passes and

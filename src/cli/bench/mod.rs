@@ -34,7 +34,9 @@
 //!
 //! On the CPU the run also measures this machine's float64 FMA limit (`peak.rs`: per core and
 //! on the pool's threads) and reports each case's nominal dense-equivalent GFLOP/s (`flops.rs`,
-//! with the model's generated operation counts) as a fraction of it.
+//! with the model's generated operation counts) as a fraction of it; and its memory bandwidth
+//! (`memory.rs`: streaming reads and writes, per core and on the pool's threads), with each
+//! case's memory floor: the time the least bytes it must move would take at that bandwidth.
 //!
 //! `--backend cuda` times the same grid on GPU 0 through `mpc_cuda::CudaSolver` (the
 //! rendered single-launch solve kernel and the backward kernel, double precision): forward =
@@ -55,6 +57,7 @@ mod args;
 mod case;
 mod flops;
 mod machine;
+mod memory;
 mod peak;
 mod peer;
 mod report;
@@ -126,7 +129,14 @@ fn try_run(mut args: BenchArgs) -> Result<(), ExitCode> {
     {
         eprintln!("mpc bench: {}", p.describe());
     }
-    let perf = report::Perf::new(&args, &opts, peak);
+    // And its memory bandwidth (what the large batches' backward pass is near).
+    let memory = (!cuda).then(|| memory::measure(&pool));
+    if let Some(m) = &memory
+        && !args.quiet
+    {
+        eprintln!("mpc bench: {}", m.describe());
+    }
+    let perf = report::Perf::new(&args, &opts, peak, memory);
 
     let cases: Vec<(usize, usize)> = args.batch.iter().flat_map(|&b| args.horizon.iter().map(move |&t| (b, t))).collect();
     let pb = progress_bar(cases.len() * args.reps, args.quiet);

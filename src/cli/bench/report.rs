@@ -4,6 +4,7 @@ use super::args::BenchArgs;
 use super::case::CaseResult;
 use super::flops::FlopModel;
 use super::machine::machine_info;
+use super::memory::{Bandwidth, Traffic};
 use super::peak::Peak;
 use super::peer::Peer;
 use mpc_models::Quadrotor;
@@ -34,9 +35,11 @@ impl RunInfo<'_> {
     }
 }
 
-/// Achieved rates: the machine's measured limit and the nominal operation counts (CPU only).
+/// Achieved rates: the machine's measured limits (arithmetic and memory) and the nominal
+/// operation counts and bytes (CPU only).
 pub(super) struct Perf {
     peak: Option<Peak>,
+    memory: Option<Bandwidth>,
     threads: usize,
     /// Line-search trials per iteration (all steps with the `Best` rule; 1, a lower bound, with
     /// `FirstDecrease`).
@@ -46,13 +49,14 @@ pub(super) struct Perf {
 }
 
 impl Perf {
-    pub(super) fn new(args: &BenchArgs, opts: &SolverOptions, peak: Option<Peak>) -> Perf {
+    pub(super) fn new(args: &BenchArgs, opts: &SolverOptions, peak: Option<Peak>, memory: Option<Bandwidth>) -> Perf {
         let trials = match opts.line_search_rule {
             LineSearchRule::Best => opts.line_search.len() as f64,
             LineSearchRule::FirstDecrease => 1.0,
         };
         Perf {
             peak,
+            memory,
             threads: args.threads,
             trials,
             ddp: opts.method == Method::Ddp,
@@ -70,6 +74,16 @@ impl Perf {
         // One problem runs on one thread; a batch on the whole pool.
         let limit = peak.limit(self.threads.min(r.b));
         Some((fwd, bwd, fwd / limit, bwd / limit))
+    }
+
+    /// (forward, backward) memory floor of a case, ms: the time its least memory traffic
+    /// ([`Traffic`]) takes at the measured bandwidth; `None` on the GPU. A bound only where the
+    /// case's data exceed the caches (they stay in them between repetitions otherwise).
+    fn floors(&self, r: &CaseResult) -> Option<(f64, f64)> {
+        let bw = self.memory?;
+        let tr = Traffic::per_problem(Quadrotor::NX, Quadrotor::NU, r.t);
+        let (b, th) = (r.b as f64, self.threads.min(r.b));
+        Some((bw.floor_ms(b * tr.forward_read, b * tr.forward_write, th), bw.floor_ms(b * tr.backward_read, b * tr.backward_write, th)))
     }
 }
 
@@ -107,10 +121,13 @@ pub(super) fn table(results: &[CaseResult], peer: &Peer, perf: &Perf) -> String 
     ));
     let rated = perf.peak.is_some();
     s.push_str(if cuda { " kernel fwd / bwd ms |" } else { "" });
-    s.push_str(if rated { " GFLOP/s fwd / bwd (of limit) |\n" } else { "\n" });
+    s.push_str(if rated { " GFLOP/s fwd / bwd (of limit) |" } else { "" });
+    let floored = perf.memory.is_some();
+    s.push_str(if floored { " memory floor fwd / bwd ms (of time) |\n" } else { "\n" });
     s.push_str("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     s.push_str(if cuda { "---:|" } else { "" });
-    s.push_str(if rated { "---:|\n" } else { "\n" });
+    s.push_str(if rated { "---:|" } else { "" });
+    s.push_str(if floored { "---:|\n" } else { "\n" });
     for r in results {
         let p = peer.get(r.b, r.t);
         let (pf, pfr, pb, pbr) = match p {
@@ -146,12 +163,30 @@ pub(super) fn table(results: &[CaseResult], peer: &Peer, perf: &Perf) -> String 
             s.pop();
             s.push_str(&format!(" {f:.2} / {b:.2} ({:.0} % / {:.0} %) |\n", 100.0 * ff, 100.0 * bf));
         }
+        if let Some((f, b)) = perf.floors(r) {
+            s.pop();
+            s.push_str(&format!(
+                " {} / {} ({:.0} % / {:.0} %) |\n",
+                ms(f),
+                ms(b),
+                100.0 * f / r.forward.median,
+                100.0 * b / r.backward.median
+            ));
+        }
     }
     if let Some(p) = &perf.peak {
         s.push_str(&format!(
             "\nGFLOP/s: nominal dense-equivalent operations of the algorithm (src/cli/bench/flops.rs) per second, \
              against the {}; a batch of one problem runs on one core.\n",
             p.describe()
+        ));
+    }
+    if let Some(m) = &perf.memory {
+        s.push_str(&format!(
+            "\nMemory floor: the least bytes a case moves (every input read once, every output written once: \
+             src/cli/bench/memory.rs) at the {}; the time its memory traffic alone would take where the data do not fit \
+             in the caches (small batches stay in them between repetitions, and their floor bounds nothing).\n",
+            m.describe()
         ));
     }
     if peer.same_run {
@@ -178,8 +213,9 @@ pub(super) fn case_line(r: &CaseResult, peer: &Peer, perf: &Perf) -> String {
     let rate = perf.rates(r).map_or(String::new(), |(f, b, ff, bf)| {
         format!(", {f:.2} / {b:.2} GFLOP/s ({:.0} % / {:.0} % of the limit)", 100.0 * ff, 100.0 * bf)
     });
+    let floor = perf.floors(r).map_or(String::new(), |(f, b)| format!(", memory floor {} / {} ms", ms(f), ms(b)));
     format!(
-        "B={} T={}: forward {} ms, backward {} ms, {} reps{rate}{vs}",
+        "B={} T={}: forward {} ms, backward {} ms, {} reps{rate}{floor}{vs}",
         r.b,
         r.t,
         ms(r.forward.median),
@@ -218,7 +254,14 @@ pub(super) fn print_settings(info: &RunInfo, gpu: Option<&Value>, results: &[Cas
 fn json_row(r: &CaseResult, peer: &Peer, perf: &Perf, iters: usize) -> Value {
     let p = peer.get(r.b, r.t);
     let rates = perf.rates(r);
+    let floors = perf.floors(r);
+    let tr = Traffic::per_problem(Quadrotor::NX, Quadrotor::NU, r.t);
+    let b = r.b as f64;
     json!({
+        "bytes_forward": {"read": b * tr.forward_read, "write": b * tr.forward_write},
+        "bytes_backward": {"read": b * tr.backward_read, "write": b * tr.backward_write},
+        "memory_floor_forward_ms": floors.map(|x| x.0),
+        "memory_floor_backward_ms": floors.map(|x| x.1),
         "gflops_forward": rates.map(|x| x.0),
         "gflops_backward": rates.map(|x| x.1),
         "fraction_of_limit_forward": rates.map(|x| x.2),
@@ -293,11 +336,20 @@ pub(super) fn write_json(
         json!({"isa": p.isa, "lanes": p.lanes, "gflops_one_core": p.per_core, "gflops_all_threads": p.all_threads,
                "threads": p.threads, "method": "independent f64 FMA chains in registers, best of 7 (src/cli/bench/peak.rs)"})
     });
+    let memory = info.perf.memory.map(|m| {
+        json!({"read_gbs_one_core": m.read_one, "write_gbs_one_core": m.write_one, "read_gbs_all_threads": m.read_all,
+               "write_gbs_all_threads": m.write_all, "write_stores": m.write_kind, "threads": m.threads,
+               "write_gbs_ordinary": {"one_core": m.write_kinds[0].0, "all_threads": m.write_kinds[1].0},
+               "write_gbs_non_temporal": {"one_core": m.write_kinds[0].1, "all_threads": m.write_kinds[1].1},
+               "buffer_bytes_per_thread": m.buffer, "method": "each thread streams its own buffer (128 MiB, less beyond 8 threads): OR of every word (read), ordinary and non-temporal stores (write, the faster kept), best of 5 (src/cli/bench/memory.rs)"})
+    });
     let doc = json!({
         "benchmark": format!("mpc {} solver on the CA-AC-MPC quadrotor, hover-to-random-target, Table II style", info.backend().to_uppercase()),
         "settings": settings_json(info),
         "machine": machine_info(),
         "machine_limit": peak,
+        "memory_limit": memory,
+        "memory_traffic": "least bytes per case: every input read once, every output written once (src/cli/bench/memory.rs, Traffic)",
         "flop_count": "nominal dense-equivalent operations per problem (src/cli/bench/flops.rs), model operations from Quadrotor::OP_COUNTS",
         "gpu": gpu,
         "date": info.started,
