@@ -6,6 +6,7 @@
 //! minimiser lies strictly inside the box (the usual case in a Riccati pass) it is the solution,
 //! computed directly: one factorisation and one solve, no iteration.
 
+use super::aligned::Aligned;
 use super::linalg::{cholesky, cholesky_from, cholesky_solve};
 
 /// Why a box QP could not be solved.
@@ -23,14 +24,14 @@ const MAX_ITERS: usize = 100;
 #[derive(Clone, Debug)]
 pub struct BoxQp {
     n: usize,
-    g: Vec<f64>,
-    s: Vec<f64>,
-    xt: Vec<f64>,
+    g: Aligned<f64>,
+    s: Aligned<f64>,
+    xt: Aligned<f64>,
     clamped: Vec<bool>,
     idx: Vec<usize>,
     nfree: usize,
-    chol: Vec<f64>,
-    rhs: Vec<f64>,
+    chol: Aligned<f64>,
+    rhs: Aligned<f64>,
 }
 
 impl BoxQp {
@@ -38,14 +39,14 @@ impl BoxQp {
     pub fn new(n: usize) -> Self {
         Self {
             n,
-            g: vec![0.0; n],
-            s: vec![0.0; n],
-            xt: vec![0.0; n],
+            g: Aligned::new(n, 0.0),
+            s: Aligned::new(n, 0.0),
+            xt: Aligned::new(n, 0.0),
             clamped: vec![false; n],
             idx: vec![0; n],
             nfree: 0,
-            chol: vec![0.0; n * n],
-            rhs: vec![0.0; n],
+            chol: Aligned::new(n * n, 0.0),
+            rhs: Aligned::new(n, 0.0),
         }
     }
 

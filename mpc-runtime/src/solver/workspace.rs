@@ -7,6 +7,7 @@
 //! `Scratch` vectors. The CUDA templates keep the same short names (`x`, `u`, `k`, `kk`,
 //! `p`, `pv`, ...) in their per-thread workspaces.
 
+use super::aligned::Aligned;
 use super::boxqp::BoxQp;
 use super::lanes::TrialLanes;
 
@@ -14,25 +15,25 @@ use super::lanes::TrialLanes;
 #[derive(Clone, Debug)]
 pub(crate) struct Trajectories {
     /// The current iterate.
-    pub x: Vec<f64>,
-    pub u: Vec<f64>,
+    pub x: Aligned<f64>,
+    pub u: Aligned<f64>,
     /// The line search's trial.
-    pub xt: Vec<f64>,
-    pub ut: Vec<f64>,
+    pub xt: Aligned<f64>,
+    pub ut: Aligned<f64>,
     /// The best trial of the current line search.
-    pub xb: Vec<f64>,
-    pub ub: Vec<f64>,
+    pub xb: Aligned<f64>,
+    pub ub: Aligned<f64>,
     /// The best iterate seen (returned when the solve does not converge).
-    pub xbest: Vec<f64>,
-    pub ubest: Vec<f64>,
+    pub xbest: Aligned<f64>,
+    pub ubest: Aligned<f64>,
 }
 
 /// The problem's per-stage data, loaded once per solve.
 #[derive(Clone, Debug)]
 pub(crate) struct StageData {
     /// Absolute control bounds per stage (T×nu), ±inf when unbounded.
-    pub lo: Vec<f64>,
-    pub hi: Vec<f64>,
+    pub lo: Aligned<f64>,
+    pub hi: Aligned<f64>,
     /// Which stage cost Hessians are diagonal (T).
     pub cdiag: Vec<bool>,
 }
@@ -40,8 +41,8 @@ pub(crate) struct StageData {
 /// The dynamics' Jacobians along the iterate (T×nx×nx, T×nx×nu; the last stage is unused).
 #[derive(Clone, Debug)]
 pub(crate) struct Linearization {
-    pub a: Vec<f64>,
-    pub b: Vec<f64>,
+    pub a: Aligned<f64>,
+    pub b: Aligned<f64>,
 }
 
 /// The Riccati (backward) pass of the forward solve: its results, the gains, and its
@@ -49,43 +50,43 @@ pub(crate) struct Linearization {
 #[derive(Clone, Debug)]
 pub(crate) struct Riccati {
     /// Feed-forward steps `k` (T×nu) and feedback gains `K` (T×nu×nx).
-    pub k: Vec<f64>,
-    pub kk: Vec<f64>,
+    pub k: Aligned<f64>,
+    pub kk: Aligned<f64>,
     /// `K` transposed per stage (T×nx×nu), for the line search's rollouts.
-    pub kkt: Vec<f64>,
+    pub kkt: Aligned<f64>,
     /// Cost-to-go Hessian `P` (nx×nx) and gradient `p` (nx).
-    pub p: Vec<f64>,
-    pub pv: Vec<f64>,
+    pub p: Aligned<f64>,
+    pub pv: Aligned<f64>,
     /// Stage Q-function Hessian and gradient over z = [x; u] (n×n, n).
-    pub qzz: Vec<f64>,
-    pub qz: Vec<f64>,
+    pub qzz: Aligned<f64>,
+    pub qz: Aligned<f64>,
     /// `F = [A B]` (nx rows of [`row_stride`]`(nx + nu)`: zero-padded, so a row is whole
     /// vectors) and `P·F` in the same layout.
-    pub f: Vec<f64>,
-    pub pf: Vec<f64>,
+    pub f: Aligned<f64>,
+    pub pf: Aligned<f64>,
     /// Row accumulator of the cost-to-go products when `nx + nu > 32` (n; else a stack array).
-    pub acc: Vec<f64>,
+    pub acc: Aligned<f64>,
     /// Regularised `Q_uu`, and the box bounds of the control step.
-    pub quu: Vec<f64>,
-    pub dlo: Vec<f64>,
-    pub dhi: Vec<f64>,
+    pub quu: Aligned<f64>,
+    pub dlo: Aligned<f64>,
+    pub dhi: Aligned<f64>,
     /// Right-hand sides for the gain solves (nu×(nx+1)) and a matrix copy (nu×nu).
-    pub rhs: Vec<f64>,
-    pub mat: Vec<f64>,
+    pub rhs: Aligned<f64>,
+    pub mat: Aligned<f64>,
     /// `W = Q_uu K + Q_ux` (nu×nx) and `w = Q_uu k + q_u` (nu).
-    pub w: Vec<f64>,
-    pub wv: Vec<f64>,
+    pub w: Aligned<f64>,
+    pub wv: Aligned<f64>,
     /// `Q_xu` transposed (nu×nx), for the row loops of the cost-to-go update.
-    pub qxut: Vec<f64>,
+    pub qxut: Aligned<f64>,
 }
 
 /// The implicit-differentiation backward pass and the KKT residual.
 #[derive(Clone, Debug)]
 pub(crate) struct Adjoint {
     /// Co-states λ_t (T×nx), a weighted Hessian Σ λ_i ∇²f_i (n×n), adjoint trajectory d_t (T×n).
-    pub lam: Vec<f64>,
-    pub hess: Vec<f64>,
-    pub dz: Vec<f64>,
+    pub lam: Aligned<f64>,
+    pub hess: Aligned<f64>,
+    pub dz: Aligned<f64>,
     /// Parameter Jacobian (nx×np) and mixed Hessian (n×np): sized on the first backward pass
     /// that asks for parameter gradients.
     pub fp: Vec<f64>,
@@ -96,9 +97,9 @@ pub(crate) struct Adjoint {
 #[derive(Clone, Debug)]
 pub(crate) struct Scratch {
     /// z (n), dx (nx), x_next (nx), an index list (nu).
-    pub z: Vec<f64>,
-    pub dx: Vec<f64>,
-    pub xn: Vec<f64>,
+    pub z: Aligned<f64>,
+    pub dx: Aligned<f64>,
+    pub xn: Aligned<f64>,
     pub idx: Vec<usize>,
     /// The box-QP solver's own scratch.
     pub qp: BoxQp,
@@ -125,7 +126,7 @@ impl Workspace {
     pub fn new(horizon: usize, nx: usize, nu: usize) -> Self {
         let t = horizon;
         let n = nx + nu;
-        let v = |len: usize| vec![0.0; len];
+        let v = |len: usize| Aligned::new(len, 0.0);
         Self {
             horizon,
             nx,

@@ -85,7 +85,7 @@ fn backward_lanes_impl<D: Dynamics>(
     linearize_all(d, ws);
     let mut failed = [false; LANES];
     let mut stack = [ZERO; 16];
-    let mut heap = if n > 16 { std::mem::take(&mut ws.acc) } else { Vec::new() };
+    let mut heap = if n > 16 { std::mem::take(&mut ws.acc) } else { Default::default() };
     let acc: &mut [V] = if n <= 16 { &mut stack } else { &mut heap };
     for t in (0..tt).rev() {
         let h = Hess::of(&ws.compact, &ws.cmd, &ws.cm, t, n);

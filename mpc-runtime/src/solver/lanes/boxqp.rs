@@ -5,24 +5,25 @@
 //! that leaves this course is solved by `BoxQp` from its start as before.
 
 use super::backward::lane_cholesky_from;
+use crate::solver::aligned::Aligned;
 use super::{LANES, V, sub_mul};
 
 /// Lane buffers of the box QP (`Q` nu×nu and its Cholesky factor, `c`, bounds, solution,
 /// unconstrained minimiser), allocated with the lane workspace.
 #[derive(Clone, Debug)]
 pub(crate) struct LaneBoxQp {
-    pub q: Vec<V>,
-    pub chol: Vec<V>,
-    pub c: Vec<V>,
-    pub lo: Vec<V>,
-    pub hi: Vec<V>,
-    pub x: Vec<V>,
-    s: Vec<V>,
+    pub q: Aligned<V>,
+    pub chol: Aligned<V>,
+    pub c: Aligned<V>,
+    pub lo: Aligned<V>,
+    pub hi: Aligned<V>,
+    pub x: Aligned<V>,
+    s: Aligned<V>,
 }
 
 impl LaneBoxQp {
     pub(crate) fn new(nu: usize) -> Self {
-        let v = |len: usize| vec![[0.0; LANES]; len];
+        let v = |len: usize| Aligned::new(len, [0.0; LANES]);
         Self { q: v(nu * nu), chol: v(nu * nu), c: v(nu), lo: v(nu), hi: v(nu), x: v(nu), s: v(nu) }
     }
 }

@@ -26,6 +26,7 @@ mod trials;
 pub(crate) use backward::{backward_applies, backward_lanes};
 pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
 
+use super::aligned::Aligned;
 use super::boxqp::BoxQp;
 use boxqp::{LaneBoxQp, solve_interior};
 use super::ilqr::escalate;
@@ -77,75 +78,75 @@ pub(crate) struct LaneWorkspace {
     nx: usize,
     nu: usize,
     // Trajectories (T×nx, T×nu): iterate, trial, best trial of the line search, best iterate.
-    x: Vec<V>,
-    u: Vec<V>,
-    xt: Vec<V>,
-    ut: Vec<V>,
-    xb: Vec<V>,
-    ub: Vec<V>,
-    xbest: Vec<V>,
-    ubest: Vec<V>,
+    x: Aligned<V>,
+    u: Aligned<V>,
+    xt: Aligned<V>,
+    ut: Aligned<V>,
+    xb: Aligned<V>,
+    ub: Aligned<V>,
+    xbest: Aligned<V>,
+    ubest: Aligned<V>,
     // The problems: x_init (nx), C (T×n×n), c (T×n), bounds (T×nu); `cdiag[t]`: C_t diagonal in
     // every lane.
-    x0: Vec<V>,
-    cm: Vec<V>,
-    cv: Vec<V>,
-    lo: Vec<V>,
-    hi: Vec<V>,
+    x0: Aligned<V>,
+    cm: Aligned<V>,
+    cv: Aligned<V>,
+    lo: Aligned<V>,
+    hi: Aligned<V>,
     cdiag: Vec<bool>,
     // `compact[t]`: C_t diagonal with +0 off the diagonal in every lane, stored as its diagonal
     // in `cmd` (T×n) and not in `cm` (no n×n gather and copy per stage for the usual costs).
     compact: Vec<bool>,
-    cmd: Vec<V>,
+    cmd: Aligned<V>,
     // Jacobians (T×nx×nx, T×nx×nu), gains (T×nu, T×nu×nx, Kᵀ T×nx×nu), cost-to-go and stage Q.
-    a: Vec<V>,
-    b: Vec<V>,
-    k: Vec<V>,
-    kk: Vec<V>,
-    kkt: Vec<V>,
-    p: Vec<V>,
-    pv: Vec<V>,
-    qzz: Vec<V>,
-    qz: Vec<V>,
-    pa: Vec<V>,
-    pb: Vec<V>,
-    w: Vec<V>,
-    wv: Vec<V>,
-    qxut: Vec<V>,
-    acc: Vec<V>,
-    z: Vec<V>,
-    xn: Vec<V>,
+    a: Aligned<V>,
+    b: Aligned<V>,
+    k: Aligned<V>,
+    kk: Aligned<V>,
+    kkt: Aligned<V>,
+    p: Aligned<V>,
+    pv: Aligned<V>,
+    qzz: Aligned<V>,
+    qz: Aligned<V>,
+    pa: Aligned<V>,
+    pb: Aligned<V>,
+    w: Aligned<V>,
+    wv: Aligned<V>,
+    qxut: Aligned<V>,
+    acc: Aligned<V>,
+    z: Aligned<V>,
+    xn: Aligned<V>,
     // One lane's scalars: the box QP and its inputs, the gain right-hand sides, the model's
     // arguments and results when it has no lane code.
     qp: BoxQp,
-    quu: Vec<f64>,
-    qu: Vec<f64>,
-    dlo: Vec<f64>,
-    dhi: Vec<f64>,
-    kt: Vec<f64>,
+    quu: Aligned<f64>,
+    qu: Aligned<f64>,
+    dlo: Aligned<f64>,
+    dhi: Aligned<f64>,
+    kt: Aligned<f64>,
     // Every lane's box QP where it takes its common course (`boxqp::solve_interior`).
     bqp: LaneBoxQp,
     // Per lane: its free face's Cholesky factor spread over nu×nu, which controls are free (1/0).
-    lf: Vec<V>,
-    free: Vec<V>,
-    sx: Vec<f64>,
-    su: Vec<f64>,
-    sxn: Vec<f64>,
-    sa: Vec<f64>,
-    sb: Vec<f64>,
+    lf: Aligned<V>,
+    free: Aligned<V>,
+    sx: Aligned<f64>,
+    su: Aligned<f64>,
+    sxn: Aligned<f64>,
+    sa: Aligned<f64>,
+    sb: Aligned<f64>,
     // One lane's stage points z and adjoints d of every stage (the backward pass's outputs).
-    sz: Vec<f64>,
-    sd: Vec<f64>,
+    sz: Aligned<f64>,
+    sd: Aligned<f64>,
     // One lane's `dL/dC_t` block before a streaming write (n×n).
-    sg: Vec<f64>,
+    sg: Aligned<f64>,
 }
 
 impl LaneWorkspace {
     /// Scratch for groups of problems of horizon `horizon` with `nx` states and `nu` controls.
     pub(crate) fn new(horizon: usize, nx: usize, nu: usize) -> Self {
         let (t, n) = (horizon, nx + nu);
-        let v = |len: usize| vec![ZERO; len];
-        let s = |len: usize| vec![0.0; len];
+        let v = |len: usize| Aligned::new(len, ZERO);
+        let s = |len: usize| Aligned::new(len, 0.0);
         Self {
             horizon,
             nx,
@@ -589,7 +590,7 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut LaneWorkspace, alpha: f64) -> (V, 
     let (mut j, mut sc) = (ZERO, ZERO);
     let mut z = std::mem::take(&mut ws.z);
     let mut stack = [ZERO; 16];
-    let mut heap = if nu > 16 { std::mem::take(&mut ws.acc) } else { Vec::new() };
+    let mut heap = if nu > 16 { std::mem::take(&mut ws.acc) } else { Default::default() };
     let v: &mut [V] = if nu <= 16 { &mut stack } else { &mut heap };
     for t in 0..tt {
         {
@@ -824,7 +825,7 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
     // The row accumulator on the stack where it fits (the sizes being constants after
     // inlining, it can live in vector registers), else the workspace's.
     let mut stack = [ZERO; 16];
-    let mut heap = if n > 16 { std::mem::take(&mut ws.acc) } else { Vec::new() };
+    let mut heap = if n > 16 { std::mem::take(&mut ws.acc) } else { Default::default() };
     let acc: &mut [V] = if n <= 16 { &mut stack } else { &mut heap };
     for t in (0..tt).rev() {
         stage_z(&mut z, &ws.x, &ws.u, nx, nu, t);

@@ -10,6 +10,7 @@
 //! independent of each other.
 
 use super::{LANES, V, ZERO, enabled, finite_lanes};
+use crate::solver::aligned::Aligned;
 use crate::model::Dynamics;
 use crate::solver::rollout::stage_cost_parts;
 use crate::solver::workspace::Workspace;
@@ -31,16 +32,16 @@ pub(crate) fn trials_apply<D: Dynamics>(d: &D, opts: &SolverOptions) -> bool {
 /// controls' accumulator when `nu > 16`), allocated with the workspace.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TrialLanes {
-    pub x: Vec<V>,
-    pub u: Vec<V>,
-    z: Vec<f64>,
-    acc: Vec<V>,
+    pub x: Aligned<V>,
+    pub u: Aligned<V>,
+    z: Aligned<f64>,
+    acc: Aligned<V>,
 }
 
 impl TrialLanes {
     pub(crate) fn new(horizon: usize, nx: usize, nu: usize) -> Self {
-        let acc = vec![ZERO; if nu > 16 { nu } else { 0 }];
-        Self { x: vec![ZERO; horizon * nx], u: vec![ZERO; horizon * nu], z: vec![0.0; nx + nu], acc }
+        let acc = Aligned::new(if nu > 16 { nu } else { 0 }, ZERO);
+        Self { x: Aligned::new(horizon * nx, ZERO), u: Aligned::new(horizon * nu, ZERO), z: Aligned::new(nx + nu, 0.0), acc }
     }
 }
 
