@@ -27,8 +27,8 @@
 //! Problems are independent: the batch is spread over the rayon thread pool, each problem
 //! with its own [`Workspace`], allocated once per solver and reused.
 
-pub mod aligned;
-mod backward;
+mod aligned;
+pub mod backward;
 mod batch;
 mod each;
 pub mod boxqp;
