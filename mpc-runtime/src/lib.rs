@@ -9,6 +9,7 @@
 //! * [`verify`]: finite-difference checks of a model's derivatives; lane and batch checks.
 //! * [`solver`]: the batched box-constrained iLQR solver with implicit-differentiation
 //!   gradients (CPU).
+//! * [`pages`]: large buffers in huge-page-advised memory.
 //! * [`private_fs`]: build and cache folders no other user can change.
 //! * [`problem`]: the JSON exchange format (`mpc-problem/1`, `mpc-solution/1`).
 
@@ -17,6 +18,7 @@ pub mod lane;
 pub mod linear;
 pub mod math;
 pub mod model;
+pub mod pages;
 pub mod private_fs;
 pub mod problem;
 pub mod solver;

@@ -177,8 +177,8 @@ impl<D: Dynamics> Solver<D> {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let bsz = batch.size;
         let per = self.ensure_workspaces(bsz);
-        sol.x.resize(bsz * t * nx, 0.0);
-        sol.u.resize(bsz * t * nu, 0.0);
+        crate::pages::resize(&mut sol.x, bsz * t * nx, 0.0);
+        crate::pages::resize(&mut sol.u, bsz * t * nu, 0.0);
         sol.cost.resize(bsz, 0.0);
         sol.iterations.resize(bsz, 0);
         sol.converged.resize(bsz, false);
@@ -327,9 +327,9 @@ impl<D: Dynamics> Solver<D> {
         let n = nx + nu;
         let bsz = batch.size;
         let per = self.ensure_workspaces(bsz);
-        out.cost_hess.resize(bsz * t * n * n, 0.0);
-        out.cost_lin.resize(bsz * t * n, 0.0);
-        out.x_init.resize(bsz * nx, 0.0);
+        crate::pages::resize(&mut out.cost_hess, bsz * t * n * n, 0.0);
+        crate::pages::resize(&mut out.cost_lin, bsz * t * n, 0.0);
+        crate::pages::resize(&mut out.x_init, bsz * nx, 0.0);
         out.status.resize(bsz, GradStatus::Ok);
         let np = if self.options.grad_params { self.model.np() } else { 0 };
         // One parameter chunk per problem; without parameter gradients a one-entry scratch chunk

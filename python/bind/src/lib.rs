@@ -448,8 +448,9 @@ fn take(what: &str, a: &PyReadonlyArrayDyn<'_, f64>, want: &[Option<usize>], nam
             shape
         )));
     }
-    let data = a.as_slice().map_err(|_| PyValueError::new_err(format!("{what}: not a C-contiguous float64 array")))?.to_vec();
-    Ok((shape, data))
+    let data = a.as_slice().map_err(|_| PyValueError::new_err(format!("{what}: not a C-contiguous float64 array")))?;
+    // Large inputs in huge-page-advised memory (as numpy holds them): the solver streams them.
+    Ok((shape, mpc_runtime::pages::copy_of(data)))
 }
 
 fn backend_error(e: BackendError) -> PyErr {

@@ -93,7 +93,12 @@ impl Case {
     /// compile and load both kernels and allocate the device buffers, all before timing).
     pub(super) fn new(args: &BenchArgs, opts: &SolverOptions, b: usize, t: usize, cuda: bool) -> Result<Self, String> {
         let model = Quadrotor::default();
-        let sc = quadrotor_hover(&model, b, t, args.seed);
+        let mut sc = quadrotor_hover(&model, b, t, args.seed);
+        // The problem data as the Python package (and numpy) hold arrays of this size: in
+        // huge-page-advised memory.
+        for v in [&mut sc.x_init, &mut sc.cost_c, &mut sc.cost_q, &mut sc.u_init] {
+            *v = mpc_runtime::pages::copy_of(v);
+        }
         let choice = if cuda {
             let layout = select::layout_for(b, &Needs { layout: args.layout.forced(), ..Needs::default() });
             Choice { kind: BackendKind::Cuda, layout: Some(layout), reason: String::new() }

@@ -5,7 +5,8 @@
 //!
 //! Each thread streams its own buffer of 128 MiB ([`buffer_bytes`]: larger than the last-level
 //! caches of the machines this runs on, so the passes go to memory; its pages are written before
-//! any timing, by the thread that streams it). Read: an OR over every 64-bit word, in independent vector chains. Write: ordinary
+//! any timing, by the thread that streams it; in huge-page-advised memory, as the problem data
+//! and the solver's outputs: `mpc_runtime::pages`). Read: an OR over every 64-bit word, in independent vector chains. Write: ordinary
 //! stores and, on x86-64, non-temporal ones; the faster of the two is the write limit (the
 //! solver streams a large `dL/dC`, and which store kind is faster differs between hosts). The
 //! best of several passes is kept (a limit, not a typical rate).
@@ -195,7 +196,14 @@ pub(super) fn measure(pool: &ThreadPool) -> Bandwidth {
     // Each thread's buffer, its pages touched (by that thread: first-touch placement) before
     // any timing.
     let bufs: Vec<Mutex<Vec<u64>>> = (0..threads).map(|_| Mutex::new(Vec::new())).collect();
-    let alloc = |i: usize| *bufs[i].lock().unwrap_or_else(|e| e.into_inner()) = (0..words as u64).map(|k| k.wrapping_mul(0x9e37_79b9_7f4a_7c15)).collect();
+    // In huge-page-advised memory, as the bench's problem data and the solver's outputs.
+    let alloc = |i: usize| {
+        let mut b = bufs[i].lock().unwrap_or_else(|e| e.into_inner());
+        mpc_runtime::pages::resize(&mut b, words, 0);
+        for (k, x) in b.iter_mut().enumerate() {
+            *x = (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    };
     if threads == 1 {
         alloc(0);
     } else {

@@ -20,6 +20,9 @@
 //!   exceeds `--budget-s`, never fewer than 5), spread over `--rounds` passes through the
 //!   grid so that a slow spell of a shared machine affects every case alike; wall-clock
 //!   times; median, p10/p90, min/max over all timed pairs, and the median of each round;
+//! * the problem data are held as the Python package (and numpy) hold arrays of their size:
+//!   from 4 MiB on in huge-page-advised memory (`mpc_runtime::pages`), as are the solver's
+//!   outputs;
 //! * the rayon pool has `--threads` threads (mpc.pytorch was measured with 2);
 //! * the cores kept busy by other processes before (and, from `/proc/stat` less this
 //!   process's own CPU time, during) each case are recorded: on a shared machine they explain
