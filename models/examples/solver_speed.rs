@@ -37,7 +37,11 @@ fn main() {
     };
     for &(b, t) in cases.iter().filter(|(b, _)| only.is_none_or(|o| o == *b)) {
         let model = Quadrotor::default();
-        let sc = quadrotor_hover(&model, b, t, 0);
+        let mut sc = quadrotor_hover(&model, b, t, 0);
+        // The problem data held as `mpc bench` holds them (huge-page-advised, as numpy does).
+        for v in [&mut sc.x_init, &mut sc.cost_c, &mut sc.cost_q, &mut sc.u_init] {
+            *v = mpc_runtime::pages::copy_of(v);
+        }
         let batch = sc.batch();
         let opts = SolverOptions { max_iters: 5, eps: f64::MIN_POSITIVE, gradient: GradientMode::GaussNewton, ..SolverOptions::default() };
         // (Builds from before `report_kkt` existed computed no residual.)
