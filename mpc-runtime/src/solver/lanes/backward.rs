@@ -109,37 +109,40 @@ fn backward_lanes_impl<D: Dynamics>(
                 nu,
             );
         }
-        // Free controls: not within ACTIVE_TOL of a bound (1/0 per lane).
+        // Free controls: not within ACTIVE_TOL of a bound (1/0 per lane). Every per-lane
+        // choice below is a select on whole vectors (`&`, `|`: no branch per lane) over local
+        // slices (stores through the workspace made the compiler reload its fields).
+        let (us, los, his) = (&ws.u[t * nu..(t + 1) * nu], &ws.lo[t * nu..(t + 1) * nu], &ws.hi[t * nu..(t + 1) * nu]);
+        let free = &mut ws.free[..nu];
         for i in 0..nu {
-            let (u, lo, hi) = (ws.u[t * nu + i], ws.lo[t * nu + i], ws.hi[t * nu + i]);
+            let (u, lo, hi) = (us[i], los[i], his[i]);
+            let mut f = ZERO;
             for l in 0..LANES {
-                let on = (u[l] - lo[l]).abs() <= ACTIVE_TOL || (hi[l] - u[l]).abs() <= ACTIVE_TOL;
-                ws.free[i][l] = if on { 0.0 } else { 1.0 };
+                let on = ((u[l] - lo[l]).abs() <= ACTIVE_TOL) | ((hi[l] - u[l]).abs() <= ACTIVE_TOL);
+                f[l] = if on { 0.0 } else { 1.0 };
             }
+            free[i] = f;
         }
         // The free block, identity on the active controls, and the right-hand sides
         // [-Q_fx, -q_f] (zero rows on the active controls).
+        let (free, qzz, qz) = (&ws.free[..nu], &ws.qzz[..n * n], &ws.qz[..n]);
+        let lf = &mut ws.lf[..nu * nu];
         for i in 0..nu {
             for j in 0..nu {
-                let (q, fi, fj) = (ws.qzz[(nx + i) * n + nx + j], ws.free[i], ws.free[j]);
-                for l in 0..LANES {
-                    let diag = if i == j { 1.0 } else { 0.0 };
-                    ws.lf[i * nu + j][l] = if fi[l] != 0.0 && fj[l] != 0.0 { q[l] } else { diag };
-                }
+                let (q, fi, fj) = (qzz[(nx + i) * n + nx + j], free[i], free[j]);
+                let diag = if i == j { 1.0 } else { 0.0 };
+                lf[i * nu + j] = select(and(nonzero(fi), nonzero(fj)), q, [diag; LANES]);
             }
         }
         let kk = &mut ws.kk[t * nu * nx..(t + 1) * nu * nx];
         let k = &mut ws.k[t * nu..(t + 1) * nu];
         for i in 0..nu {
-            let f = ws.free[i];
-            for (kv, qv) in kk[i * nx..(i + 1) * nx].iter_mut().zip(&ws.qzz[(nx + i) * n..(nx + i) * n + nx]) {
-                for l in 0..LANES {
-                    kv[l] = if f[l] != 0.0 { -qv[l] } else { 0.0 };
-                }
+            let f = free[i];
+            let m = nonzero(f);
+            for (kv, qv) in kk[i * nx..(i + 1) * nx].iter_mut().zip(&qzz[(nx + i) * n..(nx + i) * n + nx]) {
+                *kv = select(m, neg(*qv), ZERO);
             }
-            for l in 0..LANES {
-                k[i][l] = if f[l] != 0.0 { -ws.qz[nx + i][l] } else { 0.0 };
-            }
+            k[i] = select(m, neg(qz[nx + i]), ZERO);
         }
         let ok = lane_cholesky(&mut ws.lf, nu, 1e-14, &ws.free);
         for l in 0..LANES {
@@ -260,6 +263,43 @@ fn backward_lanes_impl<D: Dynamics>(
     (failed, finite_out)
 }
 
+/// Per lane: all bits set where `v` is not zero (a vector compare).
+#[inline(always)]
+fn nonzero(v: V) -> [u64; LANES] {
+    let mut m = [0; LANES];
+    for l in 0..LANES {
+        m[l] = 0u64.wrapping_sub(u64::from(v[l] != 0.0));
+    }
+    m
+}
+
+/// Per lane `a & b` of two masks.
+#[inline(always)]
+fn and(a: [u64; LANES], b: [u64; LANES]) -> [u64; LANES] {
+    let mut m = a;
+    for l in 0..LANES {
+        m[l] &= b[l];
+    }
+    m
+}
+
+/// Per lane `a` where the mask is set, else `b` (bitwise: a branch-free blend, the same
+/// values as `if`).
+#[inline(always)]
+fn select(m: [u64; LANES], a: V, b: V) -> V {
+    let mut r = ZERO;
+    for l in 0..LANES {
+        r[l] = f64::from_bits((a[l].to_bits() & m[l]) | (b[l].to_bits() & !m[l]));
+    }
+    r
+}
+
+/// `-v` per lane.
+#[inline(always)]
+fn neg(v: V) -> V {
+    v.map(|x| -x)
+}
+
 /// `linalg::cholesky` of every lane's free block, spread over `n × n` with the identity on the
 /// lane's other rows and columns (`free[i][l]` 1 or 0): the same operations per entry of the
 /// free block, plus `0·0` terms, and the pivot test only on free pivots. Per lane whether the
@@ -327,3 +367,4 @@ fn lane_cholesky_core(src: Option<&[V]>, a: &mut [V], n: usize, rel_tol: f64, fr
     }
     ok
 }
+

@@ -1199,6 +1199,34 @@ fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, 
             ws.compact[t] &= compact;
         }
     }
+    // The bounds, every lane's at once (whole vectors): where no lane's vary by stage, one
+    // row of `nu` vectors copied to every stage.
+    for (dst, lower, inf) in [(&mut ws.lo, true, f64::NEG_INFINITY), (&mut ws.hi, false, f64::INFINITY)] {
+        let bs: [Bound<'_>; LANES] = std::array::from_fn(|l| {
+            let p = &probs[l.min(probs.len() - 1)];
+            if lower { p.lower } else { p.upper }
+        });
+        let dst = &mut dst[..tt * nu];
+        let per_stage = bs.iter().any(|b| matches!(b, Bound::PerStage(_)));
+        for t in 0..if per_stage { tt } else { 1 } {
+            for i in 0..nu {
+                let mut e = ZERO;
+                for (v, b) in e.iter_mut().zip(&bs) {
+                    *v = match *b {
+                        Bound::None => inf,
+                        Bound::PerControl(s) => s[i],
+                        Bound::PerStage(s) => s[t * nu + i],
+                    };
+                }
+                dst[t * nu + i] = e;
+            }
+        }
+        if !per_stage {
+            for t in 1..tt {
+                dst.copy_within(..nu, t * nu);
+            }
+        }
+    }
     for l in 0..LANES {
         let p = &probs[l.min(probs.len() - 1)];
         for i in 0..nx {
@@ -1218,17 +1246,6 @@ fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, 
         }
         for (dst, &v) in ws.cv.iter_mut().zip(&p.cv[..tt * n]) {
             dst[l] = v;
-        }
-        for (dst, b, inf) in [(&mut ws.lo, p.lower, f64::NEG_INFINITY), (&mut ws.hi, p.upper, f64::INFINITY)] {
-            for t in 0..tt {
-                for i in 0..nu {
-                    dst[t * nu + i][l] = match b {
-                        Bound::None => inf,
-                        Bound::PerControl(s) => s[i],
-                        Bound::PerStage(s) => s[t * nu + i],
-                    };
-                }
-            }
         }
         for i in 0..tt * nu * usize::from(warm_start) {
             let u0 = p.u_init.map_or(0.0, |u| u[i]);
@@ -1347,8 +1364,9 @@ mod tests {
     /// Every problem of a group gets the per-problem solver's result to the bit (states,
     /// controls, cost, iterations, stop reason), in every instruction-set build: lanes that
     /// converge early, hit the iteration cap, need regularisation (an indefinite control cost),
-    /// start non-finite, mixed diagonal and dense costs, per-stage bounds, warm starts, both
-    /// line-search rules, partial groups; and the lane backward pass equals the per-problem one.
+    /// start non-finite, mixed diagonal and dense costs, per-stage, per-control and absent
+    /// bounds, warm starts, both line-search rules, partial groups; and the lane backward pass
+    /// equals the per-problem one.
     #[test]
     fn each_lane_equals_the_per_problem_solve_to_the_bit() {
         let mut rng = StdRng::seed_from_u64(21);
@@ -1404,13 +1422,21 @@ mod tests {
             }
             for (rule, max_iters, eps) in [(LineSearchRule::Best, 8, 1e-7), (LineSearchRule::FirstDecrease, 30, 1e-5)] {
                 let opts = SolverOptions { max_iters, eps, line_search_rule: rule, report_kkt: false, ..SolverOptions::default() };
+                // Bounds per stage, per control (each lane its own), or no lower bound.
+                fn bound(v: &[f64], l: usize, lower: bool, kind: usize, len: usize, nu: usize) -> Bound<'_> {
+                    match kind {
+                        0 => Bound::PerStage(&v[l * len..(l + 1) * len]),
+                        2 if lower => Bound::None,
+                        _ => Bound::PerControl(&v[l * len..l * len + nu]),
+                    }
+                }
                 let probs: Vec<ProblemRef<'_>> = (0..g)
                     .map(|l| ProblemRef {
                         x_init: &x0[l * nx..(l + 1) * nx],
                         cm: &cm[l * t * n * n..(l + 1) * t * n * n],
                         cv: &cv[l * t * n..(l + 1) * t * n],
-                        lower: Bound::PerStage(&lo[l * t * nu..(l + 1) * t * nu]),
-                        upper: Bound::PerStage(&hi[l * t * nu..(l + 1) * t * nu]),
+                        lower: bound(&lo, l, true, case % 3, t * nu, nu),
+                        upper: bound(&hi, l, false, case % 3, t * nu, nu),
                         u_init: if l % 2 == 0 { Some(&u0[l * t * nu..(l + 1) * t * nu]) } else { None },
                     })
                     .collect();
