@@ -1227,29 +1227,47 @@ fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, 
             }
         }
     }
-    for l in 0..LANES {
-        let p = &probs[l.min(probs.len() - 1)];
-        for i in 0..nx {
-            ws.x0[i][l] = p.x_init[i];
+    // The rest entry by entry with the lanes innermost: each vector gathered from the four
+    // problems' runs (4 × 4 blocks transposed in registers where the runs are contiguous) and
+    // stored whole, not four scalar stores into every vector, lane after lane.
+    let ps: [&ProblemRef<'_>; LANES] = std::array::from_fn(|l| &probs[l.min(probs.len() - 1)]);
+    let gather = |dst: &mut [V], src: [&[f64]; LANES]| {
+        for (i, e) in dst.iter_mut().enumerate() {
+            for l in 0..LANES {
+                e[l] = src[l][i];
+            }
         }
-        for t in 0..tt {
-            let c = &p.cm[t * n * n..(t + 1) * n * n];
-            if ws.compact[t] {
-                for i in 0..n {
-                    ws.cmd[t * n + i][l] = c[i * n + i];
+    };
+    gather(&mut ws.x0[..nx], ps.map(|p| &p.x_init[..nx]));
+    gather(&mut ws.cv[..tt * n], ps.map(|p| &p.cv[..tt * n]));
+    for t in 0..tt {
+        let cs = ps.map(|p| &p.cm[t * n * n..(t + 1) * n * n]);
+        if ws.compact[t] {
+            for (i, e) in ws.cmd[t * n..(t + 1) * n].iter_mut().enumerate() {
+                for l in 0..LANES {
+                    e[l] = cs[l][i * n + i];
                 }
-            } else {
-                for (dst, &v) in ws.cm[t * n * n..(t + 1) * n * n].iter_mut().zip(c) {
-                    dst[l] = v;
+            }
+        } else {
+            gather(&mut ws.cm[t * n * n..(t + 1) * n * n], cs);
+        }
+    }
+    if warm_start {
+        let (u, lo, hi) = (&mut ws.u[..tt * nu], &ws.lo[..tt * nu], &ws.hi[..tt * nu]);
+        match ps.map(|p| p.u_init) {
+            us if us.iter().all(Option::is_some) => gather(u, us.map(|u| &u.unwrap_or_default()[..tt * nu])),
+            us => {
+                for (i, e) in u.iter_mut().enumerate() {
+                    for l in 0..LANES {
+                        e[l] = us[l].map_or(0.0, |u| u[i]);
+                    }
                 }
             }
         }
-        for (dst, &v) in ws.cv.iter_mut().zip(&p.cv[..tt * n]) {
-            dst[l] = v;
-        }
-        for i in 0..tt * nu * usize::from(warm_start) {
-            let u0 = p.u_init.map_or(0.0, |u| u[i]);
-            ws.u[i][l] = u0.max(ws.lo[i][l]).min(ws.hi[i][l]);
+        for ((e, lo), hi) in u.iter_mut().zip(lo).zip(hi) {
+            for l in 0..LANES {
+                e[l] = e[l].max(lo[l]).min(hi[l]);
+            }
         }
     }
 }
@@ -1437,7 +1455,8 @@ mod tests {
                         cv: &cv[l * t * n..(l + 1) * t * n],
                         lower: bound(&lo, l, true, case % 3, t * nu, nu),
                         upper: bound(&hi, l, false, case % 3, t * nu, nu),
-                        u_init: if l % 2 == 0 { Some(&u0[l * t * nu..(l + 1) * t * nu]) } else { None },
+                        // Warm starts in every lane from the third case on.
+                        u_init: if l % 2 == 0 || case >= 2 { Some(&u0[l * t * nu..(l + 1) * t * nu]) } else { None },
                     })
                     .collect();
                 let mut reasons = Vec::new();
