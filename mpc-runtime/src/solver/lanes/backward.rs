@@ -325,13 +325,13 @@ fn lane_cholesky_core(src: Option<&[V]>, a: &mut [V], n: usize, rel_tol: f64, fr
         Some(s) => s[k],
         None => a[k],
     };
+    // Per-lane choices as whole-vector selects (`&`, `|`, no branch per lane).
     let mut dmax = ZERO;
     for i in 0..n {
-        let d = orig(a, i * n + i);
+        let (d, f) = (orig(a, i * n + i), free[i]);
         for l in 0..LANES {
-            if free[i][l] != 0.0 {
-                dmax[l] = dmax[l].max(d[l].abs());
-            }
+            let m = dmax[l].max(d[l].abs());
+            dmax[l] = if f[l] != 0.0 { m } else { dmax[l] };
         }
     }
     let mut ok = [true; LANES];
@@ -342,10 +342,9 @@ fn lane_cholesky_core(src: Option<&[V]>, a: &mut [V], n: usize, rel_tol: f64, fr
                 d[l] -= a[j * n + k][l] * a[j * n + k][l];
             }
         }
+        let f = free[j];
         for l in 0..LANES {
-            if free[j][l] != 0.0 && (!(d[l] > rel_tol * dmax[l]) || !d[l].is_finite()) {
-                ok[l] = false;
-            }
+            ok[l] &= !((f[l] != 0.0) & (!(d[l] > rel_tol * dmax[l]) | !d[l].is_finite()));
         }
         let ljj = d.map(f64::sqrt);
         a[j * n + j] = ljj;
