@@ -6,7 +6,7 @@
 //! distributions ship is `madvise`: only advised memory gets huge pages) the same array is ten
 //! 2 MiB pages. numpy advises its arrays of 4 MiB and more the same way; this module does it for
 //! the buffers the library allocates: the solver's outputs, and the Python package's copies of
-//! its inputs. Measured on a 2-core Zen 4 (`bench/results/cpu-2026-12-05-amd-hugepages.md`):
+//! its inputs. Measured on a 2-core Zen 4 (`bench/results/cpu-2026-12-05-amd-late.md`):
 //! the B = 256, T = 50 backward pass 7.05–7.23 → 6.51–6.67 ms on one thread with its input
 //! and output advised. Elsewhere, and below [`ADVISE_MIN_BYTES`], plain `Vec`s.
 
