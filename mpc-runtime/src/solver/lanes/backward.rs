@@ -13,6 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::{Hess, LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
+use crate::lane::neg;
 use crate::model::Dynamics;
 use crate::solver::backward::{copy_streaming, outer_bounded, stream_fence, sym_outer};
 use crate::solver::status::finite;
@@ -292,12 +293,6 @@ fn select(m: [u64; LANES], a: V, b: V) -> V {
         r[l] = f64::from_bits((a[l].to_bits() & m[l]) | (b[l].to_bits() & !m[l]));
     }
     r
-}
-
-/// `-v` per lane.
-#[inline(always)]
-fn neg(v: V) -> V {
-    v.map(|x| -x)
 }
 
 /// `linalg::cholesky` of every lane's free block, spread over `n × n` with the identity on the
