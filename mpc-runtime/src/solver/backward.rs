@@ -17,6 +17,7 @@
 use super::riccati::{add_cost_to_go, add_cost_to_go_onto, neg_copy, transpose_q_xu, update_cost_to_go};
 use super::rollout::{linearize_all, load_bounds};
 use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
+use super::arith::Arith;
 use super::isa::isa_builds;
 use super::workspace::Workspace;
 use super::{ACTIVE_TOL, GradientMode, ProblemRef};
@@ -24,7 +25,7 @@ use crate::model::Dynamics;
 
 isa_builds! {
     /// Gradients of one problem; see the module documentation. Runs the build of
-    /// [`Isa::for_backward`](super::isa::Isa::for_backward) (all bit-identical, as for
+    /// [`Isa::for_backward`](super::isa::Isa::for_backward) (the builds round as for
     /// `ilqr::solve_one`).
     pub(crate) fn backward_one by super::isa::Isa::for_backward;
     /// [`backward_one`] in the build `isa`.
@@ -46,7 +47,7 @@ isa_builds! {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn backward_one_impl<D: Dynamics>(
+fn backward_one_impl<D: Dynamics, M: Arith>(
     d: &D,
     mode: GradientMode,
     ws: &mut Workspace,
@@ -106,9 +107,9 @@ fn backward_one_impl<D: Dynamics>(
             for ((q, c), h) in ws.ric.qzz[..n * n].iter_mut().zip(cm).zip(&ws.adj.hess[..n * n]) {
                 *q = c + h;
             }
-            add_cost_to_go(ws, nx, nu, t);
+            add_cost_to_go::<M>(ws, nx, nu, t);
         } else if t + 1 < tt {
-            add_cost_to_go_onto(ws, nx, nu, t, cm);
+            add_cost_to_go_onto::<M>(ws, nx, nu, t, cm);
         } else {
             ws.ric.qzz.copy_from_slice(cm);
         }
@@ -145,7 +146,7 @@ fn backward_one_impl<D: Dynamics>(
             // (`quu` keeps a copy for the fallback.)
             ws.ric.quu[..m * m].copy_from_slice(&ws.ric.mat[..m * m]);
             if cholesky(&mut ws.ric.mat[..m * m], m, 1e-14) {
-                cholesky_solve_multi(&ws.ric.mat[..m * m], m, &mut ws.ric.rhs[..m * cols], cols);
+                cholesky_solve_multi::<M>(&ws.ric.mat[..m * m], m, &mut ws.ric.rhs[..m * cols], cols);
             } else if !lu_solve_multi(&mut ws.ric.quu[..m * m], m, &mut ws.ric.rhs[..m * cols], cols) {
                 // Singular reduced Hessian: the solution is not locally unique; report NaN.
                 ws.ric.rhs[..m * cols].fill(f64::NAN);
@@ -157,7 +158,7 @@ fn backward_one_impl<D: Dynamics>(
             }
         }
         // K solves the unregularised free block exactly (Cholesky or LU): the short formula.
-        update_cost_to_go(ws, nx, nu, t, true, t > 0, t + 1 < tt);
+        update_cost_to_go::<M>(ws, nx, nu, t, true, t > 0, t + 1 < tt);
     }
     grad_x0[..nx].copy_from_slice(&ws.ric.pv[..nx]);
     // Forward: d_x0 = 0, d_u = K d_x + k, d_x' = A d_x + B d_u.

@@ -2,13 +2,14 @@
 //! AVX2 and AVX-512F, chosen at run time.
 
 /// The instruction set a solver loop is compiled for: the same source, built three times.
-/// Only element-wise loops vectorise (no reassociation, no FMA contraction), so every build
-/// gives the same result to the bit (a unit test checks it).
+/// Only element-wise loops vectorise (no reassociation). The AVX2 and AVX-512 builds fuse the
+/// multiply-adds that [`super::arith`] marks and give the same result to the bit; the baseline
+/// rounds them separately (within rounding of the others; unit tests check both).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isa {
     /// The target's baseline (SSE2 on x86-64).
     Base,
-    /// AVX2: 4-wide f64 vectors.
+    /// AVX2 with FMA: 4-wide f64 vectors.
     Avx2,
     /// AVX-512F: 8-wide f64 vectors.
     Avx512,
@@ -27,7 +28,7 @@ impl Isa {
             {
                 return Isa::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 return Isa::Avx2;
             }
         }
@@ -52,7 +53,7 @@ impl Isa {
         let mut v = vec![Isa::Base];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                 v.push(Isa::Avx2);
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -72,9 +73,10 @@ impl Isa {
 /// }
 /// ```
 /// defines `vis fn name_with<D: Dynamics>(isa: Isa, args…) -> Ret`, which runs `impl_fn` (an
-/// `#[inline(always)]` generic function over `D: Dynamics` with the same arguments) compiled for
-/// `isa` — the baseline build, or a copy inlined into an AVX2 or an AVX-512F `#[target_feature]`
-/// function; `isa` must be a build this CPU supports ([`Isa::detect`], [`Isa::available`]) —
+/// `#[inline(always)]` generic function over `D: Dynamics` and `M: Arith` with the same
+/// arguments) compiled for `isa` — the baseline build with [`Baseline`](super::arith::Baseline)
+/// multiply-adds, or a copy inlined into an AVX2 + FMA or an AVX-512F `#[target_feature]`
+/// function with [`Fused`](super::arith::Fused) ones; `isa` must be a build this CPU supports ([`Isa::detect`], [`Isa::available`]) —
 /// and `vis fn name<D: Dynamics>(args…) -> Ret`, the widest build of [`Isa::detect`], or with
 /// `vis fn name by choose;` the build `choose()` returns.
 macro_rules! isa_builds {
@@ -95,16 +97,16 @@ macro_rules! isa_builds {
         #[allow(clippy::too_many_arguments)]
         $vis fn $name<D: $crate::model::Dynamics>(isa: $crate::solver::isa::Isa, $($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2")]
+            #[target_feature(enable = "avx2,fma")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx2<D: $crate::model::Dynamics>($($arg: $ty),*) $(-> $ret)? {
-                $impl_fn($($arg),*)
+                $impl_fn::<D, $crate::solver::arith::Fused>($($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2,avx512f")]
+            #[target_feature(enable = "avx2,fma,avx512f")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512<D: $crate::model::Dynamics>($($arg: $ty),*) $(-> $ret)? {
-                $impl_fn($($arg),*)
+                $impl_fn::<D, $crate::solver::arith::Fused>($($arg),*)
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]
@@ -113,7 +115,7 @@ macro_rules! isa_builds {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
                 $crate::solver::isa::Isa::Avx2 => unsafe { avx2($($arg),*) },
-                _ => $impl_fn($($arg),*),
+                _ => $impl_fn::<D, $crate::solver::arith::Baseline>($($arg),*),
             }
         }
     };

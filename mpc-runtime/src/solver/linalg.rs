@@ -4,6 +4,8 @@
 //!
 //! No function here allocates: callers pass every buffer.
 
+use super::arith::{Arith, nmadd};
+
 /// `y = M x` with `M` `rows × cols`.
 #[inline(always)]
 pub fn mat_vec(m: &[f64], rows: usize, cols: usize, x: &[f64], y: &mut [f64]) {
@@ -132,15 +134,15 @@ pub fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
 /// in a register-sized stack array and stored once: updating it in memory, row slice by row
 /// slice, made every update a store and a reload (a failed store-to-load forward where the
 /// widths differ; ~4× slower for `4 × 10`). Every entry sees the same operations in the same
-/// order as the plain triple loop.
+/// order as the plain triple loop, its multiply-adds rounded as `M` says.
 #[inline(always)]
-pub fn cholesky_solve_multi(l: &[f64], n: usize, b: &mut [f64], m: usize) {
+pub fn cholesky_solve_multi<M: Arith>(l: &[f64], n: usize, b: &mut [f64], m: usize) {
     if m <= 16 {
-        cholesky_solve_columns(l, n, b, m, 0..m, &mut [0.0; 16]);
+        cholesky_solve_columns::<M>(l, n, b, m, 0..m, &mut [0.0; 16]);
     } else {
         let acc = &mut [0.0; 32];
         for c0 in (0..m).step_by(32) {
-            cholesky_solve_columns(l, n, b, m, c0..m.min(c0 + 32), acc);
+            cholesky_solve_columns::<M>(l, n, b, m, c0..m.min(c0 + 32), acc);
         }
     }
 }
@@ -148,7 +150,7 @@ pub fn cholesky_solve_multi(l: &[f64], n: usize, b: &mut [f64], m: usize) {
 /// [`cholesky_solve_multi`] on the columns `cols` of `B`, with the row accumulator `acc` (at
 /// least `cols.len()` long).
 #[inline(always)]
-fn cholesky_solve_columns(l: &[f64], n: usize, b: &mut [f64], m: usize, cols: std::ops::Range<usize>, acc: &mut [f64]) {
+fn cholesky_solve_columns<M: Arith>(l: &[f64], n: usize, b: &mut [f64], m: usize, cols: std::ops::Range<usize>, acc: &mut [f64]) {
     let b = &mut b[..n * m];
     let l = &l[..n * n];
     let acc = &mut acc[..cols.len()];
@@ -158,7 +160,7 @@ fn cholesky_solve_columns(l: &[f64], n: usize, b: &mut [f64], m: usize, cols: st
         for k in 0..i {
             let lik = l[i * n + k];
             for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
-                *x -= lik * y;
+                *x = nmadd::<M>(lik, *y, *x);
             }
         }
         // One division per row, then products: m divisions cost more than one and m products.
@@ -173,7 +175,7 @@ fn cholesky_solve_columns(l: &[f64], n: usize, b: &mut [f64], m: usize, cols: st
         for k in i + 1..n {
             let lki = l[k * n + i];
             for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
-                *x -= lki * y;
+                *x = nmadd::<M>(lki, *y, *x);
             }
         }
         let r = 1.0 / l[i * n + i];
@@ -271,6 +273,7 @@ pub fn quad_cost_parts(cm: &[f64], cv: &[f64], z: &[f64], n: usize) -> (f64, f64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solver::arith::{Fused, Separate};
 
     #[test]
     fn cholesky_and_lu_solve_agree() {
@@ -279,7 +282,7 @@ mod tests {
         let mut l = a;
         assert!(cholesky(&mut l, 3, 1e-14));
         let mut x1 = b;
-        cholesky_solve_multi(&l, 3, &mut x1, 2);
+        cholesky_solve_multi::<Separate>(&l, 3, &mut x1, 2);
         let mut a2 = a;
         let mut x2 = b;
         assert!(lu_solve_multi(&mut a2, 3, &mut x2, 2));
@@ -301,7 +304,7 @@ mod tests {
     }
 
     /// Every column block of a wide right-hand side (`m` = 1, 10, 16, 17, 40, 70) equals the
-    /// plain triple loop to the bit.
+    /// plain triple loop to the bit, with separate and with fused multiply-adds.
     #[test]
     fn multi_solve_equals_the_plain_loops_for_every_width() {
         let n = 5;
@@ -312,23 +315,28 @@ mod tests {
             }
         }
         assert!(cholesky(&mut a, n, 1e-14));
-        for m in [1, 10, 16, 17, 40, 70] {
+        for (m, fused) in [1, 10, 16, 17, 40, 70].into_iter().flat_map(|m| [(m, false), (m, true)]) {
             let b0: Vec<f64> = (0..n * m).map(|v| ((v * 7919) % 113) as f64 / 17.0 - 3.0).collect();
             let mut got = b0.clone();
-            cholesky_solve_multi(&a, n, &mut got, m);
+            if fused {
+                cholesky_solve_multi::<Fused>(&a, n, &mut got, m);
+            } else {
+                cholesky_solve_multi::<Separate>(&a, n, &mut got, m);
+            }
+            let sub_mul = |s: f64, x: f64, y: f64| if fused { (-x).mul_add(y, s) } else { s - x * y };
             let mut want = b0.clone();
             for c in 0..m {
                 for i in 0..n {
                     let mut s = want[i * m + c];
                     for k in 0..i {
-                        s -= a[i * n + k] * want[k * m + c];
+                        s = sub_mul(s, a[i * n + k], want[k * m + c]);
                     }
                     want[i * m + c] = s * (1.0 / a[i * n + i]);
                 }
                 for i in (0..n).rev() {
                     let mut s = want[i * m + c];
                     for k in i + 1..n {
-                        s -= a[k * n + i] * want[k * m + c];
+                        s = sub_mul(s, a[k * n + i], want[k * m + c]);
                     }
                     want[i * m + c] = s * (1.0 / a[i * n + i]);
                 }

@@ -28,6 +28,7 @@
 //! with its own [`Workspace`], allocated once per solver and reused.
 
 mod aligned;
+pub mod arith;
 pub mod backward;
 mod batch;
 mod each;

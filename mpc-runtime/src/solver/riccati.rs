@@ -1,6 +1,7 @@
 //! The control-limited Riccati pass of the forward solve and the cost-to-go updates it shares
 //! with the gradient pass.
 
+use super::arith::{Arith, madd};
 use super::linalg::cholesky_solve_multi;
 use super::workspace::{Workspace, row_stride, with_row_acc};
 use super::ProblemRef;
@@ -17,11 +18,12 @@ pub(crate) fn neg_copy(y: &mut [f64], x: &[f64]) {
     }
 }
 
-/// `y += a x` over equal-length slices (bounds-check free, vectorisable).
+/// `y += a x` over equal-length slices (bounds-check free, vectorisable), the multiply-adds
+/// rounded as `M` says.
 #[inline(always)]
-pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
+pub(crate) fn axpy<M: Arith>(y: &mut [f64], a: f64, x: &[f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
+        *yi = madd::<M>(a, *xi, *yi);
     }
 }
 
@@ -39,22 +41,22 @@ pub(crate) fn axpy(y: &mut [f64], a: f64, x: &[f64]) {
 /// `B`); `P` being exactly symmetric, `P A` is also `(Aᵀ P)ᵀ` to the bit. The `Q_ux` block
 /// is not written: its rows are `Q_xu`'s columns, which [`transpose_q_xu`] gathers.
 #[inline(always)]
-pub(crate) fn add_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
-    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, None, acc));
+pub(crate) fn add_cost_to_go<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize) {
+    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with::<M>(ws, nx, nu, t, None, acc));
 }
 
 /// [`add_cost_to_go`] onto the stage Hessian `base` (`n × n`) instead of `ws.ric.qzz`'s own
 /// entries: `ws.ric.qzz` = `base + Fᵀ P F` outside the `Q_ux` block, with no copy of `base`
 /// first (a separate copy was a pass over `n²` entries, and a reload of what it stored).
 #[inline(always)]
-pub(crate) fn add_cost_to_go_onto(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: &[f64]) {
-    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with(ws, nx, nu, t, Some(base), acc));
+pub(crate) fn add_cost_to_go_onto<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: &[f64]) {
+    with_row_acc!(ws, nx + nu, acc => add_cost_to_go_with::<M>(ws, nx, nu, t, Some(base), acc));
 }
 
 /// [`add_cost_to_go`] with the row accumulator `acc` (at least `nx + nu` long), onto `base`
 /// where given, else onto `ws.ric.qzz`.
 #[inline(always)]
-fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64]) {
+fn add_cost_to_go_with<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64]) {
     let n = nx + nu;
     // F = [A B] and P F in rows of whole vectors (zero padding: two 8-wide products per row
     // of the quadrotor's 14 entries, not an 8-, a 4- and a 2-wide one).
@@ -77,7 +79,7 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base:
     for k in 0..nx {
         acc.fill(0.0);
         for (m, &pkm) in p[k * nx..(k + 1) * nx].iter().enumerate() {
-            axpy(acc, pkm, &f[m * s..(m + 1) * s]);
+            axpy::<M>(acc, pkm, &f[m * s..(m + 1) * s]);
         }
         pf[k * s..(k + 1) * s].copy_from_slice(acc);
     }
@@ -88,7 +90,7 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base:
         for k in 0..nx {
             let aki = a[k * nx + i];
             if aki != 0.0 {
-                axpy(acc, aki, &pf[k * s..(k + 1) * s]);
+                axpy::<M>(acc, aki, &pf[k * s..(k + 1) * s]);
             }
         }
         qzz[i * n..(i + 1) * n].copy_from_slice(&acc[..n]);
@@ -100,7 +102,7 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base:
         for k in 0..nx {
             let bki = b[k * nu + i];
             if bki != 0.0 {
-                axpy(au, bki, &pf[k * s + nx..k * s + n]);
+                axpy::<M>(au, bki, &pf[k * s + nx..k * s + n]);
             }
         }
         qzz[(nx + i) * n + nx..(nx + i + 1) * n].copy_from_slice(au);
@@ -108,7 +110,7 @@ fn add_cost_to_go_with(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base:
     // q += Fᵀ p.
     acc[..n].copy_from_slice(&ws.ric.qz[..n]);
     for k in 0..nx {
-        axpy(acc, ws.ric.pv[k], &f[k * s..(k + 1) * s]);
+        axpy::<M>(acc, ws.ric.pv[k], &f[k * s..(k + 1) * s]);
     }
     ws.ric.qz[..n].copy_from_slice(&acc[..n]);
 }
@@ -150,8 +152,8 @@ fn transpose_q_xu_with(ws: &mut Workspace, nx: usize, nu: usize, acc: &mut [f64]
 /// ([`transpose_q_xu`]); `mirrored`: the rows of `Q_ux` are those (`add_cost_to_go` ran for
 /// this stage and left them unwritten), else they are read from `ws.ric.qzz`.
 #[inline(always)]
-pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool, mirrored: bool) {
-    with_row_acc!(ws, nx + nu, acc => update_cost_to_go_with(ws, nx, nu, t, exact_gain, need_p, mirrored, acc));
+pub(crate) fn update_cost_to_go<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize, exact_gain: bool, need_p: bool, mirrored: bool) {
+    with_row_acc!(ws, nx + nu, acc => update_cost_to_go_with::<M>(ws, nx, nu, t, exact_gain, need_p, mirrored, acc));
 }
 
 /// [`update_cost_to_go`] with the row accumulator `acc` (at least `nx` long). Every entry is the
@@ -160,7 +162,7 @@ pub(crate) fn update_cost_to_go(ws: &mut Workspace, nx: usize, nu: usize, t: usi
 /// loops run over rows (`Q_xu`'s columns copied to `ws.ric.qxut` first), so they vectorise.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn update_cost_to_go_with(
+fn update_cost_to_go_with<M: Arith>(
     ws: &mut Workspace,
     nx: usize,
     nu: usize,
@@ -216,7 +218,7 @@ fn update_cost_to_go_with(
             // Row i of Q_ux: Q_xu's column i where the stage's Q is symmetric (`mirrored`).
             w_row.copy_from_slice(if mirrored { &qxut[i * nx..(i + 1) * nx] } else { &q_row[..nx] });
             for &l in rows {
-                axpy(w_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
+                axpy::<M>(w_row, q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
             }
         }
     }
@@ -226,9 +228,9 @@ fn update_cost_to_go_with(
         acc.copy_from_slice(&q_row[..nx]);
         for &l in rows {
             if !exact_gain {
-                axpy(acc, kk[l * nx + i], &w[l * nx..(l + 1) * nx]);
+                axpy::<M>(acc, kk[l * nx + i], &w[l * nx..(l + 1) * nx]);
             }
-            axpy(acc, qxut[l * nx + i], &kk[l * nx..(l + 1) * nx]);
+            axpy::<M>(acc, qxut[l * nx + i], &kk[l * nx..(l + 1) * nx]);
         }
         p[i * nx..(i + 1) * nx].copy_from_slice(acc);
     }
@@ -270,7 +272,7 @@ pub(crate) enum RiccatiOutcome {
 /// `ddp`: the stage Hessian also gets `Σ_i p_i ∇²f_i(z_t)` with `p` the cost-to-go gradient of
 /// stage `t + 1` (the second-order term of DDP, from the generated weighted Hessian).
 #[inline(always)]
-pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, ddp: bool) -> RiccatiOutcome {
+pub(crate) fn riccati<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>, mu: f64, ddp: bool) -> RiccatiOutcome {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     for t in (0..tt).rev() {
@@ -284,9 +286,9 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
                 for ((q, c), h) in ws.ric.qzz[..n * n].iter_mut().zip(cm).zip(&ws.adj.hess[..n * n]) {
                     *q = c + h;
                 }
-                add_cost_to_go(ws, nx, nu, t);
+                add_cost_to_go::<M>(ws, nx, nu, t);
             } else {
-                add_cost_to_go_onto(ws, nx, nu, t, cm);
+                add_cost_to_go_onto::<M>(ws, nx, nu, t, cm);
             }
         } else {
             ws.ric.qzz.copy_from_slice(cm);
@@ -331,7 +333,7 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
             for i in 0..nu {
                 neg_copy(&mut kk[i * nx..(i + 1) * nx], q_ux(i));
             }
-            cholesky_solve_multi(ws.scratch.qp.free_cholesky(), nu, kk, nx);
+            cholesky_solve_multi::<M>(ws.scratch.qp.free_cholesky(), nu, kk, nx);
         } else {
             kk.fill(0.0);
             if m > 0 {
@@ -339,7 +341,7 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
                 for (a, &i) in free.iter().enumerate() {
                     neg_copy(&mut rhs[a * nx..(a + 1) * nx], q_ux(i));
                 }
-                cholesky_solve_multi(ws.scratch.qp.free_cholesky(), m, rhs, nx);
+                cholesky_solve_multi::<M>(ws.scratch.qp.free_cholesky(), m, rhs, nx);
                 for (a, &i) in free.iter().enumerate() {
                     kk[i * nx..(i + 1) * nx].copy_from_slice(&rhs[a * nx..(a + 1) * nx]);
                 }
@@ -352,7 +354,7 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
                 kkt[j * nu + i] = kk[i * nx + j];
             }
         }
-        update_cost_to_go(ws, nx, nu, t, mu == 0.0, t > 0, t + 1 < tt);
+        update_cost_to_go::<M>(ws, nx, nu, t, mu == 0.0, t > 0, t + 1 < tt);
         // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
         if !(all_finite(&ws.ric.k[t * nu..(t + 1) * nu]) && all_finite(&ws.ric.pv[..nx])) {
             return RiccatiOutcome::NonFinite;
@@ -364,6 +366,7 @@ pub(crate) fn riccati<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solver::arith::Separate;
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -396,7 +399,7 @@ mod tests {
             ws.ric.pv.copy_from_slice(&pv);
             ws.ric.qzz.copy_from_slice(&q0);
             ws.ric.qz.copy_from_slice(&qz0);
-            add_cost_to_go(&mut ws, nx, nu, 0);
+            add_cost_to_go::<Separate>(&mut ws, nx, nu, 0);
             // The same onto a separate base (the Q_ux block then keeps what it was).
             let (q_in_place, qz_in_place) = (ws.ric.qzz.clone(), ws.ric.qz.clone());
             ws.ric.qzz.fill(f64::NAN);
@@ -405,7 +408,7 @@ mod tests {
                 ws.ric.qzz[(nx + i) * n + nx..(nx + i + 1) * n].fill(f64::NAN);
             }
             ws.ric.qz.copy_from_slice(&qz0);
-            add_cost_to_go_onto(&mut ws, nx, nu, 0, &q0);
+            add_cost_to_go_onto::<Separate>(&mut ws, nx, nu, 0, &q0);
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&ws.ric.qzz), bits(&q_in_place), "Q onto a base (nx={nx}, nu={nu})");
             assert_eq!(bits(&ws.ric.qz), bits(&qz_in_place), "q onto a base (nx={nx}, nu={nu})");
@@ -474,7 +477,7 @@ mod tests {
                 ws.ric.k[t * nu..(t + 1) * nu].copy_from_slice(&k);
                 ws.ric.kk[t * nu * nx..(t + 1) * nu * nx].copy_from_slice(&kk);
                 transpose_q_xu(&mut ws, nx, nu);
-                update_cost_to_go(&mut ws, nx, nu, t, exact_gain, true, mirrored);
+                update_cost_to_go::<Separate>(&mut ws, nx, nu, t, exact_gain, true, mirrored);
                 let mut wv = vec![0.0; nu];
                 for i in 0..nu {
                     let mut s = qz[nx + i];

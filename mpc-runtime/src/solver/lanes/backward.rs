@@ -12,6 +12,7 @@
 // Lane loops index several arrays by the same lane on purpose (one vector operation each).
 #![allow(clippy::needless_range_loop)]
 
+use crate::solver::arith::Arith;
 use super::{Hess, LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
 use crate::lane::neg;
 use crate::model::Dynamics;
@@ -53,7 +54,7 @@ isa_builds! {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn backward_lanes_impl<D: Dynamics>(
+fn backward_lanes_impl<D: Dynamics, M: Arith>(
     d: &D,
     ws: &mut LaneWorkspace,
     probs: &[ProblemRef<'_>],
@@ -95,7 +96,7 @@ fn backward_lanes_impl<D: Dynamics>(
         if t + 1 >= tt {
             h.write_dense(&mut ws.qzz, n);
         } else {
-            add_cost_to_go(
+            add_cost_to_go::<M>(
                 h,
                 &ws.a[t * nx * nx..(t + 1) * nx * nx],
                 &ws.b[t * nx * nu..(t + 1) * nx * nu],
@@ -149,10 +150,10 @@ fn backward_lanes_impl<D: Dynamics>(
         for l in 0..LANES {
             failed[l] |= !ok[l];
         }
-        lane_cholesky_solve(&ws.lf, nu, kk, nx);
-        lane_cholesky_solve(&ws.lf, nu, k, 1);
+        lane_cholesky_solve::<M>(&ws.lf, nu, kk, nx);
+        lane_cholesky_solve::<M>(&ws.lf, nu, k, 1);
         // K solves the unregularised free block exactly: the short formula.
-        update_cost_to_go(
+        update_cost_to_go::<M>(
             &ws.kk[t * nu * nx..(t + 1) * nu * nx],
             &ws.k[t * nu..(t + 1) * nu],
             &ws.qzz,

@@ -7,6 +7,7 @@
 use super::backward::lane_cholesky_from;
 use crate::solver::aligned::Aligned;
 use super::{LANES, V, sub_mul};
+use crate::solver::arith::Separate;
 
 /// Lane buffers of the box QP (`Q` nu×nu and its Cholesky factor, `c`, bounds, solution,
 /// unconstrained minimiser), allocated with the lane workspace.
@@ -58,7 +59,7 @@ pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) ->
         let r = b.chol[i * n + i].map(|v| 1.0 / v);
         let mut s = b.s[i];
         for k in 0..i {
-            s = sub_mul(s, b.chol[i * n + k], b.s[k]);
+            s = sub_mul::<Separate>(s, b.chol[i * n + k], b.s[k]);
         }
         b.s[i] = std::array::from_fn(|l| s[l] * r[l]);
     }
@@ -66,7 +67,7 @@ pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) ->
         let r = b.chol[i * n + i].map(|v| 1.0 / v);
         let mut s = b.s[i];
         for k in i + 1..n {
-            s = sub_mul(s, b.chol[k * n + i], b.s[k]);
+            s = sub_mul::<Separate>(s, b.chol[k * n + i], b.s[k]);
         }
         b.s[i] = std::array::from_fn(|l| s[l] * r[l]);
     }

@@ -27,6 +27,7 @@ pub(crate) use backward::{backward_applies, backward_lanes};
 pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
 
 use super::aligned::Aligned;
+use super::arith::{Arith, Separate, madd, nmadd};
 use super::boxqp::BoxQp;
 use boxqp::{LaneBoxQp, solve_interior};
 use super::ilqr::escalate;
@@ -214,21 +215,21 @@ impl LaneWorkspace {
 // Lane-wise kernels. Each loop over `LANES` is one vector operation; no FMA contraction, no
 // reassociation: the per-lane result is that of the scalar expression.
 
-/// `y += a x` entry-wise over rows of lanes.
+/// `y += a x` entry-wise over rows of lanes, the multiply-adds rounded as `M` says.
 #[inline(always)]
-fn axpy(y: &mut [V], a: &V, x: &[V]) {
+fn axpy<M: Arith>(y: &mut [V], a: &V, x: &[V]) {
     let a = *a;
     for (yi, xi) in y.iter_mut().zip(x) {
-        *yi = add_mul(*yi, a, *xi);
+        *yi = add_mul::<M>(*yi, a, *xi);
     }
 }
 
-/// `y + a x` per lane (whole vectors in and out: one vector multiply and add).
+/// `y + a x` per lane (whole vectors in and out: one vector multiply and add, or one FMA).
 #[inline(always)]
-fn add_mul(y: V, a: V, x: V) -> V {
+fn add_mul<M: Arith>(y: V, a: V, x: V) -> V {
     let mut r = y;
     for l in 0..LANES {
-        r[l] = y[l] + a[l] * x[l];
+        r[l] = madd::<M>(a[l], x[l], y[l]);
     }
     r
 }
@@ -237,20 +238,20 @@ fn add_mul(y: V, a: V, x: V) -> V {
 /// operations of `linalg::cholesky_solve_multi` per lane. Each row of `B` is accumulated in a
 /// stack array (where `m ≤ 16`: registers once inlined) and stored once.
 #[inline(always)]
-fn lane_cholesky_solve(lf: &[V], n: usize, b: &mut [V], m: usize) {
+fn lane_cholesky_solve<M: Arith>(lf: &[V], n: usize, b: &mut [V], m: usize) {
     if m <= 16 {
-        lane_cholesky_solve_cols(lf, n, b, m, 0..m, &mut [ZERO; 16]);
+        lane_cholesky_solve_cols::<M>(lf, n, b, m, 0..m, &mut [ZERO; 16]);
     } else {
         let mut acc = [ZERO; 32];
         for c0 in (0..m).step_by(32) {
-            lane_cholesky_solve_cols(lf, n, b, m, c0..m.min(c0 + 32), &mut acc);
+            lane_cholesky_solve_cols::<M>(lf, n, b, m, c0..m.min(c0 + 32), &mut acc);
         }
     }
 }
 
 /// [`lane_cholesky_solve`] on the columns `cols` of `B` with the row accumulator `acc`.
 #[inline(always)]
-fn lane_cholesky_solve_cols(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std::ops::Range<usize>, acc: &mut [V]) {
+fn lane_cholesky_solve_cols<M: Arith>(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std::ops::Range<usize>, acc: &mut [V]) {
     let b = &mut b[..n * m];
     let acc = &mut acc[..cols.len()];
     let row = |i: usize| i * m + cols.start..i * m + cols.end;
@@ -259,7 +260,7 @@ fn lane_cholesky_solve_cols(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std
         for k in 0..i {
             let lik = lf[i * n + k];
             for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
-                *x = sub_mul(*x, lik, *y);
+                *x = sub_mul::<M>(*x, lik, *y);
             }
         }
         let r = recip(lf[i * n + i]);
@@ -273,7 +274,7 @@ fn lane_cholesky_solve_cols(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std
         for k in i + 1..n {
             let lki = lf[k * n + i];
             for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
-                *x = sub_mul(*x, lki, *y);
+                *x = sub_mul::<M>(*x, lki, *y);
             }
         }
         let r = recip(lf[i * n + i]);
@@ -284,12 +285,12 @@ fn lane_cholesky_solve_cols(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std
     }
 }
 
-/// `y − a x` per lane.
+/// `y − a x` per lane, rounded as `M` says.
 #[inline(always)]
-fn sub_mul(y: V, a: V, x: V) -> V {
+fn sub_mul<M: Arith>(y: V, a: V, x: V) -> V {
     let mut r = y;
     for l in 0..LANES {
-        r[l] = y[l] - a[l] * x[l];
+        r[l] = nmadd::<M>(a[l], x[l], y[l]);
     }
     r
 }
@@ -610,7 +611,7 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut LaneWorkspace, alpha: f64) -> (V, 
                 for l in 0..LANES {
                     dxj[l] = xt[jx][l] - x[jx][l];
                 }
-                axpy(v, &dxj, &kkt[jx * nu..(jx + 1) * nu]);
+                axpy::<Separate>(v, &dxj, &kkt[jx * nu..(jx + 1) * nu]);
             }
             let (lo, hi) = (&ws.lo[t * nu..(t + 1) * nu], &ws.hi[t * nu..(t + 1) * nu]);
             let ut = &mut ws.ut[t * nu..(t + 1) * nu];
@@ -641,7 +642,7 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut LaneWorkspace, alpha: f64) -> (V, 
 /// skipped). Every entry of `Q` is written (`Q_ux` as `Q_xuᵀ`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn add_cost_to_go(
+fn add_cost_to_go<M: Arith>(
     h: Hess<'_>,
     a: &[V],
     b: &[V],
@@ -667,7 +668,7 @@ fn add_cost_to_go(
         for m in 0..nx {
             let fmj = if j < nx { &a[m * nx + j] } else { &b[m * nu + j - nx] };
             if any_nonzero(fmj) {
-                axpy(ak, fmj, &p[m * nx..(m + 1) * nx]);
+                axpy::<M>(ak, fmj, &p[m * nx..(m + 1) * nx]);
             }
         }
         for (k, v) in ak.iter().enumerate() {
@@ -684,8 +685,8 @@ fn add_cost_to_go(
         for k in 0..nx {
             let aki = &a[k * nx + i];
             if any_nonzero(aki) {
-                axpy(ax, aki, &pa[k * nx..(k + 1) * nx]);
-                axpy(au, aki, &pb[k * nu..(k + 1) * nu]);
+                axpy::<M>(ax, aki, &pa[k * nx..(k + 1) * nx]);
+                axpy::<M>(au, aki, &pb[k * nu..(k + 1) * nu]);
             }
         }
         qzz[i * n..(i + 1) * n].copy_from_slice(acc);
@@ -696,15 +697,15 @@ fn add_cost_to_go(
         for k in 0..nx {
             let bki = &b[k * nu + i];
             if any_nonzero(bki) {
-                axpy(au, bki, &pb[k * nu..(k + 1) * nu]);
+                axpy::<M>(au, bki, &pb[k * nu..(k + 1) * nu]);
             }
         }
         qzz[(nx + i) * n + nx..(nx + i + 1) * n].copy_from_slice(au);
     }
     let (qx, qu) = qz[..n].split_at_mut(nx);
     for k in 0..nx {
-        axpy(qx, &pv[k], &a[k * nx..(k + 1) * nx]);
-        axpy(qu, &pv[k], &b[k * nu..(k + 1) * nu]);
+        axpy::<M>(qx, &pv[k], &a[k * nx..(k + 1) * nx]);
+        axpy::<M>(qu, &pv[k], &b[k * nu..(k + 1) * nu]);
     }
     for i in 0..nu {
         for j in 0..nx {
@@ -718,7 +719,7 @@ fn add_cost_to_go(
 /// in a lane enter with zero factors (the per-problem code skips them).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn update_cost_to_go(
+fn update_cost_to_go<M: Arith>(
     kk: &[V],
     k: &[V],
     qzz: &[V],
@@ -776,7 +777,7 @@ fn update_cost_to_go(
             let w_row = &mut w[i * nx..(i + 1) * nx];
             w_row.copy_from_slice(&q_row[..nx]);
             for l in 0..nu {
-                axpy(w_row, &q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
+                axpy::<M>(w_row, &q_row[nx + l], &kk[l * nx..(l + 1) * nx]);
             }
         }
     }
@@ -788,12 +789,12 @@ fn update_cost_to_go(
                 let (kli, w_row) = (&kk[l * nx + i], &w[l * nx..(l + 1) * nx]);
                 for (y, x) in acc.iter_mut().zip(w_row) {
                     for j in 0..LANES {
-                        let s = y[j] + kli[j] * x[j];
+                        let s = madd::<M>(kli[j], x[j], y[j]);
                         y[j] = if exact[j] { y[j] } else { s };
                     }
                 }
             }
-            axpy(acc, &qxut[l * nx + i], &kk[l * nx..(l + 1) * nx]);
+            axpy::<M>(acc, &qxut[l * nx + i], &kk[l * nx..(l + 1) * nx]);
         }
         p[i * nx..(i + 1) * nx].copy_from_slice(acc);
     }
@@ -815,7 +816,7 @@ enum Outcome {
 /// The control-limited Riccati pass of every lane in `on` with its `Q_uu + μ_l I`: gains in
 /// `k`, `kk`, `kkt`. A lane whose pass fails stops taking part (its later stages are not used).
 #[inline(always)]
-fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LANES]) -> [Outcome; LANES] {
+fn riccati<M: Arith>(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LANES]) -> [Outcome; LANES] {
     let tt = ws.horizon;
     let n = nx + nu;
     let mut out = [Outcome::Ok; LANES];
@@ -834,7 +835,7 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
         if t + 1 >= tt {
             h.write_dense(&mut ws.qzz, n);
         } else {
-            add_cost_to_go(
+            add_cost_to_go::<M>(
                 h,
                 &ws.a[t * nx * nx..(t + 1) * nx * nx],
                 &ws.b[t * nx * nu..(t + 1) * nx * nu],
@@ -936,14 +937,14 @@ fn riccati(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &[bool; LAN
                 }
             }
         }
-        lane_cholesky_solve(&ws.lf, nu, kk, nx);
+        lane_cholesky_solve::<M>(&ws.lf, nu, kk, nx);
         let (kk, kkt) = (&ws.kk[t * nu * nx..(t + 1) * nu * nx], &mut ws.kkt[t * nx * nu..(t + 1) * nx * nu]);
         for i in 0..nu {
             for j in 0..nx {
                 kkt[j * nu + i] = kk[i * nx + j];
             }
         }
-        update_cost_to_go(
+        update_cost_to_go::<M>(
             &ws.kk[t * nu * nx..(t + 1) * nu * nx],
             &ws.k[t * nu..(t + 1) * nu],
             &ws.qzz,
@@ -1023,7 +1024,7 @@ struct LaneState {
 }
 
 #[inline(always)]
-fn solve_lanes_impl<D: Dynamics>(
+fn solve_lanes_impl<D: Dynamics, M: Arith>(
     d: &D,
     opts: &SolverOptions,
     ws: &mut LaneWorkspace,
@@ -1089,7 +1090,7 @@ fn solve_lanes_impl<D: Dynamics>(
         if need_lin {
             linearize_all(d, ws);
         }
-        let outcome = riccati(ws, nx, nu, &mu, &inner);
+        let outcome = riccati::<M>(ws, nx, nu, &mu, &inner);
         let mut search = [false; LANES];
         for l in 0..LANES {
             if !inner[l] {
@@ -1344,7 +1345,8 @@ mod tests {
     }
 
     /// The lane gain solve equals `linalg::cholesky_solve_multi` lane by lane to the bit, for
-    /// right-hand sides of one register block, of the 32-wide block, and of several blocks.
+    /// right-hand sides of one register block, of the 32-wide block, and of several blocks,
+    /// with separate and with fused multiply-adds.
     #[test]
     fn lane_solve_equals_the_per_problem_solve_per_lane() {
         let mut rng = StdRng::seed_from_u64(3);
@@ -1368,13 +1370,23 @@ mod tests {
                 *lp = a;
             }
             let b0: Vec<V> = (0..n * m).map(|_| std::array::from_fn(|_| rng.random_range(-2.0..2.0))).collect();
-            let mut b = b0.clone();
-            lane_cholesky_solve(&lf, n, &mut b, m);
-            for l in 0..LANES {
-                let mut want: Vec<f64> = b0.iter().map(|v| v[l]).collect();
-                crate::solver::linalg::cholesky_solve_multi(&per_lane[l], n, &mut want, m);
-                let got: Vec<u64> = b.iter().map(|v| v[l].to_bits()).collect();
-                assert_eq!(got, want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "m = {m}, lane {l}");
+            for fused in [false, true] {
+                let mut b = b0.clone();
+                if fused {
+                    lane_cholesky_solve::<crate::solver::arith::Fused>(&lf, n, &mut b, m);
+                } else {
+                    lane_cholesky_solve::<Separate>(&lf, n, &mut b, m);
+                }
+                for l in 0..LANES {
+                    let mut want: Vec<f64> = b0.iter().map(|v| v[l]).collect();
+                    if fused {
+                        crate::solver::linalg::cholesky_solve_multi::<crate::solver::arith::Fused>(&per_lane[l], n, &mut want, m);
+                    } else {
+                        crate::solver::linalg::cholesky_solve_multi::<Separate>(&per_lane[l], n, &mut want, m);
+                    }
+                    let got: Vec<u64> = b.iter().map(|v| v[l].to_bits()).collect();
+                    assert_eq!(got, want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "m = {m}, lane {l}, fused {fused}");
+                }
             }
         }
     }
