@@ -212,8 +212,9 @@ impl LaneWorkspace {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lane-wise kernels. Each loop over `LANES` is one vector operation; no FMA contraction, no
-// reassociation: the per-lane result is that of the scalar expression.
+// Lane-wise kernels. Each loop over `LANES` is one vector operation; no reassociation, and
+// multiply-adds fused only where `M: Arith` says, at the operations the per-problem code fuses:
+// the per-lane result is that of the scalar expression.
 
 /// `y += a x` entry-wise over rows of lanes, the multiply-adds rounded as `M` says.
 #[inline(always)]
