@@ -33,8 +33,9 @@ pub(crate) fn axpy<M: Arith>(y: &mut [f64], a: f64, x: &[f64]) {
 /// Each output row is accumulated in registers (a stack array for `nx + nu ≤ 32`, after
 /// inlining the sizes are constants and the row lives in vector registers) and written once:
 /// `PF` row `k` = `Σ_m P[k][m] F_m` (`F = [A B]`, rows zero-padded to whole vectors), then
-/// `[Q_xx Q_xu]` row `i` += `Σ_k A[k][i] PF_k` and `Q_uu` row `i` += `Σ_k B[k][i] PB_k`, each sum
-/// over its index ascending. Terms whose factor from `A` or `B` is exactly zero are skipped (a dynamics Jacobian
+/// `Q_uu` row `i` += `Σ_k B[k][i] PB_k` and `[Q_xx Q_xu]` row `i` += `Σ_k A[k][i] PF_k`, each
+/// sum over its index ascending (the two [`Part`]s, which the Riccati pass runs on either side
+/// of its box QP). Terms whose factor from `A` or `B` is exactly zero are skipped (a dynamics Jacobian
 /// is typically sparse; `P` is dense, and testing its entries cost more than it saved); a
 /// skipped or zero term is a `±0`, which leaves an accumulator started at `+0` or at a `Q` entry
 /// unchanged, so the result is that of the dense evaluation to the bit (for finite `P`, `A`,
@@ -57,6 +58,23 @@ pub(crate) fn add_cost_to_go_onto<M: Arith>(ws: &mut Workspace, nx: usize, nu: u
 /// where given, else onto `ws.ric.qzz`.
 #[inline(always)]
 fn add_cost_to_go_with<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64]) {
+    add_cost_to_go_part::<M>(ws, nx, nu, t, base, acc, Part::ControlsFirst);
+    add_cost_to_go_part::<M>(ws, nx, nu, t, base, acc, Part::StateRows);
+}
+
+/// Which part of [`add_cost_to_go`]: `P F`, the `Q_uu` block and `q` (what the box QP needs
+/// first), or the state rows `[Q_xx Q_xu]` from that `P F` (independent of the box QP: after
+/// it in program order, they fill the latency of its factorisation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    ControlsFirst,
+    StateRows,
+}
+
+/// One [`Part`] of [`add_cost_to_go_with`] (`ControlsFirst` before `StateRows`, with the same
+/// `base` and workspace in between).
+#[inline(always)]
+pub(crate) fn add_cost_to_go_part<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64], part: Part) {
     let n = nx + nu;
     // F = [A B] and P F in rows of whole vectors (zero padding: two 8-wide products per row
     // of the quadrotor's 14 entries, not an 8-, a 4- and a 2-wide one).
@@ -64,6 +82,22 @@ fn add_cost_to_go_with<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: us
     let acc = &mut acc[..s];
     let a = &ws.lin.a[t * nx * nx..(t + 1) * nx * nx];
     let b = &ws.lin.b[t * nx * nu..(t + 1) * nx * nu];
+    if part == Part::StateRows {
+        let pf = &ws.ric.pf[..nx * s];
+        let qzz = &mut ws.ric.qzz[..n * n];
+        // Rows i < nx of [Q_xx Q_xu] += Σ_k A[k][i] PF_k (the padding's sums are not stored).
+        for i in 0..nx {
+            acc[..n].copy_from_slice(&base.unwrap_or(qzz)[i * n..(i + 1) * n]);
+            for k in 0..nx {
+                let aki = a[k * nx + i];
+                if aki != 0.0 {
+                    axpy::<M>(acc, aki, &pf[k * s..(k + 1) * s]);
+                }
+            }
+            qzz[i * n..(i + 1) * n].copy_from_slice(&acc[..n]);
+        }
+        return;
+    }
     let p = &ws.ric.p[..nx * nx];
     let f = &mut ws.ric.f[..nx * s];
     for m in 0..nx {
@@ -84,17 +118,6 @@ fn add_cost_to_go_with<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: us
         pf[k * s..(k + 1) * s].copy_from_slice(acc);
     }
     let qzz = &mut ws.ric.qzz[..n * n];
-    // Rows i < nx of [Q_xx Q_xu] += Σ_k A[k][i] PF_k (the padding's sums are not stored).
-    for i in 0..nx {
-        acc[..n].copy_from_slice(&base.unwrap_or(qzz)[i * n..(i + 1) * n]);
-        for k in 0..nx {
-            let aki = a[k * nx + i];
-            if aki != 0.0 {
-                axpy::<M>(acc, aki, &pf[k * s..(k + 1) * s]);
-            }
-        }
-        qzz[i * n..(i + 1) * n].copy_from_slice(&acc[..n]);
-    }
     // Q_uu row i += Σ_k B[k][i] PB_k.
     for i in 0..nu {
         let au = &mut acc[..nu];
@@ -286,10 +309,10 @@ pub(crate) fn riccati<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &Prob
                 for ((q, c), h) in ws.ric.qzz[..n * n].iter_mut().zip(cm).zip(&ws.adj.hess[..n * n]) {
                     *q = c + h;
                 }
-                add_cost_to_go::<M>(ws, nx, nu, t);
-            } else {
-                add_cost_to_go_onto::<M>(ws, nx, nu, t, cm);
             }
+            // What the box QP needs now; the state rows after it (`Part`).
+            let base = if ddp { None } else { Some(cm) };
+            with_row_acc!(ws, n, acc => add_cost_to_go_part::<M>(ws, nx, nu, t, base, acc, Part::ControlsFirst));
         } else {
             ws.ric.qzz.copy_from_slice(cm);
         }
@@ -317,6 +340,10 @@ pub(crate) fn riccati<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &Prob
             } else {
                 RiccatiOutcome::NonFinite
             };
+        }
+        if t + 1 < tt {
+            let base = if ddp { None } else { Some(cm) };
+            with_row_acc!(ws, n, acc => add_cost_to_go_part::<M>(ws, nx, nu, t, base, acc, Part::StateRows));
         }
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere. The rows
         // of Q_ux: Q_xu's columns where add_cost_to_go ran (it leaves Q_ux unwritten), else
