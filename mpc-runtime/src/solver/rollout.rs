@@ -167,7 +167,7 @@ fn rollout_trial_with<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
         }
         let ut = &mut ws.traj.ut[t * nu..(t + 1) * nu];
         for i in 0..nu {
-            ut[i] = v[i].max(lo[i]).min(hi[i]);
+            ut[i] = clamp(v[i], lo[i], hi[i]);
         }
         stage_z(&mut ws.scratch.z, &ws.traj.xt, &ws.traj.ut, nx, nu, t);
         let (q, l) =
@@ -180,6 +180,18 @@ fn rollout_trial_with<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
         }
     }
     (j, sc)
+}
+
+/// A trial control `v` clamped to `[lo, hi]` (`lo ≤ hi`, neither NaN) by compare and select:
+/// `v.max(lo).min(hi)` (`lo` for a NaN `v`) but for the sign of a zero result (`f64::max` and
+/// `min` leave a tie of `±0` open). Every trial rollout (per problem, step sizes in lanes,
+/// problems in lanes) clamps with it, so they agree to the bit; unlike `f64::max`/`min` (which
+/// must also handle a NaN bound) it vectorises across lanes, and the lanes' controls are stored
+/// as whole vectors (element stores read back as vectors stalled the dynamics' chain).
+#[inline(always)]
+pub(crate) fn clamp(v: f64, lo: f64, hi: f64) -> f64 {
+    let m = if v >= lo { v } else { lo };
+    if m <= hi { m } else { hi }
 }
 
 /// Linearise the dynamics along `ws.traj.x`, `ws.traj.u` (stages 0..T-2) into `ws.lin.a`, `ws.lin.b`.
@@ -204,6 +216,25 @@ mod tests {
     /// `off_diagonal_zeros` against the entrywise definitions, for one non-zero, `-0` or NaN at
     /// every position of blocks of size 1 to 6, with diagonals of non-zero, `±0` or NaN entries
     /// (a diagonal entry never counts).
+    /// `clamp` is `v.max(lo).min(hi)` for every `v` (NaN and infinities included) and bounds
+    /// (infinite ones included), to the bit but for the sign of a zero result.
+    #[test]
+    fn clamp_equals_max_min_up_to_the_sign_of_zero() {
+        let vals = [f64::NEG_INFINITY, -3.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0, f64::INFINITY, f64::NAN];
+        let bounds = [f64::NEG_INFINITY, -1.0, -0.0, 0.0, 1.0, f64::INFINITY];
+        for &v in &vals {
+            for &lo in &bounds {
+                for &hi in bounds.iter().filter(|&&h| h >= lo) {
+                    let (c, r) = (clamp(v, lo, hi), v.max(lo).min(hi));
+                    assert_eq!(c, r, "v={v} lo={lo} hi={hi}");
+                    assert!(c.to_bits() == r.to_bits() || c == 0.0, "v={v} lo={lo} hi={hi}: {c} against {r}");
+                }
+            }
+        }
+        assert_eq!(clamp(f64::NAN, -2.0, 5.0), -2.0);
+        assert_eq!(clamp(-0.0f64, 0.0, 1.0).to_bits(), (-0.0f64).to_bits());
+    }
+
     #[test]
     fn off_diagonal_zeros_equal_the_entrywise_tests() {
         for n in 1..=6 {

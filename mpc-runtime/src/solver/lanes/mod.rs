@@ -32,7 +32,7 @@ use super::boxqp::BoxQp;
 use boxqp::{LaneBoxQp, solve_interior};
 use super::ilqr::escalate;
 use super::isa::isa_builds;
-use super::rollout::off_diagonal_zeros;
+use super::rollout::{clamp, off_diagonal_zeros};
 use super::{Bound, Lanes, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
@@ -617,9 +617,7 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut LaneWorkspace, alpha: f64) -> (V, 
             let (lo, hi) = (&ws.lo[t * nu..(t + 1) * nu], &ws.hi[t * nu..(t + 1) * nu]);
             let ut = &mut ws.ut[t * nu..(t + 1) * nu];
             for i in 0..nu {
-                for l in 0..LANES {
-                    ut[i][l] = v[i][l].max(lo[i][l]).min(hi[i][l]);
-                }
+                ut[i] = std::array::from_fn(|l| clamp(v[i][l], lo[i][l], hi[i][l]));
             }
         }
         add_stage_cost(ws, nx, nu, true, t, &mut z, &mut j, &mut sc);

@@ -12,7 +12,7 @@
 use super::{LANES, V, ZERO, enabled, finite_lanes};
 use crate::solver::aligned::Aligned;
 use crate::model::Dynamics;
-use crate::solver::rollout::stage_cost_parts;
+use crate::solver::rollout::{clamp, stage_cost_parts};
 use crate::solver::workspace::Workspace;
 use crate::solver::{Lanes, LineSearchRule, ProblemRef, SolverOptions};
 
@@ -89,9 +89,7 @@ pub(crate) fn rollout_trials<D: Dynamics>(d: &D, ws: &mut Workspace, p: &Problem
             let (lo, hi) = (&ws.data.lo[t * nu..(t + 1) * nu], &ws.data.hi[t * nu..(t + 1) * nu]);
             let ut = &mut tr.u[t * nu..(t + 1) * nu];
             for i in 0..nu {
-                for l in 0..LANES {
-                    ut[i][l] = v[i][l].max(lo[i]).min(hi[i]);
-                }
+                ut[i] = std::array::from_fn(|l| clamp(v[i][l], lo[i], hi[i]));
             }
         }
         // The stage cost, per lane as `rollout::stage_cost_parts`.
