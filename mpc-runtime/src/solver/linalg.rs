@@ -64,95 +64,65 @@ pub fn cholesky_from(src: &[f64], l: &mut [f64], n: usize, rel_tol: f64) -> bool
     cholesky_core(Some(&src[..n * n]), l, n, rel_tol)
 }
 
-/// [`cholesky`] of `src`, or of `a` itself, into `a`.
+/// [`cholesky`] of `src`, or of `a` itself, into `a`: for orders up to [`SMALL`] on a local
+/// array (in registers once the size is a constant) written to `a` at the end, beyond in place.
+/// In place, each entry of `L` is stored and read back for the next column, on the
+/// factorisation's chain of dependent operations, and where two scalar stores are read back as
+/// one vector that is a store-forwarding stall (the box QP of every Riccati stage factors its
+/// `nu × nu` block). Nothing is written to a small `a` when `A` is not positive definite.
 #[inline(always)]
 fn cholesky_core(src: Option<&[f64]>, a: &mut [f64], n: usize, rel_tol: f64) -> bool {
-    if n <= SMALL { cholesky_small(src, a, n, rel_tol) } else { cholesky_in_place(src, a, n, rel_tol) }
-}
-
-/// [`cholesky_core`] entry by entry in `a` (any order).
-#[inline(always)]
-#[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
-fn cholesky_in_place(src: Option<&[f64]>, a: &mut [f64], n: usize, rel_tol: f64) -> bool {
     let a = &mut a[..n * n];
-    // Entry k of A as it was before the factorisation.
-    let orig = |a: &[f64], k: usize| match src {
-        Some(s) => s[k],
-        None => a[k],
-    };
-    let mut dmax = 0.0f64;
-    for i in 0..n {
-        dmax = dmax.max(orig(a, i * n + i).abs());
+    if n > SMALL {
+        return cholesky_into(src, a, n, n, rel_tol);
     }
-    let floor = rel_tol * dmax;
-    for j in 0..n {
-        let mut d = orig(a, j * n + j);
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        if !(d > floor) || !d.is_finite() {
-            return false;
-        }
-        let ljj = d.sqrt();
-        a[j * n + j] = ljj;
-        for i in j + 1..n {
-            let mut s = orig(a, i * n + j);
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / ljj;
-        }
-        for i in 0..j {
-            a[i * n + j] = 0.0;
-        }
+    let mut l = [0.0f64; SMALL * SMALL];
+    if !cholesky_into(Some(src.unwrap_or(&*a)), &mut l, SMALL, n, rel_tol) {
+        return false;
+    }
+    for i in 0..n {
+        a[i * n..(i + 1) * n].copy_from_slice(&l[i * SMALL..i * SMALL + n]);
     }
     true
 }
 
-/// Largest order factorised in registers by [`cholesky_small`].
+/// Largest order factorised in registers by [`cholesky_core`].
 const SMALL: usize = 8;
 
-/// [`cholesky_core`] for `n ≤ SMALL`: the same operations in the same order, on a local array
-/// (in registers once the size is a constant) written to `a` at the end. The in-place form
-/// stores each entry of `L` and reads it back for the next column: on the factorisation's
-/// chain of dependent operations, and where two scalar stores are read back as one vector, a
-/// store-forwarding stall (the box QP of every Riccati stage runs this). Nothing is written
-/// when `A` is not positive definite.
+/// The factorisation of the `n × n` matrix `src` (row-major; `None`: `l` itself, `stride` then
+/// `n`) into `l` (row stride `stride`): `L` on and below the diagonal, zeros above.
 #[inline(always)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
-fn cholesky_small(src: Option<&[f64]>, a: &mut [f64], n: usize, rel_tol: f64) -> bool {
-    let a = &mut a[..n * n];
-    let orig = |k: usize| match src {
-        Some(s) => s[k],
-        None => a[k],
+fn cholesky_into(src: Option<&[f64]>, l: &mut [f64], stride: usize, n: usize, rel_tol: f64) -> bool {
+    // Entry (i, j) of A as it was before the factorisation (in place, read before it is written).
+    let orig = |l: &[f64], i: usize, j: usize| match src {
+        Some(s) => s[i * n + j],
+        None => l[i * stride + j],
     };
-    let mut l = [0.0f64; SMALL * SMALL];
     let mut dmax = 0.0f64;
     for i in 0..n {
-        dmax = dmax.max(orig(i * n + i).abs());
+        dmax = dmax.max(orig(l, i, i).abs());
     }
     let floor = rel_tol * dmax;
     for j in 0..n {
-        let mut d = orig(j * n + j);
+        let mut d = orig(l, j, j);
         for k in 0..j {
-            d -= l[j * SMALL + k] * l[j * SMALL + k];
+            d -= l[j * stride + k] * l[j * stride + k];
         }
         if !(d > floor) || !d.is_finite() {
             return false;
         }
         let ljj = d.sqrt();
-        l[j * SMALL + j] = ljj;
+        l[j * stride + j] = ljj;
         for i in j + 1..n {
-            let mut s = orig(i * n + j);
+            let mut s = orig(l, i, j);
             for k in 0..j {
-                s -= l[i * SMALL + k] * l[j * SMALL + k];
+                s -= l[i * stride + k] * l[j * stride + k];
             }
-            l[i * SMALL + j] = s / ljj;
+            l[i * stride + j] = s / ljj;
         }
-    }
-    for i in 0..n {
-        for j in 0..n {
-            a[i * n + j] = if j <= i { l[i * SMALL + j] } else { 0.0 };
+        for i in 0..j {
+            l[i * stride + j] = 0.0;
         }
     }
     true
@@ -404,10 +374,12 @@ mod tests {
     }
 
     /// The factorisation in registers (orders up to `SMALL`) gives the in-place one's bits, from
-    /// a source or in place, and the same verdict on matrices that are not positive definite.
+    /// a source or in place, and the same verdict on matrices that are not positive definite
+    /// (leaving the matrix as it was where it is small).
     #[test]
     fn small_cholesky_equals_the_in_place_one_to_the_bit() {
         let mut rng = StdRng::seed_from_u64(17);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for n in 1..=SMALL {
             for trial in 0..20 {
                 let g: Vec<f64> = (0..n * n).map(|_| rng.random_range(-1.0..1.0)).collect();
@@ -417,22 +389,21 @@ mod tests {
                         a[i * n + j] = (0..n).map(|k| g[i * n + k] * g[j * n + k]).sum::<f64>() + if i == j { 0.1 } else { 0.0 };
                     }
                 }
-                if trial % 5 == 4 {
+                let bad = trial % 5 == 4;
+                if bad {
                     a[(n - 1) * n + n - 1] = -1.0; // not positive definite
                 }
-                let (mut l1, mut l2) = (vec![f64::NAN; n * n], vec![f64::NAN; n * n]);
-                let ok1 = cholesky_small(Some(&a), &mut l1, n, 1e-13);
-                let ok2 = cholesky_in_place(Some(&a), &mut l2, n, 1e-13);
-                assert_eq!(ok1, ok2, "n={n} trial={trial}");
-                assert_eq!(ok1, trial % 5 != 4, "n={n} trial={trial}");
-                let (mut b1, mut b2) = (a.clone(), a.clone());
-                assert_eq!(cholesky_small(None, &mut b1, n, 1e-13), ok1);
-                assert_eq!(cholesky_in_place(None, &mut b2, n, 1e-13), ok1);
+                let (mut l1, mut l2) = (vec![f64::NAN; n * n], a.clone());
+                let ok1 = cholesky_from(&a, &mut l1, n, 1e-13);
+                let ok2 = cholesky_into(None, &mut l2, n, n, 1e-13);
+                assert_eq!((ok1, ok2), (!bad, !bad), "n={n} trial={trial}");
+                let mut b1 = a.clone();
+                assert_eq!(cholesky(&mut b1, n, 1e-13), ok1);
                 if ok1 {
-                    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(bits(&l1), bits(&l2), "n={n} trial={trial}");
                     assert_eq!(bits(&b1), bits(&l2), "in place, n={n} trial={trial}");
-                    assert_eq!(bits(&b2), bits(&l2), "in place, n={n} trial={trial}");
+                } else {
+                    assert_eq!(bits(&b1), bits(&a), "a failed small factorisation leaves the matrix as it was");
                 }
             }
         }
