@@ -66,7 +66,7 @@ fn add_cost_to_go_with<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: us
 /// first), or the state rows `[Q_xx Q_xu]` from that `P F` (independent of the box QP: after
 /// it in program order, they fill the latency of its factorisation).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Part {
+enum Part {
     ControlsFirst,
     StateRows,
 }
@@ -74,7 +74,7 @@ pub(crate) enum Part {
 /// One [`Part`] of [`add_cost_to_go_with`] (`ControlsFirst` before `StateRows`, with the same
 /// `base` and workspace in between).
 #[inline(always)]
-pub(crate) fn add_cost_to_go_part<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64], part: Part) {
+fn add_cost_to_go_part<M: Arith>(ws: &mut Workspace, nx: usize, nu: usize, t: usize, base: Option<&[f64]>, acc: &mut [f64], part: Part) {
     let n = nx + nu;
     // F = [A B] and P F in rows of whole vectors (zero padding: two 8-wide products per row
     // of the quadrotor's 14 entries, not an 8-, a 4- and a 2-wide one).
@@ -301,6 +301,8 @@ pub(crate) fn riccati<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &Prob
     for t in (0..tt).rev() {
         let cm = &p.cm[t * n * n..(t + 1) * n * n];
         let cv = &p.cv[t * n..(t + 1) * n];
+        // The stage Hessian under `Fᵀ P F`: `C_t`, or (DDP) `C_t + Σ p_i ∇²f_i` in `ws.ric.qzz`.
+        let base = if ddp { None } else { Some(cm) };
         stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
         stage_gradient(&mut ws.ric.qz, cm, cv, &ws.scratch.z, n, ws.data.cdiag[t]);
         if t + 1 < tt {
@@ -311,7 +313,6 @@ pub(crate) fn riccati<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &Prob
                 }
             }
             // What the box QP needs now; the state rows after it (`Part`).
-            let base = if ddp { None } else { Some(cm) };
             with_row_acc!(ws, n, acc => add_cost_to_go_part::<M>(ws, nx, nu, t, base, acc, Part::ControlsFirst));
         } else {
             ws.ric.qzz.copy_from_slice(cm);
@@ -342,7 +343,6 @@ pub(crate) fn riccati<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &Prob
             };
         }
         if t + 1 < tt {
-            let base = if ddp { None } else { Some(cm) };
             with_row_acc!(ws, n, acc => add_cost_to_go_part::<M>(ws, nx, nu, t, base, acc, Part::StateRows));
         }
         // Feedback gains on the free controls: K_f = -Q_ff⁻¹ Q_fx; zero rows elsewhere. The rows
