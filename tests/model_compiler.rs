@@ -136,12 +136,22 @@ fn cuda_source_is_marked_generated_and_has_fixed_sizes() {
     }
     assert!(Oscillator::CUDA_SOURCE.contains("CONTROL_LOWER[NU] = {-MPC_INF};"));
     // The Rust and CUDA code come from one schedule: the same temporaries in the same order.
-    // Rust keeps them in one flat array, each slot commented with the CUDA name.
-    let rust_temps: Vec<&str> = Bicycle::GENERATED_RUST.split("; // ").skip(1).map(|s| s.split('\n').next().unwrap()).collect();
+    // Rust keeps them in one flat array, each slot commented with the CUDA name (`sin` and
+    // `cos` of one argument set by one call, the second named by a comment at its own place).
+    let rust_temps: Vec<&str> = Bicycle::GENERATED_RUST
+        .lines()
+        .filter_map(|l| l.split_once("// t").map(|(_, rest)| &l[l.len() - rest.len() - 1..]))
+        .map(|t| t.split(' ').next().unwrap())
+        .collect();
     assert!(!rust_temps.is_empty());
     assert!(!Bicycle::GENERATED_RUST.contains("let t"), "a temporary bound by its own `let` (one nested scope each)");
     let cuda_temps: Vec<&str> = src.split("const T ").skip(1).map(|s| s.split(' ').next().unwrap()).filter(|t| t.starts_with('t') && t.ends_with('_')).collect();
     assert_eq!(rust_temps, cuda_temps);
+    // The bicycle's sin(yaw) and cos(yaw): one argument reduction for both, in every function.
+    for f in ["__math::sin(", "__math::cos(", "__lane::sin(", "__lane::cos("] {
+        assert!(!Bicycle::GENERATED_RUST.contains(f), "{f} apart from its pair");
+    }
+    assert!(Bicycle::GENERATED_RUST.contains("= __math::sin_cos(") && Bicycle::GENERATED_RUST.contains("= __lane::sin_cos("));
 }
 
 #[test]

@@ -100,6 +100,11 @@ impl Graph {
         self.nodes.len()
     }
 
+    /// The id of `n` where the graph holds it.
+    pub fn find(&self, n: Node) -> Option<Id> {
+        self.index.get(&n).copied()
+    }
+
     fn intern(&mut self, n: Node) -> Id {
         if let Some(&id) = self.index.get(&n) {
             return id;

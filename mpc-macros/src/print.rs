@@ -51,6 +51,12 @@ pub trait Printer {
     fn prologue(&self, temps: usize, indent: &str) -> String;
     /// The statement defining temporary `slot` (node `id`) as `rhs`.
     fn define(&self, slot: usize, id: Id, rhs: &str, indent: &str) -> String;
+    /// Where the language has one call for both: the statement defining the temporaries of
+    /// `sin a` and of `cos a` (slot, node) at once, printed where the first of the two is
+    /// scheduled (`first`), and the line (a comment) printed where the second one is.
+    fn define_sin_cos(&self, _sin: (usize, Id), _cos: (usize, Id), _a: &str, _first: Id, _indent: &str) -> Option<(String, String)> {
+        None
+    }
 }
 
 /// Rust: `f64` methods, temporaries in one array `__t` (see the module doc).
@@ -98,6 +104,13 @@ impl Printer for RustPrinter {
     }
     fn define(&self, slot: usize, id: Id, rhs: &str, indent: &str) -> String {
         format!("{indent}__t[{slot}] = {rhs}; // t{id}_\n")
+    }
+    fn define_sin_cos(&self, sin: (usize, Id), cos: (usize, Id), a: &str, first: Id, indent: &str) -> Option<(String, String)> {
+        let second = if first == sin.1 { cos.1 } else { sin.1 };
+        Some((
+            format!("{indent}(__t[{}], __t[{}]) = __math::sin_cos({a}); // t{first}_ (and t{second}_)\n", sin.0, cos.0),
+            format!("{indent}// t{second}_ is set with t{first}_\n"),
+        ))
     }
 }
 
@@ -162,6 +175,13 @@ impl Printer for RustLanesPrinter {
         // `/* tN_ */`, not `// tN_`: the one-problem code's slots are matched against the CUDA
         // temporaries by their `; // ` comments.
         format!("{indent}__t[{slot}] = {rhs}; /* t{id}_ */\n")
+    }
+    fn define_sin_cos(&self, sin: (usize, Id), cos: (usize, Id), a: &str, first: Id, indent: &str) -> Option<(String, String)> {
+        let second = if first == sin.1 { cos.1 } else { sin.1 };
+        Some((
+            format!("{indent}(__t[{}], __t[{}]) = __lane::sin_cos({a}); /* t{first}_ (and t{second}_) */\n", sin.0, cos.0),
+            format!("{indent}/* t{second}_ is set with t{first}_ */\n"),
+        ))
     }
 }
 
@@ -331,9 +351,35 @@ pub fn body<P: Printer + ?Sized>(g: &Graph, names: &Names, pr: &P, targets: &[(S
     for &t in &stores[0] {
         store(&mut out, t);
     }
+    // `sin a` and `cos a` both scheduled: one call for both where the printer has one (one
+    // argument reduction instead of two; the same bits).
+    let sin_cos_of = |id: Id| match g.node(id) {
+        Node::Unary(op @ (Unary::Sin | Unary::Cos), a) => {
+            let other = if op == Unary::Sin { Unary::Cos } else { Unary::Sin };
+            let partner = g.find(Node::Unary(other, a)).filter(|&p| pos[p] != usize::MAX)?;
+            let (s, c) = if op == Unary::Sin { (id, partner) } else { (partner, id) };
+            Some((s, c, a))
+        }
+        _ => None,
+    };
+    // The line of the second of each pair printed at the first one.
+    let mut later: Vec<Option<String>> = vec![None; order.len()];
     for (k, &id) in order.iter().enumerate() {
-        let r = rhs(g, names, pr, slots, id);
-        out.push_str(&pr.define(k, id, &r, indent));
+        let pair = sin_cos_of(id).filter(|&(s, c, _)| pos[s].max(pos[c]) > k);
+        let paired = pair.and_then(|(s, c, a)| {
+            pr.define_sin_cos((pos[s], s), (pos[c], c), &operand(g, names, pr, slots, a), id, indent).map(|l| (l, pos[s].max(pos[c])))
+        });
+        match (later[k].take(), paired) {
+            (Some(line), _) => out.push_str(&line),
+            (None, Some(((first, second), at))) => {
+                out.push_str(&first);
+                later[at] = Some(second);
+            }
+            (None, None) => {
+                let r = rhs(g, names, pr, slots, id);
+                out.push_str(&pr.define(k, id, &r, indent));
+            }
+        }
         for &t in &stores[k + 1] {
             store(&mut out, t);
         }
