@@ -3,6 +3,7 @@
 //! the linearisation along the iterate.
 
 use super::linalg::quad_cost_parts;
+use super::riccati::transpose_gains;
 use super::workspace::{Workspace, with_row_acc};
 use super::{Bound, ProblemRef};
 use crate::model::Dynamics;
@@ -143,6 +144,7 @@ fn rollout_trial_with<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRef<'_>
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     let v = &mut acc[..nu];
+    transpose_gains(ws, nx, nu);
     ws.traj.xt[..nx].copy_from_slice(&p.x_init[..nx]);
     let mut j = 0.0;
     let mut sc = 0.0;

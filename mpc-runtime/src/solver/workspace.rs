@@ -52,8 +52,11 @@ pub(crate) struct Riccati {
     /// Feed-forward steps `k` (T×nu) and feedback gains `K` (T×nu×nx).
     pub k: Aligned<f64>,
     pub kk: Aligned<f64>,
-    /// `K` transposed per stage (T×nx×nu), for the line search's rollouts.
+    /// `K` transposed per stage (T×nx×nu), for the one-problem trial rollout (one vector
+    /// operation per state there), and whether it is that of the gains in `kk` (transposed
+    /// on that rollout's demand: the line search with step sizes in lanes reads `kk`).
     pub kkt: Aligned<f64>,
+    pub kkt_current: bool,
     /// Cost-to-go Hessian `P` (nx×nx) and gradient `p` (nx).
     pub p: Aligned<f64>,
     pub pv: Aligned<f64>,
@@ -147,6 +150,7 @@ impl Workspace {
                 k: v(t * nu),
                 kk: v(t * nu * nx),
                 kkt: v(t * nx * nu),
+                kkt_current: false,
                 p: v(nx * nx),
                 pv: v(nx),
                 qzz: v(n * n),

@@ -66,7 +66,7 @@ pub(crate) fn rollout_trials<D: Dynamics>(d: &D, ws: &mut Workspace, p: &Problem
             let v = &mut v[..nu];
             let xt = &tr.x[t * nx..(t + 1) * nx];
             let x = &ws.traj.x[t * nx..(t + 1) * nx];
-            let kkt = &ws.ric.kkt[t * nx * nu..(t + 1) * nx * nu];
+            let kk = &ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
             let u = &ws.traj.u[t * nu..(t + 1) * nu];
             let k = &ws.ric.k[t * nu..(t + 1) * nu];
             for i in 0..nu {
@@ -79,10 +79,11 @@ pub(crate) fn rollout_trials<D: Dynamics>(d: &D, ws: &mut Workspace, p: &Problem
                 for l in 0..LANES {
                     dxj[l] = xt[jx][l] - x[jx];
                 }
-                let col = &kkt[jx * nu..(jx + 1) * nu];
+                // Column jx of K: one broadcast per entry, as a column of `Kᵀ` would be.
                 for i in 0..nu {
+                    let kij = kk[i * nx + jx];
                     for l in 0..LANES {
-                        v[i][l] += col[i] * dxj[l];
+                        v[i][l] += kij * dxj[l];
                     }
                 }
             }
