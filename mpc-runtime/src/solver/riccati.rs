@@ -282,7 +282,7 @@ fn copy_column(upper: &mut [f64], row: &[f64], i: usize, n: usize) {
 /// Not part of the Riccati pass: only the one-problem trial rollout reads `Kᵀ` (the line
 /// search with step sizes in lanes reads `K`'s entries as they are), and in the pass the
 /// transposition's element loads of the rows the gain solve had just stored sat in every
-/// stage (2.5 % of the quadrotor's B = 1, T = 10 forward solve, side by side).
+/// stage (3 % of the quadrotor's B = 1, T = 10 forward solve, side by side).
 #[inline(always)]
 pub(crate) fn transpose_gains(ws: &mut Workspace, nx: usize, nu: usize) {
     if ws.ric.kkt_current {
