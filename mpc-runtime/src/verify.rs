@@ -138,7 +138,9 @@ pub fn check_lanes<D: Dynamics>(model: &D, xs: &[Vec<f64>], us: &[Vec<f64>]) -> 
 /// reason, KKT residual; the gradients of a fixed upstream gradient in the options' mode):
 /// `Err(what differs)` otherwise. Each problem alone is solved twice, once with no lane code
 /// at all ([`Lanes::Never`], the scalar reference) and once with its line search's step sizes
-/// in lanes ([`Lanes::Always`] on one problem); both must give the batch's bits.
+/// in lanes ([`Lanes::Always`] on one problem); both must give the batch's bits. The batch
+/// solved and differentiated with [`Lanes::Auto`] in the current rayon pool (whole groups for
+/// the threads, the rest one by one) must give them too.
 pub fn check_batch_matches_single<D: Dynamics + Clone>(
     model: &D,
     horizon: usize,
@@ -152,9 +154,20 @@ pub fn check_batch_matches_single<D: Dynamics + Clone>(
     let up = |len: usize, salt: f64| (0..len).map(|k| (0.7 * k as f64 + salt).sin() * (1.0 + (k % 3) as f64)).collect::<Vec<f64>>();
     let (gx, gu) = (up(batch.size * t * nx, 0.3), up(batch.size * t * nu, 1.1));
     let grads = all.try_backward(batch, &sol, &gx, &gu).map_err(|e| e.to_string())?;
+    let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let mut auto = Solver::new(model.clone(), t, SolverOptions { lanes: Lanes::Auto, ..options.clone() });
+    let sa = auto.try_solve(batch).map_err(|e| e.to_string())?;
+    let ga = auto.try_backward(batch, &sa, &gx, &gu).map_err(|e| e.to_string())?;
+    let same_auto = [(&sa.x, &sol.x), (&sa.u, &sol.u), (&sa.cost, &sol.cost), (&sa.kkt_residual, &sol.kkt_residual)]
+        .iter()
+        .chain(&[(&ga.cost_hess, &grads.cost_hess), (&ga.cost_lin, &grads.cost_lin), (&ga.x_init, &grads.x_init)])
+        .all(|(a, b)| bits(a) == bits(b))
+        && (&sa.iterations, &sa.stop, &ga.status) == (&sol.iterations, &sol.stop, &grads.status);
+    if !same_auto {
+        return Err(format!("B = {}: the batch under Lanes::Auto differs from the batch in lane groups", batch.size));
+    }
     let mut one = Solver::new(model.clone(), t, SolverOptions { lanes: Lanes::Never, ..options.clone() });
     let mut one_trials = Solver::new(model.clone(), t, SolverOptions { lanes: Lanes::Always, ..options.clone() });
-    let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     let n = nx + nu;
     for i in 0..batch.size {
         let single = batch.single(i, t, nx, nu);

@@ -62,8 +62,25 @@ impl<'a> Batch<'a> {
 
     /// Problem `i` as a batch of one (borrowing the same data).
     pub fn single(&self, i: usize, horizon: usize, nx: usize, nu: usize) -> Batch<'a> {
-        let p = self.problem(i, horizon, nx, nu);
-        Batch { size: 1, x_init: p.x_init, cost_hess: p.cm, cost_lin: p.cv, u_lower: p.lower, u_upper: p.upper, u_init: p.u_init }
+        self.range(i, i + 1, horizon, nx, nu)
+    }
+
+    /// Problems `i0..i1` as a batch (borrowing the same data).
+    pub fn range(&self, i0: usize, i1: usize, horizon: usize, nx: usize, nu: usize) -> Batch<'a> {
+        let n = nx + nu;
+        let part = |b: Bound<'a>| match b {
+            Bound::PerStage(s) => Bound::PerStage(&s[i0 * horizon * nu..i1 * horizon * nu]),
+            other => other,
+        };
+        Batch {
+            size: i1 - i0,
+            x_init: &self.x_init[i0 * nx..i1 * nx],
+            cost_hess: &self.cost_hess[i0 * horizon * n * n..i1 * horizon * n * n],
+            cost_lin: &self.cost_lin[i0 * horizon * n..i1 * horizon * n],
+            u_lower: part(self.u_lower),
+            u_upper: part(self.u_upper),
+            u_init: self.u_init.map(|u| &u[i0 * horizon * nu..i1 * horizon * nu]),
+        }
     }
 
     /// Check the lengths of every array against `B`, `T`, `nx`, `nu`.

@@ -177,7 +177,6 @@ impl<D: Dynamics> Solver<D> {
     fn solve_checked(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let bsz = batch.size;
-        let per = self.ensure_workspaces(bsz);
         crate::pages::resize(&mut sol.x, bsz * t * nx, 0.0);
         crate::pages::resize(&mut sol.u, bsz * t * nu, 0.0);
         sol.cost.resize(bsz, 0.0);
@@ -185,10 +184,29 @@ impl<D: Dynamics> Solver<D> {
         sol.converged.resize(bsz, false);
         sol.kkt_residual.resize(bsz, 0.0);
         sol.stop.resize(bsz, StopReason::default());
-        if lanes::pays(bsz, self.options.lanes) && lanes::lanes_apply(&self.model, &self.options) {
-            self.solve_lanes(batch, sol);
-            return;
+        let nl = if lanes::lanes_apply(&self.model, &self.options) { lanes::lane_count(bsz, self.options.lanes) } else { 0 };
+        // Problems 0..nl in lane groups, the others one by one: disjoint parts of the solution.
+        let (xl, xr) = sol.x.split_at_mut(nl * t * nx);
+        let (ul, ur) = sol.u.split_at_mut(nl * t * nu);
+        let (cl, cr) = sol.cost.split_at_mut(nl);
+        let (il, ir) = sol.iterations.split_at_mut(nl);
+        let (vl, vr) = sol.converged.split_at_mut(nl);
+        let (kl, kr) = sol.kkt_residual.split_at_mut(nl);
+        let (sl, sr) = sol.stop.split_at_mut(nl);
+        if nl > 0 {
+            self.solve_lanes(&batch.range(0, nl, t, nx, nu), xl, ul, StatsOut::of_fields(cl, il, vl, kl, sl));
         }
+        if nl < bsz {
+            self.solve_one_by_one(&batch.range(nl, bsz, t, nx, nu), xr, ur, StatsOut::of_fields(cr, ir, vr, kr, sr));
+        }
+    }
+
+    /// Every problem of `batch` on its own, in parallel; solutions into `x` (B×T×nx), `u`
+    /// (B×T×nu) and `out`.
+    fn solve_one_by_one(&mut self, batch: &Batch<'_>, x: &mut [f64], u: &mut [f64], mut out: StatsOut<'_>) {
+        let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
+        let bsz = batch.size;
+        let per = self.ensure_workspaces(bsz);
         let model = &self.model;
         let opts = &self.options;
         let run = |i: usize, ws: &mut Workspace, x: &mut [f64], u: &mut [f64]| -> Stats {
@@ -196,28 +214,29 @@ impl<D: Dynamics> Solver<D> {
             ilqr::solve_one(model, opts, ws, &p, x, u, None)
         };
         if bsz == 1 {
-            let s = run(0, &mut self.workspaces[0], &mut sol.x, &mut sol.u);
-            StatsOut::of(sol).set(0, s);
+            let s = run(0, &mut self.workspaces[0], x, u);
+            out.set(0, s);
             return;
         }
-        let xu = sol.x.par_chunks_mut(t * nx).zip(sol.u.par_chunks_mut(t * nu));
-        StatsOut::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
-            .for_each_problem(&mut self.workspaces, per, xu, |i, ws, (x, u)| run(i, ws, x, u));
+        let xu = x.par_chunks_mut(t * nx).zip(u.par_chunks_mut(t * nu));
+        out.for_each_problem(&mut self.workspaces, per, xu, |i, ws, (x, u)| run(i, ws, x, u));
     }
 
     /// The batch in groups of [`lanes::LANES`] problems solved in lock step (same results as
-    /// one by one), then each problem's KKT residual where the options ask for it.
-    fn solve_lanes(&mut self, batch: &Batch<'_>, sol: &mut Solution) {
+    /// one by one), then each problem's KKT residual where the options ask for it; solutions
+    /// into `x` (B×T×nx), `u` (B×T×nu) and `out`.
+    fn solve_lanes(&mut self, batch: &Batch<'_>, x: &mut [f64], u: &mut [f64], out: StatsOut<'_>) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let (bsz, ln) = (batch.size, lanes::LANES);
         let (slots, per) = self.ensure_lane_workspaces(bsz.div_ceil(ln));
+        self.ensure_workspaces(bsz);
         self.lane_stats.resize(bsz, Stats::default());
         let (model, opts) = (&self.model, &self.options);
         self.lane_workspaces[..slots]
             .par_iter_mut()
-            .zip(sol.x.par_chunks_mut(per * ln * t * nx))
-            .zip(sol.u.par_chunks_mut(per * ln * t * nu))
-            .zip(self.lane_stats.par_chunks_mut(per * ln))
+            .zip(x.par_chunks_mut(per * ln * t * nx))
+            .zip(u.par_chunks_mut(per * ln * t * nu))
+            .zip(self.lane_stats[..bsz].par_chunks_mut(per * ln))
             .enumerate()
             .for_each(|(si, (((ws, x), u), stats))| {
                 let groups = x.chunks_mut(ln * t * nx).zip(u.chunks_mut(ln * t * nu)).zip(stats.chunks_mut(ln));
@@ -229,23 +248,22 @@ impl<D: Dynamics> Solver<D> {
                 }
             });
         let stats = &self.lane_stats;
-        let us = &sol.u;
-        StatsOut::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
-            .for_each_problem(&mut self.workspaces, runs::plan(bsz).1, rayon::iter::repeat_n((), bsz), |i, ws, ()| {
-                let mut s = stats[i];
-                // As `ilqr::solve_one`: the residual of every returned solution but one whose
-                // initial rollout was already non-finite.
-                let initial = matches!(s.stop, StopReason::NonFinite(NonFinite::Rollout | NonFinite::Cost));
-                if opts.report_kkt && !initial {
-                    let p = batch.problem(i, t, nx, nu);
-                    s.kkt_residual = kkt::kkt_residual_at(model, ws, &p, &us[i * t * nu..(i + 1) * t * nu]);
-                    if !s.kkt_residual.is_finite() && !s.stop.non_finite() {
-                        s.stop = StopReason::NonFinite(NonFinite::Residual);
-                    }
-                    s.converged = s.stop.converged();
+        let us = &*u;
+        out.for_each_problem(&mut self.workspaces, runs::plan(bsz).1, rayon::iter::repeat_n((), bsz), |i, ws, ()| {
+            let mut s = stats[i];
+            // As `ilqr::solve_one`: the residual of every returned solution but one whose
+            // initial rollout was already non-finite.
+            let initial = matches!(s.stop, StopReason::NonFinite(NonFinite::Rollout | NonFinite::Cost));
+            if opts.report_kkt && !initial {
+                let p = batch.problem(i, t, nx, nu);
+                s.kkt_residual = kkt::kkt_residual_at(model, ws, &p, &us[i * t * nu..(i + 1) * t * nu]);
+                if !s.kkt_residual.is_finite() && !s.stop.non_finite() {
+                    s.stop = StopReason::NonFinite(NonFinite::Residual);
                 }
-                s
-            });
+                s.converged = s.stop.converged();
+            }
+            s
+        });
     }
 
     /// [`Backend::try_solve`] with an iteration trace per problem ([`IterationRecord`]s, in
@@ -343,8 +361,11 @@ impl<D: Dynamics> Solver<D> {
         self.lane_redo.clear();
         self.lane_redo.resize(bsz, true);
         let ln = lanes::LANES;
-        let lane_plan = (lanes::pays(bsz, self.options.lanes) && lanes::backward_applies(&self.model, mode, np))
-            .then(|| self.ensure_lane_workspaces(bsz.div_ceil(ln)));
+        // Problems 0..nl in lane groups ([`lanes::lane_count`], as the forward solve).
+        let nl = if lanes::backward_applies(&self.model, mode, np) { lanes::lane_count(bsz, self.options.lanes) } else { 0 };
+        let lane_plan = (nl > 0).then(|| self.ensure_lane_workspaces(nl.div_ceil(ln)));
+        // The run length of the problems after the lane groups alone.
+        let per_rest = self.ensure_workspaces(bsz - nl);
         let model = &self.model;
         if let Some((slots, per)) = lane_plan {
             // `dL/dC` far larger than the caches goes to memory with non-temporal stores, on
@@ -352,11 +373,11 @@ impl<D: Dynamics> Solver<D> {
             let stream = out.cost_hess.len() * std::mem::size_of::<f64>() >= STREAM_MIN_BYTES && streaming_stores_pay();
             self.lane_workspaces[..slots]
                 .par_iter_mut()
-                .zip(out.cost_hess.par_chunks_mut(per * ln * t * n * n))
-                .zip(out.cost_lin.par_chunks_mut(per * ln * t * n))
-                .zip(out.x_init.par_chunks_mut(per * ln * nx))
-                .zip(self.lane_redo.par_chunks_mut(per * ln))
-                .zip(out.status.par_chunks_mut(per * ln))
+                .zip(out.cost_hess[..nl * t * n * n].par_chunks_mut(per * ln * t * n * n))
+                .zip(out.cost_lin[..nl * t * n].par_chunks_mut(per * ln * t * n))
+                .zip(out.x_init[..nl * nx].par_chunks_mut(per * ln * nx))
+                .zip(self.lane_redo[..nl].par_chunks_mut(per * ln))
+                .zip(out.status[..nl].par_chunks_mut(per * ln))
                 .enumerate()
                 .for_each(|(si, (((((ws, gcm), gcv), gx0), redo), st))| {
                     let groups = gcm
@@ -368,7 +389,7 @@ impl<D: Dynamics> Solver<D> {
                     for (k, ((((gcm, gcv), gx0), redo), st)) in groups.enumerate() {
                         let (i0, g) = ((si * per + k) * ln, redo.len());
                         let probs: [ProblemRef<'_>; lanes::LANES] =
-                            std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
+                            std::array::from_fn(|l| batch.problem((i0 + l).min(nl - 1), t, nx, nu));
                         let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
                         let (failed, finite) = lanes::backward_lanes(
                             model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0, stream,
@@ -405,15 +426,19 @@ impl<D: Dynamics> Solver<D> {
             let gp = if np > 0 { &mut out.params[..] } else { &mut out.params[..0] };
             out.status[0] = run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init, gp);
         } else {
-            let outputs = out
-                .cost_hess
+            // From the first problem left: those after the lane groups, in runs of their own
+            // (the lane groups done, they alone share the threads), unless a lane problem
+            // was left too (a group that fell back), then from the start.
+            let first = if redo[..nl].contains(&true) { 0 } else { nl };
+            let per = if first == 0 { per } else { per_rest };
+            let outputs = out.cost_hess[first * t * n * n..]
                 .par_chunks_mut(t * n * n)
-                .zip(out.cost_lin.par_chunks_mut(t * n))
-                .zip(out.x_init.par_chunks_mut(nx))
-                .zip(out.params.par_chunks_mut(chunk))
-                .zip(out.status.par_iter_mut());
-            runs::for_each_in_runs(&mut self.workspaces, per, outputs, |i, ws, ((((gcm, gcv), gx0), gp), st)| {
-                let gp = if np > 0 { gp } else { &mut gp[..0] };
+                .zip(out.cost_lin[first * t * n..].par_chunks_mut(t * n))
+                .zip(out.x_init[first * nx..].par_chunks_mut(nx))
+                .zip(out.params[first * chunk..].par_chunks_mut(chunk))
+                .zip(out.status[first..].par_iter_mut());
+            runs::for_each_in_runs(&mut self.workspaces, per, outputs, |k, ws, ((((gcm, gcv), gx0), gp), st)| {
+                let (i, gp) = (first + k, if np > 0 { gp } else { &mut gp[..0] });
                 if redo[i] {
                     *st = run(i, ws, gcm, gcv, gx0, gp);
                 }

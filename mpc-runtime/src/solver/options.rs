@@ -56,9 +56,9 @@ pub enum LineSearchRule {
 /// only the speed differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Lanes {
-    /// Where it was measured to pay (`bench/results/cpu-lanes-2026-12-03.md`,
-    /// `bench/results/cpu-backward-2026-12-03.md`): the forward solve and the backward pass
-    /// when every thread of the pool gets at least two groups.
+    /// Where it was measured to pay (`bench/results/cpu-lanes-split-2026-12-05.md`): whole
+    /// groups in equal shares for the pool's threads (a multiple of the thread count), the
+    /// remaining problems one by one beside them, in the forward solve and the backward pass.
     #[default]
     Auto,
     /// Whenever the batch holds at least one whole group and the options allow it.

@@ -104,11 +104,6 @@ pub(crate) struct StatsOut<'a> {
 }
 
 impl<'a> StatsOut<'a> {
-    /// The fields of `sol` (sized for the batch).
-    pub(crate) fn of(sol: &'a mut Solution) -> Self {
-        Self::of_fields(&mut sol.cost, &mut sol.iterations, &mut sol.converged, &mut sol.kkt_residual, &mut sol.stop)
-    }
-
     /// The fields given one by one (so that the caller can borrow the solution's other fields).
     pub(crate) fn of_fields(
         cost: &'a mut [f64],

@@ -57,18 +57,25 @@ fn enabled() -> bool {
     !*OFF.get_or_init(|| std::env::var_os("MPC_NO_LANES").is_some_and(|v| v == "1"))
 }
 
-/// Whether a batch of `bsz` problems takes the lane path under `policy` (see [`Lanes`]), for
-/// the forward solve and the backward pass alike, in the current rayon pool.
-pub(crate) fn pays(bsz: usize, policy: Lanes) -> bool {
+/// How many of a batch's `bsz` problems go through lane groups under `policy` (see [`Lanes`]),
+/// for the forward solve and the backward pass alike, in the current rayon pool: the first
+/// ones; the rest are solved one by one. `Always`: all of them (the last group partial) once
+/// the batch holds a whole group. `Auto`: as many whole groups as the pool's threads can run
+/// in equal shares (a multiple of the thread count), the remaining problems one by one (fewer
+/// than `LANES` per thread and a group's worth: a group costs about 3.7 one-problem solves at
+/// T = 10 and 2.5 at T = 50, so a thread with a group more than another waits longer than
+/// its share of single problems takes; `bench/results/cpu-lanes-split-2026-12-05.md`).
+pub(crate) fn lane_count(bsz: usize, policy: Lanes) -> usize {
     if bsz < LANES || !enabled() {
-        return false;
+        return 0;
     }
     match policy {
-        Lanes::Always => true,
-        Lanes::Never => false,
-        // The backward pass too since its lane outputs go through the per-problem writer:
-        // −18 % against the per-problem backward in the AVX2 build (it was +26 % before).
-        Lanes::Auto => bsz >= 2 * LANES * rayon::current_num_threads(),
+        Lanes::Always => bsz,
+        Lanes::Never => 0,
+        Lanes::Auto => {
+            let threads = rayon::current_num_threads().max(1);
+            bsz / LANES / threads * threads * LANES
+        }
     }
 }
 
@@ -1332,15 +1339,21 @@ mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    /// The batch-size rule of [`Lanes`]: whole groups only, two per thread under `Auto`.
+    /// The batch-size rule of [`Lanes`]: `Always` all problems from one whole group on,
+    /// `Auto` whole groups in a multiple of the thread count and the rest one by one.
     #[test]
     fn lanes_are_taken_where_the_policy_says() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         pool.install(|| {
-            assert!(!pays(LANES - 1, Lanes::Always) && pays(LANES, Lanes::Always));
-            assert!(!pays(1000, Lanes::Never));
-            assert!(!pays(6 * LANES - 1, Lanes::Auto) && pays(6 * LANES, Lanes::Auto));
+            assert_eq!((lane_count(LANES - 1, Lanes::Always), lane_count(LANES + 1, Lanes::Always)), (0, LANES + 1));
+            assert_eq!(lane_count(1000, Lanes::Never), 0);
+            assert_eq!(lane_count(3 * LANES - 1, Lanes::Auto), 0);
+            assert_eq!(lane_count(3 * LANES, Lanes::Auto), 3 * LANES);
+            assert_eq!(lane_count(5 * LANES + 3, Lanes::Auto), 3 * LANES);
+            assert_eq!(lane_count(6 * LANES, Lanes::Auto), 6 * LANES);
         });
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        one.install(|| assert_eq!((lane_count(LANES - 1, Lanes::Auto), lane_count(2 * LANES + 3, Lanes::Auto)), (0, 2 * LANES)));
     }
 
     /// The lane gain solve equals `linalg::cholesky_solve_multi` lane by lane to the bit, for
