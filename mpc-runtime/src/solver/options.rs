@@ -58,7 +58,7 @@ pub enum LineSearchRule {
 pub enum Lanes {
     /// Where it was measured to pay (`bench/results/cpu-lanes-split-2026-12-05.md`): whole
     /// groups in equal shares for the pool's threads (a multiple of the thread count), the
-    /// remaining problems one by one beside them, in the forward solve and the backward pass.
+    /// remaining problems one by one after them, in the forward solve and the backward pass.
     #[default]
     Auto,
     /// Whenever the batch holds at least one whole group and the options allow it.

@@ -59,12 +59,12 @@ fn enabled() -> bool {
 
 /// How many of a batch's `bsz` problems go through lane groups under `policy` (see [`Lanes`]),
 /// for the forward solve and the backward pass alike, in the current rayon pool: the first
-/// ones; the rest are solved one by one. `Always`: all of them (the last group partial) once
-/// the batch holds a whole group. `Auto`: as many whole groups as the pool's threads can run
-/// in equal shares (a multiple of the thread count), the remaining problems one by one (fewer
-/// than `LANES` per thread and a group's worth: a group costs about 3.7 one-problem solves at
-/// T = 10 and 2.5 at T = 50, so a thread with a group more than another waits longer than
-/// its share of single problems takes; `bench/results/cpu-lanes-split-2026-12-05.md`).
+/// ones; the rest are solved one by one after them. `Always`: all of them (the last group
+/// partial) once the batch holds a whole group. `Auto`: as many whole groups as the pool's
+/// threads share equally (a multiple of the thread count); the remaining problems, fewer than
+/// `LANES` per thread, one by one. A group costs 3 to 4 one-problem solves, so a group more
+/// on some threads would keep the others waiting about as long as the remainder takes shared
+/// out, and longer where the groups are few (`bench/results/cpu-lanes-split-2026-12-05.md`).
 pub(crate) fn lane_count(bsz: usize, policy: Lanes) -> usize {
     if bsz < LANES || !enabled() {
         return 0;
