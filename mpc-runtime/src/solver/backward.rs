@@ -92,7 +92,9 @@ fn backward_one_impl<D: Dynamics, M: Arith>(
             }
         }
     }
-    // Riccati recursion of the adjoint LQR.
+    // Riccati recursion of the adjoint LQR. Its gains replace the forward's in `ws.ric.kk`:
+    // their transposition is stale from here on.
+    ws.ric.kkt_current = false;
     for t in (0..tt).rev() {
         let cm = &p.cm[t * n * n..(t + 1) * n * n];
         ws.ric.qz[..nx].copy_from_slice(&gx[t * nx..(t + 1) * nx]);
@@ -126,8 +128,6 @@ fn backward_one_impl<D: Dynamics, M: Arith>(
         // Q_ux's rows: Q_xu's columns where add_cost_to_go ran (it leaves Q_ux unwritten).
         transpose_q_xu(ws, nx, nu);
         let mirrored = t + 1 < tt;
-        // (The gains of this pass replace the forward's: their transposition is stale.)
-        ws.ric.kkt_current = false;
         let kk = &mut ws.ric.kk[t * nu * nx..(t + 1) * nu * nx];
         let k = &mut ws.ric.k[t * nu..(t + 1) * nu];
         kk.fill(0.0);
