@@ -51,7 +51,6 @@ pub mod workspace;
 
 use crate::backend::{Backend, BackendError, BackendKind, check_backward};
 use crate::model::Dynamics;
-use rayon::prelude::*;
 pub use batch::{Batch, Bound};
 pub use each::SolveEach;
 pub(crate) use batch::ProblemRef;
@@ -138,24 +137,19 @@ impl<D: Dynamics> Solver<D> {
         &self.options
     }
 
-    /// Lane workspaces for `groups` lane groups: `slots` parallel tasks, each running `per`
-    /// consecutive groups one after another on its own workspace (returned as `(slots, per)`,
-    /// [`runs::plan`]). A group's scratch (Jacobians, gains, packed costs: ~1 MB at T = 50)
-    /// stays in the caches for the next group instead of a cold workspace per group.
-    fn ensure_lane_workspaces(&mut self, groups: usize) -> (usize, usize) {
+    /// Lane workspaces for `groups` lane groups claimed by the threads ([`runs::workers`]), one
+    /// per worker: a group's scratch (Jacobians, gains, packed costs: ~1 MB at T = 50) stays in
+    /// the caches for the worker's next group instead of a cold workspace per group.
+    fn ensure_lane_workspaces(&mut self, groups: usize) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
-        let (slots, per) = runs::plan(groups);
-        runs::ensure_pool(&mut self.lane_workspaces, slots, |w| w.fits(t, nx, nu), || lanes::LaneWorkspace::new(t, nx, nu));
-        (slots, per)
+        runs::ensure_pool(&mut self.lane_workspaces, runs::workers(groups), |w| w.fits(t, nx, nu), || lanes::LaneWorkspace::new(t, nx, nu));
     }
 
-    /// One-problem workspaces for a batch of `b` problems run in runs of consecutive problems
-    /// ([`runs::for_each_in_runs`]); returns the run length.
-    fn ensure_workspaces(&mut self, b: usize) -> usize {
+    /// One-problem workspaces for `b` problems claimed by the threads
+    /// ([`runs::for_each_claimed`]), one per worker.
+    fn ensure_workspaces(&mut self, b: usize) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
-        let (n_runs, per) = runs::plan(b);
-        runs::ensure_pool(&mut self.workspaces, n_runs, |w| w.fits(t, nx, nu), || Workspace::new(t, nx, nu));
-        per
+        runs::ensure_pool(&mut self.workspaces, runs::workers(b), |w| w.fits(t, nx, nu), || Workspace::new(t, nx, nu));
     }
 
     /// Solve a batch; allocates the result (see [`Solver::solve_into`] to reuse one).
@@ -206,7 +200,7 @@ impl<D: Dynamics> Solver<D> {
     fn solve_one_by_one(&mut self, batch: &Batch<'_>, x: &mut [f64], u: &mut [f64], mut out: StatsOut<'_>) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let bsz = batch.size;
-        let per = self.ensure_workspaces(bsz);
+        self.ensure_workspaces(bsz);
         let model = &self.model;
         let opts = &self.options;
         let run = |i: usize, ws: &mut Workspace, x: &mut [f64], u: &mut [f64]| -> Stats {
@@ -218,38 +212,37 @@ impl<D: Dynamics> Solver<D> {
             out.set(0, s);
             return;
         }
-        let xu = x.par_chunks_mut(t * nx).zip(u.par_chunks_mut(t * nu));
-        out.for_each_problem(&mut self.workspaces, per, xu, |i, ws, (x, u)| run(i, ws, x, u));
+        let xu = x.chunks_mut(t * nx).zip(u.chunks_mut(t * nu));
+        out.for_each_problem(&mut self.workspaces, xu, |i, ws, (x, u)| run(i, ws, x, u));
     }
 
     /// The batch in groups of [`lanes::LANES`] problems solved in lock step (same results as
     /// one by one), then each problem's KKT residual where the options ask for it; solutions
     /// into `x` (B×T×nx), `u` (B×T×nu) and `out`.
-    fn solve_lanes(&mut self, batch: &Batch<'_>, x: &mut [f64], u: &mut [f64], out: StatsOut<'_>) {
+    fn solve_lanes(&mut self, batch: &Batch<'_>, x: &mut [f64], u: &mut [f64], mut out: StatsOut<'_>) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let (bsz, ln) = (batch.size, lanes::LANES);
-        let (slots, per) = self.ensure_lane_workspaces(bsz.div_ceil(ln));
-        self.ensure_workspaces(bsz);
+        self.ensure_lane_workspaces(bsz.div_ceil(ln));
+        if self.options.report_kkt {
+            self.ensure_workspaces(bsz);
+        }
         self.lane_stats.resize(bsz, Stats::default());
         let (model, opts) = (&self.model, &self.options);
-        self.lane_workspaces[..slots]
-            .par_iter_mut()
-            .zip(x.par_chunks_mut(per * ln * t * nx))
-            .zip(u.par_chunks_mut(per * ln * t * nu))
-            .zip(self.lane_stats[..bsz].par_chunks_mut(per * ln))
-            .enumerate()
-            .for_each(|(si, (((ws, x), u), stats))| {
-                let groups = x.chunks_mut(ln * t * nx).zip(u.chunks_mut(ln * t * nu)).zip(stats.chunks_mut(ln));
-                for (k, ((x, u), stats)) in groups.enumerate() {
-                    let (i0, g) = ((si * per + k) * ln, stats.len());
-                    let probs: [ProblemRef<'_>; lanes::LANES] =
-                        std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
-                    lanes::solve_lanes(model, opts, ws, &probs[..g], x, u, stats);
-                }
-            });
+        let groups = x.chunks_mut(ln * t * nx).zip(u.chunks_mut(ln * t * nu)).zip(self.lane_stats[..bsz].chunks_mut(ln));
+        runs::for_each_claimed(&mut self.lane_workspaces, groups, |k, ws, ((x, u), stats)| {
+            let (i0, g) = (k * ln, stats.len());
+            let probs: [ProblemRef<'_>; lanes::LANES] = std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
+            lanes::solve_lanes(model, opts, ws, &probs[..g], x, u, stats);
+        });
         let stats = &self.lane_stats;
+        if !opts.report_kkt {
+            for (i, s) in stats[..bsz].iter().enumerate() {
+                out.set(i, *s);
+            }
+            return;
+        }
         let us = &*u;
-        out.for_each_problem(&mut self.workspaces, runs::plan(bsz).1, rayon::iter::repeat_n((), bsz), |i, ws, ()| {
+        out.for_each_problem(&mut self.workspaces, std::iter::repeat_n((), bsz), |i, ws, ()| {
             let mut s = stats[i];
             // As `ilqr::solve_one`: the residual of every returned solution but one whose
             // initial rollout was already non-finite.
@@ -304,10 +297,10 @@ impl<D: Dynamics> Solver<D> {
             panic!("Solver::kkt_residuals: {e}");
         }
         assert_eq!(u.len(), batch.size * t * nu, "Solver::kkt_residuals: u: expected B×T×nu entries");
-        let per = self.ensure_workspaces(batch.size);
+        self.ensure_workspaces(batch.size);
         let model = &self.model;
         let mut out = vec![0.0; batch.size];
-        runs::for_each_in_runs(&mut self.workspaces, per, out.par_iter_mut(), |i, ws, r| {
+        runs::for_each_claimed(&mut self.workspaces, out.iter_mut(), |i, ws, r| {
             let p = batch.problem(i, t, nx, nu);
             *r = kkt::kkt_residual_at(model, ws, &p, &u[i * t * nu..(i + 1) * t * nu]);
         });
@@ -345,7 +338,7 @@ impl<D: Dynamics> Solver<D> {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let n = nx + nu;
         let bsz = batch.size;
-        let per = self.ensure_workspaces(bsz);
+        self.ensure_workspaces(bsz);
         crate::pages::resize(&mut out.cost_hess, bsz * t * n * n, 0.0);
         crate::pages::resize(&mut out.cost_lin, bsz * t * n, 0.0);
         crate::pages::resize(&mut out.x_init, bsz * nx, 0.0);
@@ -363,31 +356,22 @@ impl<D: Dynamics> Solver<D> {
         let ln = lanes::LANES;
         // Problems 0..nl in lane groups ([`lanes::lane_count`], as the forward solve).
         let nl = if lanes::backward_applies(&self.model, mode, np) { lanes::lane_count(bsz, self.options.lanes) } else { 0 };
-        let lane_plan = (nl > 0).then(|| self.ensure_lane_workspaces(nl.div_ceil(ln)));
-        // The run length of the problems after the lane groups alone.
-        let per_rest = self.ensure_workspaces(bsz - nl);
+        if nl > 0 {
+            self.ensure_lane_workspaces(nl.div_ceil(ln));
+        }
         let model = &self.model;
-        if let Some((slots, per)) = lane_plan {
+        if nl > 0 {
             // `dL/dC` far larger than the caches goes to memory with non-temporal stores, on
             // the CPUs where they are the faster ones.
             let stream = out.cost_hess.len() * std::mem::size_of::<f64>() >= STREAM_MIN_BYTES && streaming_stores_pay();
-            self.lane_workspaces[..slots]
-                .par_iter_mut()
-                .zip(out.cost_hess[..nl * t * n * n].par_chunks_mut(per * ln * t * n * n))
-                .zip(out.cost_lin[..nl * t * n].par_chunks_mut(per * ln * t * n))
-                .zip(out.x_init[..nl * nx].par_chunks_mut(per * ln * nx))
-                .zip(self.lane_redo[..nl].par_chunks_mut(per * ln))
-                .zip(out.status[..nl].par_chunks_mut(per * ln))
-                .enumerate()
-                .for_each(|(si, (((((ws, gcm), gcv), gx0), redo), st))| {
-                    let groups = gcm
-                        .chunks_mut(ln * t * n * n)
-                        .zip(gcv.chunks_mut(ln * t * n))
-                        .zip(gx0.chunks_mut(ln * nx))
-                        .zip(redo.chunks_mut(ln))
-                        .zip(st.chunks_mut(ln));
-                    for (k, ((((gcm, gcv), gx0), redo), st)) in groups.enumerate() {
-                        let (i0, g) = ((si * per + k) * ln, redo.len());
+            let groups = out.cost_hess[..nl * t * n * n]
+                .chunks_mut(ln * t * n * n)
+                .zip(out.cost_lin[..nl * t * n].chunks_mut(ln * t * n))
+                .zip(out.x_init[..nl * nx].chunks_mut(ln * nx))
+                .zip(self.lane_redo[..nl].chunks_mut(ln))
+                .zip(out.status[..nl].chunks_mut(ln));
+            runs::for_each_claimed(&mut self.lane_workspaces, groups, |k, ws, ((((gcm, gcv), gx0), redo), st)| {
+                        let (i0, g) = (k * ln, redo.len());
                         let probs: [ProblemRef<'_>; lanes::LANES] =
                             std::array::from_fn(|l| batch.problem((i0 + l).min(nl - 1), t, nx, nu));
                         let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
@@ -405,8 +389,7 @@ impl<D: Dynamics> Solver<D> {
                                 );
                             }
                         }
-                    }
-                });
+            });
         }
         let redo = &self.lane_redo;
         // Problems left to the per-problem pass (`redo`), with their status.
@@ -426,18 +409,17 @@ impl<D: Dynamics> Solver<D> {
             let gp = if np > 0 { &mut out.params[..] } else { &mut out.params[..0] };
             out.status[0] = run(0, &mut self.workspaces[0], &mut out.cost_hess, &mut out.cost_lin, &mut out.x_init, gp);
         } else {
-            // From the first problem left: those after the lane groups, in runs of their own
-            // (the lane groups done, they alone share the threads), unless a lane problem
-            // was left too (a group that fell back), then from the start.
+            // From the first problem left: those after the lane groups (the lane groups done,
+            // they alone share the threads), unless a lane problem was left too (a group that
+            // fell back), then from the start.
             let first = if redo[..nl].contains(&true) { 0 } else { nl };
-            let per = if first == 0 { per } else { per_rest };
             let outputs = out.cost_hess[first * t * n * n..]
-                .par_chunks_mut(t * n * n)
-                .zip(out.cost_lin[first * t * n..].par_chunks_mut(t * n))
-                .zip(out.x_init[first * nx..].par_chunks_mut(nx))
-                .zip(out.params[first * chunk..].par_chunks_mut(chunk))
-                .zip(out.status[first..].par_iter_mut());
-            runs::for_each_in_runs(&mut self.workspaces, per, outputs, |k, ws, ((((gcm, gcv), gx0), gp), st)| {
+                .chunks_mut(t * n * n)
+                .zip(out.cost_lin[first * t * n..].chunks_mut(t * n))
+                .zip(out.x_init[first * nx..].chunks_mut(nx))
+                .zip(out.params[first * chunk..].chunks_mut(chunk))
+                .zip(out.status[first..].iter_mut());
+            runs::for_each_claimed(&mut self.workspaces, outputs, |k, ws, ((((gcm, gcv), gx0), gp), st)| {
                 let (i, gp) = (first + k, if np > 0 { gp } else { &mut gp[..0] });
                 if redo[i] {
                     *st = run(i, ws, gcm, gcv, gx0, gp);

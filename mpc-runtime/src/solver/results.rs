@@ -2,7 +2,6 @@
 //! [`Gradients`](crate::solver::Gradients) of the backward pass.
 
 use super::{GradStatus, NonFinite, StopReason, sci};
-use rayon::prelude::*;
 
 /// Solutions of a batch (flat, batch first).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -125,22 +124,21 @@ impl<'a> StatsOut<'a> {
     }
 
     /// In parallel over the problems: `f(i, workspace, extra_i)` gives problem `i`'s results
-    /// (`extra`: a per-problem parallel iterator, e.g. its solution rows), in runs of `per`
-    /// consecutive problems on one workspace of `pool` each ([`super::runs::for_each_in_runs`]).
+    /// (`extra`: a per-problem iterator, e.g. its solution rows), the problems claimed one at a
+    /// time by workers on a workspace of `pool` each ([`super::runs::for_each_claimed`]).
     pub(crate) fn for_each_problem<W: Send, E: Send>(
         self,
         pool: &mut Vec<W>,
-        per: usize,
-        extra: impl IndexedParallelIterator<Item = E>,
-        f: impl Fn(usize, &mut W, E) -> Stats + Sync + Send,
+        extra: impl DoubleEndedIterator<Item = E> + ExactSizeIterator + Send,
+        f: impl Fn(usize, &mut W, E) -> Stats + Sync,
     ) {
         let items = extra
-            .zip(self.cost.par_iter_mut())
-            .zip(self.iterations.par_iter_mut())
-            .zip(self.converged.par_iter_mut())
-            .zip(self.kkt_residual.par_iter_mut())
-            .zip(self.stop.par_iter_mut());
-        super::runs::for_each_in_runs(pool, per, items, |i, w, (((((e, c), it), cv), kkt), stop)| {
+            .zip(self.cost.iter_mut())
+            .zip(self.iterations.iter_mut())
+            .zip(self.converged.iter_mut())
+            .zip(self.kkt_residual.iter_mut())
+            .zip(self.stop.iter_mut());
+        super::runs::for_each_claimed(pool, items, |i, w, (((((e, c), it), cv), kkt), stop)| {
             let s = f(i, w, e);
             *c = s.cost;
             *it = s.iterations;
