@@ -10,6 +10,10 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// How long a worker out of items spins for the others' last items before it waits in
+/// `rayon::join` (where it may fall asleep).
+const SPIN_MAX: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The workers, and so the workspaces, for `items` items: one per rayon thread of the current
 /// pool, at most one per item, at least one.
 pub(crate) fn workers(items: usize) -> usize {
@@ -70,9 +74,20 @@ pub(crate) fn for_each_claimed<W: Send, I: Send>(
         }
         // Out of items: wait, spinning, for the others' last items. Waiting in `join` instead
         // lets this thread fall asleep, and waking it costs tens of microseconds on a virtual
-        // machine: more than the small batches this serves take in all.
-        while active.load(Ordering::Acquire) > 0 {
-            std::hint::spin_loop();
+        // machine: more than the small batches this serves take in all. Past `SPIN_MAX` (a
+        // last item far longer than the wake-up) the wait goes on in `join`, so that a long
+        // one does not keep a core busy doing nothing.
+        let start = std::time::Instant::now();
+        'wait: while active.load(Ordering::Acquire) > 0 {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+                if active.load(Ordering::Acquire) == 0 {
+                    break 'wait;
+                }
+            }
+            if start.elapsed() > SPIN_MAX {
+                break;
+            }
         }
     };
     launch(k, &work);
