@@ -371,24 +371,24 @@ impl<D: Dynamics> Solver<D> {
                 .zip(self.lane_redo[..nl].chunks_mut(ln))
                 .zip(out.status[..nl].chunks_mut(ln));
             runs::for_each_claimed(&mut self.lane_workspaces, groups, |k, ws, ((((gcm, gcv), gx0), redo), st)| {
-                        let (i0, g) = (k * ln, redo.len());
-                        let probs: [ProblemRef<'_>; lanes::LANES] =
-                            std::array::from_fn(|l| batch.problem((i0 + l).min(nl - 1), t, nx, nu));
-                        let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
-                        let (failed, finite) = lanes::backward_lanes(
-                            model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0, stream,
+                let (i0, g) = (k * ln, redo.len());
+                let probs: [ProblemRef<'_>; lanes::LANES] =
+                    std::array::from_fn(|l| batch.problem((i0 + l).min(nl - 1), t, nx, nu));
+                let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
+                let (failed, finite) = lanes::backward_lanes(
+                    model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0, stream,
+                );
+                for (l, r) in redo.iter_mut().enumerate() {
+                    *r = failed[l];
+                    if !failed[l] {
+                        let (m, v) = (t * n * n, t * n);
+                        st[l] = mask_gradients_known(
+                            solution_ok(sol, i0 + l, t, nx, nu),
+                            finite[l],
+                            [&mut gcm[l * m..(l + 1) * m], &mut gcv[l * v..(l + 1) * v], &mut gx0[l * nx..(l + 1) * nx], &mut []],
                         );
-                        for (l, r) in redo.iter_mut().enumerate() {
-                            *r = failed[l];
-                            if !failed[l] {
-                                let (m, v) = (t * n * n, t * n);
-                                st[l] = mask_gradients_known(
-                                    solution_ok(sol, i0 + l, t, nx, nu),
-                                    finite[l],
-                                    [&mut gcm[l * m..(l + 1) * m], &mut gcv[l * v..(l + 1) * v], &mut gx0[l * nx..(l + 1) * nx], &mut []],
-                                );
-                            }
-                        }
+                    }
+                }
             });
         }
         let redo = &self.lane_redo;
