@@ -1,18 +1,24 @@
 //! A batch whose problems each have their own dynamics (per-problem parameters: one mass per
-//! environment), as a [`Backend`]: one [`Solver`] per problem, the problems in parallel.
+//! environment), as a [`Backend`]: one [`Solver`] per problem, the problems claimed by the
+//! threads as a [`Solver`]'s own are ([`super::runs::for_each_claimed`]).
 
-use super::{Batch, Gradients, Solution, Solver, SolverOptions};
+use super::{Batch, Gradients, Solution, Solver, SolverOptions, runs};
 use crate::backend::{Backend, BackendError, BackendKind, check_backward};
 use crate::model::Dynamics;
-use rayon::prelude::*;
 
 /// Solves problem `i` of every batch with `models[i]` (the batch size is fixed at the number of
 /// models). Each problem has a solver of its own, built once with the backend and reused, so the
-/// results equal [`Solver`] on each problem alone, bit for bit.
+/// results equal [`Solver`] on each problem alone, bit for bit. Per problem it keeps its
+/// solution and gradients (and a copy of the solution the backward pass is given), reused from
+/// call to call.
 pub struct SolveEach<D: Dynamics> {
     solvers: Vec<Solver<D>>,
     horizon: usize,
     dims: (usize, usize),
+    /// Per problem: its solution, its gradients, the solution given to the backward pass.
+    parts: Vec<(Solution, Gradients, Solution)>,
+    /// The claiming workers' (empty) workspaces: each problem's are in its solver.
+    workers: Vec<()>,
 }
 
 impl<D: Dynamics + Clone> SolveEach<D> {
@@ -20,8 +26,9 @@ impl<D: Dynamics + Clone> SolveEach<D> {
     pub fn new(models: Vec<D>, horizon: usize, options: SolverOptions) -> Self {
         assert!(!models.is_empty(), "SolveEach: at least one model");
         let dims = (models[0].nx(), models[0].nu());
-        let solvers = models.into_iter().map(|m| Solver::new(m, horizon, options.clone())).collect();
-        SolveEach { solvers, horizon, dims }
+        let solvers: Vec<_> = models.into_iter().map(|m| Solver::new(m, horizon, options.clone())).collect();
+        let parts = solvers.iter().map(|_| Default::default()).collect();
+        SolveEach { solvers, horizon, dims, parts, workers: Vec::new() }
     }
 }
 
@@ -31,11 +38,12 @@ impl<D: Dynamics + Send> SolveEach<D> {
     pub fn kkt_residuals(&mut self, batch: &Batch<'_>, u: &[f64]) -> Vec<f64> {
         let (t, (nx, nu)) = (self.horizon, self.dims);
         assert_eq!(batch.size, self.solvers.len(), "SolveEach::kkt_residuals: one model per problem");
-        self.solvers
-            .par_iter_mut()
-            .enumerate()
-            .flat_map_iter(|(i, s)| s.kkt_residuals(&batch.single(i, t, nx, nu), &u[i * t * nu..(i + 1) * t * nu]))
-            .collect()
+        let mut out = vec![0.0; batch.size];
+        runs::ensure_pool(&mut self.workers, runs::workers(batch.size), |_| true, || ());
+        runs::for_each_claimed(&mut self.workers, self.solvers.iter_mut().zip(out.iter_mut()), |i, _, (s, r)| {
+            *r = s.kkt_residuals(&batch.single(i, t, nx, nu), &u[i * t * nu..(i + 1) * t * nu])[0];
+        });
+        out
     }
 }
 
@@ -52,17 +60,27 @@ impl<D: Dynamics> SolveEach<D> {
     }
 }
 
-/// Problem `i` of a batch's solution, as the solution of a batch of one.
-fn part(sol: &Solution, i: usize, t: usize, nx: usize, nu: usize) -> Solution {
-    let pick = |v: &[f64], k: usize| v.get(i * k..(i + 1) * k).map(<[f64]>::to_vec).unwrap_or_default();
-    Solution {
-        x: pick(&sol.x, t * nx),
-        u: pick(&sol.u, t * nu),
-        cost: pick(&sol.cost, 1),
-        iterations: sol.iterations.get(i).copied().into_iter().collect(),
-        converged: sol.converged.get(i).copied().into_iter().collect(),
-        kkt_residual: pick(&sol.kkt_residual, 1),
-        stop: sol.stop.get(i).copied().into_iter().collect(),
+/// Problem `i` of a batch's solution into `one`, a solution of a batch of one (its vectors
+/// reused).
+fn part_into(sol: &Solution, i: usize, t: usize, nx: usize, nu: usize, one: &mut Solution) {
+    fn pick<T: Copy>(dst: &mut Vec<T>, src: &[T], i: usize, k: usize) {
+        dst.clear();
+        dst.extend_from_slice(src.get(i * k..(i + 1) * k).unwrap_or_default());
+    }
+    pick(&mut one.x, &sol.x, i, t * nx);
+    pick(&mut one.u, &sol.u, i, t * nu);
+    pick(&mut one.cost, &sol.cost, i, 1);
+    pick(&mut one.iterations, &sol.iterations, i, 1);
+    pick(&mut one.converged, &sol.converged, i, 1);
+    pick(&mut one.kkt_residual, &sol.kkt_residual, i, 1);
+    pick(&mut one.stop, &sol.stop, i, 1);
+}
+
+/// `dst` = the concatenation of `field(part)` over the parts, its capacity reused.
+fn gather<P, T: Copy>(dst: &mut Vec<T>, parts: &[P], field: impl Fn(&P) -> &[T]) {
+    dst.clear();
+    for p in parts {
+        dst.extend_from_slice(field(p));
     }
 }
 
@@ -83,18 +101,18 @@ impl<D: Dynamics + Send> Backend for SolveEach<D> {
         let (t, (nx, nu)) = (self.horizon, self.dims);
         self.check_size(batch.size)?;
         batch.check(t, nx, nu).map_err(BackendError::Shape)?;
-        let parts: Vec<Solution> =
-            self.solvers.par_iter_mut().enumerate().map(|(i, s)| s.solve(&batch.single(i, t, nx, nu))).collect();
-        *sol = Solution::default();
-        for p in parts {
-            sol.x.extend(p.x);
-            sol.u.extend(p.u);
-            sol.cost.extend(p.cost);
-            sol.iterations.extend(p.iterations);
-            sol.converged.extend(p.converged);
-            sol.kkt_residual.extend(p.kkt_residual);
-            sol.stop.extend(p.stop);
-        }
+        runs::ensure_pool(&mut self.workers, runs::workers(batch.size), |_| true, || ());
+        runs::for_each_claimed(&mut self.workers, self.solvers.iter_mut().zip(self.parts.iter_mut()), |i, _, (s, (p, _, _))| {
+            s.solve_into(&batch.single(i, t, nx, nu), p);
+        });
+        let parts = &self.parts;
+        gather(&mut sol.x, parts, |p| &p.0.x);
+        gather(&mut sol.u, parts, |p| &p.0.u);
+        gather(&mut sol.cost, parts, |p| &p.0.cost);
+        gather(&mut sol.iterations, parts, |p| &p.0.iterations);
+        gather(&mut sol.converged, parts, |p| &p.0.converged);
+        gather(&mut sol.kkt_residual, parts, |p| &p.0.kkt_residual);
+        gather(&mut sol.stop, parts, |p| &p.0.stop);
         Ok(())
     }
 
@@ -109,23 +127,18 @@ impl<D: Dynamics + Send> Backend for SolveEach<D> {
         let (t, (nx, nu)) = (self.horizon, self.dims);
         self.check_size(batch.size)?;
         check_backward(batch, sol, grad_x, grad_u, t, nx, nu)?;
-        let parts: Vec<Gradients> = self
-            .solvers
-            .par_iter_mut()
-            .enumerate()
-            .map(|(i, s)| {
-                let (gx, gu) = (&grad_x[i * t * nx..(i + 1) * t * nx], &grad_u[i * t * nu..(i + 1) * t * nu]);
-                s.backward(&batch.single(i, t, nx, nu), &part(sol, i, t, nx, nu), gx, gu)
-            })
-            .collect();
-        *out = Gradients::default();
-        for g in parts {
-            out.cost_hess.extend(g.cost_hess);
-            out.cost_lin.extend(g.cost_lin);
-            out.x_init.extend(g.x_init);
-            out.params.extend(g.params);
-            out.status.extend(g.status);
-        }
+        runs::ensure_pool(&mut self.workers, runs::workers(batch.size), |_| true, || ());
+        runs::for_each_claimed(&mut self.workers, self.solvers.iter_mut().zip(self.parts.iter_mut()), |i, _, (s, (_, g, given))| {
+            let (gx, gu) = (&grad_x[i * t * nx..(i + 1) * t * nx], &grad_u[i * t * nu..(i + 1) * t * nu]);
+            part_into(sol, i, t, nx, nu, given);
+            s.backward_into(&batch.single(i, t, nx, nu), given, gx, gu, g);
+        });
+        let parts = &self.parts;
+        gather(&mut out.cost_hess, parts, |p| &p.1.cost_hess);
+        gather(&mut out.cost_lin, parts, |p| &p.1.cost_lin);
+        gather(&mut out.x_init, parts, |p| &p.1.x_init);
+        gather(&mut out.params, parts, |p| &p.1.params);
+        gather(&mut out.status, parts, |p| &p.1.status);
         Ok(())
     }
 }

@@ -14,11 +14,15 @@ thread_local! {
     /// Only threads that set it are counted: libtest's other threads (output capture, the
     /// "running for over 60 seconds" notice on a loaded machine) may allocate at any time.
     pub static COUNTING: Cell<bool> = const { Cell::new(false) };
+    /// This thread's counted allocations (tests that run side by side in one binary each
+    /// read their own).
+    pub static MINE: Cell<usize> = const { Cell::new(0) };
 }
 
 fn count() {
     if COUNTING.with(|c| c.get()) {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
+        MINE.with(|m| m.set(m.get() + 1));
     }
 }
 
