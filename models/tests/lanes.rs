@@ -116,3 +116,61 @@ fn groups_sharing_a_workspace_equal_single_solves() {
         }
     });
 }
+
+/// The backward pass takes the cost Hessians' structure (which stages are diagonal) from the
+/// solve of the same array, and tests it again for any other: with stages dense, diagonal with
+/// `-0` off the diagonal, and compact, the gradients equal those of the backward pass that
+/// tests every entry, to the bit; after a stage of a copy of `C` is made dense, the backward
+/// pass of the copy with the original's solution sees the new entries (its gradients are
+/// those of testing the copy, and differ from the original's).
+#[test]
+fn backward_takes_the_cost_structure_from_the_solve_of_the_same_array() {
+    let (t, b) = (6, 2 * LANES);
+    let n = Quadrotor::NX + Quadrotor::NU;
+    let mut sc = quadrotor_hover(&Quadrotor::default(), b, t, 8);
+    for p in 0..b {
+        for s in 0..t {
+            let c = &mut sc.cost_c[(p * t + s) * n * n..(p * t + s + 1) * n * n];
+            if p % LANES == 0 && s % 2 == 0 {
+                // Dense: a symmetric coupling of neighbouring entries.
+                for i in 0..n - 1 {
+                    c[i * n + i + 1] = 0.05;
+                    c[(i + 1) * n + i] = 0.05;
+                }
+            } else if p == 3 && s % 3 == 1 {
+                // Diagonal, not compact.
+                c[1] = -0.0;
+                c[n] = -0.0;
+            }
+        }
+    }
+    let opts = SolverOptions { max_iters: 5, gradient: GradientMode::GaussNewton, lanes: mpc_runtime::Lanes::Always, ..SolverOptions::default() };
+    let mut solver = mpc_runtime::Solver::new(Quadrotor::default(), t, opts);
+    let sol = solver.solve(&sc.batch());
+    let gx: Vec<f64> = (0..b * t * Quadrotor::NX).map(|k| (0.37 * k as f64).sin()).collect();
+    let gu: Vec<f64> = (0..b * t * Quadrotor::NU).map(|k| (0.91 * k as f64).cos()).collect();
+    let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let unrecorded = mpc_runtime::Solution { cost_structure: Default::default(), ..sol.clone() };
+    let recorded = solver.backward(&sc.batch(), &sol, &gx, &gu);
+    let tested = solver.backward(&sc.batch(), &unrecorded, &gx, &gu);
+    assert!(recorded.status.iter().all(|s| *s == mpc_runtime::GradStatus::Ok), "{:?}", recorded.status);
+    assert_eq!(bits(&recorded.cost_hess), bits(&tested.cost_hess));
+    assert_eq!(bits(&recorded.cost_lin), bits(&tested.cost_lin));
+    assert_eq!(bits(&recorded.x_init), bits(&tested.x_init));
+    // A copy with problem 5's stage 3 made dense: compact in every problem of its lane group
+    // in the original, so the original's record would leave the new entries out.
+    let mut c2 = sc.cost_c.clone();
+    let (p, s) = (LANES + 1, 3);
+    let c = &mut c2[(p * t + s) * n * n..(p * t + s + 1) * n * n];
+    for i in 0..n - 1 {
+        c[i * n + i + 1] = 0.1;
+        c[(i + 1) * n + i] = 0.1;
+    }
+    let batch2 = Batch { cost_hess: &c2, ..sc.batch() };
+    let moved = solver.backward(&batch2, &sol, &gx, &gu);
+    let moved_tested = solver.backward(&batch2, &unrecorded, &gx, &gu);
+    assert_eq!(bits(&moved.cost_hess), bits(&moved_tested.cost_hess));
+    assert_eq!(bits(&moved.cost_lin), bits(&moved_tested.cost_lin));
+    assert_eq!(bits(&moved.x_init), bits(&moved_tested.x_init));
+    assert_ne!(bits(&moved.cost_lin), bits(&recorded.cost_lin), "the copy's new entries changed nothing");
+}

@@ -57,6 +57,7 @@ pub(crate) fn kernel_solution(x: Vec<f64>, u: Vec<f64>, cost: Vec<f64>, iters: &
         converged: stop.iter().map(|s| s.converged()).collect(),
         stop,
         kkt_residual: Vec::new(),
+        cost_structure: Default::default(),
     })
 }
 

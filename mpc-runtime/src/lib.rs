@@ -28,6 +28,6 @@ pub use backend::{Backend, BackendError, BackendKind};
 pub use linear::LinearModel;
 pub use model::{Dynamics, LANES, Lane, Model, OpCounts, ParamError, TimeModel};
 pub use solver::{
-    Batch, Bound, GradStatus, GradientMode, Gradients, IterationRecord, Lanes, LineSearchRule, Method, NonFinite, Solution, Solver,
+    Batch, Bound, CostStructure, GradStatus, GradientMode, Gradients, IterationRecord, Lanes, LineSearchRule, Method, NonFinite, Solution, Solver,
     SolveEach, SolverOptions, StopReason, format_trace, mask_gradients, solve_each,
 };

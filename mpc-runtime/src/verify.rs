@@ -6,7 +6,7 @@
 
 use crate::backend::Backend;
 use crate::model::{Dynamics, LANES, Lane};
-use crate::solver::{Batch, Lanes, Solver, SolverOptions};
+use crate::solver::{Batch, Lanes, Solution, Solver, SolverOptions};
 
 /// Max-norm relative error `max|a - b| / max(max|b|, 1)`.
 pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
@@ -155,6 +155,17 @@ pub fn check_batch_matches_single<D: Dynamics + Clone>(
     let (gx, gu) = (up(batch.size * t * nx, 0.3), up(batch.size * t * nu, 1.1));
     let grads = all.try_backward(batch, &sol, &gx, &gu).map_err(|e| e.to_string())?;
     let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    // The backward pass that tests the cost Hessians' structure itself gives the bits of the
+    // one that takes it from the solve (`Solution::cost_structure`).
+    let unrecorded = Solution { cost_structure: Default::default(), ..sol.clone() };
+    let gt = all.try_backward(batch, &unrecorded, &gx, &gu).map_err(|e| e.to_string())?;
+    let same_tested = [(&gt.cost_hess, &grads.cost_hess), (&gt.cost_lin, &grads.cost_lin), (&gt.x_init, &grads.x_init)]
+        .iter()
+        .all(|(a, b)| bits(a) == bits(b))
+        && gt.status == grads.status;
+    if !same_tested {
+        return Err(format!("B = {}: the backward pass differs with the cost structure tested instead of recorded", batch.size));
+    }
     let mut auto = Solver::new(model.clone(), t, SolverOptions { lanes: Lanes::Auto, ..options.clone() });
     let sa = auto.try_solve(batch).map_err(|e| e.to_string())?;
     let ga = auto.try_backward(batch, &sa, &gx, &gu).map_err(|e| e.to_string())?;

@@ -55,7 +55,7 @@ pub use batch::{Batch, Bound};
 pub use each::SolveEach;
 pub(crate) use batch::ProblemRef;
 pub use options::{ACTIVE_TOL, GradientMode, Lanes, LineSearchRule, Method, SolverOptions};
-pub use results::{Gradients, Solution, Stats};
+pub use results::{CostStructure, Gradients, Solution, Stats};
 use results::StatsOut;
 use status::mask_gradients_known;
 pub use status::{GradStatus, NonFinite, STOP_CODES, StopReason, mask_gradients, solution_ok};
@@ -179,6 +179,8 @@ impl<D: Dynamics> Solver<D> {
         sol.kkt_residual.resize(bsz, 0.0);
         sol.stop.resize(bsz, StopReason::default());
         let nl = if lanes::lanes_apply(&self.model, &self.options) { lanes::lane_count(bsz, self.options.lanes) } else { 0 };
+        // What the lane groups find out about the cost Hessians, for the backward pass.
+        let structure = sol.cost_structure.start(batch.cost_hess, nl * t);
         // Problems 0..nl in lane groups, the others one by one: disjoint parts of the solution.
         let (xl, xr) = sol.x.split_at_mut(nl * t * nx);
         let (ul, ur) = sol.u.split_at_mut(nl * t * nu);
@@ -188,7 +190,7 @@ impl<D: Dynamics> Solver<D> {
         let (kl, kr) = sol.kkt_residual.split_at_mut(nl);
         let (sl, sr) = sol.stop.split_at_mut(nl);
         if nl > 0 {
-            self.solve_lanes(&batch.range(0, nl, t, nx, nu), xl, ul, StatsOut::of_fields(cl, il, vl, kl, sl));
+            self.solve_lanes(&batch.range(0, nl, t, nx, nu), xl, ul, StatsOut::of_fields(cl, il, vl, kl, sl), structure);
         }
         if nl < bsz {
             self.solve_one_by_one(&batch.range(nl, bsz, t, nx, nu), xr, ur, StatsOut::of_fields(cr, ir, vr, kr, sr));
@@ -219,7 +221,8 @@ impl<D: Dynamics> Solver<D> {
     /// The batch in groups of [`lanes::LANES`] problems solved in lock step (same results as
     /// one by one), then each problem's KKT residual where the options ask for it; solutions
     /// into `x` (B×T×nx), `u` (B×T×nu) and `out`.
-    fn solve_lanes(&mut self, batch: &Batch<'_>, x: &mut [f64], u: &mut [f64], mut out: StatsOut<'_>) {
+    /// Each problem's cost structure goes to `structure` (B × T, [`CostStructure`]).
+    fn solve_lanes(&mut self, batch: &Batch<'_>, x: &mut [f64], u: &mut [f64], mut out: StatsOut<'_>, structure: &mut [u8]) {
         let (t, nx, nu) = (self.horizon, self.model.nx(), self.model.nu());
         let (bsz, ln) = (batch.size, lanes::LANES);
         self.ensure_lane_workspaces(bsz.div_ceil(ln));
@@ -228,11 +231,15 @@ impl<D: Dynamics> Solver<D> {
         }
         self.lane_stats.resize(bsz, Stats::default());
         let (model, opts) = (&self.model, &self.options);
-        let groups = x.chunks_mut(ln * t * nx).zip(u.chunks_mut(ln * t * nu)).zip(self.lane_stats[..bsz].chunks_mut(ln));
-        runs::for_each_claimed(&mut self.lane_workspaces, groups, |k, ws, ((x, u), stats)| {
+        let groups = x
+            .chunks_mut(ln * t * nx)
+            .zip(u.chunks_mut(ln * t * nu))
+            .zip(self.lane_stats[..bsz].chunks_mut(ln))
+            .zip(structure.chunks_mut(ln * t));
+        runs::for_each_claimed(&mut self.lane_workspaces, groups, |k, ws, (((x, u), stats), structure)| {
             let (i0, g) = (k * ln, stats.len());
             let probs: [ProblemRef<'_>; lanes::LANES] = std::array::from_fn(|l| batch.problem((i0 + l).min(bsz - 1), t, nx, nu));
-            lanes::solve_lanes(model, opts, ws, &probs[..g], x, u, stats);
+            lanes::solve_lanes(model, opts, ws, &probs[..g], x, u, stats, Some(structure));
         });
         let stats = &self.lane_stats;
         if !opts.report_kkt {
@@ -310,7 +317,8 @@ impl<D: Dynamics> Solver<D> {
     /// Gradients of a loss `L` with respect to `C`, `c`, `x_init`, given the upstream
     /// gradients `grad_x = dL/dx*` (B×T×nx) and `grad_u = dL/du*` (B×T×nu) at the solution
     /// `sol` of `batch` (implicit differentiation, active bounds fixed, mode from the
-    /// options).
+    /// options). Where `sol` is this solver's solve of the same `cost_hess` array, the stage
+    /// Hessians' structure is taken from it ([`CostStructure`]) rather than read again.
     pub fn backward(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64]) -> Gradients {
         let mut g = Gradients::default();
         self.backward_into(batch, sol, grad_x, grad_u, &mut g);
@@ -360,6 +368,9 @@ impl<D: Dynamics> Solver<D> {
             self.ensure_lane_workspaces(nl.div_ceil(ln));
         }
         let model = &self.model;
+        // The cost Hessians' structure as the solve found it, where `sol` is this batch's and
+        // records it for every lane problem.
+        let known = sol.cost_structure.of(batch.cost_hess, nl * t).filter(|f| f.iter().all(|&v| v & CostStructure::KNOWN != 0));
         if nl > 0 {
             // `dL/dC` far larger than the caches goes to memory with non-temporal stores, on
             // the CPUs where they are the faster ones.
@@ -375,8 +386,9 @@ impl<D: Dynamics> Solver<D> {
                 let probs: [ProblemRef<'_>; lanes::LANES] =
                     std::array::from_fn(|l| batch.problem((i0 + l).min(nl - 1), t, nx, nu));
                 let (xr, ur) = (i0 * t * nx..(i0 + g) * t * nx, i0 * t * nu..(i0 + g) * t * nu);
+                let structure = known.map(|f| &f[i0 * t..(i0 + g) * t]);
                 let (failed, finite) = lanes::backward_lanes(
-                    model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0, stream,
+                    model, ws, &probs[..g], &sol.x[xr.clone()], &sol.u[ur.clone()], &grad_x[xr], &grad_u[ur], gcm, gcv, gx0, stream, structure,
                 );
                 for (l, r) in redo.iter_mut().enumerate() {
                     *r = failed[l];

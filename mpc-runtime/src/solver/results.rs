@@ -21,6 +21,61 @@ pub struct Solution {
     pub kkt_residual: Vec<f64>,
     /// Why each problem stopped; empty when the backend does not report it.
     pub stop: Vec<StopReason>,
+    /// What the solve found out about the batch's cost Hessians, for the backward pass of the
+    /// same batch; nothing ([`Default`]) where a solution is made otherwise.
+    pub cost_structure: CostStructure,
+}
+
+/// Which stage cost Hessians of a batch a solve found diagonal, kept with its [`Solution`] so
+/// that [`Solver::backward`](crate::solver::Solver::backward) of that batch need not read every
+/// entry of `C` again to find out: at B = 256, T = 50 that second reading was 13–16 % of the
+/// backward pass (`bench/results/cpu-structure-2026-12-06.md`).
+///
+/// It describes the very array it was taken from (the address and length of the batch's
+/// `cost_hess`) and is used only for that array; as the gradients themselves, it assumes the
+/// array was not changed between the solve and the backward pass. Opaque; solutions compare
+/// equal whatever it holds.
+#[derive(Clone, Debug, Default)]
+pub struct CostStructure {
+    /// Address and length of the `cost_hess` it describes.
+    source: (usize, usize),
+    /// Per problem and stage: [`CostStructure::KNOWN`], [`CostStructure::DIAGONAL`], [`CostStructure::COMPACT`] bits.
+    flags: Vec<u8>,
+}
+
+impl PartialEq for CostStructure {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl CostStructure {
+    /// The stage was tested.
+    pub(crate) const KNOWN: u8 = 1;
+    /// Every off-diagonal entry of `C_t` is `±0`.
+    pub(crate) const DIAGONAL: u8 = 2;
+    /// Every off-diagonal entry of `C_t` is `+0`.
+    pub(crate) const COMPACT: u8 = 4;
+
+    /// Nothing known yet about `cost_hess`, `stages` (B × T) of them; the flags for the solve
+    /// to fill.
+    pub(crate) fn start(&mut self, cost_hess: &[f64], stages: usize) -> &mut [u8] {
+        self.source = (cost_hess.as_ptr() as usize, cost_hess.len());
+        self.flags.clear();
+        self.flags.resize(stages, 0);
+        &mut self.flags
+    }
+
+    /// The flags of every stage, where they describe `cost_hess` (B × T of them).
+    pub(crate) fn of(&self, cost_hess: &[f64], stages: usize) -> Option<&[u8]> {
+        let same = self.source == (cost_hess.as_ptr() as usize, cost_hess.len()) && self.flags.len() == stages;
+        same.then_some(&self.flags[..])
+    }
+
+    /// One stage's flags from its `(diagonal, compact)` test.
+    pub(crate) fn flag(diag: bool, compact: bool) -> u8 {
+        Self::KNOWN | if diag { Self::DIAGONAL } else { 0 } | if compact { Self::COMPACT } else { 0 }
+    }
 }
 
 impl Solution {

@@ -13,7 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::solver::arith::Arith;
-use super::{Hess, LANES, LaneWorkspace, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
+use super::{Hess, LANES, LaneWorkspace, Structure, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
 use crate::lane::neg;
 use crate::model::Dynamics;
 use crate::solver::backward::{copy_streaming, outer_bounded, stream_fence, sym_outer};
@@ -49,6 +49,7 @@ isa_builds! {
         grad_cv: &mut [f64],
         grad_x0: &mut [f64],
         stream: bool,
+        structure: Option<&[u8]>,
     ) -> ([bool; LANES], [bool; LANES])
 }
 
@@ -66,12 +67,15 @@ fn backward_lanes_impl<D: Dynamics, M: Arith>(
     grad_cv: &mut [f64],
     grad_x0: &mut [f64],
     stream: bool,
+    structure: Option<&[u8]>,
 ) -> ([bool; LANES], [bool; LANES]) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     let g = probs.len();
     assert!((1..=LANES).contains(&g), "backward_lanes: 1 to {LANES} problems");
-    load(ws, probs, nx, nu, false);
+    // The cost Hessians' structure from the solve where it recorded it (a pass over all of `C`
+    // saved), else tested here.
+    load(ws, probs, nx, nu, false, structure.map_or(Structure::Test(None), Structure::Known));
     let pack = |dst: &mut [V], src: &[f64], len: usize| {
         for (i, e) in dst[..len].iter_mut().enumerate() {
             for l in 0..LANES {

@@ -33,7 +33,7 @@ use boxqp::{LaneBoxQp, solve_interior};
 use super::ilqr::escalate;
 use super::isa::isa_builds;
 use super::rollout::{clamp, off_diagonal_zeros};
-use super::{Bound, Lanes, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
+use super::{Bound, CostStructure, Lanes, LineSearchRule, Method, NonFinite, ProblemRef, SolverOptions, Stats, StopReason};
 use crate::model::Dynamics;
 
 /// Problems per group (one AVX2 vector of `f64`, half an AVX-512 one).
@@ -1011,7 +1011,18 @@ isa_builds! {
         x_out: &mut [f64],
         u_out: &mut [f64],
         stats: &mut [Stats],
+        structure: Option<&mut [u8]>,
     )
+}
+
+/// How [`load`] learns which stage cost Hessians of its problems are diagonal (`ws.cdiag`) and
+/// compact (`ws.compact`): either way the same flags, for the same `C`.
+pub(crate) enum Structure<'a> {
+    /// Test every off-diagonal entry of every problem's `C`, and record each problem's flags
+    /// where given (problem-major, `g × T`: the solution's [`CostStructure`]).
+    Test(Option<&'a mut [u8]>),
+    /// The flags the solve of the same batch recorded (`g × T`, every stage known).
+    Known(&'a [u8]),
 }
 
 /// The state of one lane's iteration (the locals of `ilqr::solve_one`).
@@ -1038,12 +1049,13 @@ fn solve_lanes_impl<D: Dynamics, M: Arith>(
     x_out: &mut [f64],
     u_out: &mut [f64],
     stats: &mut [Stats],
+    structure: Option<&mut [u8]>,
 ) {
     let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
     let n = nx + nu;
     let g = probs.len();
     assert!((1..=LANES).contains(&g), "solve_lanes: 1 to {LANES} problems");
-    load(ws, probs, nx, nu, true);
+    load(ws, probs, nx, nu, true, Structure::Test(structure));
     let (cost, scale) = rollout_plain(d, ws);
     let xfin = finite_lanes(&ws.x[..tt * nx]);
     let mut st: [LaneState; LANES] = std::array::from_fn(|l| LaneState {
@@ -1192,18 +1204,33 @@ fn solve_lanes_impl<D: Dynamics, M: Arith>(
 /// The problems into the lanes (padding lanes repeat the last problem), bounds, which `C_t`
 /// are diagonal in every lane, and with `warm_start` the projected warm start.
 #[inline(always)]
-fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, warm_start: bool) {
+fn load(ws: &mut LaneWorkspace, probs: &[ProblemRef<'_>], nx: usize, nu: usize, warm_start: bool, structure: Structure<'_>) {
     let (n, tt) = (nx + nu, ws.horizon);
     ws.cdiag.fill(true);
     ws.compact.fill(true);
-    for l in 0..LANES {
-        let p = &probs[l.min(probs.len() - 1)];
-        for t in 0..tt {
-            let c = &p.cm[t * n * n..(t + 1) * n * n];
-            // Every off-diagonal entry ±0 (diagonal), every one +0 (compact).
-            let (diag, compact) = off_diagonal_zeros(c, n);
-            ws.cdiag[t] &= diag;
-            ws.compact[t] &= compact;
+    match structure {
+        Structure::Known(flags) => {
+            for f in flags.chunks(tt) {
+                for t in 0..tt {
+                    ws.cdiag[t] &= f[t] & CostStructure::DIAGONAL != 0;
+                    ws.compact[t] &= f[t] & CostStructure::COMPACT != 0;
+                }
+            }
+        }
+        Structure::Test(mut record) => {
+            for l in 0..LANES {
+                let p = &probs[l.min(probs.len() - 1)];
+                for t in 0..tt {
+                    let c = &p.cm[t * n * n..(t + 1) * n * n];
+                    // Every off-diagonal entry ±0 (diagonal), every one +0 (compact).
+                    let (diag, compact) = off_diagonal_zeros(c, n);
+                    ws.cdiag[t] &= diag;
+                    ws.compact[t] &= compact;
+                    if let Some(r) = record.as_deref_mut().filter(|_| l < probs.len()) {
+                        r[l * tt + t] = CostStructure::flag(diag, compact);
+                    }
+                }
+            }
         }
     }
     // The bounds, every lane's at once (whole vectors): where no lane's vary by stage, one
@@ -1489,7 +1516,7 @@ mod tests {
                     let mut lws = LaneWorkspace::new(t, nx, nu);
                     let (mut xl, mut ul) = (vec![0.0; g * t * nx], vec![0.0; g * t * nu]);
                     let mut stats = vec![Stats::default(); g];
-                    solve_lanes_with(isa, &ring, &opts, &mut lws, &probs, &mut xl, &mut ul, &mut stats);
+                    solve_lanes_with(isa, &ring, &opts, &mut lws, &probs, &mut xl, &mut ul, &mut stats, None);
                     for (l, p) in probs.iter().enumerate() {
                         let mut ws = Workspace::new(t, nx, nu);
                         let (mut x, mut u) = (vec![0.0; t * nx], vec![0.0; t * nu]);
@@ -1509,11 +1536,11 @@ mod tests {
                     let gx: Vec<f64> = (0..g * t * nx).map(|k| (0.37 * k as f64).sin()).collect();
                     let gu: Vec<f64> = (0..g * t * nu).map(|k| (1.3 * k as f64).cos()).collect();
                     let (mut gcm, mut gcv, mut gx0) = (vec![0.0; g * t * n * n], vec![0.0; g * t * n], vec![0.0; g * nx]);
-                    let (failed, finite) = backward_lanes_with(isa, &ring, &mut lws, &probs, &xl, &ul, &gx, &gu, &mut gcm, &mut gcv, &mut gx0, false);
+                    let (failed, finite) = backward_lanes_with(isa, &ring, &mut lws, &probs, &xl, &ul, &gx, &gu, &mut gcm, &mut gcv, &mut gx0, false, None);
                     // The streaming writer: the same bits and the same finiteness verdicts.
                     let (mut gcm_s, mut gcv_s, mut gx0_s) = (vec![0.0; g * t * n * n], vec![0.0; g * t * n], vec![0.0; g * nx]);
                     let (failed_s, finite_s) =
-                        backward_lanes_with(isa, &ring, &mut lws, &probs, &xl, &ul, &gx, &gu, &mut gcm_s, &mut gcv_s, &mut gx0_s, true);
+                        backward_lanes_with(isa, &ring, &mut lws, &probs, &xl, &ul, &gx, &gu, &mut gcm_s, &mut gcv_s, &mut gx0_s, true, None);
                     let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                     assert_eq!((failed, finite), (failed_s, finite_s));
                     assert_eq!((bits(&gcm), bits(&gcv), bits(&gx0)), (bits(&gcm_s), bits(&gcv_s), bits(&gx0_s)));
