@@ -317,8 +317,8 @@ impl<D: Dynamics> Solver<D> {
     /// Gradients of a loss `L` with respect to `C`, `c`, `x_init`, given the upstream
     /// gradients `grad_x = dL/dx*` (B×T×nx) and `grad_u = dL/du*` (B×T×nu) at the solution
     /// `sol` of `batch` (implicit differentiation, active bounds fixed, mode from the
-    /// options). Where `sol` is this solver's solve of the same `cost_hess` array, the stage
-    /// Hessians' structure is taken from it ([`CostStructure`]) rather than read again.
+    /// options). Where `sol` comes from a CPU solve of this very `cost_hess` array, which stage
+    /// Hessians are diagonal is taken from it ([`CostStructure`]) rather than read again.
     pub fn backward(&mut self, batch: &Batch<'_>, sol: &Solution, grad_x: &[f64], grad_u: &[f64]) -> Gradients {
         let mut g = Gradients::default();
         self.backward_into(batch, sol, grad_x, grad_u, &mut g);
