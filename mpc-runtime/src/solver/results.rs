@@ -28,7 +28,7 @@ pub struct Solution {
 
 /// Which stage cost Hessians of a batch a solve found diagonal, kept with its [`Solution`] so
 /// that [`Solver::backward`](crate::solver::Solver::backward) of that batch need not read every
-/// entry of `C` again to find out: at B = 256, T = 50 that second reading was 13–16 % of the
+/// entry of `C` again to find out: at B = 256, T = 50 skipping that second reading saved 14–17 % of the
 /// backward pass (`bench/results/cpu-structure-2026-12-06.md`).
 ///
 /// It describes the very array it was taken from (the address and length of the batch's
@@ -57,7 +57,7 @@ impl CostStructure {
     /// Every off-diagonal entry of `C_t` is `+0`.
     pub(crate) const COMPACT: u8 = 4;
 
-    /// Nothing known yet about `cost_hess`, `stages` (B × T) of them; the flags for the solve
+    /// Nothing known yet about `cost_hess`, `stages` (problems in lane groups × T) of them; the flags for the solve
     /// to fill.
     pub(crate) fn start(&mut self, cost_hess: &[f64], stages: usize) -> &mut [u8] {
         self.source = (cost_hess.as_ptr() as usize, cost_hess.len());
@@ -66,7 +66,7 @@ impl CostStructure {
         &mut self.flags
     }
 
-    /// The flags of every stage, where they describe `cost_hess` (B × T of them).
+    /// The flags of every stage, where they describe `cost_hess` (`stages` of them).
     pub(crate) fn of(&self, cost_hess: &[f64], stages: usize) -> Option<&[u8]> {
         let same = self.source == (cost_hess.as_ptr() as usize, cost_hess.len()) && self.flags.len() == stages;
         same.then_some(&self.flags[..])
