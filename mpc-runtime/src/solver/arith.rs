@@ -10,26 +10,40 @@
 //! factorisation stay separate in every build (latency-bound chains, which FMA does not
 //! shorten).
 
-/// The rounding of a multiply-add: [`Fused`] or [`Separate`].
+/// The rounding of a multiply-add: [`Fused`] (or [`Fused512`]) or [`Separate`]; and, for
+/// products blocked to stay in registers, how many `f64` the build's vector registers hold.
 pub trait Arith: Copy + Send + Sync + 'static {
     /// Whether `madd` rounds once.
     const FUSED: bool;
+    /// The `f64` capacity of the build's vector register file (registers × lanes).
+    const VECTOR_F64: usize;
 }
 
-/// One rounding per multiply-add (FMA).
+/// One rounding per multiply-add (FMA); 16 vector registers of 4 `f64` (AVX2).
 #[derive(Clone, Copy, Debug)]
 pub struct Fused;
 
-/// The product rounded, then the sum (the baseline build).
+/// [`Fused`] in the AVX-512 build: the same arithmetic, 32 vector registers of 8 `f64`.
+#[derive(Clone, Copy, Debug)]
+pub struct Fused512;
+
+/// The product rounded, then the sum (the baseline build: 16 registers of 2 `f64`).
 #[derive(Clone, Copy, Debug)]
 pub struct Separate;
 
 impl Arith for Fused {
     const FUSED: bool = true;
+    const VECTOR_F64: usize = 64;
+}
+
+impl Arith for Fused512 {
+    const FUSED: bool = true;
+    const VECTOR_F64: usize = 256;
 }
 
 impl Arith for Separate {
     const FUSED: bool = false;
+    const VECTOR_F64: usize = 32;
 }
 
 /// The rounding of the baseline build: [`Separate`] on x86-64 (FMA3 is not in its baseline),

@@ -12,7 +12,7 @@ use super::kkt::{du_norm, kkt_residual, kkt_step};
 use super::riccati::{RiccatiOutcome, riccati};
 use super::status::finite as all_finite;
 use super::rollout::{linearize_all, load_bounds, load_cost_structure, rollout_plain, rollout_trial};
-use super::lanes::{LANES, rollout_trials, take_lane, trials_apply};
+use super::lanes::{LANES, lane_du_norm, rollout_trials, take_lane, trials_apply};
 
 isa_builds! {
     /// Solve one problem; the solution goes to `x_out` (T×nx) and `u_out` (T×nu). With `trace`,
@@ -113,16 +113,15 @@ fn solve_one_impl<D: Dynamics, M: Arith>(
         if iters >= opts.max_iters {
             break;
         }
-        if !lin_current {
-            linearize_all(d, ws);
-            lin_current = true;
-        }
+        // Without a KKT tolerance the Jacobians are taken in the Riccati pass, stage by stage
+        // as it needs them (`riccati`'s `linearize`): there they fill its chain's latency.
         iters += 1;
         // Cost changes below this are rounding noise.
         let tol = 64.0 * f64::EPSILON * (n as f64) * scale.max(cost.abs());
         let accept_limit = if kkt_mode { cost - tol } else { cost + tol };
         loop {
-            let outcome = riccati::<D, M>(d, ws, p, mu, ddp);
+            let outcome = riccati::<D, M>(d, ws, p, mu, ddp, !lin_current);
+            lin_current = true;
             if outcome == RiccatiOutcome::NonFinite {
                 stop = StopReason::NonFinite(NonFinite::Riccati);
                 break 'outer;
@@ -257,8 +256,7 @@ fn line_search<D: Dynamics>(
             let (jt, st) = rollout_trials(d, ws, p, &alphas);
             for (l, &alpha) in chunk.iter().enumerate() {
                 if ci == 0 && l == 0 {
-                    take_lane(&ws.trials, 0, &mut ws.traj.xt, &mut ws.traj.ut);
-                    first_du = du_norm(&ws.traj.ut, &ws.traj.u);
+                    first_du = lane_du_norm(&ws.trials, 0, &ws.traj.u);
                 }
                 if !jt[l].is_finite() || jt[l] > accept_limit {
                     continue;

@@ -76,7 +76,8 @@ impl Isa {
 /// `#[inline(always)]` generic function over `D: Dynamics` and `M: Arith` with the same
 /// arguments) compiled for `isa` — the baseline build with [`Baseline`](super::arith::Baseline)
 /// multiply-adds, or a copy inlined into an AVX2 + FMA or an AVX-512F `#[target_feature]`
-/// function with [`Fused`](super::arith::Fused) ones; `isa` must be a build this CPU supports ([`Isa::detect`], [`Isa::available`]) —
+/// function with [`Fused`](super::arith::Fused) ones ([`Fused512`](super::arith::Fused512): the
+/// same rounding, with AVX-512's register file); `isa` must be a build this CPU supports ([`Isa::detect`], [`Isa::available`]) —
 /// and `vis fn name<D: Dynamics>(args…) -> Ret`, the widest build of [`Isa::detect`], or with
 /// `vis fn name by choose;` the build `choose()` returns.
 macro_rules! isa_builds {
@@ -106,7 +107,7 @@ macro_rules! isa_builds {
             #[target_feature(enable = "avx2,fma,avx512f")]
             #[allow(clippy::too_many_arguments)]
             unsafe fn avx512<D: $crate::model::Dynamics>($($arg: $ty),*) $(-> $ret)? {
-                $impl_fn::<D, $crate::solver::arith::Fused>($($arg),*)
+                $impl_fn::<D, $crate::solver::arith::Fused512>($($arg),*)
             }
             match isa {
                 #[cfg(target_arch = "x86_64")]

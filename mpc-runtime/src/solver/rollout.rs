@@ -199,16 +199,22 @@ pub(crate) fn clamp(v: f64, lo: f64, hi: f64) -> f64 {
 /// Linearise the dynamics along `ws.traj.x`, `ws.traj.u` (stages 0..T-2) into `ws.lin.a`, `ws.lin.b`.
 #[inline(always)]
 pub(crate) fn linearize_all<D: Dynamics>(d: &D, ws: &mut Workspace) {
-    let (nx, nu, tt) = (d.nx(), d.nu(), ws.horizon);
-    for t in 0..tt.saturating_sub(1) {
-        d.linearize(
-            &ws.traj.x[t * nx..(t + 1) * nx],
-            &ws.traj.u[t * nu..(t + 1) * nu],
-            &mut ws.scratch.xn,
-            &mut ws.lin.a[t * nx * nx..(t + 1) * nx * nx],
-            &mut ws.lin.b[t * nx * nu..(t + 1) * nx * nu],
-        );
+    for t in 0..ws.horizon.saturating_sub(1) {
+        linearize_stage(d, ws, t);
     }
+}
+
+/// [`linearize_all`]'s stage `t` alone (the Riccati pass takes each stage's as it goes).
+#[inline(always)]
+pub(crate) fn linearize_stage<D: Dynamics>(d: &D, ws: &mut Workspace, t: usize) {
+    let (nx, nu) = (d.nx(), d.nu());
+    d.linearize(
+        &ws.traj.x[t * nx..(t + 1) * nx],
+        &ws.traj.u[t * nu..(t + 1) * nu],
+        &mut ws.scratch.xn,
+        &mut ws.lin.a[t * nx * nx..(t + 1) * nx * nx],
+        &mut ws.lin.b[t * nx * nu..(t + 1) * nx * nu],
+    );
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ mod boxqp;
 mod trials;
 
 pub(crate) use backward::{backward_applies, backward_lanes};
-pub(crate) use trials::{TrialLanes, rollout_trials, take_lane, trials_apply};
+pub(crate) use trials::{TrialLanes, lane_du_norm, rollout_trials, take_lane, trials_apply};
 
 use super::aligned::Aligned;
 use super::arith::{Arith, Separate, madd, nmadd};
@@ -929,6 +929,20 @@ fn riccati<M: Arith>(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &
             }
         }
         if !live.iter().any(|&v| v) {
+            break;
+        }
+        if t == 0 {
+            // Only `k_0`, as the per-problem pass (`riccati::riccati`): `K_0` multiplies a zero
+            // state deviation, and nobody reads `P_0`, `p_0`.
+            ws.kk[..nu * nx].fill(ZERO);
+            ws.kkt[..nx * nu].fill(ZERO);
+            let fk = finite_lanes(&ws.k[..nu]);
+            for l in 0..LANES {
+                if live[l] && !fk[l] {
+                    out[l] = Outcome::NonFinite;
+                    live[l] = false;
+                }
+            }
             break;
         }
         // Feedback gains on the free controls, K_f = -Q_ff⁻¹ Q_fx, zero rows elsewhere: all lanes

@@ -147,6 +147,17 @@ fn lane_by_lane(tr: &mut TrialLanes, cm: &[f64], cv: &[f64], n: usize, diag: boo
     (q, lin)
 }
 
+/// `du_norm(u_l, u)` of lane `l`'s controls `u_l` (the same sum in the same order, without
+/// taking the lane out first).
+#[inline(always)]
+pub(crate) fn lane_du_norm(tr: &TrialLanes, l: usize, u: &[f64]) -> f64 {
+    let mut s = 0.0;
+    for (a, b) in tr.u.iter().zip(u) {
+        s += (a[l] - b) * (a[l] - b);
+    }
+    s.sqrt()
+}
+
 /// Lane `l` of the trials into the scalar trajectories `x` (T×nx) and `u` (T×nu).
 #[inline(always)]
 pub(crate) fn take_lane(tr: &TrialLanes, l: usize, x: &mut [f64], u: &mut [f64]) {
