@@ -5,7 +5,7 @@ use super::workspace::Workspace;
 use super::{ProblemRef, SolverOptions};
 use crate::model::Dynamics;
 
-use super::rollout::{load_bounds, load_cost_structure, rollout_plain, rollout_trial, stage_gradient, stage_z};
+use super::rollout::{linearize_stage, load_bounds, load_cost_structure, rollout_plain, rollout_trial, stage_gradient, stage_z};
 
 /// The line search where the cost cannot tell the trial steps from rounding (every trial is
 /// within `limit`, the current cost plus its rounding tolerance): the first step size whose
@@ -66,13 +66,7 @@ pub(crate) fn kkt_residual<D: Dynamics>(d: &D, ws: &mut Workspace, p: &ProblemRe
     for t in (0..tt).rev() {
         let last = t + 1 == tt;
         if !linearized && !last {
-            d.linearize(
-                &ws.traj.x[t * nx..(t + 1) * nx],
-                &ws.traj.u[t * nu..(t + 1) * nu],
-                &mut ws.scratch.xn,
-                &mut ws.lin.a[t * nx * nx..(t + 1) * nx * nx],
-                &mut ws.lin.b[t * nx * nu..(t + 1) * nx * nu],
-            );
+            linearize_stage(d, ws, t);
         }
         stage_z(&mut ws.scratch.z, &ws.traj.x, &ws.traj.u, nx, nu, t);
         stage_gradient(&mut ws.ric.qz, &p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n], &ws.scratch.z, n, ws.data.cdiag[t]);

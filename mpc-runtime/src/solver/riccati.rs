@@ -164,8 +164,8 @@ const fn pf_block_rows<M: Arith>(s: usize) -> usize {
 /// `PF = P F` (`nx × S`, rows of `S` = 8 or 16) with a block of [`pf_block_rows`] rows'
 /// accumulators in registers at once: the rows of `F` outside, each loaded once per block and
 /// applied to every row of it. Row by row (`PF_k = Σ_m P[k][m] F_m`) the whole of `F` was
-/// loaded again for each row, and the products waited on the load ports (with AVX-512, the
-/// quadrotor's `nx = 10` rows in one block: the B = 1, T = 10 forward solve 5–7 % faster). Every
+/// loaded again for each row, and the products waited on the load ports (with AVX-512 the
+/// quadrotor's `nx = 10` rows are one block: `bench/results/cpu-riccati-2026-12-06.md`). Every
 /// entry is the same sum in the same order (`m` ascending from `+0`).
 #[inline(always)]
 fn pf_blocked<M: Arith, const S: usize>(p: &[f64], f: &[f64], pf: &mut [f64], nx: usize) {
