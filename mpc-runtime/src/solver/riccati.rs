@@ -479,7 +479,8 @@ fn riccati_stages<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &ProblemR
                 }
             }
         }
-        update_cost_to_go::<M>(ws, nx, nu, t, mu == 0.0, t > 0, t + 1 < tt);
+        // (Stage 0 returned above: every stage here needs its `P`.)
+        update_cost_to_go::<M>(ws, nx, nu, t, mu == 0.0, true, t + 1 < tt);
         // A non-finite P reaches p one stage earlier, so checking k and p catches it too.
         if !(all_finite(&ws.ric.k[t * nu..(t + 1) * nu]) && all_finite(&ws.ric.pv[..nx])) {
             return RiccatiOutcome::NonFinite;
