@@ -15,7 +15,7 @@
 // λ_t = (C_t z_t + c_t)_x + A_tᵀ λ_{t+1} (here fused into the backward sweep) and the
 // Hessian C_t + Σ_i λ_{t+1,i} ∇²f_i(z_t) from the model's `weighted_hessian`; in Gauss-Newton
 // mode C_t alone. One LQR solve with the upstream gradients [grad_x_t; grad_u_t] as linear
-// term, controls within ACTIVE_TOL of a bound held fixed (free block by Cholesky, pivoted LU
+// term, controls within ACTIVE_TOL of a bound held fixed (free block by L D Lᵀ, pivoted LU
 // when it is not positive definite, NaN when singular); then
 //   dL/dx_init = ∂V_0/∂ξ (the cost-to-go gradient at stage 0),
 //   d_0 = [0; k_0], d_u = K d_x + k, d_x' = A d_x + B d_u,
@@ -724,61 +724,59 @@ __device__ __forceinline__ void mat_mul(const real* __restrict__ a, const real* 
     }
 }
 
-/// In-place Cholesky (lower); false when not numerically positive definite.
-__device__ __forceinline__ bool cholesky(real* a, int n, real rel_tol) {
+/// In-place square-root-free Cholesky factorisation A = L D Lᵀ (linalg.rs `ldlt`): on
+/// success the strict lower triangle holds the unit lower L, the diagonal D, the strict upper
+/// triangle the unscaled entries L_ij d_j; false when not numerically positive definite (a
+/// pivot d_j <= rel_tol · max diag, or not finite).
+__device__ __forceinline__ bool ldlt(real* a, int n, real rel_tol) {
     real dmax = real(0);
     for (int i = 0; i < n; ++i) dmax = rmax(dmax, rabs(a[i * n + i]));
     const real floor_ = rel_tol * dmax;
     for (int j = 0; j < n; ++j) {
         real d = a[j * n + j];
-        for (int k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
+        for (int k = 0; k < j; ++k) d -= a[j * n + k] * a[k * n + j];
         if (!(d > floor_) || !rfinite(d)) return false;
-        const real ljj = rsqrt_(d);
-        a[j * n + j] = ljj;
+        a[j * n + j] = d;
         for (int i = j + 1; i < n; ++i) {
             real s = a[i * n + j];
-            for (int k = 0; k < j; ++k) s -= a[i * n + k] * a[j * n + k];
-            a[i * n + j] = s / ljj;
+            for (int k = 0; k < j; ++k) s -= a[i * n + k] * a[k * n + j];
+            a[j * n + i] = s;
+            a[i * n + j] = s / d;
         }
-        for (int i = 0; i < j; ++i) a[i * n + j] = real(0);
     }
     return true;
 }
 
-/// Solve L Lᵀ x = b in place (linalg.rs cholesky_solve: each row times its pivot's reciprocal,
-/// computed off the chain of dependent rows).
-__device__ __forceinline__ void cholesky_solve(const real* l, int n, real* b) {
+/// Solve L D Lᵀ x = b in place (linalg.rs `ldlt_solve`: L y = b, then Lᵀ x = D⁻¹ y, each row
+/// of the second sweep started at y_i times its pivot's reciprocal).
+__device__ __forceinline__ void ldlt_solve(const real* l, int n, real* b) {
     for (int i = 0; i < n; ++i) {
-        const real r = real(1) / l[i * n + i];
         real s = b[i];
         for (int k = 0; k < i; ++k) s -= l[i * n + k] * b[k];
-        b[i] = s * r;
+        b[i] = s;
     }
     for (int i = n - 1; i >= 0; --i) {
-        const real r = real(1) / l[i * n + i];
-        real s = b[i];
+        real s = b[i] * (real(1) / l[i * n + i]);
         for (int k = i + 1; k < n; ++k) s -= l[k * n + i] * b[k];
-        b[i] = s * r;
+        b[i] = s;
     }
 }
 
-/// Solve L Lᵀ X = B in place, B n×mc.
-__device__ __forceinline__ void cholesky_solve_multi(const real* l, int n, real* b, int mc) {
+/// Solve L D Lᵀ X = B in place, B n×mc.
+__device__ __forceinline__ void ldlt_solve_multi(const real* l, int n, real* b, int mc) {
     for (int i = 0; i < n; ++i) {
         for (int k = 0; k < i; ++k) {
             const real lik = l[i * n + k];
             for (int c = 0; c < mc; ++c) b[i * mc + c] -= lik * b[k * mc + c];
         }
-        const real d = l[i * n + i];
-        for (int c = 0; c < mc; ++c) b[i * mc + c] /= d;
     }
     for (int i = n - 1; i >= 0; --i) {
+        const real r = real(1) / l[i * n + i];
+        for (int c = 0; c < mc; ++c) b[i * mc + c] *= r;
         for (int k = i + 1; k < n; ++k) {
             const real lki = l[k * n + i];
             for (int c = 0; c < mc; ++c) b[i * mc + c] -= lki * b[k * mc + c];
         }
-        const real d = l[i * n + i];
-        for (int c = 0; c < mc; ++c) b[i * mc + c] /= d;
     }
 }
 
@@ -1013,8 +1011,8 @@ __device__ __forceinline__ void backward_one(Work& w, const m::Params<real>& prm
             // Positive definite in Gauss-Newton mode and at a strict local minimum; pivoted LU
             // otherwise (on the copy in `quu`); NaN when singular (not locally unique).
             for (int i = 0; i < mf * mf; ++i) w.quu[i] = w.mat[i];
-            if (cholesky(w.mat, mf, real(1e-14))) {
-                cholesky_solve_multi(w.mat, mf, w.rhs, COLS);
+            if (ldlt(w.mat, mf, real(1e-14))) {
+                ldlt_solve_multi(w.mat, mf, w.rhs, COLS);
             } else if (!lu_solve_multi(w.quu, mf, w.rhs, COLS)) {
                 for (int i = 0; i < mf * COLS; ++i) w.rhs[i] = rnan();
             }

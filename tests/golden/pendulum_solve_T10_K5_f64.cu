@@ -732,61 +732,59 @@ __device__ __forceinline__ void mat_mul(const real* __restrict__ a, const real* 
     }
 }
 
-/// In-place Cholesky (lower); false when not numerically positive definite.
-__device__ __forceinline__ bool cholesky(real* a, int n, real rel_tol) {
+/// In-place square-root-free Cholesky factorisation A = L D Lᵀ (linalg.rs `ldlt`): on
+/// success the strict lower triangle holds the unit lower L, the diagonal D, the strict upper
+/// triangle the unscaled entries L_ij d_j; false when not numerically positive definite (a
+/// pivot d_j <= rel_tol · max diag, or not finite).
+__device__ __forceinline__ bool ldlt(real* a, int n, real rel_tol) {
     real dmax = real(0);
     for (int i = 0; i < n; ++i) dmax = rmax(dmax, rabs(a[i * n + i]));
     const real floor_ = rel_tol * dmax;
     for (int j = 0; j < n; ++j) {
         real d = a[j * n + j];
-        for (int k = 0; k < j; ++k) d -= a[j * n + k] * a[j * n + k];
+        for (int k = 0; k < j; ++k) d -= a[j * n + k] * a[k * n + j];
         if (!(d > floor_) || !rfinite(d)) return false;
-        const real ljj = rsqrt_(d);
-        a[j * n + j] = ljj;
+        a[j * n + j] = d;
         for (int i = j + 1; i < n; ++i) {
             real s = a[i * n + j];
-            for (int k = 0; k < j; ++k) s -= a[i * n + k] * a[j * n + k];
-            a[i * n + j] = s / ljj;
+            for (int k = 0; k < j; ++k) s -= a[i * n + k] * a[k * n + j];
+            a[j * n + i] = s;
+            a[i * n + j] = s / d;
         }
-        for (int i = 0; i < j; ++i) a[i * n + j] = real(0);
     }
     return true;
 }
 
-/// Solve L Lᵀ x = b in place (linalg.rs cholesky_solve: each row times its pivot's reciprocal,
-/// computed off the chain of dependent rows).
-__device__ __forceinline__ void cholesky_solve(const real* l, int n, real* b) {
+/// Solve L D Lᵀ x = b in place (linalg.rs `ldlt_solve`: L y = b, then Lᵀ x = D⁻¹ y, each row
+/// of the second sweep started at y_i times its pivot's reciprocal).
+__device__ __forceinline__ void ldlt_solve(const real* l, int n, real* b) {
     for (int i = 0; i < n; ++i) {
-        const real r = real(1) / l[i * n + i];
         real s = b[i];
         for (int k = 0; k < i; ++k) s -= l[i * n + k] * b[k];
-        b[i] = s * r;
+        b[i] = s;
     }
     for (int i = n - 1; i >= 0; --i) {
-        const real r = real(1) / l[i * n + i];
-        real s = b[i];
+        real s = b[i] * (real(1) / l[i * n + i]);
         for (int k = i + 1; k < n; ++k) s -= l[k * n + i] * b[k];
-        b[i] = s * r;
+        b[i] = s;
     }
 }
 
-/// Solve L Lᵀ X = B in place, B n×mc.
-__device__ __forceinline__ void cholesky_solve_multi(const real* l, int n, real* b, int mc) {
+/// Solve L D Lᵀ X = B in place, B n×mc.
+__device__ __forceinline__ void ldlt_solve_multi(const real* l, int n, real* b, int mc) {
     for (int i = 0; i < n; ++i) {
         for (int k = 0; k < i; ++k) {
             const real lik = l[i * n + k];
             for (int c = 0; c < mc; ++c) b[i * mc + c] -= lik * b[k * mc + c];
         }
-        const real d = l[i * n + i];
-        for (int c = 0; c < mc; ++c) b[i * mc + c] /= d;
     }
     for (int i = n - 1; i >= 0; --i) {
+        const real r = real(1) / l[i * n + i];
+        for (int c = 0; c < mc; ++c) b[i * mc + c] *= r;
         for (int k = i + 1; k < n; ++k) {
             const real lki = l[k * n + i];
             for (int c = 0; c < mc; ++c) b[i * mc + c] -= lki * b[k * mc + c];
         }
-        const real d = l[i * n + i];
-        for (int c = 0; c < mc; ++c) b[i * mc + c] /= d;
     }
 }
 
@@ -995,7 +993,7 @@ __device__ __forceinline__ bool qp_factor_free(W& w, const real* q) {
     const int m = w.nfree;
     for (int a = 0; a < m; ++a)
         for (int b = 0; b < m; ++b) w.chol[a * m + b] = q[w.idx[a] * NU + w.idx[b]];
-    return cholesky(w.chol, m, real(1e-13));
+    return ldlt(w.chol, m, real(1e-13));
 }
 
 /// min ½ xᵀQx + cᵀx, lo ≤ x ≤ hi: the unconstrained minimiser where it lies strictly inside
@@ -1007,9 +1005,9 @@ __device__ __forceinline__ bool boxqp_solve(W& w, const real* q, const real* c, 
                                             real* x) {
     // Q positive definite (then so is every face), and -Q⁻¹c: strictly inside, the solution.
     for (int i = 0; i < NU * NU; ++i) w.chol[i] = q[i];
-    if (!cholesky(w.chol, NU, real(1e-13))) return false;
+    if (!ldlt(w.chol, NU, real(1e-13))) return false;
     for (int i = 0; i < NU; ++i) w.qrhs[i] = -c[i];
-    cholesky_solve(w.chol, NU, w.qrhs);
+    ldlt_solve(w.chol, NU, w.qrhs);
     bool inside = true;
     for (int i = 0; i < NU; ++i) inside = inside && lo[i] < w.qrhs[i] && w.qrhs[i] < hi[i];
     if (inside) {
@@ -1043,7 +1041,7 @@ __device__ __forceinline__ bool boxqp_solve(W& w, const real* q, const real* c, 
         if ((it > 0 || m < NU) && !qp_factor_free(w, q)) return false;
         chol_current = true;
         for (int a = 0; a < m; ++a) w.qrhs[a] = -w.g[w.idx[a]];
-        cholesky_solve(w.chol, m, w.qrhs);
+        ldlt_solve(w.chol, m, w.qrhs);
         for (int i = 0; i < NU; ++i) w.s[i] = real(0);
         real smax = real(0), xmax = real(0);
         for (int a = 0; a < m; ++a) {
@@ -1262,7 +1260,7 @@ __device__ __noinline__ int riccati(W& w, const m::Params<real>& prm, const real
                 const int i = w.idx[a];
                 for (int j = 0; j < NX; ++j) w.rhs[a * NX + j] = -w.qzz[(NX + i) * NZ + j];
             }
-            cholesky_solve_multi(w.chol, mf, w.rhs, NX);
+            ldlt_solve_multi(w.chol, mf, w.rhs, NX);
             for (int a = 0; a < mf; ++a) {
                 const int i = w.idx[a];
                 for (int j = 0; j < NX; ++j) kk[i * NX + j] = w.rhs[a * NX + j];

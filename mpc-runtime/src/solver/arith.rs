@@ -6,7 +6,7 @@
 //! the lane code use it at the same operations, so they keep giving the same bits.
 //!
 //! Fused where it pays: the cost-to-go products (`Fᵀ P F`, the `P` update) and the gains'
-//! Cholesky solves, the bulk of every Riccati pass. Rollouts, costs and the box QP's own
+//! `L D Lᵀ` solves, the bulk of every Riccati pass. Rollouts, costs and the box QP's own
 //! factorisation stay separate in every build (latency-bound chains, which FMA does not
 //! shorten).
 

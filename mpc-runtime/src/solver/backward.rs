@@ -16,7 +16,7 @@
 
 use super::riccati::{add_cost_to_go, add_cost_to_go_onto, neg_copy, transpose_q_xu, update_cost_to_go};
 use super::rollout::{linearize_all, load_bounds};
-use super::linalg::{cholesky, cholesky_solve_multi, lu_solve_multi};
+use super::linalg::{ldlt, ldlt_solve_multi, lu_solve_multi};
 use super::arith::Arith;
 use super::isa::isa_builds;
 use super::workspace::Workspace;
@@ -147,8 +147,8 @@ fn backward_one_impl<D: Dynamics, M: Arith>(
             // pivoted LU otherwise.
             // (`quu` keeps a copy for the fallback.)
             ws.ric.quu[..m * m].copy_from_slice(&ws.ric.mat[..m * m]);
-            if cholesky(&mut ws.ric.mat[..m * m], m, 1e-14) {
-                cholesky_solve_multi::<M>(&ws.ric.mat[..m * m], m, &mut ws.ric.rhs[..m * cols], cols);
+            if ldlt(&mut ws.ric.mat[..m * m], m, 1e-14) {
+                ldlt_solve_multi::<M>(&ws.ric.mat[..m * m], m, &mut ws.ric.rhs[..m * cols], cols);
             } else if !lu_solve_multi(&mut ws.ric.quu[..m * m], m, &mut ws.ric.rhs[..m * cols], cols) {
                 // Singular reduced Hessian: the solution is not locally unique; report NaN.
                 ws.ric.rhs[..m * cols].fill(f64::NAN);
@@ -159,7 +159,7 @@ fn backward_one_impl<D: Dynamics, M: Arith>(
                 k[i] = ws.ric.rhs[a * cols + nx];
             }
         }
-        // K solves the unregularised free block exactly (Cholesky or LU): the short formula.
+        // K solves the unregularised free block exactly (`L D Lᵀ` or LU): the short formula.
         update_cost_to_go::<M>(ws, nx, nu, t, true, t > 0, t + 1 < tt);
     }
     grad_x0[..nx].copy_from_slice(&ws.ric.pv[..nx]);

@@ -7,7 +7,7 @@
 //! computed directly: one factorisation and one solve, no iteration.
 
 use super::aligned::Aligned;
-use super::linalg::{cholesky, cholesky_from, cholesky_solve};
+use super::linalg::{ldlt, ldlt_from, ldlt_solve};
 
 /// Why a box QP could not be solved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +66,9 @@ impl BoxQp {
         self.clamped[i]
     }
 
-    /// Cholesky factor `L` (`m × m`, `m` = number of free variables, row-major lower) of the
-    /// free block `Q_ff` at the solution.
-    pub fn free_cholesky(&self) -> &[f64] {
+    /// Factor `L D Lᵀ` ([`ldlt`](super::linalg::ldlt), `m × m`, `m` = number of free
+    /// variables) of the free block `Q_ff` at the solution.
+    pub fn free_factor(&self) -> &[f64] {
         let m = self.nfree;
         &self.chol[..m * m]
     }
@@ -115,21 +115,21 @@ impl BoxQp {
         let m = self.nfree;
         let ok = if m == n {
             // Every variable free (the usual case): the whole Q, with the caller's (constant) size.
-            cholesky_from(q, &mut self.chol[..n * n], n, 1e-13)
+            ldlt_from(q, &mut self.chol[..n * n], n, 1e-13)
         } else {
             for a in 0..m {
                 for b in 0..m {
                     self.chol[a * m + b] = q[self.idx[a] * n + self.idx[b]];
                 }
             }
-            cholesky(&mut self.chol[..m * m], m, 1e-13)
+            ldlt(&mut self.chol[..m * m], m, 1e-13)
         };
         if ok { Ok(()) } else { Err(BoxQpError::NotPositiveDefinite) }
     }
 
     /// Solve the box QP; `x` holds the warm start on entry (it is projected onto the box first)
     /// and the solution on exit. `lo`/`hi` may hold infinities. Returns the number of Newton
-    /// iterations. Afterwards [`BoxQp::free_indices`] and [`BoxQp::free_cholesky`] describe
+    /// iterations. Afterwards [`BoxQp::free_indices`] and [`BoxQp::free_factor`] describe
     /// the free face of the solution.
     pub fn solve(&mut self, q: &[f64], c: &[f64], lo: &[f64], hi: &[f64], x: &mut [f64]) -> Result<usize, BoxQpError> {
         self.solve_dim(self.n, q, c, lo, hi, x)
@@ -151,14 +151,14 @@ impl BoxQp {
         // Positive definiteness of the whole Q (so every face is PD and the minimiser unique),
         // and the unconstrained minimiser -Q⁻¹c: strictly inside the box, it is the solution,
         // every variable free (the usual case in a Riccati pass; no warm start needed).
-        if !cholesky_from(q, &mut self.chol[..n * n], n, 1e-13) {
+        if !ldlt_from(q, &mut self.chol[..n * n], n, 1e-13) {
             return Err(BoxQpError::NotPositiveDefinite);
         }
         let rhs = &mut self.rhs[..n];
         for (r, ci) in rhs.iter_mut().zip(&c[..n]) {
             *r = -ci;
         }
-        cholesky_solve(&self.chol[..n * n], n, rhs);
+        ldlt_solve(&self.chol[..n * n], n, rhs);
         if (0..n).all(|i| lo[i] < rhs[i] && rhs[i] < hi[i]) {
             x[..n].copy_from_slice(rhs);
             self.clamped[..n].fill(false);
@@ -206,9 +206,9 @@ impl BoxQp {
                 self.rhs[a] = -self.g[self.idx[a]];
             }
             if m == n {
-                cholesky_solve(&self.chol[..n * n], n, &mut self.rhs[..n]);
+                ldlt_solve(&self.chol[..n * n], n, &mut self.rhs[..n]);
             } else {
-                cholesky_solve(&self.chol[..m * m], m, &mut self.rhs[..m]);
+                ldlt_solve(&self.chol[..m * m], m, &mut self.rhs[..m]);
             }
             self.s[..n].fill(0.0);
             let mut smax = 0.0f64;
@@ -387,13 +387,15 @@ mod tests {
                     n_free_seen += 1;
                 }
             }
-            // The reported free face and its factor: Q_ff = L Lᵀ.
+            // The reported free face and its factor: Q_ff = L D Lᵀ (L unit lower, D on the
+            // diagonal).
             let idx = qp.free_indices().to_vec();
             let m = idx.len();
-            let l = qp.free_cholesky();
+            let l = qp.free_factor();
+            let unit = |i: usize, k: usize| if i == k { 1.0 } else if k < i { l[i * m + k] } else { 0.0 };
             for a in 0..m {
                 for b in 0..m {
-                    let s: f64 = (0..m).map(|k| l[a * m + k] * l[b * m + k]).sum();
+                    let s: f64 = (0..m).map(|k| unit(a, k) * l[k * m + k] * unit(b, k)).sum();
                     assert!((s - q[idx[a] * n + idx[b]]).abs() < 1e-12);
                 }
             }

@@ -356,7 +356,10 @@ mod tests {
             let (ring, x0, cm, cv) = ring_problem(&mut rng, t, nx, nu, |s| s % 2 == 1);
             let (lo, hi) = (vec![-0.3; nu], vec![0.4; nu]);
             let p = ProblemRef { x_init: &x0, cm: &cm, cv: &cv, lower: Bound::PerControl(&lo), upper: Bound::PerControl(&hi), u_init: None };
-            let opts = SolverOptions { max_iters: 6, ..SolverOptions::default() };
+            // Five iterations: every one still lowers the cost by more than rounding in both
+            // roundings (at the sixth, (30, 6)'s cost moves by an ulp, and which iterate is
+            // returned as the best one may then differ between them by a whole step).
+            let opts = SolverOptions { max_iters: 5, ..SolverOptions::default() };
             let mut out: Vec<(Isa, Vec<f64>, Vec<f64>, f64)> = Vec::new();
             let (mut xf, mut uf) = (vec![0.0; t * nx], vec![0.0; t * nu]);
             let mut ws = Workspace::new(t, nx, nu);
@@ -374,7 +377,8 @@ mod tests {
                 if *isa == Isa::Base {
                     // Separate roundings: the same solution within rounding.
                     let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(p, q)| (p - q).abs() <= 1e-12 * (1.0 + q.abs()));
-                    assert!(close(x, &xf) && close(u, &uf), "baseline build far from the fused solve (nx={nx}, nu={nu})");
+                    let md = x.iter().zip(&xf).chain(u.iter().zip(&uf)).map(|(p, q)| (p - q).abs() / (1.0 + q.abs())).fold(0.0, f64::max);
+                    assert!(close(x, &xf) && close(u, &uf), "baseline build far from the fused solve (nx={nx}, nu={nu}): {md:e}");
                     assert!((c - fused.cost).abs() <= 1e-12 * (1.0 + fused.cost.abs()));
                     continue;
                 }

@@ -47,37 +47,46 @@ pub fn mat_mul(a: &[f64], b: &[f64], r: usize, k: usize, c: usize, out: &mut [f6
     }
 }
 
-/// Cholesky factorisation in place: on success the lower triangle of `a` (`n × n`) holds `L`
-/// with `A = L Lᵀ` (the strict upper triangle is zeroed). Returns `false` when `A` is not
-/// numerically positive definite (a pivot `≤ rel_tol · max diag`, or not finite).
+/// Square-root-free Cholesky factorisation `A = L D Lᵀ` in place (`L` unit lower triangular,
+/// `D` diagonal): on success the strict lower triangle of `a` (`n × n`) holds `L`, the
+/// diagonal `D`, and the strict upper triangle the unscaled entries `L_ij d_j` (the
+/// factorisation's own intermediates; no solve reads them). Returns `false` when `A` is not
+/// numerically positive definite (a pivot `d_j ≤ rel_tol · max diag`, or not finite).
+///
+/// Without the square roots of `L Lᵀ` the chain of dependent operations through the columns
+/// is a division shorter per column, and the solves need no product per row in their forward
+/// sweep; the Riccati pass of a small problem waits on this chain in every stage (the B = 1,
+/// T = 10 quadrotor solve 2–4 % faster: `bench/results/cpu-ldlt-2026-12-06.md`). The pivots
+/// `d_j` are those `L Lᵀ` takes the square roots of, so the positive-definiteness verdict is
+/// the same.
 #[inline(always)]
-pub fn cholesky(a: &mut [f64], n: usize, rel_tol: f64) -> bool {
-    cholesky_core(None, a, n, rel_tol)
+pub fn ldlt(a: &mut [f64], n: usize, rel_tol: f64) -> bool {
+    ldlt_core(None, a, n, rel_tol)
 }
 
-/// [`cholesky`] of `src` into `l` (`src` unchanged), with the same operations: each entry of
-/// `A` is read from `src` where `cholesky` reads it before overwriting it. There is no copy
+/// [`ldlt`] of `src` into `l` (`src` unchanged), with the same operations: each entry of
+/// `A` is read from `src` where `ldlt` reads it before overwriting it. There is no copy
 /// first because the copy's wide loads of a matrix just stored row by row (a regularised
 /// `Q_uu`) would wait for those stores to retire.
 #[inline(always)]
-pub fn cholesky_from(src: &[f64], l: &mut [f64], n: usize, rel_tol: f64) -> bool {
-    cholesky_core(Some(&src[..n * n]), l, n, rel_tol)
+pub fn ldlt_from(src: &[f64], l: &mut [f64], n: usize, rel_tol: f64) -> bool {
+    ldlt_core(Some(&src[..n * n]), l, n, rel_tol)
 }
 
-/// [`cholesky`] of `src`, or of `a` itself, into `a`: for orders up to [`SMALL`] on a local
+/// [`ldlt`] of `src`, or of `a` itself, into `a`: for orders up to [`SMALL`] on a local
 /// array (in registers once the size is a constant) written to `a` at the end, beyond in place.
 /// In place, each entry of `L` is stored and read back for the next column, on the
 /// factorisation's chain of dependent operations, and where two scalar stores are read back as
 /// one vector that is a store-forwarding stall (the box QP of every Riccati stage factors its
 /// `nu × nu` block). Nothing is written to a small `a` when `A` is not positive definite.
 #[inline(always)]
-fn cholesky_core(src: Option<&[f64]>, a: &mut [f64], n: usize, rel_tol: f64) -> bool {
+fn ldlt_core(src: Option<&[f64]>, a: &mut [f64], n: usize, rel_tol: f64) -> bool {
     let a = &mut a[..n * n];
     if n > SMALL {
-        return cholesky_into(src, a, n, n, rel_tol);
+        return ldlt_into(src, a, n, n, rel_tol);
     }
     let mut l = [0.0f64; SMALL * SMALL];
-    if !cholesky_into(Some(src.unwrap_or(&*a)), &mut l, SMALL, n, rel_tol) {
+    if !ldlt_into(Some(src.unwrap_or(&*a)), &mut l, SMALL, n, rel_tol) {
         return false;
     }
     for i in 0..n {
@@ -86,14 +95,14 @@ fn cholesky_core(src: Option<&[f64]>, a: &mut [f64], n: usize, rel_tol: f64) -> 
     true
 }
 
-/// Largest order factorised in registers by [`cholesky_core`].
+/// Largest order factorised in registers by [`ldlt_core`].
 const SMALL: usize = 8;
 
 /// The factorisation of the `n × n` matrix `src` (row-major; `None`: `l` itself, `stride` then
-/// `n`) into `l` (row stride `stride`): `L` on and below the diagonal, zeros above.
+/// `n`) into `l` (row stride `stride`), laid out as [`ldlt`] says.
 #[inline(always)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
-fn cholesky_into(src: Option<&[f64]>, l: &mut [f64], stride: usize, n: usize, rel_tol: f64) -> bool {
+fn ldlt_into(src: Option<&[f64]>, l: &mut [f64], stride: usize, n: usize, rel_tol: f64) -> bool {
     // Entry (i, j) of A as it was before the factorisation (in place, read before it is written).
     let orig = |l: &[f64], i: usize, j: usize| match src {
         Some(s) => s[i * n + j],
@@ -107,53 +116,49 @@ fn cholesky_into(src: Option<&[f64]>, l: &mut [f64], stride: usize, n: usize, re
     for j in 0..n {
         let mut d = orig(l, j, j);
         for k in 0..j {
-            d -= l[j * stride + k] * l[j * stride + k];
+            // L_jk · (L_jk d_k), the second factor kept above the diagonal.
+            d -= l[j * stride + k] * l[k * stride + j];
         }
         if !(d > floor) || !d.is_finite() {
             return false;
         }
-        let ljj = d.sqrt();
-        l[j * stride + j] = ljj;
+        l[j * stride + j] = d;
         for i in j + 1..n {
             let mut s = orig(l, i, j);
             for k in 0..j {
-                s -= l[i * stride + k] * l[j * stride + k];
+                s -= l[i * stride + k] * l[k * stride + j];
             }
-            l[i * stride + j] = s / ljj;
-        }
-        for i in 0..j {
-            l[i * stride + j] = 0.0;
+            l[j * stride + i] = s;
+            l[i * stride + j] = s / d;
         }
     }
     true
 }
 
-/// Solve `L Lᵀ x = b` in place (`b ← x`), `L` from [`cholesky`].
-///
-/// Each row is multiplied by the reciprocal of its pivot: the reciprocals do not depend on `b`,
-/// so they are computed off the chain of dependent rows, which then costs a product per row
-/// instead of a division (the box QP's solve in the Riccati pass is latency-bound).
+/// Solve `L D Lᵀ x = b` in place (`b ← x`), the factor from [`ldlt`]: `L y = b`, then
+/// `Lᵀ x = D⁻¹ y`, each row of the second sweep started at `y_i` times the reciprocal of its
+/// pivot (the reciprocals and products do not depend on the sweep, so they are off the chain of
+/// dependent rows, where a division would have been on it).
 #[inline(always)]
-pub fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
+pub fn ldlt_solve(l: &[f64], n: usize, b: &mut [f64]) {
     for i in 0..n {
-        let r = 1.0 / l[i * n + i];
         let mut s = b[i];
         for k in 0..i {
             s -= l[i * n + k] * b[k];
         }
-        b[i] = s * r;
+        b[i] = s;
     }
     for i in (0..n).rev() {
-        let r = 1.0 / l[i * n + i];
-        let mut s = b[i];
+        let mut s = b[i] * (1.0 / l[i * n + i]);
         for k in i + 1..n {
             s -= l[k * n + i] * b[k];
         }
-        b[i] = s * r;
+        b[i] = s;
     }
 }
 
-/// Solve `L Lᵀ X = B` in place for `B` `n × m` (row-major; `B ← X`).
+/// Solve `L D Lᵀ X = B` in place for `B` `n × m` (row-major; `B ← X`), the factor from
+/// [`ldlt`], with the operations of [`ldlt_solve`] per column.
 ///
 /// Each row of `B` (in blocks of at most 32 columns: the columns are independent) is accumulated
 /// in a register-sized stack array and stored once: updating it in memory, row slice by row
@@ -161,21 +166,21 @@ pub fn cholesky_solve(l: &[f64], n: usize, b: &mut [f64]) {
 /// widths differ; ~4× slower for `4 × 10`). Every entry sees the same operations in the same
 /// order as the plain triple loop, its multiply-adds rounded as `M` says.
 #[inline(always)]
-pub fn cholesky_solve_multi<M: Arith>(l: &[f64], n: usize, b: &mut [f64], m: usize) {
+pub fn ldlt_solve_multi<M: Arith>(l: &[f64], n: usize, b: &mut [f64], m: usize) {
     if m <= 16 {
-        cholesky_solve_columns::<M>(l, n, b, m, 0..m, &mut [0.0; 16]);
+        ldlt_solve_columns::<M>(l, n, b, m, 0..m, &mut [0.0; 16]);
     } else {
         let acc = &mut [0.0; 32];
         for c0 in (0..m).step_by(32) {
-            cholesky_solve_columns::<M>(l, n, b, m, c0..m.min(c0 + 32), acc);
+            ldlt_solve_columns::<M>(l, n, b, m, c0..m.min(c0 + 32), acc);
         }
     }
 }
 
-/// [`cholesky_solve_multi`] on the columns `cols` of `B`, with the row accumulator `acc` (at
+/// [`ldlt_solve_multi`] on the columns `cols` of `B`, with the row accumulator `acc` (at
 /// least `cols.len()` long).
 #[inline(always)]
-fn cholesky_solve_columns<M: Arith>(l: &[f64], n: usize, b: &mut [f64], m: usize, cols: std::ops::Range<usize>, acc: &mut [f64]) {
+fn ldlt_solve_columns<M: Arith>(l: &[f64], n: usize, b: &mut [f64], m: usize, cols: std::ops::Range<usize>, acc: &mut [f64]) {
     let b = &mut b[..n * m];
     let l = &l[..n * n];
     let acc = &mut acc[..cols.len()];
@@ -188,24 +193,18 @@ fn cholesky_solve_columns<M: Arith>(l: &[f64], n: usize, b: &mut [f64], m: usize
                 *x = nmadd::<M>(lik, *y, *x);
             }
         }
-        // One division per row, then products: m divisions cost more than one and m products.
-        let r = 1.0 / l[i * n + i];
-        for x in acc.iter_mut() {
-            *x *= r;
-        }
         b[row(i)].copy_from_slice(acc);
     }
     for i in (0..n).rev() {
-        acc.copy_from_slice(&b[row(i)]);
+        let r = 1.0 / l[i * n + i];
+        for (x, y) in acc.iter_mut().zip(&b[row(i)]) {
+            *x = y * r;
+        }
         for k in i + 1..n {
             let lki = l[k * n + i];
             for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
                 *x = nmadd::<M>(lki, *y, *x);
             }
-        }
-        let r = 1.0 / l[i * n + i];
-        for x in acc.iter_mut() {
-            *x *= r;
         }
         b[row(i)].copy_from_slice(acc);
     }
@@ -303,13 +302,13 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     #[test]
-    fn cholesky_and_lu_solve_agree() {
+    fn ldlt_and_lu_solve_agree() {
         let a = [4.0, 1.0, 0.5, 1.0, 3.0, 0.2, 0.5, 0.2, 2.0];
         let b = [1.0, -2.0, 0.5, 3.0, 0.0, 1.0];
         let mut l = a;
-        assert!(cholesky(&mut l, 3, 1e-14));
+        assert!(ldlt(&mut l, 3, 1e-14));
         let mut x1 = b;
-        cholesky_solve_multi::<Separate>(&l, 3, &mut x1, 2);
+        ldlt_solve_multi::<Separate>(&l, 3, &mut x1, 2);
         let mut a2 = a;
         let mut x2 = b;
         assert!(lu_solve_multi(&mut a2, 3, &mut x2, 2));
@@ -324,7 +323,7 @@ mod tests {
             }
         }
         let mut v = [1.0, 0.5, 0.0];
-        cholesky_solve(&l, 3, &mut v);
+        ldlt_solve(&l, 3, &mut v);
         for i in 0..3 {
             assert!((v[i] - x1[i * 2]).abs() < 1e-14);
         }
@@ -341,14 +340,14 @@ mod tests {
                 a[i * n + j] = 1.0 / (1.0 + i as f64 + j as f64) + if i == j { 2.0 } else { 0.0 };
             }
         }
-        assert!(cholesky(&mut a, n, 1e-14));
+        assert!(ldlt(&mut a, n, 1e-14));
         for (m, fused) in [1, 10, 16, 17, 40, 70].into_iter().flat_map(|m| [(m, false), (m, true)]) {
             let b0: Vec<f64> = (0..n * m).map(|v| ((v * 7919) % 113) as f64 / 17.0 - 3.0).collect();
             let mut got = b0.clone();
             if fused {
-                cholesky_solve_multi::<Fused>(&a, n, &mut got, m);
+                ldlt_solve_multi::<Fused>(&a, n, &mut got, m);
             } else {
-                cholesky_solve_multi::<Separate>(&a, n, &mut got, m);
+                ldlt_solve_multi::<Separate>(&a, n, &mut got, m);
             }
             let sub_mul = |s: f64, x: f64, y: f64| if fused { (-x).mul_add(y, s) } else { s - x * y };
             let mut want = b0.clone();
@@ -358,14 +357,14 @@ mod tests {
                     for k in 0..i {
                         s = sub_mul(s, a[i * n + k], want[k * m + c]);
                     }
-                    want[i * m + c] = s * (1.0 / a[i * n + i]);
+                    want[i * m + c] = s;
                 }
                 for i in (0..n).rev() {
-                    let mut s = want[i * m + c];
+                    let mut s = want[i * m + c] * (1.0 / a[i * n + i]);
                     for k in i + 1..n {
                         s = sub_mul(s, a[k * n + i], want[k * m + c]);
                     }
-                    want[i * m + c] = s * (1.0 / a[i * n + i]);
+                    want[i * m + c] = s;
                 }
             }
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -377,7 +376,7 @@ mod tests {
     /// a source or in place, and the same verdict on matrices that are not positive definite
     /// (leaving the matrix as it was where it is small).
     #[test]
-    fn small_cholesky_equals_the_in_place_one_to_the_bit() {
+    fn small_ldlt_equals_the_in_place_one_to_the_bit() {
         let mut rng = StdRng::seed_from_u64(17);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for n in 1..=SMALL {
@@ -394,11 +393,11 @@ mod tests {
                     a[(n - 1) * n + n - 1] = -1.0; // not positive definite
                 }
                 let (mut l1, mut l2) = (vec![f64::NAN; n * n], a.clone());
-                let ok1 = cholesky_from(&a, &mut l1, n, 1e-13);
-                let ok2 = cholesky_into(None, &mut l2, n, n, 1e-13);
+                let ok1 = ldlt_from(&a, &mut l1, n, 1e-13);
+                let ok2 = ldlt_into(None, &mut l2, n, n, 1e-13);
                 assert_eq!((ok1, ok2), (!bad, !bad), "n={n} trial={trial}");
                 let mut b1 = a.clone();
-                assert_eq!(cholesky(&mut b1, n, 1e-13), ok1);
+                assert_eq!(ldlt(&mut b1, n, 1e-13), ok1);
                 if ok1 {
                     assert_eq!(bits(&l1), bits(&l2), "n={n} trial={trial}");
                     assert_eq!(bits(&b1), bits(&l2), "in place, n={n} trial={trial}");
@@ -410,10 +409,10 @@ mod tests {
     }
 
     #[test]
-    fn cholesky_rejects_indefinite() {
+    fn ldlt_rejects_indefinite() {
         let mut a = [1.0, 2.0, 2.0, 1.0];
-        assert!(!cholesky(&mut a, 2, 1e-14));
+        assert!(!ldlt(&mut a, 2, 1e-14));
         let mut z = [0.0; 4];
-        assert!(!cholesky(&mut z, 2, 1e-14));
+        assert!(!ldlt(&mut z, 2, 1e-14));
     }
 }

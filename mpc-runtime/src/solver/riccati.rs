@@ -2,7 +2,7 @@
 //! with the gradient pass.
 
 use super::arith::{Arith, madd};
-use super::linalg::cholesky_solve_multi;
+use super::linalg::ldlt_solve_multi;
 use super::workspace::{Workspace, row_stride, with_row_acc};
 use super::ProblemRef;
 use crate::model::Dynamics;
@@ -465,7 +465,7 @@ fn riccati_stages<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &ProblemR
             for i in 0..nu {
                 neg_copy(&mut kk[i * nx..(i + 1) * nx], q_ux(i));
             }
-            cholesky_solve_multi::<M>(ws.scratch.qp.free_cholesky(), nu, kk, nx);
+            ldlt_solve_multi::<M>(ws.scratch.qp.free_factor(), nu, kk, nx);
         } else {
             kk.fill(0.0);
             if m > 0 {
@@ -473,7 +473,7 @@ fn riccati_stages<D: Dynamics, M: Arith>(d: &D, ws: &mut Workspace, p: &ProblemR
                 for (a, &i) in free.iter().enumerate() {
                     neg_copy(&mut rhs[a * nx..(a + 1) * nx], q_ux(i));
                 }
-                cholesky_solve_multi::<M>(ws.scratch.qp.free_cholesky(), m, rhs, nx);
+                ldlt_solve_multi::<M>(ws.scratch.qp.free_factor(), m, rhs, nx);
                 for (a, &i) in free.iter().enumerate() {
                     kk[i * nx..(i + 1) * nx].copy_from_slice(&rhs[a * nx..(a + 1) * nx]);
                 }

@@ -13,7 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use crate::solver::arith::Arith;
-use super::{Hess, LANES, LaneWorkspace, Structure, V, ZERO, add_cost_to_go, lane_cholesky_solve, linearize_all, load, update_cost_to_go};
+use super::{Hess, LANES, LaneWorkspace, Structure, V, ZERO, add_cost_to_go, lane_ldlt_solve, linearize_all, load, update_cost_to_go};
 use crate::lane::neg;
 use crate::model::Dynamics;
 use crate::solver::backward::{copy_streaming, outer_bounded, stream_fence, sym_outer};
@@ -31,7 +31,7 @@ isa_builds! {
     /// `xs[l·T·nx..]`, `us[l·T·nu..]`, upstream gradients likewise; outputs at
     /// `grad_cm[l·T·n²..]`, `grad_cv[l·T·n..]`, `grad_x0[l·nx..]`; `dL/dC` with non-temporal
     /// stores where `stream`, for outputs far larger than the caches). Returns, per lane,
-    /// whether its free block needed more than a Cholesky factorisation (that problem must be
+    /// whether its free block needed more than an `L D Lᵀ` factorisation (that problem must be
     /// redone by the per-problem pass), and whether its outputs came out finite (tested as they
     /// were written, so that nobody reads them back). Only where [`backward_applies`] holds.
     /// Runs the build of [`Isa::for_backward`](crate::solver::isa::Isa::for_backward).
@@ -150,12 +150,12 @@ fn backward_lanes_impl<D: Dynamics, M: Arith>(
             }
             k[i] = select(m, neg(qz[nx + i]), ZERO);
         }
-        let ok = lane_cholesky(&mut ws.lf, nu, 1e-14, &ws.free);
+        let ok = lane_ldlt(&mut ws.lf, nu, 1e-14, &ws.free);
         for l in 0..LANES {
             failed[l] |= !ok[l];
         }
-        lane_cholesky_solve::<M>(&ws.lf, nu, kk, nx);
-        lane_cholesky_solve::<M>(&ws.lf, nu, k, 1);
+        lane_ldlt_solve::<M>(&ws.lf, nu, kk, nx);
+        lane_ldlt_solve::<M>(&ws.lf, nu, k, 1);
         // K solves the unregularised free block exactly: the short formula.
         update_cost_to_go::<M>(
             &ws.kk[t * nu * nx..(t + 1) * nu * nx],
@@ -300,25 +300,25 @@ fn select(m: [u64; LANES], a: V, b: V) -> V {
     r
 }
 
-/// `linalg::cholesky` of every lane's free block, spread over `n × n` with the identity on the
+/// `linalg::ldlt` of every lane's free block, spread over `n × n` with the identity on the
 /// lane's other rows and columns (`free[i][l]` 1 or 0): the same operations per entry of the
 /// free block, plus `0·0` terms, and the pivot test only on free pivots. Per lane whether the
 /// free block is numerically positive definite.
 #[inline(always)]
-pub(super) fn lane_cholesky(a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
-    lane_cholesky_core(None, a, n, rel_tol, free)
+pub(super) fn lane_ldlt(a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+    lane_ldlt_core(None, a, n, rel_tol, free)
 }
 
-/// [`lane_cholesky`] of `src` into `l` (as `linalg::cholesky_from`: no copy first).
+/// [`lane_ldlt`] of `src` into `l` (as `linalg::ldlt_from`: no copy first).
 #[inline(always)]
-pub(super) fn lane_cholesky_from(src: &[V], l: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
-    lane_cholesky_core(Some(&src[..n * n]), l, n, rel_tol, free)
+pub(super) fn lane_ldlt_from(src: &[V], l: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+    lane_ldlt_core(Some(&src[..n * n]), l, n, rel_tol, free)
 }
 
-/// [`lane_cholesky`] of `src`, or of `a` itself, into `a`.
+/// [`lane_ldlt`] of `src`, or of `a` itself, into `a`.
 #[inline(always)]
 #[allow(clippy::neg_cmp_op_on_partial_ord)] // `!(d > floor)` also catches NaN
-fn lane_cholesky_core(src: Option<&[V]>, a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
+fn lane_ldlt_core(src: Option<&[V]>, a: &mut [V], n: usize, rel_tol: f64, free: &[V]) -> [bool; LANES] {
     let a = &mut a[..n * n];
     // Entry k of A as it was before the factorisation.
     let orig = |a: &[V], k: usize| match src {
@@ -339,29 +339,26 @@ fn lane_cholesky_core(src: Option<&[V]>, a: &mut [V], n: usize, rel_tol: f64, fr
         let mut d = orig(a, j * n + j);
         for k in 0..j {
             for l in 0..LANES {
-                d[l] -= a[j * n + k][l] * a[j * n + k][l];
+                d[l] -= a[j * n + k][l] * a[k * n + j][l];
             }
         }
         let f = free[j];
         for l in 0..LANES {
             ok[l] &= !((f[l] != 0.0) & (!(d[l] > rel_tol * dmax[l]) | !d[l].is_finite()));
         }
-        let ljj = d.map(f64::sqrt);
-        a[j * n + j] = ljj;
+        a[j * n + j] = d;
         for i in j + 1..n {
             let mut s = orig(a, i * n + j);
             for k in 0..j {
                 for l in 0..LANES {
-                    s[l] -= a[i * n + k][l] * a[j * n + k][l];
+                    s[l] -= a[i * n + k][l] * a[k * n + j][l];
                 }
             }
+            a[j * n + i] = s;
             for l in 0..LANES {
-                s[l] /= ljj[l];
+                s[l] /= d[l];
             }
             a[i * n + j] = s;
-        }
-        for i in 0..j {
-            a[i * n + j] = ZERO;
         }
     }
     ok

@@ -4,12 +4,12 @@
 //! order per lane (so each lane gets the per-lane solve's bits), vectorised across lanes. A lane
 //! that leaves this course is solved by `BoxQp` from its start as before.
 
-use super::backward::lane_cholesky_from;
+use super::backward::lane_ldlt_from;
 use crate::solver::aligned::Aligned;
 use super::{LANES, V, sub_mul};
 use crate::solver::arith::Separate;
 
-/// Lane buffers of the box QP (`Q` nu×nu and its Cholesky factor, `c`, bounds, solution,
+/// Lane buffers of the box QP (`Q` nu×nu and its `L D Lᵀ` factor, `c`, bounds, solution,
 /// unconstrained minimiser), allocated with the lane workspace.
 #[derive(Clone, Debug)]
 pub(crate) struct LaneBoxQp {
@@ -31,12 +31,12 @@ impl LaneBoxQp {
 
 /// Solve the box QPs in `b` (`q` with `μ` on its diagonal, `c`, `lo`, `hi`) for the lanes in
 /// `on` that take the common course (see the module documentation): per lane whether it did.
-/// Where it did, `b.x` holds the solution and `b.chol` the Cholesky factor of the whole `Q`
+/// Where it did, `b.x` holds the solution and `b.chol` the `L D Lᵀ` factor of the whole `Q`
 /// (every control free), as `BoxQp` leaves them; elsewhere both are undefined.
 #[inline(always)]
 pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) -> [bool; LANES] {
     let mut done = *on;
-    // `lane_cholesky`'s pivot test on every row: all free.
+    // `lane_ldlt`'s pivot test on every row: all free.
     let (ones, mut heap) = ([[1.0; LANES]; 16], Vec::new());
     let ones: &[V] = if n <= 16 {
         &ones
@@ -44,7 +44,7 @@ pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) ->
         heap.resize(n, [1.0; LANES]);
         &heap
     };
-    let pd = lane_cholesky_from(&b.q, &mut b.chol, n, 1e-13, ones);
+    let pd = lane_ldlt_from(&b.q, &mut b.chol, n, 1e-13, ones);
     for l in 0..LANES {
         done[l] &= pd[l];
     }
@@ -54,22 +54,21 @@ pub(crate) fn solve_interior(b: &mut LaneBoxQp, n: usize, on: &[bool; LANES]) ->
     for i in 0..n {
         b.s[i] = b.c[i].map(|v| -v);
     }
-    // `linalg::cholesky_solve`: each row times the reciprocal of its pivot.
+    // `linalg::ldlt_solve`: L y = -c, then Lᵀ x = D⁻¹ y.
     for i in 0..n {
-        let r = b.chol[i * n + i].map(|v| 1.0 / v);
         let mut s = b.s[i];
         for k in 0..i {
             s = sub_mul::<Separate>(s, b.chol[i * n + k], b.s[k]);
         }
-        b.s[i] = std::array::from_fn(|l| s[l] * r[l]);
+        b.s[i] = s;
     }
     for i in (0..n).rev() {
         let r = b.chol[i * n + i].map(|v| 1.0 / v);
-        let mut s = b.s[i];
+        let mut s: V = std::array::from_fn(|l| b.s[i][l] * r[l]);
         for k in i + 1..n {
             s = sub_mul::<Separate>(s, b.chol[k * n + i], b.s[k]);
         }
-        b.s[i] = std::array::from_fn(|l| s[l] * r[l]);
+        b.s[i] = s;
     }
     // Strictly inside the box: the solution.
     for i in 0..n {

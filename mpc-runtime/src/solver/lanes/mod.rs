@@ -134,7 +134,7 @@ pub(crate) struct LaneWorkspace {
     kt: Aligned<f64>,
     // Every lane's box QP where it takes its common course (`boxqp::solve_interior`).
     bqp: LaneBoxQp,
-    // Per lane: its free face's Cholesky factor spread over nu×nu, which controls are free (1/0).
+    // Per lane: its free face's `L D Lᵀ` factor spread over nu×nu, which controls are free (1/0).
     lf: Aligned<V>,
     free: Aligned<V>,
     sx: Aligned<f64>,
@@ -242,24 +242,24 @@ fn add_mul<M: Arith>(y: V, a: V, x: V) -> V {
     r
 }
 
-/// Solve `L Lᵀ X = B` in place for every lane (`L` `n × n` lower, `B` `n × m`, row-major), the
-/// operations of `linalg::cholesky_solve_multi` per lane. Each row of `B` is accumulated in a
+/// Solve `L D Lᵀ X = B` in place for every lane (the factor `n × n` as `linalg::ldlt` lays it out, `B` `n × m`, row-major), the
+/// operations of `linalg::ldlt_solve_multi` per lane. Each row of `B` is accumulated in a
 /// stack array (where `m ≤ 16`: registers once inlined) and stored once.
 #[inline(always)]
-fn lane_cholesky_solve<M: Arith>(lf: &[V], n: usize, b: &mut [V], m: usize) {
+fn lane_ldlt_solve<M: Arith>(lf: &[V], n: usize, b: &mut [V], m: usize) {
     if m <= 16 {
-        lane_cholesky_solve_cols::<M>(lf, n, b, m, 0..m, &mut [ZERO; 16]);
+        lane_ldlt_solve_cols::<M>(lf, n, b, m, 0..m, &mut [ZERO; 16]);
     } else {
         let mut acc = [ZERO; 32];
         for c0 in (0..m).step_by(32) {
-            lane_cholesky_solve_cols::<M>(lf, n, b, m, c0..m.min(c0 + 32), &mut acc);
+            lane_ldlt_solve_cols::<M>(lf, n, b, m, c0..m.min(c0 + 32), &mut acc);
         }
     }
 }
 
-/// [`lane_cholesky_solve`] on the columns `cols` of `B` with the row accumulator `acc`.
+/// [`lane_ldlt_solve`] on the columns `cols` of `B` with the row accumulator `acc`.
 #[inline(always)]
-fn lane_cholesky_solve_cols<M: Arith>(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std::ops::Range<usize>, acc: &mut [V]) {
+fn lane_ldlt_solve_cols<M: Arith>(lf: &[V], n: usize, b: &mut [V], m: usize, cols: std::ops::Range<usize>, acc: &mut [V]) {
     let b = &mut b[..n * m];
     let acc = &mut acc[..cols.len()];
     let row = |i: usize| i * m + cols.start..i * m + cols.end;
@@ -271,23 +271,18 @@ fn lane_cholesky_solve_cols<M: Arith>(lf: &[V], n: usize, b: &mut [V], m: usize,
                 *x = sub_mul::<M>(*x, lik, *y);
             }
         }
-        let r = recip(lf[i * n + i]);
-        for x in acc.iter_mut() {
-            *x = mul(*x, r);
-        }
         b[row(i)].copy_from_slice(acc);
     }
     for i in (0..n).rev() {
-        acc.copy_from_slice(&b[row(i)]);
+        let r = recip(lf[i * n + i]);
+        for (x, y) in acc.iter_mut().zip(&b[row(i)]) {
+            *x = mul(*y, r);
+        }
         for k in i + 1..n {
             let lki = lf[k * n + i];
             for (x, y) in acc.iter_mut().zip(&b[row(k)]) {
                 *x = sub_mul::<M>(*x, lki, *y);
             }
-        }
-        let r = recip(lf[i * n + i]);
-        for x in acc.iter_mut() {
-            *x = mul(*x, r);
         }
         b[row(i)].copy_from_slice(acc);
     }
@@ -918,8 +913,8 @@ fn riccati<M: Arith>(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &
                 live[l] = false;
                 continue;
             }
-            // The free face's Cholesky factor, spread over the lane's full nu×nu factor.
-            let (free, chol) = (ws.qp.free_indices(), ws.qp.free_cholesky());
+            // The free face's `L D Lᵀ` factor, spread over the lane's full nu×nu factor.
+            let (free, chol) = (ws.qp.free_indices(), ws.qp.free_factor());
             let m = free.len();
             for a in 0..m {
                 ws.free[free[a]][l] = 1.0;
@@ -957,7 +952,7 @@ fn riccati<M: Arith>(ws: &mut LaneWorkspace, nx: usize, nu: usize, mu: &V, on: &
                 }
             }
         }
-        lane_cholesky_solve::<M>(&ws.lf, nu, kk, nx);
+        lane_ldlt_solve::<M>(&ws.lf, nu, kk, nx);
         let (kk, kkt) = (&ws.kk[t * nu * nx..(t + 1) * nu * nx], &mut ws.kkt[t * nx * nu..(t + 1) * nx * nu]);
         for i in 0..nu {
             for j in 0..nx {
@@ -1397,7 +1392,7 @@ mod tests {
         one.install(|| assert_eq!((lane_count(LANES - 1, Lanes::Auto), lane_count(2 * LANES + 3, Lanes::Auto)), (0, 2 * LANES)));
     }
 
-    /// The lane gain solve equals `linalg::cholesky_solve_multi` lane by lane to the bit, for
+    /// The lane gain solve equals `linalg::ldlt_solve_multi` lane by lane to the bit, for
     /// right-hand sides of one register block, of the 32-wide block, and of several blocks,
     /// with separate and with fused multiply-adds.
     #[test]
@@ -1416,7 +1411,7 @@ mod tests {
                         a[j * n + i] = v;
                     }
                 }
-                assert!(crate::solver::linalg::cholesky(&mut a, n, 1e-14));
+                assert!(crate::solver::linalg::ldlt(&mut a, n, 1e-14));
                 for (e, v) in lf.iter_mut().zip(&a) {
                     e[l] = *v;
                 }
@@ -1426,16 +1421,16 @@ mod tests {
             for fused in [false, true] {
                 let mut b = b0.clone();
                 if fused {
-                    lane_cholesky_solve::<crate::solver::arith::Fused>(&lf, n, &mut b, m);
+                    lane_ldlt_solve::<crate::solver::arith::Fused>(&lf, n, &mut b, m);
                 } else {
-                    lane_cholesky_solve::<Separate>(&lf, n, &mut b, m);
+                    lane_ldlt_solve::<Separate>(&lf, n, &mut b, m);
                 }
                 for l in 0..LANES {
                     let mut want: Vec<f64> = b0.iter().map(|v| v[l]).collect();
                     if fused {
-                        crate::solver::linalg::cholesky_solve_multi::<crate::solver::arith::Fused>(&per_lane[l], n, &mut want, m);
+                        crate::solver::linalg::ldlt_solve_multi::<crate::solver::arith::Fused>(&per_lane[l], n, &mut want, m);
                     } else {
-                        crate::solver::linalg::cholesky_solve_multi::<Separate>(&per_lane[l], n, &mut want, m);
+                        crate::solver::linalg::ldlt_solve_multi::<Separate>(&per_lane[l], n, &mut want, m);
                     }
                     let got: Vec<u64> = b.iter().map(|v| v[l].to_bits()).collect();
                     assert_eq!(got, want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "m = {m}, lane {l}, fused {fused}");
