@@ -106,10 +106,19 @@ pub fn if_le(a: Lane, b: Lane, t: Lane, e: Lane) -> Lane {
 }
 
 /// `(sin, cos)` of every lane with the bits of [`math::sin`] and [`math::cos`]: where every
-/// lane's first reduction step suffices (almost always) without branches across lanes, so the
+/// lane is below [`math::KERNEL_MAX`], the kernels alone; where every lane's first reduction
+/// step suffices (almost always) without branches across lanes, so the
 /// lanes vectorise; otherwise lane by lane.
 #[inline(always)]
 pub fn sin_cos(a: Lane) -> (Lane, Lane) {
+    if a.iter().all(|v| v.abs() < math::KERNEL_MAX) {
+        // No reduction ([`math::KERNEL_MAX`]): the kernels alone, vectorised.
+        let (mut s, mut c) = ([0.0; LANES], [0.0; LANES]);
+        for l in 0..LANES {
+            (s[l], c[l]) = math::sin_cos_kernel(a[l]);
+        }
+        return (s, c);
+    }
     let (mut n, mut r, mut w, mut y0, mut fine) = ([0u64; LANES], [0.0; LANES], [0.0; LANES], [0.0; LANES], [false; LANES]);
     for l in 0..LANES {
         (n[l], r[l], w[l], y0[l], fine[l]) = math::reduce_first(a[l]);

@@ -111,6 +111,18 @@ fn kernel_cos(x: f64, y: f64) -> f64 {
     w + (((1.0 - w) - hz) + (z * r - x * y))
 }
 
+/// Below this magnitude (just under `π/4`: `x · 2/π < 0.5`) the reduction is the identity,
+/// `n = 0` and `(y0, y1) = (x, +0)` exactly, so the kernels take `x` directly (fdlibm's own
+/// first branch): the same bits without the reduction's chain of dependent operations, which
+/// the quadrotor's rollouts wait on at every step (its rates' half-angle is below 0.45).
+pub(crate) const KERNEL_MAX: f64 = 0.785_398;
+
+/// `(sin x, cos x)` for `|x| <` [`KERNEL_MAX`] (garbage beyond): [`sin_cos_reduced`]'s bits.
+#[inline(always)]
+pub(crate) fn sin_cos_kernel(x: f64) -> (f64, f64) {
+    (kernel_sin(x, 0.0), kernel_cos(x, 0.0))
+}
+
 /// `(sin x, cos x)` for `|x| <` [`REDUCED_MAX`] (garbage beyond).
 #[inline(always)]
 pub fn sin_cos_reduced(x: f64) -> (f64, f64) {
@@ -136,20 +148,38 @@ pub fn in_reduced_range(x: f64) -> bool {
 /// `sin x` (see the module documentation).
 #[inline(always)]
 pub fn sin(x: f64) -> f64 {
-    if in_reduced_range(x) { sin_cos_reduced(x).0 } else { x.sin() }
+    if x.abs() < KERNEL_MAX {
+        kernel_sin(x, 0.0)
+    } else if in_reduced_range(x) {
+        sin_cos_reduced(x).0
+    } else {
+        x.sin()
+    }
 }
 
 /// `cos x` (see the module documentation).
 #[inline(always)]
 pub fn cos(x: f64) -> f64 {
-    if in_reduced_range(x) { sin_cos_reduced(x).1 } else { x.cos() }
+    if x.abs() < KERNEL_MAX {
+        kernel_cos(x, 0.0)
+    } else if in_reduced_range(x) {
+        sin_cos_reduced(x).1
+    } else {
+        x.cos()
+    }
 }
 
 /// `(sin x, cos x)` with the bits of [`sin`] and [`cos`], from one reduction: the generated
 /// code's call where a model takes both of one argument.
 #[inline(always)]
 pub fn sin_cos(x: f64) -> (f64, f64) {
-    if in_reduced_range(x) { sin_cos_reduced(x) } else { (x.sin(), x.cos()) }
+    if x.abs() < KERNEL_MAX {
+        sin_cos_kernel(x)
+    } else if in_reduced_range(x) {
+        sin_cos_reduced(x)
+    } else {
+        (x.sin(), x.cos())
+    }
 }
 
 #[cfg(test)]
@@ -212,6 +242,41 @@ mod tests {
         }
         for x in [1.6e6, -2e7, 1e300] {
             assert_eq!((sin(x).to_bits(), cos(x).to_bits()), (x.sin().to_bits(), x.cos().to_bits()));
+        }
+    }
+
+    /// Below [`KERNEL_MAX`] the kernels on `(x, +0)` give the reduction's bits to the bit: every
+    /// sign and binade of `x` up to the threshold, the threshold's neighbours and both zeros.
+    #[test]
+    fn small_arguments_skip_the_reduction_with_the_same_bits() {
+        let mut xs = vec![0.0, -0.0, 5e-324, 1e-300, 1e-8, 0.1, 0.5, 0.78, KERNEL_MAX, std::f64::consts::FRAC_PI_4];
+        let mut v = KERNEL_MAX;
+        for _ in 0..64 {
+            v = f64::from_bits(v.to_bits() - 1);
+            xs.push(v);
+        }
+        for i in 0..200_000 {
+            xs.push(KERNEL_MAX * (i as f64 / 200_000.0));
+            xs.push(KERNEL_MAX * 2f64.powi(-(i % 1000) as i32) * (0.5 + (i as f64 * 0.618_034).fract() / 2.0));
+        }
+        let mut fast = 0;
+        for &x in &xs {
+            for x in [x, -x] {
+                let (s, c) = sin_cos_reduced(x);
+                assert_eq!((sin(x).to_bits(), cos(x).to_bits()), (s.to_bits(), c.to_bits()), "x = {x:e}");
+                assert_eq!(sin_cos(x).0.to_bits(), s.to_bits());
+                if x.abs() < KERNEL_MAX {
+                    assert_eq!(sin_cos_kernel(x).0.to_bits(), s.to_bits(), "x = {x:e}");
+                    assert_eq!(sin_cos_kernel(x).1.to_bits(), c.to_bits(), "x = {x:e}");
+                    fast += 1;
+                }
+            }
+        }
+        assert!(fast > 400_000);
+        let all_small: [f64; crate::model::LANES] = std::array::from_fn(|l| 0.1 * l as f64 - 0.15);
+        let (s, c) = crate::lane::sin_cos(all_small);
+        for l in 0..crate::model::LANES {
+            assert_eq!((s[l].to_bits(), c[l].to_bits()), (sin(all_small[l]).to_bits(), cos(all_small[l]).to_bits()));
         }
     }
 
