@@ -576,10 +576,11 @@ fn rollout_plain<D: Dynamics>(d: &D, ws: &mut LaneWorkspace) -> (V, V) {
     let (mut j, mut sc) = (ZERO, ZERO);
     let mut z = std::mem::take(&mut ws.z);
     for t in 0..tt {
-        add_stage_cost(ws, nx, nu, false, t, &mut z, &mut j, &mut sc);
+        // The next state first: the rollout waits on its chain, and the stage cost fills it.
         if t + 1 < tt {
             step_lanes(d, ws, false, t);
         }
+        add_stage_cost(ws, nx, nu, false, t, &mut z, &mut j, &mut sc);
     }
     ws.z = z;
     (j, sc)
@@ -622,10 +623,11 @@ fn rollout_trial<D: Dynamics>(d: &D, ws: &mut LaneWorkspace, alpha: f64) -> (V, 
                 ut[i] = std::array::from_fn(|l| clamp(v[i][l], lo[i][l], hi[i][l]));
             }
         }
-        add_stage_cost(ws, nx, nu, true, t, &mut z, &mut j, &mut sc);
+        // The next state first: the rollout waits on its chain, and the stage cost fills it.
         if t + 1 < tt {
             step_lanes(d, ws, true, t);
         }
+        add_stage_cost(ws, nx, nu, true, t, &mut z, &mut j, &mut sc);
     }
     ws.z = z;
     if nu > 16 {

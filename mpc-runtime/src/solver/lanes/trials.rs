@@ -93,6 +93,12 @@ pub(crate) fn rollout_trials<D: Dynamics>(d: &D, ws: &mut Workspace, p: &Problem
                 ut[i] = std::array::from_fn(|l| clamp(v[i][l], lo[i], hi[i]));
             }
         }
+        // The next state first: the rollout waits on its chain, and the stage cost fills it.
+        if t + 1 < tt {
+            let (cur, next) = tr.x.split_at_mut((t + 1) * nx);
+            let stepped = d.step_lanes(&cur[t * nx..], &tr.u[t * nu..(t + 1) * nu], &mut next[..nx]);
+            debug_assert!(stepped, "trials_apply admits models with lane code only");
+        }
         // The stage cost, per lane as `rollout::stage_cost_parts`.
         let (cm, cv) = (&p.cm[t * n * n..(t + 1) * n * n], &p.cv[t * n..(t + 1) * n]);
         let (q, lin) = if n <= 32 {
@@ -117,11 +123,6 @@ pub(crate) fn rollout_trials<D: Dynamics>(d: &D, ws: &mut Workspace, p: &Problem
         for l in 0..LANES {
             j[l] += 0.5 * q[l] + lin[l];
             sc[l] += 0.5 * q[l].abs() + lin[l].abs();
-        }
-        if t + 1 < tt {
-            let (cur, next) = tr.x.split_at_mut((t + 1) * nx);
-            let stepped = d.step_lanes(&cur[t * nx..], &tr.u[t * nu..(t + 1) * nu], &mut next[..nx]);
-            debug_assert!(stepped, "trials_apply admits models with lane code only");
         }
     }
     tr.acc = heap;
