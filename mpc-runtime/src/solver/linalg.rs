@@ -158,7 +158,7 @@ pub fn ldlt_solve(l: &[f64], n: usize, b: &mut [f64]) {
 }
 
 /// Solve `L D Lᵀ X = B` in place for `B` `n × m` (row-major; `B ← X`), the factor from
-/// [`ldlt`], with the operations of [`ldlt_solve`] per column.
+/// [`ldlt`]: the two sweeps of [`ldlt_solve`] on every column.
 ///
 /// Each row of `B` (in blocks of at most 32 columns: the columns are independent) is accumulated
 /// in a register-sized stack array and stored once: updating it in memory, row slice by row
